@@ -1,0 +1,162 @@
+//! Defaulting (`pkg/apis/batch/v1/defaults.go`, reference §1.1): a validated manifest becomes the
+//! typed, fully defaulted spec the controller runs.
+
+use crate::spec::{self, FieldError, FieldErrors};
+use std::time::Duration;
+
+/// `DefaultTerminationGracePeriodSeconds` in core/v1.
+pub const DEFAULT_TERMINATION_GRACE_PERIOD: Duration = Duration::from_secs(30);
+/// `backoffLimit` default without `backoffLimitPerIndex`.
+pub const DEFAULT_BACKOFF_LIMIT: u32 = 6;
+/// `DefaultJobPodFailureBackOff` and `MaxJobPodFailureBackOff` in job_controller.go.
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(10);
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(600);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompletionMode {
+    NonIndexed,
+    Indexed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartPolicy {
+    Never,
+    OnFailure,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodReplacementPolicy {
+    TerminatingOrFailed,
+    Failed,
+}
+
+/// The delays of pod re-creation (§5.3) and, halved, of in-place restarts (§5.1). Kubernetes
+/// fixes them at 10 s doubling up to 10 min; kjob lets users and tests shorten them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackoffConfig {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        Self {
+            initial: DEFAULT_BACKOFF_INITIAL,
+            max: DEFAULT_BACKOFF_MAX,
+        }
+    }
+}
+
+/// What the pod runs: the first container of the template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EffectiveSpec {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub labels: Vec<(String, String)>,
+    pub parallelism: u32,
+    /// `None` is a work-queue Job.
+    pub completions: Option<u32>,
+    pub completion_mode: CompletionMode,
+    pub backoff_limit: u32,
+    pub restart_policy: RestartPolicy,
+    pub termination_grace_period: Duration,
+    pub pod_replacement_policy: PodReplacementPolicy,
+    pub suspend: bool,
+    pub backoff: BackoffConfig,
+    pub container: ContainerSpec,
+}
+
+impl EffectiveSpec {
+    /// Validates then defaults a manifest. `uid` identifies this Job (the runtime makes one).
+    pub fn from_manifest(
+        job: &spec::Job,
+        uid: &str,
+        backoff: BackoffConfig,
+    ) -> Result<Self, FieldErrors> {
+        spec::validate_job(job)?;
+        let s = &job.spec;
+        // Both unset: one pod, once. Only parallelism unset: 1. Only completions unset: work queue.
+        let (parallelism, completions) = match (s.parallelism, s.completions) {
+            (None, None) => (1, Some(1)),
+            (p, c) => (p.unwrap_or(1), c),
+        };
+        let pod = &s.template.spec;
+        let container = pod.containers.first().ok_or_else(|| {
+            FieldErrors(vec![FieldError::required(
+                "spec.template.spec.containers",
+                "",
+            )])
+        })?;
+        let mut env: Vec<(String, String)> = Vec::with_capacity(container.env.len());
+        for var in &container.env {
+            env.push((var.name.clone(), var.value.clone().unwrap_or_default()));
+        }
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let mut labels: Vec<(String, String)> = s
+            .template
+            .metadata
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // What the API server adds to the template when it generates the selector (§1.2).
+        labels.push(("batch.kubernetes.io/controller-uid".into(), uid.to_string()));
+        labels.push(("batch.kubernetes.io/job-name".into(), name.clone()));
+        labels.push(("controller-uid".into(), uid.to_string()));
+        labels.push(("job-name".into(), name.clone()));
+        Ok(Self {
+            name,
+            namespace: job
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            uid: uid.to_string(),
+            labels,
+            parallelism: to_u32(parallelism),
+            completions: completions.map(to_u32),
+            completion_mode: match s.completion_mode.as_deref() {
+                Some("Indexed") => CompletionMode::Indexed,
+                _ => CompletionMode::NonIndexed,
+            },
+            backoff_limit: s.backoff_limit.map(to_u32).unwrap_or(DEFAULT_BACKOFF_LIMIT),
+            restart_policy: match pod.restart_policy.as_deref() {
+                Some("OnFailure") => RestartPolicy::OnFailure,
+                _ => RestartPolicy::Never,
+            },
+            termination_grace_period: pod
+                .termination_grace_period_seconds
+                .map(|s| Duration::from_secs(s.max(0) as u64))
+                .unwrap_or(DEFAULT_TERMINATION_GRACE_PERIOD),
+            pod_replacement_policy: PodReplacementPolicy::TerminatingOrFailed,
+            suspend: false,
+            backoff,
+            container: ContainerSpec {
+                name: container.name.clone(),
+                command: container.command.clone(),
+                args: container.args.clone(),
+                env,
+                working_dir: container.working_dir.clone(),
+            },
+        })
+    }
+
+    pub fn is_indexed(&self) -> bool {
+        self.completion_mode == CompletionMode::Indexed
+    }
+}
+
+/// Validation has already rejected negatives; clamp defensively rather than wrap.
+fn to_u32(v: i32) -> u32 {
+    v.max(0) as u32
+}

@@ -1,0 +1,16 @@
+//! The pure Job controller: every Kubernetes rule kjob implements, as a deterministic state
+//! machine over events and a virtual clock. No I/O, no clock reads, no tokio, no PyO3.
+
+pub mod backoff;
+pub mod defaults;
+mod indexed;
+mod job_controller;
+mod names;
+pub mod pod;
+
+pub use defaults::{
+    BackoffConfig, CompletionMode, ContainerSpec, EffectiveSpec, PodReplacementPolicy,
+    RestartPolicy,
+};
+pub use job_controller::{Action, Controller, Event, Plan};
+pub use pod::{ContainerState, Pod, PodId, PodPhase};

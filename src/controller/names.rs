@@ -1,0 +1,102 @@
+//! Pod names as the API server generates them: a prefix plus five random characters from
+//! `names.SimpleNameGenerator`'s alphabet. The "randomness" is a deterministic stream seeded by
+//! the Job's UID, which keeps the controller pure and its tests repeatable.
+
+/// `MaxGeneratedNameLength` = 63 − 5.
+const MAX_GENERATED_NAME_LENGTH: usize = 58;
+const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+const SUFFIX_LEN: usize = 5;
+
+/// `podGenerateNameWithIndex`: `<job>-<index>-`, the job name cut so the prefix fits in 58.
+pub fn generate_name_with_index(job_name: &str, index: u32) -> String {
+    let append = format!("-{index}-");
+    let mut prefix = format!("{job_name}{append}");
+    if prefix.len() > MAX_GENERATED_NAME_LENGTH {
+        let keep = MAX_GENERATED_NAME_LENGTH - append.len();
+        prefix = format!("{}{append}", truncate_at_char(job_name, keep));
+    }
+    prefix
+}
+
+/// The default `generateName` of a NonIndexed pod: `<job>-`, cut to 58 characters.
+pub fn generate_name(job_name: &str) -> String {
+    let prefix = format!("{job_name}-");
+    truncate_at_char(&prefix, MAX_GENERATED_NAME_LENGTH).to_string()
+}
+
+fn truncate_at_char(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A splitmix64 stream: cheap, well mixed, and reproducible from its seed.
+#[derive(Clone, Debug)]
+pub struct SuffixGenerator {
+    state: u64,
+}
+
+impl SuffixGenerator {
+    pub fn new(seed: &str) -> Self {
+        // FNV-1a folds the seed string into the initial state.
+        let mut state: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in seed.bytes() {
+            state ^= u64::from(b);
+            state = state.wrapping_mul(0x0100_0000_01b3);
+        }
+        Self { state }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn suffix(&mut self) -> String {
+        let mut bits = self.next_u64();
+        let mut out = String::with_capacity(SUFFIX_LEN);
+        for _ in 0..SUFFIX_LEN {
+            out.push(ALPHABET[(bits % ALPHABET.len() as u64) as usize] as char);
+            bits /= ALPHABET.len() as u64;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_generate_name_with_index_j49_to_j51() {
+        assert_eq!(generate_name_with_index("indexed-job", 1), "indexed-job-1-"); // J49
+        let long = "hhhhhooooo".repeat(7);
+        let want = "hhhhhooooohhhhhooooohhhhhooooohhhhhooooohhhhhooooohhhhh-1-";
+        assert_eq!(generate_name_with_index(&long, 1), want); // J50
+        assert_eq!(want.len(), 58);
+        let fifty_seven = "hhhhhooooohhhhhooooohhhhhooooohhhhhooooohhhhhooooohhhhhoo";
+        assert_eq!(fifty_seven.len(), 57);
+        assert_eq!(generate_name_with_index(fifty_seven, 1), want); // J51
+    }
+
+    #[test]
+    fn suffixes_use_the_api_server_alphabet_and_are_reproducible() {
+        let mut a = SuffixGenerator::new("uid-1");
+        let mut b = SuffixGenerator::new("uid-1");
+        for _ in 0..100 {
+            let s = a.suffix();
+            assert_eq!(s.len(), 5);
+            assert!(s.bytes().all(|c| ALPHABET.contains(&c)), "{s}");
+            assert_eq!(s, b.suffix());
+        }
+        assert_eq!(generate_name("pi"), "pi-");
+    }
+}

@@ -1,0 +1,135 @@
+//! The controller's record of one pod: one attempt of the Job's work, with the facts the
+//! Kubernetes rules read (phase, deletion, exit code, restarts, finish time).
+
+use crate::status::Time;
+
+/// Pods are numbered in creation order; the number is the pod's UID within its Job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PodId(pub u64);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodPhase {
+    /// Created; its process has not been seen running yet.
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl PodPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Running => "Running",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// Where the pod's single container is in its life (the kubelet's view).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerState {
+    /// A process was asked for and has not been reported started yet.
+    Starting,
+    Running,
+    /// `restartPolicy: OnFailure`: waiting for the crash-loop delay before restarting in place.
+    WaitingRestart {
+        at: Time,
+    },
+    Terminated,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pod {
+    pub id: PodId,
+    pub name: String,
+    pub index: Option<u32>,
+    pub phase: PodPhase,
+    pub container: ContainerState,
+    /// No readiness probes locally: a pod is ready while its container runs.
+    pub ready: bool,
+    pub created_at: Time,
+    pub started_at: Option<Time>,
+    pub ready_since: Option<Time>,
+    pub finished_at: Option<Time>,
+    /// Set when the controller (or a delete) asked the pod to stop: `deletionTimestamp`.
+    pub deletion_requested_at: Option<Time>,
+    pub exit_code: Option<i32>,
+    /// Why the container last terminated when not by exiting (e.g. `StartError`).
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub restart_count: u32,
+    /// Consecutive quick crashes, which set the next in-place restart delay.
+    pub restart_streak: u32,
+    /// The pod's finish was folded into the Job's counters (the tracking finalizer is gone).
+    pub counted: bool,
+}
+
+impl Pod {
+    pub fn new(id: PodId, name: String, index: Option<u32>, now: Time) -> Self {
+        Self {
+            id,
+            name,
+            index,
+            phase: PodPhase::Pending,
+            container: ContainerState::Starting,
+            ready: false,
+            created_at: now,
+            started_at: None,
+            ready_since: None,
+            finished_at: None,
+            deletion_requested_at: None,
+            exit_code: None,
+            reason: None,
+            message: None,
+            restart_count: 0,
+            restart_streak: 0,
+            counted: false,
+        }
+    }
+
+    /// `FilterActivePods`: not finished and not being deleted.
+    pub fn is_active(&self) -> bool {
+        !self.phase.is_terminal() && self.deletion_requested_at.is_none()
+    }
+
+    /// `CountTerminatingPods`: being deleted and not finished.
+    pub fn is_terminating(&self) -> bool {
+        !self.phase.is_terminal() && self.deletion_requested_at.is_some()
+    }
+
+    /// Whether a process of this pod may exist (and so must be killed, not just marked).
+    pub fn has_process(&self) -> bool {
+        matches!(
+            self.container,
+            ContainerState::Starting | ContainerState::Running
+        )
+    }
+
+    /// `getFinishedTime`: the exit time when known, else when deletion was requested
+    /// (`deletionTimestamp - gracePeriod` upstream), else the creation time.
+    pub fn finish_time(&self) -> Time {
+        self.finished_at
+            .or(self.deletion_requested_at)
+            .unwrap_or(self.created_at)
+    }
+
+    /// Marks the pod finished with the container's last state.
+    pub fn terminate(&mut self, exit_code: i32, at: Time) {
+        self.exit_code = Some(exit_code);
+        self.phase = if exit_code == 0 {
+            PodPhase::Succeeded
+        } else {
+            PodPhase::Failed
+        };
+        self.container = ContainerState::Terminated;
+        self.ready = false;
+        self.ready_since = None;
+        self.finished_at = Some(at);
+    }
+}

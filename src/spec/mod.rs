@@ -1,0 +1,77 @@
+//! The batch/v1 Job types kjob reads, as they appear in a manifest (camelCase), plus their
+//! validation. Values here are exactly what the user wrote: defaulting belongs to the
+//! controller (`crate::controller::defaults`), validation to [`validate`].
+
+mod field_error;
+mod validate;
+
+pub use field_error::{go_quote, FieldError, FieldErrorKind, FieldErrors};
+pub use validate::validate_job;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The only controller that runs Jobs locally (`managedBy` unset means the same).
+pub const JOB_CONTROLLER_NAME: &str = "kubernetes.io/job-controller";
+
+/// A `batch/v1` Job manifest. Unknown fields are ignored here; the Python layer reports them.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Job {
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    pub metadata: ObjectMeta,
+    pub spec: JobSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ObjectMeta {
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct JobSpec {
+    pub parallelism: Option<i32>,
+    pub completions: Option<i32>,
+    pub completion_mode: Option<String>,
+    pub backoff_limit: Option<i32>,
+    pub template: PodTemplateSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodTemplateSpec {
+    pub metadata: ObjectMeta,
+    pub spec: PodSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodSpec {
+    pub containers: Vec<Container>,
+    pub restart_policy: Option<String>,
+    pub termination_grace_period_seconds: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Container {
+    pub name: String,
+    pub image: Option<String>,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub env: Vec<EnvVar>,
+    pub working_dir: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: Option<String>,
+}

@@ -2,9 +2,11 @@
 //! machine over events and a virtual clock. No I/O, no clock reads, no tokio, no PyO3.
 
 pub mod backoff;
+pub mod container_env;
 pub mod defaults;
 mod indexed;
 mod job_controller;
+pub mod labels;
 mod names;
 pub mod pod;
 

@@ -1,1 +1,271 @@
-//! placeholder
+//! PyO3 bindings: translation only. The friendly API lives in `python/kjob/`; this module
+//! exposes a native Job handle that takes a manifest dict and returns plain dicts.
+
+mod errors;
+
+pub use errors::{BindingError, KjobError};
+
+use crate::controller::{BackoffConfig, EffectiveSpec, PodPhase};
+use crate::runtime::{self, PodView};
+use crate::spec;
+use crate::status::{JobStatus, Time};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long a blocking call waits between checks for Ctrl-C.
+const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The native Job handle behind `kjob.Job`.
+#[pyclass(name = "NativeJob", module = "kjob._kjob", frozen)]
+pub struct NativeJob {
+    inner: runtime::Job,
+}
+
+fn seconds(value: f64, what: &str) -> Result<Duration, BindingError> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        BindingError::Shape(format!(
+            "{what}: must be a finite number of seconds >= 0, got {value}"
+        ))
+    })
+}
+
+fn epoch_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[pymethods]
+impl NativeJob {
+    /// Validates `manifest` (a batch/v1 Job as a dict) and prepares the Job; raises
+    /// `ValueError` listing every field error.
+    #[new]
+    #[pyo3(signature = (manifest, uid, log_dir, backoff_initial_seconds, backoff_max_seconds))]
+    fn new(
+        manifest: &Bound<'_, PyAny>,
+        uid: &str,
+        log_dir: PathBuf,
+        backoff_initial_seconds: f64,
+        backoff_max_seconds: f64,
+    ) -> PyResult<Self> {
+        let mut de = pythonize::Depythonizer::from_object(manifest);
+        let job: spec::Job = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            BindingError::Shape(format!("{path}: {}", e.into_inner()))
+        })?;
+        let backoff = BackoffConfig {
+            initial: seconds(backoff_initial_seconds, "backoff_initial_seconds")?,
+            max: seconds(backoff_max_seconds, "backoff_max_seconds")?,
+        };
+        let spec = EffectiveSpec::from_manifest(&job, uid, backoff).map_err(BindingError::from)?;
+        Ok(Self {
+            inner: runtime::Job::new(spec, log_dir),
+        })
+    }
+
+    fn start(&self) -> PyResult<()> {
+        self.inner.start().map_err(|e| BindingError::from(e).into())
+    }
+
+    /// Waits for the Job to finish (or be deleted) without holding the GIL. Returns `False`
+    /// on timeout; Ctrl-C raises `KeyboardInterrupt` within 50 ms.
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let deadline = match timeout {
+            Some(t) => Some(Instant::now() + seconds(t, "timeout")?),
+            None => None,
+        };
+        self.block(py, deadline, |job, slice| job.wait_finished(slice))
+    }
+
+    /// Deletes the Job: every pod's process group gets SIGTERM, then SIGKILL after the grace
+    /// period; returns once every process is reaped (or `False` after `timeout`).
+    #[pyo3(signature = (timeout=None))]
+    fn delete(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        self.inner.request_delete();
+        let deadline = match timeout {
+            Some(t) => Some(Instant::now() + seconds(t, "timeout")?),
+            None => None,
+        };
+        self.block(py, deadline, |job, slice| job.wait_deleted(slice))
+    }
+
+    /// SIGKILL every pod now and delete the Job (used at interpreter exit).
+    fn kill(&self) {
+        self.inner.kill_all();
+    }
+
+    fn suspend(&self, suspend: bool) {
+        self.inner.suspend(suspend);
+    }
+
+    #[getter]
+    fn started(&self) -> bool {
+        self.inner.is_started()
+    }
+
+    #[getter]
+    fn deleted(&self) -> bool {
+        self.inner.is_deleted()
+    }
+
+    #[getter]
+    fn version(&self) -> u64 {
+        self.inner.version()
+    }
+
+    /// The defaulted spec, as the controller runs it.
+    fn spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let spec = self.inner.spec();
+        let d = PyDict::new(py);
+        d.set_item("name", &spec.name)?;
+        d.set_item("namespace", &spec.namespace)?;
+        d.set_item("uid", &spec.uid)?;
+        d.set_item("parallelism", spec.parallelism)?;
+        d.set_item("completions", spec.completions)?;
+        d.set_item(
+            "completion_mode",
+            if spec.is_indexed() {
+                "Indexed"
+            } else {
+                "NonIndexed"
+            },
+        )?;
+        d.set_item("backoff_limit", spec.backoff_limit)?;
+        d.set_item(
+            "termination_grace_period_seconds",
+            spec.termination_grace_period.as_secs_f64(),
+        )?;
+        Ok(d)
+    }
+
+    fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let status = self.inner.status();
+        status_dict(py, &status, |t| epoch_seconds(self.inner.wall_time(t)))
+    }
+
+    fn pods<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for view in self.inner.pods() {
+            list.append(pod_dict(py, &view, |t| {
+                epoch_seconds(self.inner.wall_time(t))
+            })?)?;
+        }
+        Ok(list)
+    }
+}
+
+impl NativeJob {
+    /// Blocks in slices with the GIL released, checking for signals between slices.
+    fn block(
+        &self,
+        py: Python<'_>,
+        deadline: Option<Instant>,
+        wait: impl Fn(&runtime::Job, Duration) -> bool + Sync,
+    ) -> PyResult<bool> {
+        loop {
+            let slice = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(wait(&self.inner, Duration::ZERO));
+                    }
+                    left.min(SIGNAL_CHECK_INTERVAL)
+                }
+                None => SIGNAL_CHECK_INTERVAL,
+            };
+            if py.detach(|| wait(&self.inner, slice)) {
+                return Ok(true);
+            }
+            py.check_signals()?;
+        }
+    }
+}
+
+fn status_dict<'py>(
+    py: Python<'py>,
+    s: &JobStatus,
+    wall: impl Fn(Time) -> f64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("active", s.active)?;
+    d.set_item("ready", s.ready)?;
+    d.set_item("succeeded", s.succeeded)?;
+    d.set_item("failed", s.failed)?;
+    d.set_item("terminating", s.terminating)?;
+    d.set_item("completed_indexes", s.completed_indexes.to_string())?;
+    d.set_item(
+        "failed_indexes",
+        s.failed_indexes.as_ref().map(ToString::to_string),
+    )?;
+    d.set_item("start_time", s.start_time.map(&wall))?;
+    d.set_item("completion_time", s.completion_time.map(&wall))?;
+    let conditions = PyList::empty(py);
+    for c in &s.conditions {
+        let cd = PyDict::new(py);
+        cd.set_item("type", c.type_.as_str())?;
+        cd.set_item("status", if c.status { "True" } else { "False" })?;
+        cd.set_item("reason", &c.reason)?;
+        cd.set_item("message", &c.message)?;
+        cd.set_item("last_transition_time", wall(c.last_transition_time))?;
+        conditions.append(cd)?;
+    }
+    d.set_item("conditions", conditions)?;
+    Ok(d)
+}
+
+fn pod_dict<'py>(
+    py: Python<'py>,
+    v: &PodView,
+    wall: impl Fn(Time) -> f64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let p = &v.pod;
+    let d = PyDict::new(py);
+    d.set_item("name", &p.name)?;
+    d.set_item("uid", p.id.0)?;
+    d.set_item("index", p.index)?;
+    d.set_item("phase", p.phase.as_str())?;
+    let exit_code = if p.phase == PodPhase::Running || p.phase == PodPhase::Pending {
+        // A running pod's last exit (OnFailure restarts) is history, not its result.
+        None
+    } else {
+        p.exit_code
+    };
+    d.set_item("exit_code", exit_code)?;
+    d.set_item("restart_count", p.restart_count)?;
+    d.set_item("start_time", p.started_at.map(&wall))?;
+    d.set_item("finish_time", p.finished_at.map(&wall))?;
+    d.set_item("deletion_time", p.deletion_requested_at.map(&wall))?;
+    d.set_item("reason", p.reason.as_deref())?;
+    d.set_item("message", p.message.as_deref())?;
+    d.set_item("log_path", v.log_path.to_string_lossy())?;
+    d.set_item("pid", v.pid)?;
+    let labels = PyDict::new(py);
+    for (k, val) in &v.labels {
+        labels.set_item(k, val)?;
+    }
+    d.set_item("labels", labels)?;
+    let annotations = PyDict::new(py);
+    for (k, val) in &v.annotations {
+        annotations.set_item(k, val)?;
+    }
+    d.set_item("annotations", annotations)?;
+    Ok(d)
+}
+
+/// SIGKILL every pod of every Job in this interpreter (registered with `atexit`).
+#[pyfunction]
+fn kill_all_jobs() {
+    runtime::kill_all_jobs();
+}
+
+#[pymodule(gil_used = false)]
+mod _kjob {
+    #[pymodule_export]
+    use super::kill_all_jobs;
+    #[pymodule_export]
+    use super::KjobError;
+    #[pymodule_export]
+    use super::NativeJob;
+}

@@ -1,1 +1,24 @@
-//! placeholder
+//! The runtime: one lazily started tokio runtime per process hosts every Job's actor, the
+//! pod processes' exit watchers and the kill timers.
+
+mod job;
+pub mod process;
+
+pub use job::{kill_all_jobs, Job, PodView, RuntimeError, JOB_UID_ENV};
+
+use std::sync::OnceLock;
+use tokio::runtime::Runtime;
+
+/// The shared runtime, built on first use. Two workers are plenty: the work is waiting.
+pub fn tokio_runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("kjob-runtime")
+            .enable_io()
+            .enable_time()
+            .build()
+            .expect("failed to build the kjob tokio runtime")
+    })
+}

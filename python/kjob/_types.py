@@ -1,0 +1,126 @@
+"""Plain, immutable views of a Job's status and pods (snapshots: they never change)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+__all__ = ["Condition", "JobStatus", "Pod"]
+
+
+def _time(value: Optional[float]) -> Optional[_dt.datetime]:
+    if value is None:
+        return None
+    return _dt.datetime.fromtimestamp(value, tz=_dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A Job condition, as in ``status.conditions`` of a batch/v1 Job."""
+
+    type: str
+    status: str
+    reason: str
+    message: str
+    last_transition_time: Optional[_dt.datetime]
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any]) -> Condition:
+        return cls(
+            type=d["type"],
+            status=d["status"],
+            reason=d["reason"],
+            message=d["message"],
+            last_transition_time=_time(d["last_transition_time"]),
+        )
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A snapshot of ``status`` of a batch/v1 Job."""
+
+    active: int = 0
+    ready: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    terminating: int = 0
+    completed_indexes: str = ""
+    failed_indexes: Optional[str] = None
+    start_time: Optional[_dt.datetime] = None
+    completion_time: Optional[_dt.datetime] = None
+    conditions: list[Condition] = field(default_factory=list)
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any]) -> JobStatus:
+        return cls(
+            active=d["active"],
+            ready=d["ready"],
+            succeeded=d["succeeded"],
+            failed=d["failed"],
+            terminating=d["terminating"],
+            completed_indexes=d["completed_indexes"],
+            failed_indexes=d["failed_indexes"],
+            start_time=_time(d["start_time"]),
+            completion_time=_time(d["completion_time"]),
+            conditions=[Condition._from_dict(c) for c in d["conditions"]],
+        )
+
+    def condition(self, type: str) -> Optional[Condition]:
+        """The condition of this type, if the Job has one."""
+        return next((c for c in self.conditions if c.type == type), None)
+
+    def _is_true(self, type: str) -> bool:
+        c = self.condition(type)
+        return c is not None and c.status == "True"
+
+    @property
+    def is_complete(self) -> bool:
+        """``Complete=True``: the Job succeeded and none of its pods is still terminating."""
+        return self._is_true("Complete")
+
+    @property
+    def is_failed(self) -> bool:
+        """``Failed=True``: the Job failed and none of its pods is still terminating."""
+        return self._is_true("Failed")
+
+    @property
+    def is_finished(self) -> bool:
+        return self.is_complete or self.is_failed
+
+
+@dataclass(frozen=True)
+class Pod:
+    """A snapshot of one pod (one attempt) of a Job."""
+
+    name: str
+    index: Optional[int]
+    phase: str
+    exit_code: Optional[int]
+    restart_count: int
+    start_time: Optional[_dt.datetime]
+    finish_time: Optional[_dt.datetime]
+    log_path: str
+    pid: Optional[int]
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    reason: Optional[str] = None
+    message: Optional[str] = None
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any]) -> Pod:
+        return cls(
+            name=d["name"],
+            index=d["index"],
+            phase=d["phase"],
+            exit_code=d["exit_code"],
+            restart_count=d["restart_count"],
+            start_time=_time(d["start_time"]),
+            finish_time=_time(d["finish_time"]),
+            log_path=d["log_path"],
+            pid=d["pid"],
+            labels=dict(d["labels"]),
+            annotations=dict(d["annotations"]),
+            reason=d["reason"],
+            message=d["message"],
+        )

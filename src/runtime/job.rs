@@ -1,0 +1,384 @@
+//! One running Job: an actor task that owns the controller's clock and turns its actions into
+//! processes, and a handle the bindings use to start, observe, wait for and delete it.
+//!
+//! The controller sits behind a mutex shared by the actor (the only writer) and readers (status
+//! snapshots, pod lists). Every change bumps a version and wakes waiters through a condvar, so
+//! blocking waits need no polling of the runtime.
+
+use super::process::{self, ProcessHandle, SpawnRequest};
+use super::tokio_runtime;
+use crate::controller::container_env::{container_argv, container_env};
+use crate::controller::{labels, Action, Controller, EffectiveSpec, Event, Plan, Pod, PodId};
+use crate::status::{JobStatus, Time};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// The environment variable every pod process carries, naming its Job's UID. It lets tools
+/// (and kjob's own leak tests) find a Job's processes from `/proc`.
+pub const JOB_UID_ENV: &str = "KJOB_JOB_UID";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("the Job has already been started")]
+    AlreadyStarted,
+    #[error("the Job has been deleted")]
+    Deleted,
+}
+
+/// A pod as the user sees it.
+#[derive(Clone, Debug)]
+pub struct PodView {
+    pub pod: Pod,
+    pub log_path: PathBuf,
+    pub pid: Option<i32>,
+    pub labels: Vec<(String, String)>,
+    pub annotations: Vec<(String, String)>,
+}
+
+enum Msg {
+    Exited {
+        pod: PodId,
+        exit_code: i32,
+        at: Instant,
+    },
+    Suspend(bool),
+    Delete,
+    /// SIGKILL every pod now (interpreter exit), then delete.
+    KillAll,
+}
+
+struct State {
+    controller: Controller,
+    log_dir: PathBuf,
+    procs: HashMap<PodId, ProcessHandle>,
+    sender: Option<UnboundedSender<Msg>>,
+    deleted: bool,
+    version: u64,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    origin: Instant,
+    origin_wall: SystemTime,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Every Job of this process, so that interpreter exit can kill all their pods.
+static REGISTRY: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+
+/// The handle. Dropping it deletes the Job (gracefully, in the background).
+pub struct Job {
+    shared: Arc<Shared>,
+}
+
+impl Job {
+    pub fn new(spec: EffectiveSpec, log_dir: PathBuf) -> Self {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                controller: Controller::new(spec),
+                log_dir,
+                procs: HashMap::new(),
+                sender: None,
+                deleted: false,
+                version: 0,
+            }),
+            changed: Condvar::new(),
+            origin: Instant::now(),
+            origin_wall: SystemTime::now(),
+        });
+        let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        registry.retain(|w| w.strong_count() > 0);
+        registry.push(Arc::downgrade(&shared));
+        Self { shared }
+    }
+
+    pub fn spec(&self) -> EffectiveSpec {
+        self.shared.lock().controller.spec().clone()
+    }
+
+    pub fn start(&self) -> Result<(), RuntimeError> {
+        let mut st = self.shared.lock();
+        if st.deleted {
+            return Err(RuntimeError::Deleted);
+        }
+        if st.sender.is_some() {
+            return Err(RuntimeError::AlreadyStarted);
+        }
+        let (tx, rx) = unbounded_channel();
+        st.sender = Some(tx.clone());
+        drop(st);
+        let shared = Arc::clone(&self.shared);
+        tokio_runtime().spawn(run_actor(shared, rx, tx));
+        Ok(())
+    }
+
+    pub fn is_started(&self) -> bool {
+        self.shared.lock().sender.is_some()
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.shared.lock().deleted
+    }
+
+    pub fn status(&self) -> JobStatus {
+        self.shared.lock().controller.status().clone()
+    }
+
+    /// Wall-clock time of a controller time.
+    pub fn wall_time(&self, t: Time) -> SystemTime {
+        self.shared.origin_wall + t
+    }
+
+    pub fn pods(&self) -> Vec<PodView> {
+        let st = self.shared.lock();
+        let spec = st.controller.spec();
+        st.controller
+            .pods()
+            .iter()
+            .map(|pod| PodView {
+                pod: pod.clone(),
+                log_path: log_path(&st.log_dir, &pod.name),
+                pid: st.procs.get(&pod.id).map(|h| h.pid),
+                labels: labels::pod_labels(spec, pod),
+                annotations: labels::pod_annotations(spec, pod),
+            })
+            .collect()
+    }
+
+    pub fn suspend(&self, suspend: bool) {
+        self.send(Msg::Suspend(suspend));
+    }
+
+    /// Asks for deletion and returns at once; [`Job::wait_deleted`] waits for the processes.
+    pub fn request_delete(&self) {
+        let mut st = self.shared.lock();
+        if st.sender.is_none() {
+            st.deleted = true;
+            st.version += 1;
+            self.shared.changed.notify_all();
+            return;
+        }
+        drop(st);
+        self.send(Msg::Delete);
+    }
+
+    /// SIGKILLs every pod process group now, without a grace period, and deletes the Job.
+    pub fn kill_all(&self) {
+        for handle in self.shared.lock().procs.values() {
+            handle.signal_group(libc::SIGKILL);
+        }
+        self.send(Msg::KillAll);
+        self.request_delete();
+    }
+
+    fn send(&self, msg: Msg) {
+        if let Some(tx) = &self.shared.lock().sender {
+            let _ = tx.send(msg);
+        }
+    }
+
+    /// Blocks up to `slice` for the Job to finish (or be deleted). Returns whether it has.
+    pub fn wait_finished(&self, slice: Duration) -> bool {
+        self.wait_until(slice, |st| st.deleted || st.controller.is_finished())
+    }
+
+    /// Blocks up to `slice` for the deletion to complete (every process reaped).
+    pub fn wait_deleted(&self, slice: Duration) -> bool {
+        self.wait_until(slice, |st| st.deleted)
+    }
+
+    fn wait_until(&self, slice: Duration, done: impl Fn(&State) -> bool) -> bool {
+        let st = self.shared.lock();
+        let (st, _) = self
+            .shared
+            .changed
+            .wait_timeout_while(st, slice, |st| !done(st))
+            .unwrap_or_else(|e| e.into_inner());
+        done(&st)
+    }
+
+    /// Bumped on every change of status or pods.
+    pub fn version(&self) -> u64 {
+        self.shared.lock().version
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let st = self.shared.lock();
+        if st.sender.is_some() && !st.deleted {
+            drop(st);
+            self.send(Msg::Delete);
+        }
+    }
+}
+
+/// Kills every pod of every Job in this process (interpreter exit).
+pub fn kill_all_jobs() {
+    let jobs: Vec<Arc<Shared>> = REGISTRY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    for shared in jobs {
+        Job { shared }.kill_all();
+    }
+}
+
+fn log_path(log_dir: &Path, pod_name: &str) -> PathBuf {
+    log_dir.join(format!("{pod_name}.log"))
+}
+
+async fn run_actor(shared: Arc<Shared>, mut rx: UnboundedReceiver<Msg>, tx: UnboundedSender<Msg>) {
+    let origin = shared.origin;
+    let mut wake_at: Option<Instant> = Some(Instant::now());
+    let mut inbox: Vec<Msg> = Vec::new();
+    loop {
+        let received = match wake_at {
+            Some(at) => tokio::select! {
+                msg = rx.recv() => msg.map(Some),
+                _ = tokio::time::sleep_until(at.into()) => Some(None),
+            },
+            None => rx.recv().await.map(Some),
+        };
+        let Some(first) = received else { break };
+        inbox.extend(first);
+        while let Ok(msg) = rx.try_recv() {
+            inbox.push(msg);
+        }
+
+        let mut st = shared.lock();
+        let now_instant = Instant::now();
+        let now = now_instant.duration_since(origin);
+        let mut plans: Vec<Plan> = Vec::new();
+        for msg in inbox.drain(..) {
+            match msg {
+                Msg::Exited { pod, exit_code, at } => {
+                    st.procs.remove(&pod);
+                    let at = at.duration_since(origin);
+                    st.controller
+                        .observe(Event::ContainerExited { pod, exit_code, at });
+                }
+                Msg::Suspend(suspend) => st.controller.observe(Event::SetSuspend(suspend)),
+                Msg::Delete => plans.push(st.controller.delete(now)),
+                Msg::KillAll => {
+                    for handle in st.procs.values() {
+                        handle.signal_group(libc::SIGKILL);
+                    }
+                }
+            }
+        }
+        for plan in &plans {
+            execute(&mut st, plan, now, &tx);
+        }
+        // A pod that could not start is an event too: sync until nothing new happens.
+        let mut plan;
+        loop {
+            plan = st.controller.sync(now);
+            if !execute(&mut st, &plan, now, &tx) {
+                break;
+            }
+        }
+        wake_at = plan.wake_at.map(|t| origin + t.max(now));
+        if st.controller.is_deleting() && !st.controller.has_live_processes() {
+            st.deleted = true;
+        }
+        st.version += 1;
+        let deleted = st.deleted;
+        drop(st);
+        shared.changed.notify_all();
+        if deleted {
+            break;
+        }
+    }
+    shared.lock().sender = None;
+}
+
+/// Carries out a plan. Returns whether an event was observed on the way (a failed start).
+fn execute(st: &mut State, plan: &Plan, now: Time, tx: &UnboundedSender<Msg>) -> bool {
+    let mut observed = false;
+    for action in &plan.actions {
+        match action {
+            Action::CreatePod(pod) | Action::RestartContainer(pod) => {
+                observed |= start_container(st, *pod, now, tx);
+            }
+            Action::KillPod { pod, grace } => {
+                if let Some(handle) = st.procs.get(pod) {
+                    kill(handle.clone(), *grace);
+                }
+            }
+        }
+    }
+    observed
+}
+
+fn start_container(st: &mut State, pod_id: PodId, now: Time, tx: &UnboundedSender<Msg>) -> bool {
+    let Some(pod) = st.controller.pod(pod_id) else {
+        return false;
+    };
+    let spec = st.controller.spec();
+    let mut env = container_env(&spec.container, pod.index);
+    let argv = container_argv(&spec.container, &env);
+    env.push((JOB_UID_ENV.to_string(), spec.uid.clone()));
+    let request = SpawnRequest {
+        argv,
+        env,
+        working_dir: spec.container.working_dir.as_ref().map(PathBuf::from),
+        log_path: log_path(&st.log_dir, &pod.name),
+    };
+    match process::spawn(&request) {
+        Ok(spawned) => {
+            st.procs.insert(pod_id, spawned.handle.clone());
+            st.controller.observe(Event::ContainerStarted {
+                pod: pod_id,
+                at: now,
+            });
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let exit_code = process::wait_for_exit(spawned).await;
+                let _ = tx.send(Msg::Exited {
+                    pod: pod_id,
+                    exit_code,
+                    at: Instant::now(),
+                });
+            });
+            false
+        }
+        Err(e) => {
+            let message = format!(
+                "failed to start {:?}: {e}",
+                request.argv.first().map_or("", String::as_str)
+            );
+            process::append_to_log(&request.log_path, &format!("kjob: {message}"));
+            st.controller.observe(Event::ContainerStartFailed {
+                pod: pod_id,
+                message,
+                at: now,
+            });
+            true
+        }
+    }
+}
+
+/// SIGTERM to the group, SIGKILL after the grace period (at once when it is zero).
+fn kill(handle: ProcessHandle, grace: Duration) {
+    if grace.is_zero() {
+        handle.signal_group(libc::SIGKILL);
+        return;
+    }
+    handle.signal_group(libc::SIGTERM);
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        handle.signal_group(libc::SIGKILL);
+    });
+}

@@ -1,0 +1,170 @@
+//! Pod processes: spawn in a process group of their own with output going straight to a log
+//! file, wait through a pidfd, signal the whole group, and report exit status as a container
+//! runtime does (`128 + signal` when a signal ended it).
+//!
+//! Spawning uses `std::process::Command` with `process_group(0)` and no `pre_exec`, so std
+//! takes the `posix_spawn` (vfork-like) path: the cost does not grow with the parent's memory.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+/// Everything needed to start one container process.
+#[derive(Clone, Debug)]
+pub struct SpawnRequest {
+    pub argv: Vec<String>,
+    /// Added to (and overriding) the inherited environment.
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<PathBuf>,
+    pub log_path: PathBuf,
+}
+
+/// A started process whose group we may signal until it has been reaped.
+#[derive(Clone, Debug)]
+pub struct ProcessHandle {
+    pub pid: i32,
+    /// `true` once reaped: the pid (and so the group id) may then belong to someone else.
+    reaped: Arc<Mutex<bool>>,
+}
+
+impl ProcessHandle {
+    /// Sends `signal` to the whole process group, unless the leader was already reaped.
+    pub fn signal_group(&self, signal: i32) {
+        let reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());
+        if !*reaped {
+            // SAFETY: plain syscall on a group id we own while its leader is not reaped.
+            unsafe {
+                libc::kill(-self.pid, signal);
+            }
+        }
+    }
+}
+
+/// A started process plus the pidfd that tells when it ends.
+pub struct Spawned {
+    pub handle: ProcessHandle,
+    pidfd: OwnedFd,
+}
+
+/// Opens the log file for appending, creating it (and its folder) if needed.
+pub fn open_log(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Starts the process. Its stdin is `/dev/null`; stdout and stderr are the log file itself.
+pub fn spawn(req: &SpawnRequest) -> io::Result<Spawned> {
+    let (program, args) = req
+        .argv
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+    let log = open_log(&req.log_path)?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .envs(req.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .process_group(0);
+    if let Some(dir) = &req.working_dir {
+        cmd.current_dir(dir);
+    }
+    let child = cmd.spawn()?;
+    let pid = child.id() as i32;
+    // Dropping `child` neither waits nor kills: the pidfd below is how we follow it.
+    drop(child);
+    let pidfd = match pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(e) => {
+            // Without a pidfd we cannot follow the process: do not leave it behind.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            return Err(e);
+        }
+    };
+    Ok(Spawned {
+        handle: ProcessHandle {
+            pid,
+            reaped: Arc::new(Mutex::new(false)),
+        },
+        pidfd,
+    })
+}
+
+/// Appends a line to a pod's log, for failures that happen before the process could.
+pub fn append_to_log(path: &Path, line: &str) {
+    if let Ok(mut f) = open_log(path) {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the syscall returned a fresh descriptor that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Waits for the process to end, then kills whatever is left of its group (a container's
+/// processes do not outlive its main process) and reaps it. Returns the container exit code.
+pub async fn wait_for_exit(spawned: Spawned) -> i32 {
+    let Spawned { handle, pidfd } = spawned;
+    // SAFETY: the OwnedFd stays open and unchanged for as long as the AsyncFd owns it.
+    let registered = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) };
+    if let Ok(async_fd) = registered {
+        // A pidfd becomes readable when its process exits.
+        let _ = async_fd.readable().await;
+    } else {
+        // Registration failed (should not happen on Linux ≥ 5.3): poll instead.
+        while !has_exited(handle.pid) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    let mut reaped = handle.reaped.lock().unwrap_or_else(|e| e.into_inner());
+    let mut status: libc::c_int = 0;
+    // SAFETY: the leader is a zombie until waitpid below, so the group id is still ours.
+    unsafe {
+        libc::kill(-handle.pid, libc::SIGKILL);
+        libc::waitpid(handle.pid, &mut status, 0);
+    }
+    *reaped = true;
+    exit_code_of(status)
+}
+
+fn has_exited(pid: i32) -> bool {
+    // SAFETY: waitid with WNOWAIT only inspects the child.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        r == 0 && info.si_pid() != 0
+    }
+}
+
+/// The exit code as Kubernetes reports it: the code, or `128 + signal`.
+pub fn exit_code_of(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        128
+    }
+}

@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from . import _kjob
 from ._kjob import KjobError, NativeJob
@@ -30,7 +30,7 @@ def _random_suffix() -> str:
     return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
 
 
-def _check_int(name: str, value: object) -> Optional[int]:
+def _check_int(name: str, value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
@@ -46,7 +46,7 @@ def _check_seconds(name: str, value: object) -> float:
     return float(value)
 
 
-def _command_list(command: Optional[Command]) -> list[str]:
+def _command_list(command: Command | None) -> list[str]:
     if command is None:
         return []
     if isinstance(command, str):
@@ -61,7 +61,7 @@ def _command_list(command: Optional[Command]) -> list[str]:
     return items
 
 
-def _args_list(args: Optional[Sequence[str]]) -> list[str]:
+def _args_list(args: Sequence[str] | None) -> list[str]:
     if args is None:
         return []
     if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
@@ -90,16 +90,16 @@ def _env_list(env: EnvLike) -> list[dict[str, str]]:
 def _build_manifest(
     *,
     name: str,
-    command: Optional[Command],
-    args: Optional[Sequence[str]],
+    command: Command | None,
+    args: Sequence[str] | None,
     env: EnvLike,
-    working_dir: Optional[str],
-    completions: Optional[int],
-    parallelism: Optional[int],
+    working_dir: str | None,
+    completions: int | None,
+    parallelism: int | None,
     completion_mode: str,
-    backoff_limit: Optional[int],
+    backoff_limit: int | None,
     restart_policy: str,
-    termination_grace_period_seconds: Optional[int],
+    termination_grace_period_seconds: int | None,
 ) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": name,  # as `kubectl create job` names the container
@@ -129,7 +129,7 @@ def _build_manifest(
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": spec}
 
 
-def _finalize(native: NativeJob, log_dir: Optional[str]) -> None:
+def _finalize(native: NativeJob, log_dir: str | None) -> None:
     """Runs when a Job object is garbage-collected (or at interpreter exit): its pods are
     deleted in the background and a private log folder is removed."""
     try:
@@ -151,18 +151,18 @@ class Job:
     def __init__(
         self,
         *,
-        name: Optional[str] = None,
-        command: Optional[Command] = None,
-        args: Optional[Sequence[str]] = None,
+        name: str | None = None,
+        command: Command | None = None,
+        args: Sequence[str] | None = None,
         env: EnvLike = None,
-        working_dir: Optional[str] = None,
-        completions: Optional[int] = None,
-        parallelism: Optional[int] = None,
+        working_dir: str | None = None,
+        completions: int | None = None,
+        parallelism: int | None = None,
         completion_mode: str = "NonIndexed",
-        backoff_limit: Optional[int] = None,
+        backoff_limit: int | None = None,
         restart_policy: str = "Never",
-        termination_grace_period_seconds: Optional[int] = None,
-        log_dir: Optional[Union[str, Path]] = None,
+        termination_grace_period_seconds: int | None = None,
+        log_dir: str | Path | None = None,
         backoff_initial_seconds: float = 10.0,
         backoff_max_seconds: float = 600.0,
     ) -> None:
@@ -195,7 +195,7 @@ class Job:
         cls,
         manifest: Mapping[str, Any],
         *,
-        log_dir: Optional[Union[str, Path]] = None,
+        log_dir: str | Path | None = None,
         backoff_initial_seconds: float = 10.0,
         backoff_max_seconds: float = 600.0,
     ) -> Job:
@@ -209,9 +209,9 @@ class Job:
     @classmethod
     def from_yaml(
         cls,
-        path_or_text: Union[str, Path],
+        path_or_text: str | Path,
         *,
-        log_dir: Optional[Union[str, Path]] = None,
+        log_dir: str | Path | None = None,
         backoff_initial_seconds: float = 10.0,
         backoff_max_seconds: float = 600.0,
     ) -> Job:
@@ -228,14 +228,14 @@ class Job:
     def _setup(
         self,
         manifest: dict[str, Any],
-        log_dir: Optional[Union[str, Path]],
+        log_dir: str | Path | None,
         backoff_initial_seconds: float,
         backoff_max_seconds: float,
     ) -> None:
         initial = _check_seconds("backoff_initial_seconds", backoff_initial_seconds)
         maximum = _check_seconds("backoff_max_seconds", backoff_max_seconds)
         self._manifest = manifest
-        private_dir: Optional[str] = None
+        private_dir: str | None = None
         if log_dir is None:
             name = str(manifest.get("metadata", {}).get("name") or "job")[:40]
             private_dir = tempfile.mkdtemp(prefix=f"kjob-{name}-")
@@ -285,7 +285,7 @@ class Job:
         """Starts the controller: pods are created at once (non-blocking)."""
         self._native.start()
 
-    def wait(self, timeout: Optional[float] = None) -> JobStatus:
+    def wait(self, timeout: float | None = None) -> JobStatus:
         """Blocks until the Job is ``Complete`` or ``Failed`` and returns its status.
 
         Raises ``TimeoutError`` after ``timeout`` seconds (the Job keeps running). The GIL is
@@ -299,12 +299,12 @@ class Job:
             raise TimeoutError(f"Job {self._name!r} did not finish within {timeout} s")
         return self.status
 
-    def run(self, timeout: Optional[float] = None) -> JobStatus:
+    def run(self, timeout: float | None = None) -> JobStatus:
         """``start()`` then ``wait(timeout)``."""
         self.start()
         return self.wait(timeout)
 
-    def delete(self, timeout: Optional[float] = None) -> None:
+    def delete(self, timeout: float | None = None) -> None:
         """Deletes the Job and its pods: each pod's process group gets SIGTERM, then SIGKILL
         after ``termination_grace_period_seconds``. Returns once every process is gone.
         A private log folder is removed. Idempotent."""
@@ -329,7 +329,7 @@ class Job:
         """Every pod the Job has created, oldest first."""
         return [Pod._from_dict(d) for d in self._native.pods()]
 
-    def logs(self, index: Optional[int] = None, pod: Optional[str] = None) -> str:
+    def logs(self, index: int | None = None, pod: str | None = None) -> str:
         """The output (stdout and stderr) of one pod.
 
         ``pod`` names the pod; ``index`` picks the latest pod of that completion index;
@@ -361,9 +361,9 @@ class Job:
 
     def __exit__(
         self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.delete()
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 __all__ = ["Condition", "JobStatus", "Pod"]
 
 
-def _time(value: Optional[float]) -> Optional[_dt.datetime]:
+def _time(value: float | None) -> _dt.datetime | None:
     if value is None:
         return None
     return _dt.datetime.fromtimestamp(value, tz=_dt.timezone.utc)
@@ -23,7 +23,7 @@ class Condition:
     status: str
     reason: str
     message: str
-    last_transition_time: Optional[_dt.datetime]
+    last_transition_time: _dt.datetime | None
 
     @classmethod
     def _from_dict(cls, d: dict[str, Any]) -> Condition:
@@ -46,9 +46,9 @@ class JobStatus:
     failed: int = 0
     terminating: int = 0
     completed_indexes: str = ""
-    failed_indexes: Optional[str] = None
-    start_time: Optional[_dt.datetime] = None
-    completion_time: Optional[_dt.datetime] = None
+    failed_indexes: str | None = None
+    start_time: _dt.datetime | None = None
+    completion_time: _dt.datetime | None = None
     conditions: list[Condition] = field(default_factory=list)
 
     @classmethod
@@ -66,7 +66,7 @@ class JobStatus:
             conditions=[Condition._from_dict(c) for c in d["conditions"]],
         )
 
-    def condition(self, type: str) -> Optional[Condition]:
+    def condition(self, type: str) -> Condition | None:
         """The condition of this type, if the Job has one."""
         return next((c for c in self.conditions if c.type == type), None)
 
@@ -94,18 +94,18 @@ class Pod:
     """A snapshot of one pod (one attempt) of a Job."""
 
     name: str
-    index: Optional[int]
+    index: int | None
     phase: str
-    exit_code: Optional[int]
+    exit_code: int | None
     restart_count: int
-    start_time: Optional[_dt.datetime]
-    finish_time: Optional[_dt.datetime]
+    start_time: _dt.datetime | None
+    finish_time: _dt.datetime | None
     log_path: str
-    pid: Optional[int]
+    pid: int | None
     labels: dict[str, str]
     annotations: dict[str, str]
-    reason: Optional[str] = None
-    message: Optional[str] = None
+    reason: str | None = None
+    message: str | None = None
 
     @classmethod
     def _from_dict(cls, d: dict[str, Any]) -> Pod:

@@ -6,14 +6,14 @@ import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import yaml
 
 __all__ = ["load_job_manifest", "normalize_manifest"]
 
 
-def _read(path_or_text: Union[str, Path]) -> tuple[str, str]:
+def _read(path_or_text: str | Path) -> tuple[str, str]:
     """Returns (text, where) for a path or for YAML text itself."""
     if isinstance(path_or_text, Path):
         return path_or_text.read_text(), str(path_or_text)
@@ -26,7 +26,7 @@ def _read(path_or_text: Union[str, Path]) -> tuple[str, str]:
     return path_or_text, "<text>"
 
 
-def load_job_manifest(path_or_text: Union[str, Path]) -> dict[str, Any]:
+def load_job_manifest(path_or_text: str | Path) -> dict[str, Any]:
     """The single ``kind: Job`` document of a YAML file or text."""
     text, where = _read(path_or_text)
     try:
@@ -35,7 +35,7 @@ def load_job_manifest(path_or_text: Union[str, Path]) -> dict[str, Any]:
         raise ValueError(f"{where}: not valid YAML: {e}") from None
     jobs = [d for d in docs if isinstance(d, Mapping) and d.get("kind") == "Job"]
     if not jobs:
-        kinds = sorted({str(d.get("kind")) for d in docs if isinstance(d, Mapping)})
+        kinds = sorted({str(d["kind"]) for d in docs if isinstance(d, Mapping) and "kind" in d})
         found = f" (found kind: {', '.join(kinds)})" if kinds else ""
         raise ValueError(f"{where}: no document of kind Job{found}")
     if len(jobs) > 1:

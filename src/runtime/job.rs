@@ -26,6 +26,8 @@ pub enum RuntimeError {
     AlreadyStarted,
     #[error("the Job has been deleted")]
     Deleted,
+    #[error("failed to create the log folder {0:?}: {1}")]
+    LogDir(PathBuf, #[source] std::io::Error),
 }
 
 /// A pod as the user sees it.
@@ -113,6 +115,9 @@ impl Job {
         if st.sender.is_some() {
             return Err(RuntimeError::AlreadyStarted);
         }
+        // Once here, rather than before every pod's log file is opened.
+        std::fs::create_dir_all(&st.log_dir)
+            .map_err(|e| RuntimeError::LogDir(st.log_dir.clone(), e))?;
         let (tx, rx) = unbounded_channel();
         st.sender = Some(tx.clone());
         drop(st);

@@ -52,11 +52,8 @@ pub struct Spawned {
     pidfd: OwnedFd,
 }
 
-/// Opens the log file for appending, creating it (and its folder) if needed.
+/// Opens the log file for appending, creating it if needed. Its folder must exist.
 pub fn open_log(path: &Path) -> io::Result<File> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     OpenOptions::new().create(true).append(true).open(path)
 }
 

@@ -65,6 +65,44 @@ impl FieldError {
         Self::invalid(path, go_quote(value), detail)
     }
 
+    /// `Invalid value` whose value is not printed (`field.OmitValueType`).
+    pub fn invalid_omit_value(path: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            kind: FieldErrorKind::Invalid,
+            value: None,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn too_long(path: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            kind: FieldErrorKind::TooLong,
+            value: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// `Too many`: the actual count is the value.
+    pub fn too_many(path: impl Into<String>, count: usize, max: usize) -> Self {
+        Self {
+            path: path.into(),
+            kind: FieldErrorKind::TooMany,
+            value: Some(count.to_string()),
+            detail: format!("must have at most {max} items"),
+        }
+    }
+
+    pub fn duplicate(path: impl Into<String>, value: impl fmt::Display) -> Self {
+        Self {
+            path: path.into(),
+            kind: FieldErrorKind::Duplicate,
+            value: Some(value.to_string()),
+            detail: String::new(),
+        }
+    }
+
     pub fn unsupported(path: impl Into<String>, value: &str, supported: &[&str]) -> Self {
         let list: Vec<String> = supported.iter().map(|s| go_quote(s)).collect();
         Self {

@@ -3,9 +3,11 @@
 //! controller (`crate::controller::defaults`), validation to [`validate`].
 
 mod field_error;
+mod policies;
 mod validate;
 
 pub use field_error::{go_quote, FieldError, FieldErrorKind, FieldErrors};
+pub use policies::{validate_indexes_format, POD_FAILURE_POLICY_ACTIONS};
 pub use validate::validate_job;
 
 use serde::{Deserialize, Serialize};
@@ -38,9 +40,62 @@ pub struct ObjectMeta {
 pub struct JobSpec {
     pub parallelism: Option<i32>,
     pub completions: Option<i32>,
-    pub completion_mode: Option<String>,
+    pub active_deadline_seconds: Option<i64>,
+    pub pod_failure_policy: Option<PodFailurePolicy>,
+    pub success_policy: Option<SuccessPolicy>,
     pub backoff_limit: Option<i32>,
+    pub backoff_limit_per_index: Option<i32>,
+    pub max_failed_indexes: Option<i32>,
+    pub ttl_seconds_after_finished: Option<i32>,
+    pub completion_mode: Option<String>,
+    pub suspend: Option<bool>,
+    pub pod_replacement_policy: Option<String>,
+    pub managed_by: Option<String>,
     pub template: PodTemplateSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodFailurePolicy {
+    pub rules: Vec<PodFailurePolicyRule>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodFailurePolicyRule {
+    pub action: String,
+    pub on_exit_codes: Option<OnExitCodes>,
+    pub on_pod_conditions: Option<Vec<OnPodConditionsPattern>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OnExitCodes {
+    pub container_name: Option<String>,
+    pub operator: String,
+    pub values: Vec<i32>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OnPodConditionsPattern {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Defaults to `True`.
+    pub status: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SuccessPolicy {
+    pub rules: Vec<SuccessPolicyRule>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SuccessPolicyRule {
+    pub succeeded_indexes: Option<String>,
+    pub succeeded_count: Option<i32>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -56,6 +111,7 @@ pub struct PodSpec {
     pub containers: Vec<Container>,
     pub restart_policy: Option<String>,
     pub termination_grace_period_seconds: Option<i64>,
+    pub active_deadline_seconds: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

@@ -2,13 +2,19 @@
 //! §0.4, §1.6). Every error is collected, in the order the API server reports them, so a user
 //! fixes a manifest in one round.
 
-use super::{Container, FieldError, FieldErrors, Job};
+use super::policies::{validate_pod_failure_policy, validate_success_policy};
+use super::{Container, FieldError, FieldErrors, Job, JobSpec};
 
-/// `maxParallelismForIndexedJob` in validation.go.
+/// Limits from validation.go.
 const MAX_PARALLELISM_FOR_INDEXED_JOB: i32 = 100_000;
-const NONNEGATIVE: &str = "must be greater than or equal to 0";
+const COMPLETIONS_SOFT_LIMIT: i32 = 100_000;
+const PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS: i32 = 10_000;
+const MAX_MAX_FAILED_INDEXES: i32 = 100_000;
+const MAX_MANAGED_BY_LENGTH: usize = 63;
+pub(super) const NONNEGATIVE: &str = "must be greater than or equal to 0";
 const RESTART_POLICIES: &[&str] = &["OnFailure", "Never"];
 const COMPLETION_MODES: &[&str] = &["NonIndexed", "Indexed"];
+const POD_REPLACEMENT_POLICIES: &[&str] = &["Failed", "TerminatingOrFailed"];
 
 const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case \
 alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. \
@@ -69,34 +75,63 @@ fn validate_name(job: &Job, errs: &mut FieldErrors) {
     }
 }
 
+/// `validateJobSpec`, in its order.
 fn validate_spec(job: &Job, errs: &mut FieldErrors) {
     let spec = &job.spec;
     nonnegative(errs, "spec.parallelism", spec.parallelism.map(i64::from));
     nonnegative(errs, "spec.completions", spec.completions.map(i64::from));
+    nonnegative(
+        errs,
+        "spec.activeDeadlineSeconds",
+        spec.active_deadline_seconds,
+    );
     nonnegative(errs, "spec.backoffLimit", spec.backoff_limit.map(i64::from));
-
+    nonnegative(
+        errs,
+        "spec.ttlSecondsAfterFinished",
+        spec.ttl_seconds_after_finished.map(i64::from),
+    );
+    nonnegative(
+        errs,
+        "spec.backoffLimitPerIndex",
+        spec.backoff_limit_per_index.map(i64::from),
+    );
+    if let Some(max_failed) = spec.max_failed_indexes {
+        nonnegative(errs, "spec.maxFailedIndexes", Some(i64::from(max_failed)));
+        if spec.backoff_limit_per_index.is_none() {
+            errs.push(FieldError::required(
+                "spec.backoffLimitPerIndex",
+                "when maxFailedIndexes is specified",
+            ));
+        }
+    }
+    if let Some(managed_by) = &spec.managed_by {
+        validate_domain_prefixed_path(errs, "spec.managedBy", managed_by);
+        if managed_by.len() > MAX_MANAGED_BY_LENGTH {
+            errs.push(FieldError::too_long(
+                "spec.managedBy",
+                format!("may not be longer than {MAX_MANAGED_BY_LENGTH}"),
+            ));
+        }
+    }
     match spec.completion_mode.as_deref() {
-        None | Some("NonIndexed") => {}
-        Some("Indexed") => {
-            if spec.completions.is_none() {
-                errs.push(FieldError::required(
-                    "spec.completions",
-                    "when completion mode is Indexed",
+        None | Some("NonIndexed") => {
+            if let Some(v) = spec.backoff_limit_per_index {
+                errs.push(FieldError::invalid(
+                    "spec.backoffLimitPerIndex",
+                    v,
+                    "requires indexed completion mode",
                 ));
             }
-            if let Some(p) = spec
-                .parallelism
-                .filter(|p| *p > MAX_PARALLELISM_FOR_INDEXED_JOB)
-            {
+            if let Some(v) = spec.max_failed_indexes {
                 errs.push(FieldError::invalid(
-                    "spec.parallelism",
-                    p,
-                    format!(
-                        "must be less than or equal to {MAX_PARALLELISM_FOR_INDEXED_JOB} when completion mode is Indexed"
-                    ),
+                    "spec.maxFailedIndexes",
+                    v,
+                    "requires indexed completion mode",
                 ));
             }
         }
+        Some("Indexed") => validate_indexed(spec, errs),
         Some(other) => {
             errs.push(FieldError::unsupported(
                 "spec.completionMode",
@@ -105,8 +140,56 @@ fn validate_spec(job: &Job, errs: &mut FieldErrors) {
             ));
         }
     }
+    if spec.pod_failure_policy.is_some() {
+        validate_pod_failure_policy(spec, errs);
+    }
+    if spec.success_policy.is_some() {
+        validate_success_policy(spec, errs);
+    }
+    if let Some(policy) = &spec.pod_replacement_policy {
+        if spec.pod_failure_policy.is_some() {
+            if policy != "Failed" {
+                errs.push(FieldError::unsupported(
+                    "spec.podReplacementPolicy",
+                    policy,
+                    &["Failed"],
+                ));
+            }
+        } else if !POD_REPLACEMENT_POLICIES.contains(&policy.as_str()) {
+            errs.push(FieldError::unsupported(
+                "spec.podReplacementPolicy",
+                policy,
+                POD_REPLACEMENT_POLICIES,
+            ));
+        }
+    }
 
     let pod = &spec.template.spec;
+    nonnegative(
+        errs,
+        "spec.template.spec.terminationGracePeriodSeconds",
+        pod.termination_grace_period_seconds,
+    );
+    if let Some(v) = pod
+        .active_deadline_seconds
+        .filter(|v| !(1..=i64::from(i32::MAX)).contains(v))
+    {
+        errs.push(FieldError::invalid(
+            "spec.template.spec.activeDeadlineSeconds",
+            v,
+            "must be between 1 and 2147483647, inclusive",
+        ));
+    }
+    if pod.containers.is_empty() {
+        errs.push(FieldError::required("spec.template.spec.containers", ""));
+    }
+    for (i, container) in pod.containers.iter().enumerate() {
+        validate_container(
+            container,
+            &format!("spec.template.spec.containers[{i}]"),
+            errs,
+        );
+    }
     match pod.restart_policy.as_deref() {
         Some("OnFailure") | Some("Never") => {}
         None | Some("") | Some("Always") => errs.push(FieldError::required(
@@ -119,20 +202,100 @@ fn validate_spec(job: &Job, errs: &mut FieldErrors) {
             RESTART_POLICIES,
         )),
     }
-    nonnegative(
-        errs,
-        "spec.template.spec.terminationGracePeriodSeconds",
-        pod.termination_grace_period_seconds,
-    );
-    if pod.containers.is_empty() {
-        errs.push(FieldError::required("spec.template.spec.containers", ""));
+}
+
+fn validate_indexed(spec: &JobSpec, errs: &mut FieldErrors) {
+    if spec.completions.is_none() {
+        errs.push(FieldError::required(
+            "spec.completions",
+            "when completion mode is Indexed",
+        ));
     }
-    for (i, container) in pod.containers.iter().enumerate() {
-        validate_container(
-            container,
-            &format!("spec.template.spec.containers[{i}]"),
-            errs,
+    if let Some(p) = spec
+        .parallelism
+        .filter(|p| *p > MAX_PARALLELISM_FOR_INDEXED_JOB)
+    {
+        errs.push(FieldError::invalid(
+            "spec.parallelism",
+            p,
+            format!("must be less than or equal to {MAX_PARALLELISM_FOR_INDEXED_JOB} when completion mode is Indexed"),
+        ));
+    }
+    if let (Some(c), Some(m)) = (spec.completions, spec.max_failed_indexes) {
+        if m > c {
+            errs.push(FieldError::invalid(
+                "spec.maxFailedIndexes",
+                m,
+                "must be less than or equal to completions",
+            ));
+        }
+    }
+    if let Some(m) = spec
+        .max_failed_indexes
+        .filter(|m| *m > MAX_MAX_FAILED_INDEXES)
+    {
+        errs.push(FieldError::invalid(
+            "spec.maxFailedIndexes",
+            m,
+            format!("must be less than or equal to {MAX_MAX_FAILED_INDEXES}"),
+        ));
+    }
+    let high = spec.completions.is_some_and(|c| c > COMPLETIONS_SOFT_LIMIT);
+    if high && spec.backoff_limit_per_index.is_some() {
+        if spec.max_failed_indexes.is_none() {
+            errs.push(FieldError::required(
+                "spec.maxFailedIndexes",
+                format!("must be specified when completions is above {COMPLETIONS_SOFT_LIMIT}"),
+            ));
+        }
+        let detail = format!(
+            "must be less than or equal to {PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS} when completions are above \
+             {COMPLETIONS_SOFT_LIMIT} and used with backoff limit per index"
         );
+        if let Some(p) = spec
+            .parallelism
+            .filter(|p| *p > PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS)
+        {
+            errs.push(FieldError::invalid("spec.parallelism", p, detail.clone()));
+        }
+        if let Some(m) = spec
+            .max_failed_indexes
+            .filter(|m| *m > PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS)
+        {
+            errs.push(FieldError::invalid("spec.maxFailedIndexes", m, detail));
+        }
+    }
+}
+
+/// `IsDomainPrefixedPath` (apimachinery): `<DNS subdomain>/<HTTP path>`.
+fn validate_domain_prefixed_path(errs: &mut FieldErrors, path: &str, value: &str) {
+    if value.is_empty() {
+        errs.push(FieldError::required(path, ""));
+        return;
+    }
+    let Some((host, rest)) = value
+        .split_once('/')
+        .filter(|(h, r)| !h.is_empty() && !r.is_empty())
+    else {
+        errs.push(FieldError::invalid_str(
+            path,
+            value,
+            "must be a domain-prefixed path (such as \"acme.io/foo\")",
+        ));
+        return;
+    };
+    if !is_dns1123_subdomain(host) {
+        errs.push(FieldError::invalid_str(path, host, DNS1123_SUBDOMAIN_MSG));
+    }
+    let http_path_ok = rest
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/-._~%!$&'()*+,;=:".contains(c));
+    if !http_path_ok {
+        errs.push(FieldError::invalid_str(
+            path,
+            rest,
+            "Invalid path (regex used for validation is '[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+')",
+        ));
     }
 }
 
@@ -160,13 +323,13 @@ fn validate_container(container: &Container, path: &str, errs: &mut FieldErrors)
     }
 }
 
-fn nonnegative(errs: &mut FieldErrors, path: &str, value: Option<i64>) {
+pub(super) fn nonnegative(errs: &mut FieldErrors, path: &str, value: Option<i64>) {
     if let Some(v) = value.filter(|v| *v < 0) {
         errs.push(FieldError::invalid(path, v, NONNEGATIVE));
     }
 }
 
-fn is_dns1123_label(s: &str) -> bool {
+pub(super) fn is_dns1123_label(s: &str) -> bool {
     let bytes = s.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63

@@ -1,0 +1,240 @@
+"""Pod-spawn throughput of kjob against the obvious alternatives.
+
+Runs N trivial ``/bin/true`` pods at a given parallelism with:
+
+* ``kjob``             -- ``kjob.Job(...).run()``, timed from ``run()`` to its return;
+* ``xargs``            -- GNU ``xargs -P p -n 1 /bin/true`` fed N lines (the whole invocation);
+* ``subprocess-loop``  -- a plain Python loop keeping at most p ``Popen`` children alive,
+  reaping whichever finishes first with ``os.wait()``.
+
+``/bin/true`` does no work, so wall time is almost entirely per-process overhead: spawn,
+exit notification, reaping and bookkeeping. That is exactly the cost kjob adds on top of the
+user's own command.
+
+Usage::
+
+    python benches/spawn_bench.py [--pods 2000] [--runs 5] [--parallelism 2 8]
+                                  [--log-root DIR] [--json PATH]
+
+kjob writes one log file per pod and the peers write none, so kjob's numbers depend on the
+filesystem under ``--log-root`` (default: the system temp folder); the header names it. On a
+journal-less ext4, for instance, creating a file right after thousands were deleted is slow
+(the inode allocator skips recently deleted inodes one by one), and this benchmark deletes
+2000 log files per run: compare with ``--log-root /dev/shm`` to separate that from spawning.
+
+Ratios are ``kjob throughput / peer throughput``: above 1 means kjob is faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable
+
+import kjob
+
+TRUE = "/bin/true"
+KJOB = "kjob"
+XARGS = "xargs"
+LOOP = "subprocess-loop"
+TOOLS = (KJOB, XARGS, LOOP)
+
+# A runner takes (pods, parallelism) and returns the measured wall time in seconds.
+Runner = Callable[[int, int], float]
+
+
+def run_kjob(pods: int, parallelism: int, log_root: str | None = None) -> float:
+    # A fresh log folder per run so that no run pays for (or benefits from) another's files.
+    with tempfile.TemporaryDirectory(prefix="kjob-bench-", dir=log_root) as log_dir:
+        job = kjob.Job(
+            name="bench",
+            command=[TRUE],
+            completions=pods,
+            parallelism=parallelism,
+            log_dir=log_dir,
+        )
+        try:
+            # Job construction (manifest validation, native object) is a one-off cost per job,
+            # not per pod, so it is left out, as the brief times run() to wait()'s return.
+            t0 = time.perf_counter()
+            status = job.run()
+            elapsed = time.perf_counter() - t0
+        finally:
+            job.delete()
+    if status.succeeded != pods:
+        raise RuntimeError(f"kjob: {status.succeeded}/{pods} pods succeeded")
+    return elapsed
+
+
+def run_xargs(pods: int, parallelism: int) -> float:
+    # Built before the clock starts; each line becomes one (ignored) argument to /bin/true.
+    lines = "".join(f"{i}\n" for i in range(pods)).encode()
+    argv = [XARGS, "-P", str(parallelism), "-n", "1", TRUE]
+    t0 = time.perf_counter()
+    # xargs exits non-zero if any command failed, so check=True covers every child.
+    subprocess.run(argv, input=lines, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t0
+
+
+def run_subprocess_loop(pods: int, parallelism: int) -> float:
+    running: dict[int, subprocess.Popen[bytes]] = {}
+    started = failed = 0
+    t0 = time.perf_counter()
+    while started < pods or running:
+        while started < pods and len(running) < parallelism:
+            proc = subprocess.Popen([TRUE])
+            running[proc.pid] = proc
+            started += 1
+        # os.wait() sleeps in the kernel until *any* child exits: no polling, no busy loop.
+        pid, wait_status = os.wait()
+        proc = running.pop(pid)
+        # Tell Popen its child is reaped. Left at None, Popen.__del__ would queue the object
+        # for a later waitpid(pid, WNOHANG) that could steal a new child reusing that pid.
+        proc.returncode = os.waitstatus_to_exitcode(wait_status)
+        failed += proc.returncode != 0
+    elapsed = time.perf_counter() - t0
+    if failed:
+        raise RuntimeError(f"subprocess loop: {failed}/{pods} children failed")
+    return elapsed
+
+
+def bench(pods: int, parallelism: int, runs: int, runners: dict[str, Runner]) -> dict[str, list[float]]:
+    # One small untimed round first so that first-touch costs (page cache for /bin/true and
+    # xargs, the Rust runtime's thread start, lazy imports) do not land on the first sample.
+    for runner in runners.values():
+        runner(min(pods, 50), parallelism)
+    timings: dict[str, list[float]] = {tool: [] for tool in TOOLS}
+    # Interleaved so that slow drift on the machine (thermal, other load) hits all tools alike.
+    for i in range(runs):
+        for tool in TOOLS:
+            elapsed = runners[tool](pods, parallelism)
+            timings[tool].append(elapsed)
+            print(f"  p={parallelism} run {i + 1}/{runs} {tool:<16} {elapsed:8.3f} s", flush=True)
+    return timings
+
+
+def filesystem_of(path: str) -> str:
+    """The type of the filesystem mounted at ``path`` (longest mount-point prefix wins)."""
+    path = os.path.realpath(path)
+    best, fstype = "", "unknown"
+    try:
+        with open("/proc/mounts", encoding="utf-8") as fh:
+            for line in fh:
+                fields = line.split()
+                if len(fields) < 3:
+                    continue
+                # /proc/mounts escapes spaces and such as octal; decode just enough to compare.
+                mount = fields[1].encode().decode("unicode_escape")
+                inside = path == mount or path.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best):
+                    best, fstype = mount, fields[2]
+    except OSError:
+        pass
+    return fstype
+
+
+def print_table(pods: int, parallelism: int, timings: dict[str, list[float]]) -> None:
+    medians = {tool: statistics.median(times) for tool, times in timings.items()}
+    print(f"\nparallelism={parallelism}, pods={pods}, runs={len(timings[KJOB])}")
+    header = f"{'tool':<16} {'median s':>9} {'min s':>8} {'max s':>8} {'pods/s':>9} {'kjob/peer':>10}"
+    print(header)
+    print("-" * len(header))
+    for tool in TOOLS:
+        median = medians[tool]
+        # Throughput ratio = inverse time ratio; the kjob row compares with itself.
+        ratio = "-" if tool == KJOB else f"{median / medians[KJOB]:.2f}x"
+        print(
+            f"{tool:<16} {median:9.3f} {min(timings[tool]):8.3f} {max(timings[tool]):8.3f} "
+            f"{pods / median:9.0f} {ratio:>10}"
+        )
+
+
+def summary_line(parallelism: int, timings: dict[str, list[float]]) -> str:
+    medians = {tool: statistics.median(times) for tool, times in timings.items()}
+    loop = medians[LOOP] / medians[KJOB]
+    xargs = medians[XARGS] / medians[KJOB]
+    return f"p={parallelism}: kjob/{LOOP} = {loop:.2f}x, kjob/{XARGS} = {xargs:.2f}x"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="kjob pod-spawn throughput vs xargs and a subprocess loop")
+    parser.add_argument("--pods", type=int, default=2000, help="pods per run (default 2000)")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per tool (default 5)")
+    parser.add_argument("--parallelism", type=int, nargs="+", default=[2, 8], help="levels (default: 2 8)")
+    parser.add_argument(
+        "--log-root", metavar="DIR", help="parent of kjob's per-run log folders (default: $TMPDIR)"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the raw timings here")
+    args = parser.parse_args(argv)
+    if args.pods < 1 or args.runs < 1 or min(args.parallelism) < 1:
+        parser.error("--pods, --runs and --parallelism must be positive")
+    if args.log_root is not None and not os.path.isdir(args.log_root):
+        parser.error(f"--log-root {args.log_root!r} is not a folder")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    log_root: str = args.log_root or tempfile.gettempdir()
+    runners: dict[str, Runner] = {
+        KJOB: functools.partial(run_kjob, log_root=log_root),
+        XARGS: run_xargs,
+        LOOP: run_subprocess_loop,
+    }
+    if shutil.which(XARGS) is None or not os.access(TRUE, os.X_OK):
+        print(f"need {XARGS} on PATH and an executable {TRUE}", file=sys.stderr)
+        return 2
+    xargs_version = subprocess.run(
+        [XARGS, "--version"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()[:1]
+    machine = {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "kjob": kjob.__version__,
+        "xargs": xargs_version[0] if xargs_version else "unknown",
+        "log_root": log_root,
+        "log_root_fs": filesystem_of(log_root),
+    }
+    print(f"nproc={machine['nproc']}  python={machine['python']}  {machine['platform']}")
+    print(f"kjob {machine['kjob']}, {machine['xargs']}, pods={args.pods}, runs={args.runs}")
+    print(f"kjob log root: {log_root} ({machine['log_root_fs']})")
+
+    results: dict[int, dict[str, list[float]]] = {}
+    for parallelism in args.parallelism:
+        results[parallelism] = bench(args.pods, parallelism, args.runs, runners)
+
+    for parallelism, timings in results.items():
+        print_table(args.pods, parallelism, timings)
+    print()
+    for parallelism, timings in results.items():
+        print(summary_line(parallelism, timings))
+
+    if args.json:
+        payload = {
+            "machine": machine,
+            "pods": args.pods,
+            "runs": args.runs,
+            "timings_seconds": {str(p): t for p, t in results.items()},
+            "median_seconds": {
+                str(p): {tool: statistics.median(ts) for tool, ts in t.items()} for p, t in results.items()
+            },
+        }
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=2)
+            fh.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,10 +2,13 @@
 
 Runs N trivial ``/bin/true`` pods at a given parallelism with:
 
-* ``kjob``             -- ``kjob.Job(...).run()``, timed from ``run()`` to its return;
-* ``xargs``            -- GNU ``xargs -P p -n 1 /bin/true`` fed N lines (the whole invocation);
-* ``subprocess-loop``  -- a plain Python loop keeping at most p ``Popen`` children alive,
-  reaping whichever finishes first with ``os.wait()``.
+* ``kjob``                 -- ``kjob.Job(...).run()``, timed from ``run()`` to its return;
+* ``xargs``                -- GNU ``xargs -P p -n 1 /bin/true`` fed N lines (the whole invocation);
+* ``subprocess-loop``      -- a plain Python loop keeping at most p ``Popen`` children alive,
+  reaping whichever finishes first with ``os.wait()``; children inherit our stdio;
+* ``subprocess-loop+logs`` -- the same loop, but each child gets what a kjob pod gets: its own
+  log file (``open(path, "ab")``, i.e. ``O_CREAT|O_APPEND``, as stdout *and* stderr), stdin
+  from ``/dev/null`` and a process group of its own (``start_new_session=True``).
 
 ``/bin/true`` does no work, so wall time is almost entirely per-process overhead: spawn,
 exit notification, reaping and bookkeeping. That is exactly the cost kjob adds on top of the
@@ -16,13 +19,22 @@ Usage::
     python benches/spawn_bench.py [--pods 2000] [--runs 5] [--parallelism 2 8]
                                   [--log-root DIR] [--json PATH]
 
-kjob writes one log file per pod and the peers write none, so kjob's numbers depend on the
-filesystem under ``--log-root`` (default: the system temp folder); the header names it. On a
-journal-less ext4, for instance, creating a file right after thousands were deleted is slow
-(the inode allocator skips recently deleted inodes one by one), and this benchmark deletes
-2000 log files per run: compare with ``--log-root /dev/shm`` to separate that from spawning.
+Fairness, so that the numbers compare like with like:
 
-Ratios are ``kjob throughput / peer throughput``: above 1 means kjob is faster.
+* ``subprocess-loop+logs`` is the like-for-like peer: it creates one log file per child in the
+  same folder kind as kjob. ``subprocess-loop`` and ``xargs`` (no files at all) stay as the
+  floor of what spawning alone costs.
+* Every run of kjob and of ``subprocess-loop+logs`` (warm-up included) gets a fresh, empty log
+  folder under ``--log-root`` (default: the system temp folder; the header names its filesystem
+  type), created before the clock starts. None is deleted before the whole benchmark is over:
+  on some filesystems deleting thousands of files slows the *next* file creations (a
+  journal-less ext4's inode allocator, for one, steps over recently freed inodes), and that
+  would charge one run's cleanup to the next run. They are all removed at the very end.
+* Tools are interleaved within each round so that slow drift on the machine hits all alike,
+  and one small untimed warm-up round comes first.
+
+Ratios are ``kjob throughput / peer throughput`` (= peer median time / kjob median time),
+reported against every peer: above 1 means kjob is faster.
 """
 
 from __future__ import annotations
@@ -46,30 +58,50 @@ TRUE = "/bin/true"
 KJOB = "kjob"
 XARGS = "xargs"
 LOOP = "subprocess-loop"
-TOOLS = (KJOB, XARGS, LOOP)
+LOOP_LOGS = "subprocess-loop+logs"
+TOOLS = (KJOB, XARGS, LOOP, LOOP_LOGS)
+PEERS = tuple(tool for tool in TOOLS if tool != KJOB)
 
 # A runner takes (pods, parallelism) and returns the measured wall time in seconds.
 Runner = Callable[[int, int], float]
 
 
-def run_kjob(pods: int, parallelism: int, log_root: str | None = None) -> float:
-    # A fresh log folder per run so that no run pays for (or benefits from) another's files.
-    with tempfile.TemporaryDirectory(prefix="kjob-bench-", dir=log_root) as log_dir:
-        job = kjob.Job(
-            name="bench",
-            command=[TRUE],
-            completions=pods,
-            parallelism=parallelism,
-            log_dir=log_dir,
-        )
-        try:
-            # Job construction (manifest validation, native object) is a one-off cost per job,
-            # not per pod, so it is left out, as the brief times run() to wait()'s return.
-            t0 = time.perf_counter()
-            status = job.run()
-            elapsed = time.perf_counter() - t0
-        finally:
-            job.delete()
+class LogFolders:
+    """Hands out a fresh log folder per run and deletes them all only at the very end."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.made: list[str] = []
+
+    def fresh(self, tool: str) -> str:
+        path = tempfile.mkdtemp(prefix=f"kjob-bench-{tool.replace('+', '-')}-", dir=self.root)
+        self.made.append(path)
+        return path
+
+    def remove_all(self) -> None:
+        for path in self.made:
+            shutil.rmtree(path, ignore_errors=True)
+        self.made.clear()
+
+
+def run_kjob(pods: int, parallelism: int, folders: LogFolders) -> float:
+    log_dir = folders.fresh(KJOB)
+    job = kjob.Job(
+        name="bench",
+        command=[TRUE],
+        completions=pods,
+        parallelism=parallelism,
+        log_dir=log_dir,
+    )
+    try:
+        # Job construction (manifest validation, native object) is a one-off cost per job,
+        # not per pod, so it is left out: the clock covers run() until it returns.
+        t0 = time.perf_counter()
+        status = job.run()
+        elapsed = time.perf_counter() - t0
+    finally:
+        # Reaps nothing (every pod is done) and leaves log_dir alone: it is ours, not private.
+        job.delete()
     if status.succeeded != pods:
         raise RuntimeError(f"kjob: {status.succeeded}/{pods} pods succeeded")
     return elapsed
@@ -85,13 +117,13 @@ def run_xargs(pods: int, parallelism: int) -> float:
     return time.perf_counter() - t0
 
 
-def run_subprocess_loop(pods: int, parallelism: int) -> float:
+def _loop(pods: int, parallelism: int, spawn: Callable[[int], subprocess.Popen[bytes]], what: str) -> float:
     running: dict[int, subprocess.Popen[bytes]] = {}
     started = failed = 0
     t0 = time.perf_counter()
     while started < pods or running:
         while started < pods and len(running) < parallelism:
-            proc = subprocess.Popen([TRUE])
+            proc = spawn(started)
             running[proc.pid] = proc
             started += 1
         # os.wait() sleeps in the kernel until *any* child exits: no polling, no busy loop.
@@ -103,8 +135,27 @@ def run_subprocess_loop(pods: int, parallelism: int) -> float:
         failed += proc.returncode != 0
     elapsed = time.perf_counter() - t0
     if failed:
-        raise RuntimeError(f"subprocess loop: {failed}/{pods} children failed")
+        raise RuntimeError(f"{what}: {failed}/{pods} children failed")
     return elapsed
+
+
+def run_subprocess_loop(pods: int, parallelism: int) -> float:
+    return _loop(pods, parallelism, lambda _i: subprocess.Popen([TRUE]), LOOP)
+
+
+def run_subprocess_loop_logs(pods: int, parallelism: int, folders: LogFolders) -> float:
+    log_dir = folders.fresh(LOOP_LOGS)  # before the clock, as for kjob
+
+    def spawn(i: int) -> subprocess.Popen[bytes]:
+        # What kjob does per pod: create/append-open its own log file, hand it to the child as
+        # stdout and stderr, stdin from /dev/null, own process group; the parent's copy of the
+        # log descriptor is closed right after the spawn.
+        with open(os.path.join(log_dir, f"bench-{i}.log"), "ab") as log:
+            return subprocess.Popen(
+                [TRUE], stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
+
+    return _loop(pods, parallelism, spawn, LOOP_LOGS)
 
 
 def bench(pods: int, parallelism: int, runs: int, runners: dict[str, Runner]) -> dict[str, list[float]]:
@@ -118,7 +169,7 @@ def bench(pods: int, parallelism: int, runs: int, runners: dict[str, Runner]) ->
         for tool in TOOLS:
             elapsed = runners[tool](pods, parallelism)
             timings[tool].append(elapsed)
-            print(f"  p={parallelism} run {i + 1}/{runs} {tool:<16} {elapsed:8.3f} s", flush=True)
+            print(f"  p={parallelism} run {i + 1}/{runs} {tool:<20} {elapsed:8.3f} s", flush=True)
     return timings
 
 
@@ -145,7 +196,7 @@ def filesystem_of(path: str) -> str:
 def print_table(pods: int, parallelism: int, timings: dict[str, list[float]]) -> None:
     medians = {tool: statistics.median(times) for tool, times in timings.items()}
     print(f"\nparallelism={parallelism}, pods={pods}, runs={len(timings[KJOB])}")
-    header = f"{'tool':<16} {'median s':>9} {'min s':>8} {'max s':>8} {'pods/s':>9} {'kjob/peer':>10}"
+    header = f"{'tool':<20} {'median s':>9} {'min s':>8} {'max s':>8} {'pods/s':>9} {'kjob/peer':>10}"
     print(header)
     print("-" * len(header))
     for tool in TOOLS:
@@ -153,25 +204,26 @@ def print_table(pods: int, parallelism: int, timings: dict[str, list[float]]) ->
         # Throughput ratio = inverse time ratio; the kjob row compares with itself.
         ratio = "-" if tool == KJOB else f"{median / medians[KJOB]:.2f}x"
         print(
-            f"{tool:<16} {median:9.3f} {min(timings[tool]):8.3f} {max(timings[tool]):8.3f} "
+            f"{tool:<20} {median:9.3f} {min(timings[tool]):8.3f} {max(timings[tool]):8.3f} "
             f"{pods / median:9.0f} {ratio:>10}"
         )
 
 
 def summary_line(parallelism: int, timings: dict[str, list[float]]) -> str:
     medians = {tool: statistics.median(times) for tool, times in timings.items()}
-    loop = medians[LOOP] / medians[KJOB]
-    xargs = medians[XARGS] / medians[KJOB]
-    return f"p={parallelism}: kjob/{LOOP} = {loop:.2f}x, kjob/{XARGS} = {xargs:.2f}x"
+    ratios = ", ".join(f"kjob/{peer} = {medians[peer] / medians[KJOB]:.2f}x" for peer in PEERS)
+    return f"p={parallelism}: {ratios}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="kjob pod-spawn throughput vs xargs and a subprocess loop")
+    parser = argparse.ArgumentParser(description="kjob pod-spawn throughput vs xargs and subprocess loops")
     parser.add_argument("--pods", type=int, default=2000, help="pods per run (default 2000)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per tool (default 5)")
     parser.add_argument("--parallelism", type=int, nargs="+", default=[2, 8], help="levels (default: 2 8)")
     parser.add_argument(
-        "--log-root", metavar="DIR", help="parent of kjob's per-run log folders (default: $TMPDIR)"
+        "--log-root",
+        metavar="DIR",
+        help="parent of the per-run log folders of kjob and subprocess-loop+logs (default: $TMPDIR)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the raw timings here")
     args = parser.parse_args(argv)
@@ -185,14 +237,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     log_root: str = args.log_root or tempfile.gettempdir()
-    runners: dict[str, Runner] = {
-        KJOB: functools.partial(run_kjob, log_root=log_root),
-        XARGS: run_xargs,
-        LOOP: run_subprocess_loop,
-    }
     if shutil.which(XARGS) is None or not os.access(TRUE, os.X_OK):
         print(f"need {XARGS} on PATH and an executable {TRUE}", file=sys.stderr)
         return 2
+    folders = LogFolders(log_root)
+    runners: dict[str, Runner] = {
+        KJOB: functools.partial(run_kjob, folders=folders),
+        XARGS: run_xargs,
+        LOOP: run_subprocess_loop,
+        LOOP_LOGS: functools.partial(run_subprocess_loop_logs, folders=folders),
+    }
     xargs_version = subprocess.run(
         [XARGS, "--version"], capture_output=True, text=True, check=False
     ).stdout.splitlines()[:1]
@@ -208,11 +262,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"nproc={machine['nproc']}  python={machine['python']}  {machine['platform']}")
     print(f"kjob {machine['kjob']}, {machine['xargs']}, pods={args.pods}, runs={args.runs}")
-    print(f"kjob log root: {log_root} ({machine['log_root_fs']})")
+    print(f"log root (kjob, {LOOP_LOGS}): {log_root} ({machine['log_root_fs']}); "
+          "a fresh folder per run, all deleted at the end")
 
     results: dict[int, dict[str, list[float]]] = {}
-    for parallelism in args.parallelism:
-        results[parallelism] = bench(args.pods, parallelism, args.runs, runners)
+    try:
+        for parallelism in args.parallelism:
+            results[parallelism] = bench(args.pods, parallelism, args.runs, runners)
+    finally:
+        # Deferred to here so that no run's cleanup slows another run's file creation.
+        folders.remove_all()
 
     for parallelism, timings in results.items():
         print_table(args.pods, parallelism, timings)

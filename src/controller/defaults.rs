@@ -1,6 +1,8 @@
 //! Defaulting (`pkg/apis/batch/v1/defaults.go`, reference §1.1): a validated manifest becomes the
 //! typed, fully defaulted spec the controller runs.
 
+use super::failure_policy::PodFailurePolicy;
+use super::success_policy::SuccessRule;
 use crate::spec::{self, FieldError, FieldErrors};
 use std::time::Duration;
 
@@ -74,6 +76,17 @@ pub struct EffectiveSpec {
     pub suspend: bool,
     pub backoff: BackoffConfig,
     pub container: ContainerSpec,
+    /// Job-level `activeDeadlineSeconds`, measured from `startTime`.
+    pub active_deadline: Option<Duration>,
+    /// The pod template's `activeDeadlineSeconds`, measured from each pod's start.
+    pub pod_active_deadline: Option<Duration>,
+    pub ttl_after_finished: Option<Duration>,
+    pub backoff_limit_per_index: Option<u32>,
+    pub max_failed_indexes: Option<u32>,
+    pub pod_failure_policy: Option<PodFailurePolicy>,
+    pub success_policy: Option<Vec<SuccessRule>>,
+    /// `None` and `kubernetes.io/job-controller` mean the local controller runs the Job.
+    pub managed_by: Option<String>,
 }
 
 impl EffectiveSpec {
@@ -129,7 +142,14 @@ impl EffectiveSpec {
                 Some("Indexed") => CompletionMode::Indexed,
                 _ => CompletionMode::NonIndexed,
             },
-            backoff_limit: s.backoff_limit.map(to_u32).unwrap_or(DEFAULT_BACKOFF_LIMIT),
+            // With per-index limits the global limit defaults to MaxInt32 (§1.1).
+            backoff_limit: s.backoff_limit.map(to_u32).unwrap_or(
+                if s.backoff_limit_per_index.is_some() {
+                    i32::MAX as u32
+                } else {
+                    DEFAULT_BACKOFF_LIMIT
+                },
+            ),
             restart_policy: match pod.restart_policy.as_deref() {
                 Some("OnFailure") => RestartPolicy::OnFailure,
                 _ => RestartPolicy::Never,
@@ -138,8 +158,14 @@ impl EffectiveSpec {
                 .termination_grace_period_seconds
                 .map(|s| Duration::from_secs(s.max(0) as u64))
                 .unwrap_or(DEFAULT_TERMINATION_GRACE_PERIOD),
-            pod_replacement_policy: PodReplacementPolicy::TerminatingOrFailed,
-            suspend: false,
+            pod_replacement_policy: match s.pod_replacement_policy.as_deref() {
+                Some("Failed") => PodReplacementPolicy::Failed,
+                Some(_) => PodReplacementPolicy::TerminatingOrFailed,
+                // Defaulting: `Failed` with a pod failure policy, else `TerminatingOrFailed`.
+                None if s.pod_failure_policy.is_some() => PodReplacementPolicy::Failed,
+                None => PodReplacementPolicy::TerminatingOrFailed,
+            },
+            suspend: s.suspend.unwrap_or(false),
             backoff,
             container: ContainerSpec {
                 name: container.name.clone(),
@@ -148,12 +174,42 @@ impl EffectiveSpec {
                 env,
                 working_dir: container.working_dir.clone(),
             },
+            active_deadline: s.active_deadline_seconds.map(seconds),
+            pod_active_deadline: pod.active_deadline_seconds.map(seconds),
+            ttl_after_finished: s.ttl_seconds_after_finished.map(|t| seconds(i64::from(t))),
+            backoff_limit_per_index: s.backoff_limit_per_index.map(to_u32),
+            max_failed_indexes: s.max_failed_indexes.map(to_u32),
+            pod_failure_policy: s
+                .pod_failure_policy
+                .as_ref()
+                .map(PodFailurePolicy::from_spec),
+            success_policy: s.success_policy.as_ref().map(|p| {
+                p.rules
+                    .iter()
+                    .map(|r| SuccessRule {
+                        succeeded_indexes: r.succeeded_indexes.clone(),
+                        succeeded_count: r.succeeded_count.map(to_u32),
+                    })
+                    .collect()
+            }),
+            managed_by: s.managed_by.clone(),
         })
     }
 
     pub fn is_indexed(&self) -> bool {
         self.completion_mode == CompletionMode::Indexed
     }
+
+    /// Whether the local controller (`kubernetes.io/job-controller`) owns this Job.
+    pub fn is_managed_locally(&self) -> bool {
+        self.managed_by
+            .as_deref()
+            .is_none_or(|m| m == crate::spec::JOB_CONTROLLER_NAME)
+    }
+}
+
+fn seconds(s: i64) -> Duration {
+    Duration::from_secs(s.max(0) as u64)
 }
 
 /// Validation has already rejected negatives; clamp defensively rather than wrap.

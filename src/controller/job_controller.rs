@@ -1,15 +1,19 @@
 //! The Job controller: `syncJob`, `manageJob` and `trackJobStatusAndRemoveFinalizers` of
-//! `pkg/controller/job/job_controller.go` (reference §4), plus the small part of the kubelet
-//! that a pod needs locally (in-place restarts, §5.1) and the deletion cascade (§6.3).
+//! `pkg/controller/job/job_controller.go` (reference §4–§7), the deletion cascade (§6.3) and the
+//! TTL-after-finished controller (§6.4). The kubelet's share lives in `kubelet.rs`.
 //!
 //! Pure: the runtime feeds [`Event`]s and the current [`Time`] in, and carries out the
 //! [`Action`]s that come back. Nothing here reads a clock or touches a process.
 
 use super::backoff::{self, BackoffRecord};
 use super::defaults::{EffectiveSpec, PodReplacementPolicy, RestartPolicy};
+use super::events::{EventLog, EventType};
+use super::failure_policy::{match_pod_failure_policy, PfpAction, PfpMatch};
 use super::indexed::first_pending_indexes;
 use super::names::{generate_name, generate_name_with_index, SuffixGenerator};
-use super::pod::{ContainerState, Pod, PodId, PodPhase};
+use super::pod::{Pod, PodCondition, PodId, PodPhase};
+use super::success_policy::{match_success_policy, REASON_SUCCESS_POLICY};
+use crate::spec::{FieldError, FieldErrors};
 use crate::status::{ConditionType, IndexSet, JobStatus, Time};
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -20,6 +24,14 @@ const MAX_POD_CREATE_DELETE_PER_SYNC: usize = 500;
 
 pub const REASON_BACKOFF_LIMIT_EXCEEDED: &str = "BackoffLimitExceeded";
 pub const MESSAGE_BACKOFF_LIMIT_EXCEEDED: &str = "Job has reached the specified backoff limit";
+pub const REASON_DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+pub const MESSAGE_DEADLINE_EXCEEDED: &str = "Job was active longer than specified deadline";
+pub const REASON_POD_FAILURE_POLICY: &str = "PodFailurePolicy";
+pub const REASON_MAX_FAILED_INDEXES_EXCEEDED: &str = "MaxFailedIndexesExceeded";
+pub const MESSAGE_MAX_FAILED_INDEXES_EXCEEDED: &str =
+    "Job has exceeded the specified maximal number of failed indexes";
+pub const REASON_FAILED_INDEXES: &str = "FailedIndexes";
+pub const MESSAGE_FAILED_INDEXES: &str = "Job has failed indexes";
 pub const REASON_COMPLETIONS_REACHED: &str = "CompletionsReached";
 pub const MESSAGE_COMPLETIONS_REACHED: &str = "Reached expected number of succeeded pods";
 /// Container exit code a container runtime reports when the process could not be started.
@@ -65,7 +77,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn wake_no_later_than(&mut self, at: Time) {
+    pub(super) fn wake_no_later_than(&mut self, at: Time) {
         self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
     }
 }
@@ -79,6 +91,22 @@ struct Finish {
 }
 
 impl Finish {
+    fn failure(reason: &str, message: &str) -> Self {
+        Self {
+            success: false,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    fn success(reason: &str, message: &str) -> Self {
+        Self {
+            success: true,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
     fn interim(&self) -> ConditionType {
         if self.success {
             ConditionType::SuccessCriteriaMet
@@ -98,25 +126,36 @@ impl Finish {
 
 /// Pod counts of one sync, adjusted as pods are deleted.
 #[derive(Clone, Copy, Debug, Default)]
-struct Counts {
-    active: u32,
-    ready: u32,
-    terminating: u32,
+pub(super) struct Counts {
+    pub(super) active: u32,
+    pub(super) ready: u32,
+    pub(super) terminating: u32,
+}
+
+/// Index bookkeeping of one sync of an Indexed Job.
+#[derive(Default)]
+struct IndexState {
+    succeeded: IndexSet,
+    /// `Some` only with `backoffLimitPerIndex`.
+    failed: Option<IndexSet>,
+    /// Per index, the failed pod whose counting waits for its replacement (§5.4).
+    delayed: HashMap<u32, PodId>,
 }
 
 pub struct Controller {
-    spec: EffectiveSpec,
-    status: JobStatus,
+    pub(super) spec: EffectiveSpec,
+    pub(super) status: JobStatus,
     /// Every pod ever created; `PodId(n)` lives at position `n`.
-    pods: Vec<Pod>,
-    /// Pods the controller still has to look at: not yet counted, or still running.
-    unsettled: BTreeSet<PodId>,
-    backoff: BackoffRecord,
+    pub(super) pods: Vec<Pod>,
+    /// Pods the controller still has to look at: not yet counted, or with a process left.
+    pub(super) unsettled: BTreeSet<PodId>,
+    pub(super) backoff: BackoffRecord,
     names: SuffixGenerator,
-    deleting: bool,
+    pub(super) deleting: bool,
     /// Pods this sync asked to stop. Like upstream, which works on the pods it listed before
     /// deleting, the sync that deletes a pod does not yet see it as terminating.
     killed_this_sync: HashSet<PodId>,
+    pub(super) events: EventLog,
 }
 
 impl Controller {
@@ -131,6 +170,7 @@ impl Controller {
             names,
             deleting: false,
             killed_this_sync: HashSet::new(),
+            events: EventLog::default(),
         }
     }
 
@@ -148,6 +188,14 @@ impl Controller {
 
     pub fn pod(&self, id: PodId) -> Option<&Pod> {
         self.pods.get(id.0 as usize)
+    }
+
+    pub fn pod_by_name(&self, name: &str) -> Option<&Pod> {
+        self.pods.iter().find(|p| p.name == name)
+    }
+
+    pub fn events(&self) -> &EventLog {
+        &self.events
     }
 
     pub fn is_finished(&self) -> bool {
@@ -169,23 +217,7 @@ impl Controller {
     /// a batch of events.
     pub fn observe(&mut self, event: Event) {
         match event {
-            Event::ContainerStarted { pod, at } => {
-                let Some(p) = self.pods.get_mut(pod.0 as usize) else {
-                    return;
-                };
-                if p.container != ContainerState::Starting {
-                    return;
-                }
-                p.container = ContainerState::Running;
-                if p.phase == PodPhase::Pending {
-                    p.phase = PodPhase::Running;
-                }
-                p.started_at.get_or_insert(at);
-                p.ready = true;
-                p.ready_since = Some(at);
-                p.reason = None;
-                p.message = None;
-            }
+            Event::ContainerStarted { pod, at } => self.container_started(pod, at),
             Event::ContainerExited { pod, exit_code, at } => {
                 self.container_terminated(pod, exit_code, None, at);
             }
@@ -209,57 +241,65 @@ impl Controller {
         plan
     }
 
-    /// The kubelet's part: a container ended. With `OnFailure` a failed container restarts in
-    /// place after the crash-loop delay, unless its pod is being deleted.
-    fn container_terminated(
-        &mut self,
-        pod: PodId,
-        exit_code: i32,
-        why: Option<(String, String)>,
-        at: Time,
-    ) {
-        let restart_policy = self.spec.restart_policy;
-        let backoff_config = self.spec.backoff;
-        let Some(p) = self.pods.get_mut(pod.0 as usize) else {
-            return;
+    /// The Eviction API for one pod: it gets `DisruptionTarget=True` (reason
+    /// `EvictionByEvictionAPI`) and is deleted with its grace period.
+    pub fn evict(&mut self, name: &str, now: Time) -> Result<Plan, String> {
+        let Some(id) = self.pod_by_name(name).map(|p| p.id) else {
+            return Err(format!("pods {name:?} not found"));
         };
-        if p.phase.is_terminal() {
-            return;
+        let mut plan = Plan::default();
+        let pod = &mut self.pods[id.0 as usize];
+        if pod.phase.is_terminal() || pod.deletion_requested_at.is_some() {
+            return Ok(plan);
         }
-        let (reason, message) = why.map_or((None, None), |(r, m)| (Some(r), Some(m)));
-        p.reason = reason;
-        p.message = message;
-        let restart_in_place = exit_code != 0
-            && restart_policy == RestartPolicy::OnFailure
-            && p.deletion_requested_at.is_none();
-        if !restart_in_place {
-            p.terminate(exit_code, at);
-            return;
+        pod.conditions.push(PodCondition::disruption_target(
+            "EvictionByEvictionAPI",
+            "Eviction API: evicting",
+        ));
+        let mut counts = self.count_pods();
+        self.delete_pod(id, now, &mut counts, &mut plan);
+        Ok(plan)
+    }
+
+    /// Elastic Indexed Jobs (§1.2): `parallelism` may change at any time; `completions` only
+    /// for Indexed Jobs and only together with an equal `parallelism`.
+    pub fn scale(
+        &mut self,
+        parallelism: Option<i64>,
+        completions: Option<i64>,
+    ) -> Result<(), FieldErrors> {
+        crate::spec::validate_scale(
+            self.spec.is_indexed(),
+            self.spec.completions.map(i64::from),
+            parallelism.or(Some(i64::from(self.spec.parallelism))),
+            completions,
+        )?;
+        if let Some(p) = parallelism {
+            self.spec.parallelism = to_u32_field("spec.parallelism", p)?;
         }
-        // A container that ran long enough before failing starts a fresh crash loop.
-        let ran = p
-            .ready_since
-            .map_or(Duration::ZERO, |s| at.saturating_sub(s));
-        if ran >= backoff::restart_reset_after(backoff_config) {
-            p.restart_streak = 0;
+        if let Some(c) = completions {
+            let c = to_u32_field("spec.completions", c)?;
+            self.spec.completions = Some(c);
+            self.status.completed_indexes.truncate(c);
+            if let Some(failed) = &mut self.status.failed_indexes {
+                failed.truncate(c);
+            }
         }
-        p.restart_streak += 1;
-        p.restart_count += 1;
-        p.exit_code = Some(exit_code);
-        p.ready = false;
-        p.ready_since = None;
-        let delay = backoff::restart_delay(backoff_config, p.restart_streak);
-        p.container = ContainerState::WaitingRestart { at: at + delay };
+        Ok(())
     }
 
     /// One reconcile pass (`syncJob`). Idempotent: calling it again with nothing new observed
     /// and the same time yields no actions.
     pub fn sync(&mut self, now: Time) -> Plan {
         let mut plan = Plan::default();
-        if self.status.is_finished() {
+        self.killed_this_sync.clear();
+        if !self.spec.is_managed_locally() {
             return plan;
         }
-        self.killed_this_sync.clear();
+        if self.status.is_finished() {
+            self.collect_finished(now, &mut plan);
+            return plan;
+        }
         #[cfg(debug_assertions)]
         let before = (
             self.status.succeeded,
@@ -267,6 +307,7 @@ impl Controller {
             self.status.completion_time,
         );
 
+        self.enforce_pod_deadlines(now, &mut plan);
         if self.status.start_time.is_none() && !self.spec.suspend {
             self.status.start_time = Some(now);
         }
@@ -274,7 +315,11 @@ impl Controller {
         // Pods that finished since the last sync and have not been counted yet.
         let mut new_succeeded_times = Vec::new();
         let mut new_failed_times = Vec::new();
-        let mut succeeded_indexes = self.status.completed_indexes.clone();
+        let mut new_failed_counted = 0u32;
+        let mut ix = IndexState {
+            succeeded: self.status.completed_indexes.clone(),
+            ..Default::default()
+        };
         for id in &self.unsettled {
             let pod = &self.pods[id.0 as usize];
             if pod.counted || !self.has_valid_index(pod) {
@@ -282,30 +327,81 @@ impl Controller {
             }
             if pod.phase == PodPhase::Succeeded {
                 new_succeeded_times.push(pod.finish_time());
-                if let Some(ix) = pod.index {
-                    succeeded_indexes.insert(ix);
+                if let Some(i) = pod.index {
+                    ix.succeeded.insert(i);
                 }
             } else if self.is_pod_failed(pod) {
+                // Ignored failures still delay re-creation; only the counter leaves them out.
                 new_failed_times.push(pod.finish_time());
+                new_failed_counted += u32::from(self.pfp_match(pod).count_failed);
             }
         }
         self.backoff.update(&new_succeeded_times, &new_failed_times);
-        let failed = self.status.failed + new_failed_times.len() as u32;
-        let succeeded = if self.spec.is_indexed() {
-            succeeded_indexes.total() as u32
+        let failed = self.status.failed + new_failed_counted;
+        let indexed = self.spec.is_indexed();
+        let succeeded = if indexed {
+            ix.succeeded.total() as u32
         } else {
             self.status.succeeded + new_succeeded_times.len() as u32
         };
 
         let mut finished = self.existing_finish();
-        if finished.is_none()
-            && (failed > self.spec.backoff_limit || self.past_backoff_limit_on_failure())
-        {
-            finished = Some(Finish {
-                success: false,
-                reason: REASON_BACKOFF_LIMIT_EXCEEDED.into(),
-                message: MESSAGE_BACKOFF_LIMIT_EXCEEDED.into(),
-            });
+        if finished.is_none() {
+            if let Some(message) = self.fail_job_message() {
+                finished = Some(Finish::failure(REASON_POD_FAILURE_POLICY, &message));
+            }
+        }
+        if finished.is_none() {
+            if failed > self.spec.backoff_limit || self.past_backoff_limit_on_failure() {
+                finished = Some(Finish::failure(
+                    REASON_BACKOFF_LIMIT_EXCEEDED,
+                    MESSAGE_BACKOFF_LIMIT_EXCEEDED,
+                ));
+            } else if self.past_active_deadline(now) {
+                finished = Some(Finish::failure(
+                    REASON_DEADLINE_EXCEEDED,
+                    MESSAGE_DEADLINE_EXCEEDED,
+                ));
+            } else if let (Some(deadline), Some(start), false) = (
+                self.spec.active_deadline,
+                self.status.start_time,
+                self.spec.suspend,
+            ) {
+                plan.wake_no_later_than(start + deadline);
+            }
+        }
+        if indexed {
+            let completions = self.spec.completions.unwrap_or(0);
+            if self.spec.backoff_limit_per_index.is_some() {
+                let failed_ix = self.calculate_failed_indexes();
+                if finished.is_none() {
+                    let total = failed_ix.total();
+                    if self
+                        .spec
+                        .max_failed_indexes
+                        .is_some_and(|m| total > u64::from(m))
+                    {
+                        finished = Some(Finish::failure(
+                            REASON_MAX_FAILED_INDEXES_EXCEEDED,
+                            MESSAGE_MAX_FAILED_INDEXES_EXCEEDED,
+                        ));
+                    } else if total > 0 && total + ix.succeeded.total() >= u64::from(completions) {
+                        finished = Some(Finish::failure(
+                            REASON_FAILED_INDEXES,
+                            MESSAGE_FAILED_INDEXES,
+                        ));
+                    }
+                }
+                ix.failed = Some(failed_ix);
+                ix.delayed = self.pods_with_delayed_deletion(&ix);
+            }
+            if finished.is_none() {
+                if let Some(rules) = &self.spec.success_policy {
+                    if let Some(message) = match_success_policy(rules, completions, &ix.succeeded) {
+                        finished = Some(Finish::success(REASON_SUCCESS_POLICY, &message));
+                    }
+                }
+            }
         }
 
         let mut counts = self.count_pods();
@@ -316,18 +412,17 @@ impl Controller {
         } else {
             let manage_called = !self.deleting;
             if manage_called {
-                self.manage_job(now, succeeded, &succeeded_indexes, &mut counts, &mut plan);
+                self.manage_job(now, succeeded, &ix, &mut counts, &mut plan);
             }
             let complete = match self.spec.completions {
                 None => succeeded > 0 && counts.active == 0,
                 Some(c) => succeeded >= c && counts.active == 0,
             };
             if complete {
-                finished = Some(Finish {
-                    success: true,
-                    reason: REASON_COMPLETIONS_REACHED.into(),
-                    message: MESSAGE_COMPLETIONS_REACHED.into(),
-                });
+                finished = Some(Finish::success(
+                    REASON_COMPLETIONS_REACHED,
+                    MESSAGE_COMPLETIONS_REACHED,
+                ));
             } else if manage_called {
                 self.update_suspended_condition(now);
             }
@@ -335,8 +430,11 @@ impl Controller {
         self.status.active = counts.active;
         self.status.ready = counts.ready;
         self.status.terminating = counts.terminating;
-        self.track_status(now, finished.as_ref());
+        self.track_status(now, finished.as_ref(), &ix);
         self.restart_due_containers(now, &mut plan);
+        if self.status.is_finished() {
+            self.collect_finished(now, &mut plan);
+        }
 
         #[cfg(debug_assertions)]
         self.assert_invariants(before);
@@ -358,6 +456,25 @@ impl Controller {
         })
     }
 
+    /// `getFailJobMessage`: the first failed pod that matches a `FailJob` rule.
+    fn fail_job_message(&self) -> Option<String> {
+        self.spec.pod_failure_policy.as_ref()?;
+        self.unsettled
+            .iter()
+            .map(|id| &self.pods[id.0 as usize])
+            .filter(|p| self.is_pod_failed(p))
+            .find_map(|p| self.pfp_match(p).fail_job_message)
+    }
+
+    fn pfp_match(&self, pod: &Pod) -> PfpMatch {
+        match_pod_failure_policy(
+            self.spec.pod_failure_policy.as_ref(),
+            pod,
+            &self.spec.namespace,
+            &self.spec.container.name,
+        )
+    }
+
     /// `pastBackoffLimitOnFailure` (§5.2): restarts of pods still pending or running.
     fn past_backoff_limit_on_failure(&self) -> bool {
         if self.spec.restart_policy != RestartPolicy::OnFailure {
@@ -377,8 +494,18 @@ impl Controller {
         }
     }
 
+    /// `pastActiveDeadline` (§6.1): measured from `startTime`, never while suspended.
+    fn past_active_deadline(&self, now: Time) -> bool {
+        match (self.spec.active_deadline, self.status.start_time) {
+            (Some(deadline), Some(start)) if !self.spec.suspend => {
+                now.saturating_sub(start) >= deadline
+            }
+            _ => false,
+        }
+    }
+
     /// `isPodFailed`: failed, or (unless only failed pods are replaced) being deleted.
-    fn is_pod_failed(&self, pod: &Pod) -> bool {
+    pub(super) fn is_pod_failed(&self, pod: &Pod) -> bool {
         if pod.phase == PodPhase::Failed {
             return true;
         }
@@ -396,7 +523,75 @@ impl Controller {
         matches!((pod.index, self.spec.completions), (Some(ix), Some(c)) if ix < c)
     }
 
-    fn count_pods(&self) -> Counts {
+    /// `isIndexFailed` (§2.2): a counted failure at the per-index limit, or `FailIndex`.
+    fn is_index_failed(&self, pod: &Pod) -> bool {
+        let Some(limit) = self.spec.backoff_limit_per_index else {
+            return false;
+        };
+        if !self.is_pod_failed(pod) {
+            return false;
+        }
+        let m = self.pfp_match(pod);
+        if m.action == Some(PfpAction::FailIndex) {
+            return true;
+        }
+        m.count_failed && pod.index_failure_count >= limit
+    }
+
+    /// `calculateFailedIndexes`: earlier failed indexes plus those failed by uncounted pods.
+    fn calculate_failed_indexes(&self) -> IndexSet {
+        let mut failed = self.status.failed_indexes.clone().unwrap_or_default();
+        for id in &self.unsettled {
+            let pod = &self.pods[id.0 as usize];
+            if pod.counted || !self.has_valid_index(pod) {
+                continue;
+            }
+            if let Some(ix) = pod.index.filter(|_| self.is_index_failed(pod)) {
+                failed.insert(ix);
+            }
+        }
+        failed
+    }
+
+    /// `getPodsWithDelayedDeletionPerIndex` (§5.4): per index neither succeeded, failed nor
+    /// active, the failed pod whose annotations the replacement will continue from.
+    fn pods_with_delayed_deletion(&self, ix: &IndexState) -> HashMap<u32, PodId> {
+        let active: HashSet<u32> = self
+            .unsettled
+            .iter()
+            .map(|id| &self.pods[id.0 as usize])
+            .filter(|p| p.is_active())
+            .filter_map(|p| p.index)
+            .collect();
+        let mut delayed: HashMap<u32, PodId> = HashMap::new();
+        for id in &self.unsettled {
+            let pod = &self.pods[id.0 as usize];
+            if pod.counted || !self.has_valid_index(pod) || !self.is_pod_failed(pod) {
+                continue;
+            }
+            let Some(i) = pod.index else { continue };
+            if ix.succeeded.contains(i)
+                || ix.failed.as_ref().is_some_and(|f| f.contains(i))
+                || active.contains(&i)
+            {
+                continue;
+            }
+            let replace = match delayed.get(&i) {
+                None => true,
+                Some(prev) => {
+                    let prev = &self.pods[prev.0 as usize];
+                    absolute_failures(prev) <= absolute_failures(pod)
+                        && pod.finish_time() >= prev.finish_time()
+                }
+            };
+            if replace {
+                delayed.insert(i, *id);
+            }
+        }
+        delayed
+    }
+
+    pub(super) fn count_pods(&self) -> Counts {
         let mut counts = Counts::default();
         for id in &self.unsettled {
             let pod = &self.pods[id.0 as usize];
@@ -410,7 +605,7 @@ impl Controller {
         counts
     }
 
-    fn active_pod_ids(&self) -> Vec<PodId> {
+    pub(super) fn active_pod_ids(&self) -> Vec<PodId> {
         self.unsettled
             .iter()
             .copied()
@@ -420,7 +615,13 @@ impl Controller {
 
     /// Asks a pod to stop (sets its `deletionTimestamp`). A pod with no process (waiting to
     /// restart) is finished on the spot.
-    fn delete_pod(&mut self, id: PodId, now: Time, counts: &mut Counts, plan: &mut Plan) {
+    pub(super) fn delete_pod(
+        &mut self,
+        id: PodId,
+        now: Time,
+        counts: &mut Counts,
+        plan: &mut Plan,
+    ) {
         let grace = self.spec.termination_grace_period;
         let pod = &mut self.pods[id.0 as usize];
         if pod.deletion_requested_at.is_some() || pod.phase.is_terminal() {
@@ -430,12 +631,21 @@ impl Controller {
         counts.ready = counts.ready.saturating_sub(u32::from(pod.ready));
         pod.deletion_requested_at = Some(now);
         self.killed_this_sync.insert(id);
+        let name = pod.name.clone();
         if pod.has_process() {
             counts.terminating += 1;
             plan.actions.push(Action::KillPod { pod: id, grace });
         } else {
             let code = pod.exit_code.unwrap_or(0).max(1);
             pod.terminate(code, now);
+        }
+        if !self.deleting {
+            self.events.record(
+                now,
+                EventType::Normal,
+                "SuccessfulDelete",
+                format!("Deleted pod: {name}"),
+            );
         }
     }
 
@@ -444,7 +654,7 @@ impl Controller {
         &mut self,
         now: Time,
         succeeded: u32,
-        succeeded_indexes: &IndexSet,
+        ix: &IndexState,
         counts: &mut Counts,
         plan: &mut Plan,
     ) {
@@ -480,10 +690,12 @@ impl Controller {
         if diff <= 0 {
             return;
         }
-        let remaining = self.backoff.remaining(self.spec.backoff, now);
-        if !remaining.is_zero() {
-            plan.wake_no_later_than(now + remaining);
-            return;
+        if self.spec.backoff_limit_per_index.is_none() {
+            let remaining = self.backoff.remaining(self.spec.backoff, now);
+            if !remaining.is_zero() {
+                plan.wake_no_later_than(now + remaining);
+                return;
+            }
         }
         let mut diff = diff as usize;
         if diff > MAX_POD_CREATE_DELETE_PER_SYNC {
@@ -491,17 +703,55 @@ impl Controller {
             // The rest is created by the next sync, right away.
             plan.wake_no_later_than(now);
         }
-        if self.spec.is_indexed() {
-            let completions = self.spec.completions.unwrap_or(0);
-            let busy = self.busy_indexes();
-            let indexes = first_pending_indexes(diff, completions, succeeded_indexes, None, &busy);
-            for ix in indexes {
-                self.create_pod(Some(ix), now, counts, plan);
-            }
-        } else {
+        if !self.spec.is_indexed() {
             for _ in 0..diff {
-                self.create_pod(None, now, counts, plan);
+                self.create_pod(None, (0, 0), now, counts, plan);
             }
+            return;
+        }
+        let completions = self.spec.completions.unwrap_or(0);
+        let busy = self.busy_indexes();
+        let indexes =
+            first_pending_indexes(diff, completions, &ix.succeeded, ix.failed.as_ref(), &busy);
+        for i in indexes {
+            let replaced = ix.delayed.get(&i).map(|id| &self.pods[id.0 as usize]);
+            if let Some(pod) = replaced {
+                // Per-index re-creation delay (`getRemainingTimePerIndex`).
+                let failures = absolute_failures(pod) + 1;
+                let remaining = backoff::remaining_for_failures(
+                    self.spec.backoff,
+                    failures,
+                    Some(pod.finish_time()),
+                    now,
+                );
+                if !remaining.is_zero() {
+                    plan.wake_no_later_than(now + remaining);
+                    continue;
+                }
+            }
+            let counts_for_new = replaced.map_or((0, 0), |p| self.new_index_failure_counts(p));
+            self.create_pod(Some(i), counts_for_new, now, counts, plan);
+        }
+    }
+
+    /// `getNewIndexFailureCounts`: the replaced pod's counts, plus its own failure.
+    fn new_index_failure_counts(&self, replaced: &Pod) -> (u32, u32) {
+        if !self.is_pod_failed(replaced) {
+            return (
+                replaced.index_failure_count,
+                replaced.index_ignored_failure_count,
+            );
+        }
+        if self.pfp_match(replaced).count_failed {
+            (
+                replaced.index_failure_count + 1,
+                replaced.index_ignored_failure_count,
+            )
+        } else {
+            (
+                replaced.index_failure_count,
+                replaced.index_ignored_failure_count + 1,
+            )
         }
     }
 
@@ -532,9 +782,10 @@ impl Controller {
             let mut keep = Vec::with_capacity(by_index.len());
             for (_, mut group) in by_index {
                 group.sort_by(|a, b| self.deletion_order(*a, *b));
-                let best = group.pop().expect("groups are never empty");
+                if let Some(best) = group.pop() {
+                    keep.push(best);
+                }
                 remove.extend(group);
-                keep.push(best);
             }
             active = keep;
         }
@@ -559,29 +810,47 @@ impl Controller {
             .then_with(|| b.cmp(&a))
     }
 
-    fn create_pod(&mut self, index: Option<u32>, now: Time, counts: &mut Counts, plan: &mut Plan) {
+    fn create_pod(
+        &mut self,
+        index: Option<u32>,
+        failure_counts: (u32, u32),
+        now: Time,
+        counts: &mut Counts,
+        plan: &mut Plan,
+    ) {
         let id = PodId(self.pods.len() as u64);
         let prefix = match index {
             Some(ix) => generate_name_with_index(&self.spec.name, ix),
             None => generate_name(&self.spec.name),
         };
         let name = format!("{prefix}{}", self.names.suffix());
-        self.pods.push(Pod::new(id, name, index, now));
+        let mut pod = Pod::new(id, name.clone(), index, now);
+        (pod.index_failure_count, pod.index_ignored_failure_count) = failure_counts;
+        self.pods.push(pod);
         self.unsettled.insert(id);
         counts.active += 1;
         plan.actions.push(Action::CreatePod(id));
+        self.events.record(
+            now,
+            EventType::Normal,
+            "SuccessfulCreate",
+            format!("Created pod: {name}"),
+        );
     }
 
     /// The `Suspended` condition, written only when `manageJob` ran (§6.2).
     fn update_suspended_condition(&mut self, now: Time) {
         if self.spec.suspend {
-            self.status.ensure_condition(
+            if self.status.ensure_condition(
                 ConditionType::Suspended,
                 true,
                 "JobSuspended",
                 "Job suspended",
                 now,
-            );
+            ) {
+                self.events
+                    .record(now, EventType::Normal, "Suspended", "Job suspended".into());
+            }
         } else if self.status.ensure_condition(
             ConditionType::Suspended,
             false,
@@ -589,6 +858,8 @@ impl Controller {
             "Job resumed",
             now,
         ) {
+            self.events
+                .record(now, EventType::Normal, "Resumed", "Job resumed".into());
             // Resuming restarts the activeDeadlineSeconds clock.
             self.status.start_time = Some(now);
         }
@@ -596,24 +867,24 @@ impl Controller {
 
     /// `trackJobStatusAndRemoveFinalizers` (§4.6): counts finished pods exactly once, then
     /// records the interim condition and, once no pod is terminating, the terminal one.
-    fn track_status(&mut self, now: Time, finished: Option<&Finish>) {
+    fn track_status(&mut self, now: Time, finished: Option<&Finish>, ix: &IndexState) {
         let failing = finished.is_some_and(|f| !f.success);
-        let completions = self.spec.completions;
         let indexed = self.spec.is_indexed();
         let ids: Vec<PodId> = self.unsettled.iter().copied().collect();
         for id in ids {
             let pod = &self.pods[id.0 as usize];
             if pod.counted {
-                if pod.phase.is_terminal() {
+                if pod.phase.is_terminal() && !pod.has_process() {
                     self.unsettled.remove(&id);
                 }
                 continue;
             }
             let consider_failed = self.is_pod_failed(pod) && !self.killed_this_sync.contains(&id);
+            let delayed = pod.index.is_some_and(|i| ix.delayed.get(&i) == Some(&id));
             let can_count = self.deleting
                 || finished.is_some()
                 || pod.phase == PodPhase::Succeeded
-                || consider_failed;
+                || (consider_failed && !delayed);
             if !can_count {
                 continue;
             }
@@ -621,28 +892,31 @@ impl Controller {
             if pod.phase == PodPhase::Succeeded {
                 if valid {
                     match pod.index {
-                        Some(ix) if indexed => {
-                            self.status.completed_indexes.insert(ix);
+                        Some(i) if indexed => {
+                            self.status.completed_indexes.insert(i);
                         }
                         _ => self.status.succeeded += 1,
                     }
                 }
-            } else if (consider_failed || failing) && valid {
+            } else if (consider_failed || failing) && valid && self.pfp_match(pod).count_failed {
                 // "When the job is considered finished, every non-terminated pod is
                 // considered failed."
                 self.status.failed += 1;
             }
             let pod = &mut self.pods[id.0 as usize];
             pod.counted = true;
-            if pod.phase.is_terminal() {
+            if pod.phase.is_terminal() && !pod.has_process() {
                 self.unsettled.remove(&id);
             }
         }
         if indexed {
-            if let Some(c) = completions {
+            if let Some(c) = self.spec.completions {
                 self.status.completed_indexes.truncate(c);
             }
             self.status.succeeded = self.status.completed_indexes.total() as u32;
+            if let Some(failed) = &ix.failed {
+                self.status.failed_indexes = Some(failed.clone());
+            }
         }
         let Some(finish) = finished else { return };
         self.status
@@ -653,26 +927,54 @@ impl Controller {
                 .ensure_condition(terminal, true, &finish.reason, &finish.message, now);
             if finish.success {
                 self.status.completion_time = Some(now);
+                self.events
+                    .record(now, EventType::Normal, "Completed", "Job completed".into());
+                if self
+                    .spec
+                    .completions
+                    .is_some_and(|c| self.status.succeeded > c)
+                {
+                    self.events.record(
+                        now,
+                        EventType::Warning,
+                        "TooManySucceededPods",
+                        "Too many succeeded pods running after completion count reached".into(),
+                    );
+                }
+            } else {
+                self.events.record(
+                    now,
+                    EventType::Warning,
+                    &finish.reason,
+                    finish.message.clone(),
+                );
             }
         }
     }
 
-    /// The kubelet's part again: containers whose crash-loop delay is over start again.
-    fn restart_due_containers(&mut self, now: Time, plan: &mut Plan) {
-        for id in &self.unsettled {
-            let pod = &mut self.pods[id.0 as usize];
-            let ContainerState::WaitingRestart { at } = pod.container else {
-                continue;
-            };
-            if pod.deletion_requested_at.is_some() || pod.phase.is_terminal() {
-                continue;
-            }
-            if at <= now {
-                pod.container = ContainerState::Starting;
-                plan.actions.push(Action::RestartContainer(*id));
-            } else {
-                plan.wake_no_later_than(at);
-            }
+    /// After the terminal condition: reap what is left and let the TTL-after-finished
+    /// controller delete the Job when its time comes (§6.4).
+    fn collect_finished(&mut self, now: Time, plan: &mut Plan) {
+        self.unsettled.retain(|id| {
+            let pod = &self.pods[id.0 as usize];
+            !(pod.counted && pod.phase.is_terminal() && !pod.has_process())
+        });
+        let (Some(ttl), false) = (self.spec.ttl_after_finished, self.deleting) else {
+            return;
+        };
+        let finished_at = [ConditionType::Complete, ConditionType::Failed]
+            .into_iter()
+            .find_map(|t| self.status.condition(t).filter(|c| c.status))
+            .map(|c| c.last_transition_time);
+        let Some(finished_at) = finished_at else {
+            return;
+        };
+        let expire_at = finished_at + ttl;
+        if now >= expire_at {
+            let deletion = self.delete(now);
+            plan.actions.extend(deletion.actions);
+        } else {
+            plan.wake_no_later_than(expire_at);
         }
     }
 
@@ -705,6 +1007,24 @@ impl Controller {
             );
         }
     }
+}
+
+/// `getIndexAbsoluteFailureCount`: counted plus ignored failures of the index so far.
+fn absolute_failures(pod: &Pod) -> u32 {
+    pod.index_failure_count + pod.index_ignored_failure_count
+}
+
+fn to_u32_field(path: &str, v: i64) -> Result<u32, FieldErrors> {
+    u32::try_from(v)
+        .ok()
+        .filter(|v| *v <= i32::MAX as u32)
+        .ok_or_else(|| {
+            FieldErrors(vec![FieldError::invalid(
+                path,
+                v,
+                "must be between 0 and 2147483647, inclusive",
+            )])
+        })
 }
 
 #[cfg(test)]

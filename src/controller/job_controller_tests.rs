@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::controller::defaults::{BackoffConfig, CompletionMode, ContainerSpec};
+use crate::controller::pod::ContainerState;
 use crate::status::Condition;
 
 const NOW: Duration = Duration::from_secs(1_000_000);
@@ -44,6 +45,14 @@ fn spec(
             env: vec![],
             working_dir: None,
         },
+        active_deadline: None,
+        pod_active_deadline: None,
+        ttl_after_finished: None,
+        backoff_limit_per_index: None,
+        max_failed_indexes: None,
+        pod_failure_policy: None,
+        success_policy: None,
+        managed_by: None,
     }
 }
 

@@ -4,15 +4,20 @@
 pub mod backoff;
 pub mod container_env;
 pub mod defaults;
+pub mod events;
+pub mod failure_policy;
 mod indexed;
 mod job_controller;
+mod kubelet;
 pub mod labels;
 mod names;
 pub mod pod;
+pub mod success_policy;
 
 pub use defaults::{
     BackoffConfig, CompletionMode, ContainerSpec, EffectiveSpec, PodReplacementPolicy,
     RestartPolicy,
 };
+pub use events::{EventType, JobEvent};
 pub use job_controller::{Action, Controller, Event, Plan};
-pub use pod::{ContainerState, Pod, PodId, PodPhase};
+pub use pod::{ContainerState, Pod, PodCondition, PodId, PodPhase};

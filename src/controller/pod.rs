@@ -31,6 +31,34 @@ impl PodPhase {
     }
 }
 
+/// A pod condition kjob sets: `DisruptionTarget` when a pod is evicted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodCondition {
+    pub type_: String,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+impl PodCondition {
+    pub fn disruption_target(reason: &str, message: &str) -> Self {
+        Self {
+            type_: "DisruptionTarget".into(),
+            status: true,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn status_str(&self) -> &'static str {
+        if self.status {
+            "True"
+        } else {
+            "False"
+        }
+    }
+}
+
 /// Where the pod's single container is in its life (the kubelet's view).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContainerState {
@@ -68,6 +96,12 @@ pub struct Pod {
     pub restart_streak: u32,
     /// The pod's finish was folded into the Job's counters (the tracking finalizer is gone).
     pub counted: bool,
+    pub conditions: Vec<PodCondition>,
+    /// `batch.kubernetes.io/job-index-failure-count`: counted failures of this index before
+    /// this pod (only with `backoffLimitPerIndex`).
+    pub index_failure_count: u32,
+    /// `batch.kubernetes.io/job-index-ignored-failure-count`: failures matched by `Ignore`.
+    pub index_ignored_failure_count: u32,
 }
 
 impl Pod {
@@ -90,6 +124,9 @@ impl Pod {
             restart_count: 0,
             restart_streak: 0,
             counted: false,
+            conditions: Vec::new(),
+            index_failure_count: 0,
+            index_ignored_failure_count: 0,
         }
     }
 
@@ -117,6 +154,20 @@ impl Pod {
         self.finished_at
             .or(self.deletion_requested_at)
             .unwrap_or(self.created_at)
+    }
+
+    /// Fails the pod while its container may still run (the kubelet's pod-level deadline):
+    /// the phase is final at once, the process is killed separately.
+    pub fn fail(&mut self, reason: &str, message: &str, at: Time) {
+        self.phase = PodPhase::Failed;
+        self.reason = Some(reason.into());
+        self.message = Some(message.into());
+        self.ready = false;
+        self.ready_since = None;
+        self.finished_at = Some(at);
+        if let ContainerState::WaitingRestart { .. } = self.container {
+            self.container = ContainerState::Terminated;
+        }
     }
 
     /// Marks the pod finished with the container's last state.

@@ -8,7 +8,7 @@ mod validate;
 
 pub use field_error::{go_quote, FieldError, FieldErrorKind, FieldErrors};
 pub use policies::{validate_indexes_format, POD_FAILURE_POLICY_ACTIONS};
-pub use validate::validate_job;
+pub use validate::{validate_job, validate_scale};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

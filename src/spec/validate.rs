@@ -299,6 +299,48 @@ fn validate_domain_prefixed_path(errs: &mut FieldErrors, path: &str, value: &str
     }
 }
 
+/// An update of `parallelism`/`completions` of a running Job (`ValidateJobSpecUpdate` with
+/// elastic Indexed Jobs, §1.2).
+pub fn validate_scale(
+    indexed: bool,
+    old_completions: Option<i64>,
+    parallelism: Option<i64>,
+    completions: Option<i64>,
+) -> Result<(), FieldErrors> {
+    let mut errs = FieldErrors::default();
+    nonnegative(&mut errs, "spec.parallelism", parallelism);
+    nonnegative(&mut errs, "spec.completions", completions);
+    if let Some(c) = completions.filter(|c| Some(*c) != old_completions) {
+        if !indexed {
+            errs.push(FieldError::invalid(
+                "spec.completions",
+                c,
+                "field is immutable",
+            ));
+        } else if parallelism != Some(c) {
+            errs.push(FieldError::invalid(
+                "spec.completions",
+                c,
+                "can only be modified in tandem with spec.parallelism",
+            ));
+        }
+    }
+    if indexed {
+        if let Some(p) = parallelism.filter(|p| *p > i64::from(MAX_PARALLELISM_FOR_INDEXED_JOB)) {
+            errs.push(FieldError::invalid(
+                "spec.parallelism",
+                p,
+                format!("must be less than or equal to {MAX_PARALLELISM_FOR_INDEXED_JOB} when completion mode is Indexed"),
+            ));
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs)
+    }
+}
+
 fn validate_container(container: &Container, path: &str, errs: &mut FieldErrors) {
     if container.name.is_empty() {
         errs.push(FieldError::required(format!("{path}.name"), ""));

@@ -84,6 +84,25 @@ impl IndexSet {
         true
     }
 
+    /// How many indexes the two sets share (an interval sweep).
+    pub fn count_common(&self, other: &IndexSet) -> u64 {
+        let (a, b) = (&self.intervals, &other.intervals);
+        let (mut i, mut j, mut count) = (0, 0, 0u64);
+        while i < a.len() && j < b.len() {
+            let first = a[i].first.max(b[j].first);
+            let last = a[i].last.min(b[j].last);
+            if first <= last {
+                count += u64::from(last - first) + 1;
+            }
+            if a[i].last < b[j].last {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        count
+    }
+
     /// Iterates every index in increasing order.
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.intervals.iter().flat_map(|iv| iv.first..=iv.last)
@@ -223,6 +242,15 @@ mod tests {
         assert!(!two.contains(5)); // J37
         assert!(two.contains(2)); // J38
         assert!(two.contains(8)); // J39
+    }
+
+    #[test]
+    fn count_common_sweeps_both_sets() {
+        let a = IndexSet::from_indexes((1..=4).chain(8..=10));
+        let b = IndexSet::from_indexes([0, 1, 3, 5, 9, 10, 11]);
+        assert_eq!(a.count_common(&b), 4);
+        assert_eq!(b.count_common(&a), 4);
+        assert_eq!(a.count_common(&IndexSet::new()), 0);
     }
 
     #[test]

@@ -1,0 +1,342 @@
+//! `podFailurePolicy` evaluation (`pod_failure_policy.go`, reference §5.5): the first rule that
+//! matches a failed pod decides what its failure means.
+
+use super::pod::{ContainerState, Pod};
+use crate::spec;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PfpAction {
+    FailJob,
+    FailIndex,
+    Ignore,
+    Count,
+}
+
+impl PfpAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FailJob => "FailJob",
+            Self::FailIndex => "FailIndex",
+            Self::Ignore => "Ignore",
+            Self::Count => "Count",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    ExitCodes {
+        container_name: Option<String>,
+        not_in: bool,
+        values: Vec<i32>,
+    },
+    /// `(type, status)` patterns.
+    PodConditions(Vec<(String, String)>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PfpRule {
+    /// `None` for an action this version does not know: the rule is skipped, as upstream does.
+    pub action: Option<PfpAction>,
+    pub requirement: Requirement,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodFailurePolicy {
+    pub rules: Vec<PfpRule>,
+}
+
+impl PodFailurePolicy {
+    pub fn from_spec(policy: &spec::PodFailurePolicy) -> Self {
+        let rules = policy
+            .rules
+            .iter()
+            .map(|r| PfpRule {
+                action: match r.action.as_str() {
+                    "FailJob" => Some(PfpAction::FailJob),
+                    "FailIndex" => Some(PfpAction::FailIndex),
+                    "Ignore" => Some(PfpAction::Ignore),
+                    "Count" => Some(PfpAction::Count),
+                    _ => None,
+                },
+                requirement: match &r.on_exit_codes {
+                    Some(codes) => Requirement::ExitCodes {
+                        container_name: codes.container_name.clone(),
+                        not_in: codes.operator == "NotIn",
+                        values: codes.values.clone(),
+                    },
+                    None => Requirement::PodConditions(
+                        r.on_pod_conditions
+                            .iter()
+                            .flatten()
+                            .map(|p| {
+                                (
+                                    p.type_.clone(),
+                                    p.status.clone().unwrap_or_else(|| "True".into()),
+                                )
+                            })
+                            .collect(),
+                    ),
+                },
+            })
+            .collect();
+        Self { rules }
+    }
+}
+
+/// What a failed pod's failure means (`matchPodFailurePolicy`'s three results).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PfpMatch {
+    /// Set when a `FailJob` rule matched: the Job's failure message.
+    pub fail_job_message: Option<String>,
+    /// Whether the failure counts toward `failed` and the backoff limits.
+    pub count_failed: bool,
+    pub action: Option<PfpAction>,
+}
+
+impl PfpMatch {
+    const NO_MATCH: Self = Self {
+        fail_job_message: None,
+        count_failed: true,
+        action: None,
+    };
+}
+
+/// Matches a failed pod against the policy; no policy or no matching rule means `Count`.
+pub fn match_pod_failure_policy(
+    policy: Option<&PodFailurePolicy>,
+    pod: &Pod,
+    namespace: &str,
+    container_name: &str,
+) -> PfpMatch {
+    let Some(policy) = policy else {
+        return PfpMatch::NO_MATCH;
+    };
+    for (index, rule) in policy.rules.iter().enumerate() {
+        let Some(action) = rule.action else { continue };
+        let message = match &rule.requirement {
+            Requirement::ExitCodes {
+                container_name: wanted,
+                not_in,
+                values,
+            } => {
+                let Some(code) = terminated_exit_code(pod) else {
+                    continue;
+                };
+                if code == 0 || wanted.as_deref().is_some_and(|w| w != container_name) {
+                    continue;
+                }
+                if values.contains(&code) == *not_in {
+                    continue;
+                }
+                format!(
+                    "Container {container_name} for pod {namespace}/{} failed with exit code {code} matching {} rule at index {index}",
+                    pod.name,
+                    action.as_str()
+                )
+            }
+            Requirement::PodConditions(patterns) => {
+                let Some(condition) = pod.conditions.iter().find(|c| {
+                    patterns
+                        .iter()
+                        .any(|(t, s)| *t == c.type_ && *s == c.status_str())
+                }) else {
+                    continue;
+                };
+                format!(
+                    "Pod {namespace}/{} has condition {} matching {} rule at index {index}",
+                    pod.name,
+                    condition.type_,
+                    action.as_str()
+                )
+            }
+        };
+        return match action {
+            PfpAction::Ignore => PfpMatch {
+                fail_job_message: None,
+                count_failed: false,
+                action: Some(action),
+            },
+            PfpAction::FailJob => PfpMatch {
+                fail_job_message: Some(message),
+                count_failed: true,
+                action: Some(action),
+            },
+            PfpAction::FailIndex | PfpAction::Count => PfpMatch {
+                fail_job_message: None,
+                count_failed: true,
+                action: Some(action),
+            },
+        };
+    }
+    PfpMatch::NO_MATCH
+}
+
+/// The exit code of the pod's container if it has terminated.
+fn terminated_exit_code(pod: &Pod) -> Option<i32> {
+    match pod.container {
+        ContainerState::Terminated => pod.exit_code,
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::pod::{PodCondition, PodId, PodPhase};
+    use std::time::Duration;
+
+    fn failed_pod(exit_code: i32) -> Pod {
+        let mut pod = Pod::new(PodId(0), "mypod".into(), Some(0), Duration::ZERO);
+        pod.terminate(exit_code, Duration::from_secs(1));
+        pod
+    }
+
+    fn exit_rule(
+        action: PfpAction,
+        not_in: bool,
+        values: &[i32],
+        container: Option<&str>,
+    ) -> PfpRule {
+        PfpRule {
+            action: Some(action),
+            requirement: Requirement::ExitCodes {
+                container_name: container.map(String::from),
+                not_in,
+                values: values.to_vec(),
+            },
+        }
+    }
+
+    fn condition_rule(action: PfpAction, type_: &str, status: &str) -> PfpRule {
+        PfpRule {
+            action: Some(action),
+            requirement: Requirement::PodConditions(vec![(type_.into(), status.into())]),
+        }
+    }
+
+    fn run(rules: Vec<PfpRule>, pod: &Pod) -> PfpMatch {
+        match_pod_failure_policy(
+            Some(&PodFailurePolicy { rules }),
+            pod,
+            "default",
+            "main-container",
+        )
+    }
+
+    #[test]
+    fn no_policy_counts_every_failure() {
+        let got = match_pod_failure_policy(None, &failed_pod(1), "default", "c");
+        assert_eq!(got, PfpMatch::NO_MATCH);
+    }
+
+    #[test]
+    fn first_matching_rule_wins_with_the_upstream_message() {
+        let rules = vec![
+            exit_rule(PfpAction::Ignore, false, &[1, 2], None),
+            exit_rule(PfpAction::FailJob, false, &[2, 3], None),
+        ];
+        assert_eq!(
+            run(rules.clone(), &failed_pod(2)).action,
+            Some(PfpAction::Ignore)
+        );
+        let got = run(rules, &failed_pod(3));
+        assert_eq!(
+            got.fail_job_message.as_deref(),
+            Some("Container main-container for pod default/mypod failed with exit code 3 matching FailJob rule at index 1")
+        );
+        assert!(got.count_failed);
+    }
+
+    #[test]
+    fn not_in_operator_and_exit_code_zero() {
+        let rules = vec![exit_rule(PfpAction::FailJob, true, &[5], None)];
+        assert!(run(rules.clone(), &failed_pod(6))
+            .fail_job_message
+            .is_some());
+        assert_eq!(run(rules.clone(), &failed_pod(5)), PfpMatch::NO_MATCH);
+        // Exit code 0 never matches, even with NotIn.
+        let mut pod = failed_pod(0);
+        pod.phase = PodPhase::Failed;
+        assert_eq!(run(rules, &pod), PfpMatch::NO_MATCH);
+    }
+
+    #[test]
+    fn container_name_must_match() {
+        let rules = vec![exit_rule(PfpAction::Count, false, &[1], Some("other"))];
+        assert_eq!(run(rules, &failed_pod(1)).action, None);
+        let rules = vec![exit_rule(
+            PfpAction::Count,
+            false,
+            &[1],
+            Some("main-container"),
+        )];
+        assert_eq!(run(rules, &failed_pod(1)).action, Some(PfpAction::Count));
+    }
+
+    #[test]
+    fn running_container_does_not_match_exit_codes() {
+        // "running pod should not result in job fail based on OnExitCodes"
+        let mut pod = Pod::new(PodId(0), "mypod".into(), None, Duration::ZERO);
+        pod.phase = PodPhase::Running;
+        pod.container = ContainerState::Running;
+        pod.exit_code = Some(1);
+        let rules = vec![exit_rule(PfpAction::FailJob, false, &[1], None)];
+        assert_eq!(run(rules, &pod), PfpMatch::NO_MATCH);
+    }
+
+    #[test]
+    fn pod_conditions_match_type_and_status() {
+        let mut pod = failed_pod(137);
+        pod.conditions.push(PodCondition::disruption_target(
+            "EvictionByEvictionAPI",
+            "Eviction API: evicting",
+        ));
+        let ignore = vec![condition_rule(
+            PfpAction::Ignore,
+            "DisruptionTarget",
+            "True",
+        )];
+        let got = run(ignore, &pod);
+        assert_eq!(
+            (got.count_failed, got.action),
+            (false, Some(PfpAction::Ignore))
+        );
+        let wrong_status = vec![condition_rule(
+            PfpAction::Ignore,
+            "DisruptionTarget",
+            "False",
+        )];
+        assert_eq!(run(wrong_status, &pod), PfpMatch::NO_MATCH);
+        let fail = vec![condition_rule(
+            PfpAction::FailJob,
+            "DisruptionTarget",
+            "True",
+        )];
+        assert_eq!(
+            run(fail, &pod).fail_job_message.as_deref(),
+            Some(
+                "Pod default/mypod has condition DisruptionTarget matching FailJob rule at index 0"
+            )
+        );
+    }
+
+    #[test]
+    fn unknown_action_skips_the_rule() {
+        let rules = vec![
+            PfpRule {
+                action: None,
+                requirement: Requirement::ExitCodes {
+                    container_name: None,
+                    not_in: false,
+                    values: vec![1],
+                },
+            },
+            exit_rule(PfpAction::FailIndex, false, &[1], None),
+        ];
+        assert_eq!(
+            run(rules, &failed_pod(1)).action,
+            Some(PfpAction::FailIndex)
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! The kubelet's share of a pod's life that a local runner must play too: container start and
+//! exit, in-place restarts for `restartPolicy: OnFailure` (§5.1), and the pod-level
+//! `activeDeadlineSeconds` (§6.1).
+
+use super::backoff;
+use super::defaults::RestartPolicy;
+use super::job_controller::{Action, Controller, Plan};
+use super::pod::{ContainerState, PodId, PodPhase};
+use crate::status::Time;
+
+/// The kubelet's reason and message for a pod that outlived its `activeDeadlineSeconds`.
+pub const POD_DEADLINE_REASON: &str = "DeadlineExceeded";
+pub const POD_DEADLINE_MESSAGE: &str =
+    "Pod was active on the node longer than the specified deadline";
+
+impl Controller {
+    pub(super) fn container_started(&mut self, pod: PodId, at: Time) {
+        let Some(p) = self.pods.get_mut(pod.0 as usize) else {
+            return;
+        };
+        if p.container != ContainerState::Starting {
+            return;
+        }
+        p.container = ContainerState::Running;
+        if p.phase.is_terminal() {
+            // Failed (deadline) while starting: the kill is on its way.
+            return;
+        }
+        if p.phase == PodPhase::Pending {
+            p.phase = PodPhase::Running;
+        }
+        p.started_at.get_or_insert(at);
+        p.ready = true;
+        p.ready_since = Some(at);
+        p.reason = None;
+        p.message = None;
+    }
+
+    /// A container ended. With `OnFailure` a failed container restarts in place after the
+    /// crash-loop delay, unless its pod is being deleted.
+    pub(super) fn container_terminated(
+        &mut self,
+        pod: PodId,
+        exit_code: i32,
+        why: Option<(String, String)>,
+        at: Time,
+    ) {
+        let restart_policy = self.spec.restart_policy;
+        let backoff_config = self.spec.backoff;
+        let Some(p) = self.pods.get_mut(pod.0 as usize) else {
+            return;
+        };
+        if p.phase.is_terminal() {
+            // Already failed by the kubelet (deadline): only the container's end is news.
+            p.container = ContainerState::Terminated;
+            p.exit_code.get_or_insert(exit_code);
+            return;
+        }
+        let (reason, message) = why.map_or((None, None), |(r, m)| (Some(r), Some(m)));
+        p.reason = reason;
+        p.message = message;
+        let restart_in_place = exit_code != 0
+            && restart_policy == RestartPolicy::OnFailure
+            && p.deletion_requested_at.is_none();
+        if !restart_in_place {
+            p.terminate(exit_code, at);
+            return;
+        }
+        // A container that ran long enough before failing starts a fresh crash loop.
+        let ran = p
+            .ready_since
+            .map_or(std::time::Duration::ZERO, |s| at.saturating_sub(s));
+        if ran >= backoff::restart_reset_after(backoff_config) {
+            p.restart_streak = 0;
+        }
+        p.restart_streak += 1;
+        p.restart_count += 1;
+        p.exit_code = Some(exit_code);
+        p.ready = false;
+        p.ready_since = None;
+        let delay = backoff::restart_delay(backoff_config, p.restart_streak);
+        p.container = ContainerState::WaitingRestart { at: at + delay };
+    }
+
+    /// Containers whose crash-loop delay is over start again.
+    pub(super) fn restart_due_containers(&mut self, now: Time, plan: &mut Plan) {
+        for id in &self.unsettled {
+            let pod = &mut self.pods[id.0 as usize];
+            let ContainerState::WaitingRestart { at } = pod.container else {
+                continue;
+            };
+            if pod.deletion_requested_at.is_some() || pod.phase.is_terminal() {
+                continue;
+            }
+            if at <= now {
+                pod.container = ContainerState::Starting;
+                plan.actions.push(Action::RestartContainer(*id));
+            } else {
+                plan.wake_no_later_than(at);
+            }
+        }
+    }
+
+    /// Pods running longer than the template's `activeDeadlineSeconds` fail with reason
+    /// `DeadlineExceeded`, and their processes are killed with the grace period.
+    pub(super) fn enforce_pod_deadlines(&mut self, now: Time, plan: &mut Plan) {
+        let Some(deadline) = self.spec.pod_active_deadline else {
+            return;
+        };
+        let grace = self.spec.termination_grace_period;
+        for id in &self.unsettled {
+            let pod = &mut self.pods[id.0 as usize];
+            let Some(started) = pod.started_at else {
+                continue;
+            };
+            if pod.phase.is_terminal() || pod.deletion_requested_at.is_some() {
+                continue;
+            }
+            let due = started + deadline;
+            if now < due {
+                plan.wake_no_later_than(due);
+                continue;
+            }
+            let had_process = pod.has_process();
+            pod.fail(POD_DEADLINE_REASON, POD_DEADLINE_MESSAGE, now);
+            if had_process {
+                plan.actions.push(Action::KillPod { pod: *id, grace });
+            }
+        }
+    }
+}

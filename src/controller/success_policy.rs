@@ -54,7 +54,14 @@ mod tests {
     #[test]
     fn success_policy_rules_table() {
         // (case, rules, completions, succeeded indexes, want)
-        let cases: Vec<(&str, Vec<SuccessRule>, u32, &[u32], Option<&str>)> = vec![
+        type Case = (
+            &'static str,
+            Vec<SuccessRule>,
+            u32,
+            &'static [u32],
+            Option<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "no succeeded index never matches",
                 vec![rule(None, Some(0))],

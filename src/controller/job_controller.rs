@@ -367,6 +367,9 @@ impl Controller {
                 self.status.start_time,
                 self.spec.suspend,
             ) {
+                // A resumed Job gets its new startTime below; its deadline counts from now.
+                let resumed = self.status.has_true(ConditionType::Suspended);
+                let start = if resumed { now } else { start };
                 plan.wake_no_later_than(start + deadline);
             }
         }
@@ -494,12 +497,16 @@ impl Controller {
         }
     }
 
-    /// `pastActiveDeadline` (§6.1): measured from `startTime`, never while suspended.
+    /// `pastActiveDeadline` (§6.1): measured from `startTime`, never while suspended. The sync
+    /// that resumes a Job (its `Suspended` condition still `True`) restarts the timer rather
+    /// than judging the old one: "this timer will effectively be stopped and reset when the
+    /// Job is resumed again" (types.go).
     fn past_active_deadline(&self, now: Time) -> bool {
+        if self.spec.suspend || self.status.has_true(ConditionType::Suspended) {
+            return false;
+        }
         match (self.spec.active_deadline, self.status.start_time) {
-            (Some(deadline), Some(start)) if !self.spec.suspend => {
-                now.saturating_sub(start) >= deadline
-            }
+            (Some(deadline), Some(start)) => now.saturating_sub(start) >= deadline,
             _ => false,
         }
     }

@@ -6,55 +6,13 @@
 //! pod of an Indexed Job without a valid index (upstream's missing or unparsable annotation).
 
 use super::*;
-use crate::controller::defaults::{BackoffConfig, CompletionMode, ContainerSpec};
 use crate::controller::pod::ContainerState;
+use crate::controller::test_support::{apply, secs, spec};
 use crate::status::Condition;
 
 const NOW: Duration = Duration::from_secs(1_000_000);
 /// Upstream's finished pods end at `0001-01-01T00:00:01Z`: long before "now".
 const LONG_AGO: Duration = Duration::from_secs(1);
-
-fn spec(
-    parallelism: u32,
-    completions: Option<u32>,
-    backoff_limit: u32,
-    indexed: bool,
-) -> EffectiveSpec {
-    EffectiveSpec {
-        name: "foobar".into(),
-        namespace: "default".into(),
-        uid: "uid".into(),
-        labels: vec![],
-        parallelism,
-        completions,
-        completion_mode: if indexed {
-            CompletionMode::Indexed
-        } else {
-            CompletionMode::NonIndexed
-        },
-        backoff_limit,
-        restart_policy: RestartPolicy::Never,
-        termination_grace_period: Duration::from_secs(30),
-        pod_replacement_policy: PodReplacementPolicy::TerminatingOrFailed,
-        suspend: false,
-        backoff: BackoffConfig::default(),
-        container: ContainerSpec {
-            name: "c".into(),
-            command: vec!["true".into()],
-            args: vec![],
-            env: vec![],
-            working_dir: None,
-        },
-        active_deadline: None,
-        pod_active_deadline: None,
-        ttl_after_finished: None,
-        backoff_limit_per_index: None,
-        max_failed_indexes: None,
-        pod_failure_policy: None,
-        success_policy: None,
-        managed_by: None,
-    }
-}
 
 /// Adds a pod described by the shorthand, as if it had been created and observed earlier.
 fn add_pod(c: &mut Controller, shorthand: &str) -> PodId {
@@ -788,30 +746,6 @@ fn a12_active_back_off_wakes_the_controller_when_it_expires() {
 }
 
 // ---- Multi-step scenarios on a virtual clock -------------------------------------------------
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-/// Runs every create/restart action as "started at `now`" and returns the pods that were
-/// created, restarted and killed.
-fn apply(c: &mut Controller, plan: &Plan, now: Time) -> (Vec<PodId>, Vec<PodId>, Vec<PodId>) {
-    let (mut created, mut restarted, mut killed) = (vec![], vec![], vec![]);
-    for action in &plan.actions {
-        match action {
-            Action::CreatePod(id) => {
-                created.push(*id);
-                c.observe(Event::ContainerStarted { pod: *id, at: now });
-            }
-            Action::RestartContainer(id) => {
-                restarted.push(*id);
-                c.observe(Event::ContainerStarted { pod: *id, at: now });
-            }
-            Action::KillPod { pod, .. } => killed.push(*pod),
-        }
-    }
-    (created, restarted, killed)
-}
 
 #[test]
 fn recreation_backoff_doubles_and_backoff_limit_fails_the_job() {

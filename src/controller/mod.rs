@@ -14,6 +14,11 @@ mod names;
 pub mod pod;
 pub mod success_policy;
 
+#[cfg(test)]
+mod policy_tests;
+#[cfg(test)]
+mod test_support;
+
 pub use defaults::{
     BackoffConfig, CompletionMode, ContainerSpec, EffectiveSpec, PodReplacementPolicy,
     RestartPolicy,

@@ -8,8 +8,17 @@
 
 from ._job import Job
 from ._kjob import KjobError
-from ._types import Condition, JobStatus, Pod
+from ._types import Condition, Event, JobStatus, Pod, PodCondition
 
-__all__ = ["Condition", "Job", "JobStatus", "KjobError", "Pod", "__version__"]
+__all__ = [
+    "Condition",
+    "Event",
+    "Job",
+    "JobStatus",
+    "KjobError",
+    "Pod",
+    "PodCondition",
+    "__version__",
+]
 
 __version__ = "0.1.0"

@@ -11,122 +11,21 @@ import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Union
+from typing import Any
 
 from . import _kjob
 from ._kjob import KjobError, NativeJob
-from ._types import JobStatus, Pod
+from ._types import Event, JobStatus, Pod
+from .manifest import Command, EnvLike, check_seconds, manifest_from_kwargs
 
 __all__ = ["Job"]
 
 # Kubernetes' generateName alphabet (no vowels, no look-alikes).
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
-Command = Union[str, Sequence[str]]
-EnvLike = Union[Mapping[str, str], Sequence[tuple[str, str]], None]
-
 
 def _random_suffix() -> str:
     return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
-
-
-def _check_int(name: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int or None, not {type(value).__name__}")
-    return value
-
-
-def _check_seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not (0 <= value < float("inf")):
-        raise ValueError(f"{name}: must be a finite number of seconds >= 0, got {value!r}")
-    return float(value)
-
-
-def _command_list(command: Command | None) -> list[str]:
-    if command is None:
-        return []
-    if isinstance(command, str):
-        # A string is a shell command line, as users of subprocess(shell=True) expect.
-        return ["/bin/sh", "-c", command]
-    if isinstance(command, (bytes, bytearray)) or not isinstance(command, Sequence):
-        raise TypeError(f"command must be a string or a list of strings, not {type(command).__name__}")
-    items = list(command)
-    for i, item in enumerate(items):
-        if not isinstance(item, str):
-            raise TypeError(f"command[{i}] must be a string, not {type(item).__name__}")
-    return items
-
-
-def _args_list(args: Sequence[str] | None) -> list[str]:
-    if args is None:
-        return []
-    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
-        raise TypeError(f"args must be a list of strings, not {type(args).__name__}")
-    for i, item in enumerate(args):
-        if not isinstance(item, str):
-            raise TypeError(f"args[{i}] must be a string, not {type(item).__name__}")
-    return list(args)
-
-
-def _env_list(env: EnvLike) -> list[dict[str, str]]:
-    if env is None:
-        return []
-    pairs = list(env.items()) if isinstance(env, Mapping) else list(env)
-    out = []
-    for pair in pairs:
-        if not (isinstance(pair, tuple) and len(pair) == 2):
-            raise TypeError("env must be a mapping of names to values or a list of (name, value) pairs")
-        name, value = pair
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise TypeError(f"env entries must be strings, got {name!r}: {value!r}")
-        out.append({"name": name, "value": value})
-    return out
-
-
-def _build_manifest(
-    *,
-    name: str,
-    command: Command | None,
-    args: Sequence[str] | None,
-    env: EnvLike,
-    working_dir: str | None,
-    completions: int | None,
-    parallelism: int | None,
-    completion_mode: str,
-    backoff_limit: int | None,
-    restart_policy: str,
-    termination_grace_period_seconds: int | None,
-) -> dict[str, Any]:
-    container: dict[str, Any] = {
-        "name": name,  # as `kubectl create job` names the container
-        "command": _command_list(command),
-    }
-    if args:
-        container["args"] = _args_list(args)
-    else:
-        _args_list(args)
-    env_list = _env_list(env)
-    if env_list:
-        container["env"] = env_list
-    if working_dir is not None:
-        container["workingDir"] = str(working_dir)
-    pod_spec: dict[str, Any] = {"containers": [container], "restartPolicy": restart_policy}
-    if termination_grace_period_seconds is not None:
-        pod_spec["terminationGracePeriodSeconds"] = termination_grace_period_seconds
-    spec: dict[str, Any] = {"template": {"spec": pod_spec}}
-    for key, value in (
-        ("parallelism", parallelism),
-        ("completions", completions),
-        ("backoffLimit", backoff_limit),
-    ):
-        if value is not None:
-            spec[key] = value
-    spec["completionMode"] = completion_mode
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": spec}
 
 
 def _finalize(native: NativeJob, log_dir: str | None) -> None:
@@ -165,28 +64,45 @@ class Job:
         log_dir: str | Path | None = None,
         backoff_initial_seconds: float = 10.0,
         backoff_max_seconds: float = 600.0,
+        backoff_limit_per_index: int | None = None,
+        max_failed_indexes: int | None = None,
+        pod_failure_policy: Mapping[str, Any] | None = None,
+        success_policy: Mapping[str, Any] | None = None,
+        active_deadline_seconds: int | None = None,
+        pod_active_deadline_seconds: int | None = None,
+        ttl_seconds_after_finished: int | None = None,
+        suspend: bool | None = None,
+        pod_replacement_policy: str | None = None,
+        managed_by: str | None = None,
+        namespace: str = "default",
+        container_name: str | None = None,
     ) -> None:
         if name is None:
             name = f"job-{_random_suffix()}"
-        if not isinstance(name, str):
-            raise TypeError(f"name must be a string, not {type(name).__name__}")
-        for key, value in (("completion_mode", completion_mode), ("restart_policy", restart_policy)):
-            if not isinstance(value, str):
-                raise TypeError(f"{key} must be a string, not {type(value).__name__}")
-        manifest = _build_manifest(
+        manifest = manifest_from_kwargs(
             name=name,
+            namespace=namespace,
+            container_name=container_name,
             command=command,
             args=args,
             env=env,
             working_dir=working_dir,
-            completions=_check_int("completions", completions),
-            parallelism=_check_int("parallelism", parallelism),
+            completions=completions,
+            parallelism=parallelism,
             completion_mode=completion_mode,
-            backoff_limit=_check_int("backoff_limit", backoff_limit),
+            backoff_limit=backoff_limit,
             restart_policy=restart_policy,
-            termination_grace_period_seconds=_check_int(
-                "termination_grace_period_seconds", termination_grace_period_seconds
-            ),
+            termination_grace_period_seconds=termination_grace_period_seconds,
+            backoff_limit_per_index=backoff_limit_per_index,
+            max_failed_indexes=max_failed_indexes,
+            pod_failure_policy=pod_failure_policy,
+            success_policy=success_policy,
+            active_deadline_seconds=active_deadline_seconds,
+            pod_active_deadline_seconds=pod_active_deadline_seconds,
+            ttl_seconds_after_finished=ttl_seconds_after_finished,
+            suspend=suspend,
+            pod_replacement_policy=pod_replacement_policy,
+            managed_by=managed_by,
         )
         self._setup(manifest, log_dir, backoff_initial_seconds, backoff_max_seconds)
 
@@ -232,8 +148,8 @@ class Job:
         backoff_initial_seconds: float,
         backoff_max_seconds: float,
     ) -> None:
-        initial = _check_seconds("backoff_initial_seconds", backoff_initial_seconds)
-        maximum = _check_seconds("backoff_max_seconds", backoff_max_seconds)
+        initial = check_seconds("backoff_initial_seconds", backoff_initial_seconds)
+        maximum = check_seconds("backoff_max_seconds", backoff_max_seconds)
         self._manifest = manifest
         private_dir: str | None = None
         if log_dir is None:
@@ -241,7 +157,9 @@ class Job:
             private_dir = tempfile.mkdtemp(prefix=f"kjob-{name}-")
             log_dir = private_dir
         try:
-            self._native = NativeJob(manifest, str(uuid.uuid4()), str(log_dir), initial, maximum)
+            self._native = NativeJob(
+                manifest, str(uuid.uuid4()), str(log_dir), initial, maximum, private_dir is not None
+            )
         except BaseException:
             if private_dir is not None:
                 shutil.rmtree(private_dir, ignore_errors=True)
@@ -294,7 +212,7 @@ class Job:
         if not self._native.started and not self._native.deleted:
             raise KjobError(f"Job {self._name!r} has not been started: call start() or run()")
         if timeout is not None:
-            timeout = _check_seconds("timeout", timeout)
+            timeout = check_seconds("timeout", timeout)
         if not self._native.wait(timeout):
             raise TimeoutError(f"Job {self._name!r} did not finish within {timeout} s")
         return self.status
@@ -309,14 +227,49 @@ class Job:
         after ``termination_grace_period_seconds``. Returns once every process is gone.
         A private log folder is removed. Idempotent."""
         if timeout is not None:
-            timeout = _check_seconds("timeout", timeout)
+            timeout = check_seconds("timeout", timeout)
         if not self._native.delete(timeout):
             raise TimeoutError(f"Job {self._name!r}: pods still running after {timeout} s")
         self._finalizer()
 
     @property
     def is_deleted(self) -> bool:
+        """Whether the Job is gone: deleted by ``delete()`` or by ``ttl_seconds_after_finished``."""
         return self._native.deleted
+
+    def suspend(self) -> None:
+        """Suspends the Job (``spec.suspend: true``): active pods are deleted and no new ones are
+        created until :meth:`resume`. Idempotent; before ``start()`` the Job starts suspended."""
+        self._native.suspend(True)
+
+    def resume(self) -> None:
+        """Resumes a suspended Job: ``startTime`` is reset and pods are created again."""
+        self._native.suspend(False)
+
+    def evict(self, pod_name: str) -> None:
+        """The local Eviction API: the pod gets ``DisruptionTarget=True`` (reason
+        ``EvictionByEvictionAPI``) and is deleted with its grace period."""
+        if not isinstance(pod_name, str):
+            raise TypeError(f"pod_name must be a string, not {type(pod_name).__name__}")
+        self._native.evict(pod_name)
+
+    def scale(self, parallelism: int | None = None, completions: int | None = None) -> None:
+        """Changes ``parallelism`` (any time) and, for Indexed Jobs only, ``completions``
+        together with an equal ``parallelism`` (elastic Indexed Jobs). Raises ``ValueError``
+        with the Kubernetes message otherwise."""
+        for key, value in (("parallelism", parallelism), ("completions", completions)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"{key} must be an int or None, not {type(value).__name__}")
+        self._native.scale(parallelism, completions)
+        if parallelism is not None:
+            self._spec["parallelism"] = parallelism
+        if completions is not None:
+            self._spec["completions"] = completions
+
+    def events(self) -> list[Event]:
+        """The Job's events, oldest first (``SuccessfulCreate``, ``Completed``, ...)."""
+        involved = f"Job/{self.namespace}/{self._name}"
+        return [Event._from_dict(d, involved) for d in self._native.events()]
 
     # ---- observation ----------------------------------------------------------------------
 

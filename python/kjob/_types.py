@@ -6,7 +6,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Condition", "JobStatus", "Pod"]
+__all__ = ["Condition", "Event", "JobStatus", "Pod", "PodCondition"]
 
 
 def _time(value: float | None) -> _dt.datetime | None:
@@ -90,6 +90,37 @@ class JobStatus:
 
 
 @dataclass(frozen=True)
+class PodCondition:
+    """A pod condition kjob sets, e.g. ``DisruptionTarget`` on an evicted pod."""
+
+    type: str
+    status: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes event about the Job (``kubectl describe job`` shows these)."""
+
+    type: str
+    reason: str
+    message: str
+    time: _dt.datetime | None
+    involved_object: str
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any], involved_object: str) -> Event:
+        return cls(
+            type=d["type"],
+            reason=d["reason"],
+            message=d["message"],
+            time=_time(d["time"]),
+            involved_object=involved_object,
+        )
+
+
+@dataclass(frozen=True)
 class Pod:
     """A snapshot of one pod (one attempt) of a Job."""
 
@@ -106,6 +137,9 @@ class Pod:
     annotations: dict[str, str]
     reason: str | None = None
     message: str | None = None
+    index_failure_count: int = 0
+    index_ignored_failure_count: int = 0
+    conditions: list[PodCondition] = field(default_factory=list)
 
     @classmethod
     def _from_dict(cls, d: dict[str, Any]) -> Pod:
@@ -123,4 +157,7 @@ class Pod:
             annotations=dict(d["annotations"]),
             reason=d["reason"],
             message=d["message"],
+            index_failure_count=d["index_failure_count"],
+            index_ignored_failure_count=d["index_ignored_failure_count"],
+            conditions=[PodCondition(**c) for c in d["conditions"]],
         )

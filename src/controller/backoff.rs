@@ -37,12 +37,7 @@ impl BackoffRecord {
 
     /// Time left before a new pod may be created (`getRemainingTime`).
     pub fn remaining(&self, config: BackoffConfig, now: Time) -> Duration {
-        remaining_for_failures(
-            config,
-            self.failures_after_last_success,
-            self.last_failure_time,
-            now,
-        )
+        remaining_for_failures(config, self.failures_after_last_success, self.last_failure_time, now)
     }
 }
 
@@ -98,30 +93,12 @@ mod tests {
     #[test]
     fn new_backoff_record_k1_to_k8() {
         // (case, store before, succeeded finish times, failed finish times, want)
-        type Case = (
-            &'static str,
-            BackoffRecord,
-            Vec<Time>,
-            Vec<Time>,
-            (u32, Option<Time>),
-        );
+        type Case = (&'static str, BackoffRecord, Vec<Time>, Vec<Time>, (u32, Option<Time>));
         let empty = BackoffRecord::default();
         let cases: Vec<Case> = vec![
             ("K1 one new failure", empty, vec![], vec![T], (1, Some(T))),
-            (
-                "K2 two new failures",
-                empty,
-                vec![],
-                vec![T, T - MS],
-                (2, Some(T)),
-            ),
-            (
-                "K3 two failures followed by success",
-                empty,
-                vec![T],
-                vec![T - 2 * MS, T - MS],
-                (0, None),
-            ),
+            ("K2 two new failures", empty, vec![], vec![T, T - MS], (2, Some(T))),
+            ("K3 two failures followed by success", empty, vec![T], vec![T - 2 * MS, T - MS], (0, None)),
             (
                 "K4 two failures, one success and two more failures",
                 empty,
@@ -131,41 +108,25 @@ mod tests {
             ),
             (
                 "K5 store having failure count 2 and one new failure",
-                BackoffRecord {
-                    failures_after_last_success: 2,
-                    last_failure_time: None,
-                },
+                BackoffRecord { failures_after_last_success: 2, last_failure_time: None },
                 vec![],
                 vec![T],
                 (3, Some(T)),
             ),
-            (
-                "K6 success and failure at same timestamp",
-                empty,
-                vec![T],
-                vec![T],
-                (0, None),
-            ),
+            ("K6 success and failure at same timestamp", empty, vec![T], vec![T], (0, None)),
             ("K7 no success/failure", empty, vec![], vec![], (0, None)),
             ("K8 one success", empty, vec![T], vec![], (0, None)),
         ];
         for (name, mut record, succeeded, failed, want) in cases {
             record.update(&succeeded, &failed);
-            assert_eq!(
-                (record.failures_after_last_success, record.last_failure_time),
-                want,
-                "{name}"
-            );
+            assert_eq!((record.failures_after_last_success, record.last_failure_time), want, "{name}");
         }
     }
 
     #[test]
     fn remaining_backoff_time_k17_to_k24() {
         // The upstream test parameters: 5 s default, 700 s max.
-        let config = BackoffConfig {
-            initial: Duration::from_secs(5),
-            max: Duration::from_secs(700),
-        };
+        let config = BackoffConfig { initial: Duration::from_secs(5), max: Duration::from_secs(700) };
         let s = Duration::from_secs;
         let cases: &[(&str, u32, Duration, Duration)] = &[
             ("K18 one failure, same time", 1, s(0), s(5)),
@@ -176,17 +137,9 @@ mod tests {
             ("K23 eight failures, not exceeding max", 8, s(0), s(640)),
             ("K24 nine failures, exceeding max", 9, s(0), s(700)),
         ];
-        assert_eq!(
-            remaining_for_failures(config, 0, None, T),
-            Duration::ZERO,
-            "K17 no failures"
-        );
+        assert_eq!(remaining_for_failures(config, 0, None, T), Duration::ZERO, "K17 no failures");
         for (name, failures, since, want) in cases {
-            assert_eq!(
-                remaining_for_failures(config, *failures, Some(T), T + *since),
-                *want,
-                "{name}"
-            );
+            assert_eq!(remaining_for_failures(config, *failures, Some(T), T + *since), *want, "{name}");
         }
     }
 
@@ -203,9 +156,7 @@ mod tests {
     #[test]
     fn kubelet_restart_delay_caps_at_five_minutes() {
         let config = BackoffConfig::default();
-        let got: Vec<u64> = (1..=7)
-            .map(|n| restart_delay(config, n).as_secs())
-            .collect();
+        let got: Vec<u64> = (1..=7).map(|n| restart_delay(config, n).as_secs()).collect();
         assert_eq!(got, vec![10, 20, 40, 80, 160, 300, 300]);
     }
 }

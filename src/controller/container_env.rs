@@ -26,12 +26,7 @@ pub fn container_env(container: &ContainerSpec, index: Option<u32>) -> Vec<(Stri
 
 /// `command` followed by `args`, each expanded against the container's variables.
 pub fn container_argv(container: &ContainerSpec, env: &[(String, String)]) -> Vec<String> {
-    container
-        .command
-        .iter()
-        .chain(&container.args)
-        .map(|s| expand(s, env))
-        .collect()
+    container.command.iter().chain(&container.args).map(|s| expand(s, env)).collect()
 }
 
 /// Expands `$(NAME)` from `env`; `$$` is a literal `$`; unknown or unterminated references
@@ -78,10 +73,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 
     #[test]
@@ -111,28 +103,15 @@ mod tests {
             name: "c".into(),
             command: vec!["echo".into(), "$(JOB_COMPLETION_INDEX)".into()],
             args: vec!["$(GREETING)".into()],
-            env: vec![
-                ("GREETING".into(), "hi".into()),
-                ("BOTH".into(), "$(GREETING)!".into()),
-            ],
+            env: vec![("GREETING".into(), "hi".into()), ("BOTH".into(), "$(GREETING)!".into())],
             working_dir: None,
         };
         let e = container_env(&c, Some(3));
-        assert_eq!(
-            e,
-            env(&[
-                ("GREETING", "hi"),
-                ("BOTH", "hi!"),
-                ("JOB_COMPLETION_INDEX", "3")
-            ])
-        );
+        assert_eq!(e, env(&[("GREETING", "hi"), ("BOTH", "hi!"), ("JOB_COMPLETION_INDEX", "3")]));
         assert_eq!(container_argv(&c, &e), vec!["echo", "3", "hi"]);
         c.env.push(("JOB_COMPLETION_INDEX".into(), "custom".into()));
         let e = container_env(&c, Some(3));
-        assert_eq!(
-            e.last().unwrap(),
-            &("JOB_COMPLETION_INDEX".to_string(), "custom".to_string())
-        );
+        assert_eq!(e.last().unwrap(), &("JOB_COMPLETION_INDEX".to_string(), "custom".to_string()));
         assert_eq!(container_env(&c, None).len(), 3);
     }
 }

@@ -42,10 +42,7 @@ pub struct BackoffConfig {
 
 impl Default for BackoffConfig {
     fn default() -> Self {
-        Self {
-            initial: DEFAULT_BACKOFF_INITIAL,
-            max: DEFAULT_BACKOFF_MAX,
-        }
+        Self { initial: DEFAULT_BACKOFF_INITIAL, max: DEFAULT_BACKOFF_MAX }
     }
 }
 
@@ -91,11 +88,7 @@ pub struct EffectiveSpec {
 
 impl EffectiveSpec {
     /// Validates then defaults a manifest. `uid` identifies this Job (the runtime makes one).
-    pub fn from_manifest(
-        job: &spec::Job,
-        uid: &str,
-        backoff: BackoffConfig,
-    ) -> Result<Self, FieldErrors> {
+    pub fn from_manifest(job: &spec::Job, uid: &str, backoff: BackoffConfig) -> Result<Self, FieldErrors> {
         spec::validate_job(job)?;
         let s = &job.spec;
         // Both unset: one pod, once. Only parallelism unset: 1. Only completions unset: work queue.
@@ -104,24 +97,17 @@ impl EffectiveSpec {
             (p, c) => (p.unwrap_or(1), c),
         };
         let pod = &s.template.spec;
-        let container = pod.containers.first().ok_or_else(|| {
-            FieldErrors(vec![FieldError::required(
-                "spec.template.spec.containers",
-                "",
-            )])
-        })?;
+        let container = pod
+            .containers
+            .first()
+            .ok_or_else(|| FieldErrors(vec![FieldError::required("spec.template.spec.containers", "")]))?;
         let mut env: Vec<(String, String)> = Vec::with_capacity(container.env.len());
         for var in &container.env {
             env.push((var.name.clone(), var.value.clone().unwrap_or_default()));
         }
         let name = job.metadata.name.clone().unwrap_or_default();
-        let mut labels: Vec<(String, String)> = s
-            .template
-            .metadata
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut labels: Vec<(String, String)> =
+            s.template.metadata.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         // What the API server adds to the template when it generates the selector (§1.2).
         labels.push(("batch.kubernetes.io/controller-uid".into(), uid.to_string()));
         labels.push(("batch.kubernetes.io/job-name".into(), name.clone()));
@@ -129,11 +115,7 @@ impl EffectiveSpec {
         labels.push(("job-name".into(), name.clone()));
         Ok(Self {
             name,
-            namespace: job
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
+            namespace: job.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
             uid: uid.to_string(),
             labels,
             parallelism: to_u32(parallelism),
@@ -143,13 +125,11 @@ impl EffectiveSpec {
                 _ => CompletionMode::NonIndexed,
             },
             // With per-index limits the global limit defaults to MaxInt32 (§1.1).
-            backoff_limit: s.backoff_limit.map(to_u32).unwrap_or(
-                if s.backoff_limit_per_index.is_some() {
-                    i32::MAX as u32
-                } else {
-                    DEFAULT_BACKOFF_LIMIT
-                },
-            ),
+            backoff_limit: s.backoff_limit.map(to_u32).unwrap_or(if s.backoff_limit_per_index.is_some() {
+                i32::MAX as u32
+            } else {
+                DEFAULT_BACKOFF_LIMIT
+            }),
             restart_policy: match pod.restart_policy.as_deref() {
                 Some("OnFailure") => RestartPolicy::OnFailure,
                 _ => RestartPolicy::Never,
@@ -179,10 +159,7 @@ impl EffectiveSpec {
             ttl_after_finished: s.ttl_seconds_after_finished.map(|t| seconds(i64::from(t))),
             backoff_limit_per_index: s.backoff_limit_per_index.map(to_u32),
             max_failed_indexes: s.max_failed_indexes.map(to_u32),
-            pod_failure_policy: s
-                .pod_failure_policy
-                .as_ref()
-                .map(PodFailurePolicy::from_spec),
+            pod_failure_policy: s.pod_failure_policy.as_ref().map(PodFailurePolicy::from_spec),
             success_policy: s.success_policy.as_ref().map(|p| {
                 p.rules
                     .iter()
@@ -202,9 +179,7 @@ impl EffectiveSpec {
 
     /// Whether the local controller (`kubernetes.io/job-controller`) owns this Job.
     pub fn is_managed_locally(&self) -> bool {
-        self.managed_by
-            .as_deref()
-            .is_none_or(|m| m == crate::spec::JOB_CONTROLLER_NAME)
+        self.managed_by.as_deref().is_none_or(|m| m == crate::spec::JOB_CONTROLLER_NAME)
     }
 }
 

@@ -41,12 +41,7 @@ impl EventLog {
         if self.events.len() == MAX_EVENTS {
             self.events.pop_front();
         }
-        self.events.push_back(JobEvent {
-            type_,
-            reason: reason.to_string(),
-            message,
-            time,
-        });
+        self.events.push_back(JobEvent { type_, reason: reason.to_string(), message, time });
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &JobEvent> {

@@ -69,12 +69,7 @@ impl PodFailurePolicy {
                         r.on_pod_conditions
                             .iter()
                             .flatten()
-                            .map(|p| {
-                                (
-                                    p.type_.clone(),
-                                    p.status.clone().unwrap_or_else(|| "True".into()),
-                                )
-                            })
+                            .map(|p| (p.type_.clone(), p.status.clone().unwrap_or_else(|| "True".into())))
                             .collect(),
                     ),
                 },
@@ -95,11 +90,7 @@ pub struct PfpMatch {
 }
 
 impl PfpMatch {
-    const NO_MATCH: Self = Self {
-        fail_job_message: None,
-        count_failed: true,
-        action: None,
-    };
+    const NO_MATCH: Self = Self { fail_job_message: None, count_failed: true, action: None };
 }
 
 /// Matches a failed pod against the policy; no policy or no matching rule means `Count`.
@@ -115,11 +106,7 @@ pub fn match_pod_failure_policy(
     for (index, rule) in policy.rules.iter().enumerate() {
         let Some(action) = rule.action else { continue };
         let message = match &rule.requirement {
-            Requirement::ExitCodes {
-                container_name: wanted,
-                not_in,
-                values,
-            } => {
+            Requirement::ExitCodes { container_name: wanted, not_in, values } => {
                 let Some(code) = terminated_exit_code(pod) else {
                     continue;
                 };
@@ -136,11 +123,11 @@ pub fn match_pod_failure_policy(
                 )
             }
             Requirement::PodConditions(patterns) => {
-                let Some(condition) = pod.conditions.iter().find(|c| {
-                    patterns
-                        .iter()
-                        .any(|(t, s)| *t == c.type_ && *s == c.status_str())
-                }) else {
+                let Some(condition) = pod
+                    .conditions
+                    .iter()
+                    .find(|c| patterns.iter().any(|(t, s)| *t == c.type_ && *s == c.status_str()))
+                else {
                     continue;
                 };
                 format!(
@@ -152,21 +139,15 @@ pub fn match_pod_failure_policy(
             }
         };
         return match action {
-            PfpAction::Ignore => PfpMatch {
-                fail_job_message: None,
-                count_failed: false,
-                action: Some(action),
-            },
-            PfpAction::FailJob => PfpMatch {
-                fail_job_message: Some(message),
-                count_failed: true,
-                action: Some(action),
-            },
-            PfpAction::FailIndex | PfpAction::Count => PfpMatch {
-                fail_job_message: None,
-                count_failed: true,
-                action: Some(action),
-            },
+            PfpAction::Ignore => {
+                PfpMatch { fail_job_message: None, count_failed: false, action: Some(action) }
+            }
+            PfpAction::FailJob => {
+                PfpMatch { fail_job_message: Some(message), count_failed: true, action: Some(action) }
+            }
+            PfpAction::FailIndex | PfpAction::Count => {
+                PfpMatch { fail_job_message: None, count_failed: true, action: Some(action) }
+            }
         };
     }
     PfpMatch::NO_MATCH
@@ -192,12 +173,7 @@ mod tests {
         pod
     }
 
-    fn exit_rule(
-        action: PfpAction,
-        not_in: bool,
-        values: &[i32],
-        container: Option<&str>,
-    ) -> PfpRule {
+    fn exit_rule(action: PfpAction, not_in: bool, values: &[i32], container: Option<&str>) -> PfpRule {
         PfpRule {
             action: Some(action),
             requirement: Requirement::ExitCodes {
@@ -216,12 +192,7 @@ mod tests {
     }
 
     fn run(rules: Vec<PfpRule>, pod: &Pod) -> PfpMatch {
-        match_pod_failure_policy(
-            Some(&PodFailurePolicy { rules }),
-            pod,
-            "default",
-            "main-container",
-        )
+        match_pod_failure_policy(Some(&PodFailurePolicy { rules }), pod, "default", "main-container")
     }
 
     #[test]
@@ -236,10 +207,7 @@ mod tests {
             exit_rule(PfpAction::Ignore, false, &[1, 2], None),
             exit_rule(PfpAction::FailJob, false, &[2, 3], None),
         ];
-        assert_eq!(
-            run(rules.clone(), &failed_pod(2)).action,
-            Some(PfpAction::Ignore)
-        );
+        assert_eq!(run(rules.clone(), &failed_pod(2)).action, Some(PfpAction::Ignore));
         let got = run(rules, &failed_pod(3));
         assert_eq!(
             got.fail_job_message.as_deref(),
@@ -251,9 +219,7 @@ mod tests {
     #[test]
     fn not_in_operator_and_exit_code_zero() {
         let rules = vec![exit_rule(PfpAction::FailJob, true, &[5], None)];
-        assert!(run(rules.clone(), &failed_pod(6))
-            .fail_job_message
-            .is_some());
+        assert!(run(rules.clone(), &failed_pod(6)).fail_job_message.is_some());
         assert_eq!(run(rules.clone(), &failed_pod(5)), PfpMatch::NO_MATCH);
         // Exit code 0 never matches, even with NotIn.
         let mut pod = failed_pod(0);
@@ -265,12 +231,7 @@ mod tests {
     fn container_name_must_match() {
         let rules = vec![exit_rule(PfpAction::Count, false, &[1], Some("other"))];
         assert_eq!(run(rules, &failed_pod(1)).action, None);
-        let rules = vec![exit_rule(
-            PfpAction::Count,
-            false,
-            &[1],
-            Some("main-container"),
-        )];
+        let rules = vec![exit_rule(PfpAction::Count, false, &[1], Some("main-container"))];
         assert_eq!(run(rules, &failed_pod(1)).action, Some(PfpAction::Count));
     }
 
@@ -288,36 +249,17 @@ mod tests {
     #[test]
     fn pod_conditions_match_type_and_status() {
         let mut pod = failed_pod(137);
-        pod.conditions.push(PodCondition::disruption_target(
-            "EvictionByEvictionAPI",
-            "Eviction API: evicting",
-        ));
-        let ignore = vec![condition_rule(
-            PfpAction::Ignore,
-            "DisruptionTarget",
-            "True",
-        )];
+        pod.conditions
+            .push(PodCondition::disruption_target("EvictionByEvictionAPI", "Eviction API: evicting"));
+        let ignore = vec![condition_rule(PfpAction::Ignore, "DisruptionTarget", "True")];
         let got = run(ignore, &pod);
-        assert_eq!(
-            (got.count_failed, got.action),
-            (false, Some(PfpAction::Ignore))
-        );
-        let wrong_status = vec![condition_rule(
-            PfpAction::Ignore,
-            "DisruptionTarget",
-            "False",
-        )];
+        assert_eq!((got.count_failed, got.action), (false, Some(PfpAction::Ignore)));
+        let wrong_status = vec![condition_rule(PfpAction::Ignore, "DisruptionTarget", "False")];
         assert_eq!(run(wrong_status, &pod), PfpMatch::NO_MATCH);
-        let fail = vec![condition_rule(
-            PfpAction::FailJob,
-            "DisruptionTarget",
-            "True",
-        )];
+        let fail = vec![condition_rule(PfpAction::FailJob, "DisruptionTarget", "True")];
         assert_eq!(
             run(fail, &pod).fail_job_message.as_deref(),
-            Some(
-                "Pod default/mypod has condition DisruptionTarget matching FailJob rule at index 0"
-            )
+            Some("Pod default/mypod has condition DisruptionTarget matching FailJob rule at index 0")
         );
     }
 
@@ -326,17 +268,10 @@ mod tests {
         let rules = vec![
             PfpRule {
                 action: None,
-                requirement: Requirement::ExitCodes {
-                    container_name: None,
-                    not_in: false,
-                    values: vec![1],
-                },
+                requirement: Requirement::ExitCodes { container_name: None, not_in: false, values: vec![1] },
             },
             exit_rule(PfpAction::FailIndex, false, &[1], None),
         ];
-        assert_eq!(
-            run(rules, &failed_pod(1)).action,
-            Some(PfpAction::FailIndex)
-        );
+        assert_eq!(run(rules, &failed_pod(1)).action, Some(PfpAction::FailIndex));
     }
 }

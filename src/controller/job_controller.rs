@@ -92,19 +92,11 @@ struct Finish {
 
 impl Finish {
     fn failure(reason: &str, message: &str) -> Self {
-        Self {
-            success: false,
-            reason: reason.into(),
-            message: message.into(),
-        }
+        Self { success: false, reason: reason.into(), message: message.into() }
     }
 
     fn success(reason: &str, message: &str) -> Self {
-        Self {
-            success: true,
-            reason: reason.into(),
-            message: message.into(),
-        }
+        Self { success: true, reason: reason.into(), message: message.into() }
     }
 
     fn interim(&self) -> ConditionType {
@@ -208,9 +200,7 @@ impl Controller {
 
     /// Whether any pod may still have a process; a deleted Job is gone once this is false.
     pub fn has_live_processes(&self) -> bool {
-        self.unsettled
-            .iter()
-            .any(|id| self.pods[id.0 as usize].has_process())
+        self.unsettled.iter().any(|id| self.pods[id.0 as usize].has_process())
     }
 
     /// Folds one event into the controller's view of the world. Call [`Controller::sync`] after
@@ -252,10 +242,8 @@ impl Controller {
         if pod.phase.is_terminal() || pod.deletion_requested_at.is_some() {
             return Ok(plan);
         }
-        pod.conditions.push(PodCondition::disruption_target(
-            "EvictionByEvictionAPI",
-            "Eviction API: evicting",
-        ));
+        pod.conditions
+            .push(PodCondition::disruption_target("EvictionByEvictionAPI", "Eviction API: evicting"));
         let mut counts = self.count_pods();
         self.delete_pod(id, now, &mut counts, &mut plan);
         Ok(plan)
@@ -263,11 +251,7 @@ impl Controller {
 
     /// Elastic Indexed Jobs (§1.2): `parallelism` may change at any time; `completions` only
     /// for Indexed Jobs and only together with an equal `parallelism`.
-    pub fn scale(
-        &mut self,
-        parallelism: Option<i64>,
-        completions: Option<i64>,
-    ) -> Result<(), FieldErrors> {
+    pub fn scale(&mut self, parallelism: Option<i64>, completions: Option<i64>) -> Result<(), FieldErrors> {
         crate::spec::validate_scale(
             self.spec.is_indexed(),
             self.spec.completions.map(i64::from),
@@ -301,11 +285,7 @@ impl Controller {
             return plan;
         }
         #[cfg(debug_assertions)]
-        let before = (
-            self.status.succeeded,
-            self.status.failed,
-            self.status.completion_time,
-        );
+        let before = (self.status.succeeded, self.status.failed, self.status.completion_time);
 
         self.enforce_pod_deadlines(now, &mut plan);
         if self.status.start_time.is_none() && !self.spec.suspend {
@@ -316,10 +296,7 @@ impl Controller {
         let mut new_succeeded_times = Vec::new();
         let mut new_failed_times = Vec::new();
         let mut new_failed_counted = 0u32;
-        let mut ix = IndexState {
-            succeeded: self.status.completed_indexes.clone(),
-            ..Default::default()
-        };
+        let mut ix = IndexState { succeeded: self.status.completed_indexes.clone(), ..Default::default() };
         for id in &self.unsettled {
             let pod = &self.pods[id.0 as usize];
             if pod.counted || !self.has_valid_index(pod) {
@@ -353,20 +330,13 @@ impl Controller {
         }
         if finished.is_none() {
             if failed > self.spec.backoff_limit || self.past_backoff_limit_on_failure() {
-                finished = Some(Finish::failure(
-                    REASON_BACKOFF_LIMIT_EXCEEDED,
-                    MESSAGE_BACKOFF_LIMIT_EXCEEDED,
-                ));
+                finished =
+                    Some(Finish::failure(REASON_BACKOFF_LIMIT_EXCEEDED, MESSAGE_BACKOFF_LIMIT_EXCEEDED));
             } else if self.past_active_deadline(now) {
-                finished = Some(Finish::failure(
-                    REASON_DEADLINE_EXCEEDED,
-                    MESSAGE_DEADLINE_EXCEEDED,
-                ));
-            } else if let (Some(deadline), Some(start), false) = (
-                self.spec.active_deadline,
-                self.status.start_time,
-                self.spec.suspend,
-            ) {
+                finished = Some(Finish::failure(REASON_DEADLINE_EXCEEDED, MESSAGE_DEADLINE_EXCEEDED));
+            } else if let (Some(deadline), Some(start), false) =
+                (self.spec.active_deadline, self.status.start_time, self.spec.suspend)
+            {
                 // A resumed Job gets its new startTime below; its deadline counts from now.
                 let resumed = self.status.has_true(ConditionType::Suspended);
                 let start = if resumed { now } else { start };
@@ -379,20 +349,13 @@ impl Controller {
                 let failed_ix = self.calculate_failed_indexes();
                 if finished.is_none() {
                     let total = failed_ix.total();
-                    if self
-                        .spec
-                        .max_failed_indexes
-                        .is_some_and(|m| total > u64::from(m))
-                    {
+                    if self.spec.max_failed_indexes.is_some_and(|m| total > u64::from(m)) {
                         finished = Some(Finish::failure(
                             REASON_MAX_FAILED_INDEXES_EXCEEDED,
                             MESSAGE_MAX_FAILED_INDEXES_EXCEEDED,
                         ));
                     } else if total > 0 && total + ix.succeeded.total() >= u64::from(completions) {
-                        finished = Some(Finish::failure(
-                            REASON_FAILED_INDEXES,
-                            MESSAGE_FAILED_INDEXES,
-                        ));
+                        finished = Some(Finish::failure(REASON_FAILED_INDEXES, MESSAGE_FAILED_INDEXES));
                     }
                 }
                 ix.failed = Some(failed_ix);
@@ -422,10 +385,7 @@ impl Controller {
                 Some(c) => succeeded >= c && counts.active == 0,
             };
             if complete {
-                finished = Some(Finish::success(
-                    REASON_COMPLETIONS_REACHED,
-                    MESSAGE_COMPLETIONS_REACHED,
-                ));
+                finished = Some(Finish::success(REASON_COMPLETIONS_REACHED, MESSAGE_COMPLETIONS_REACHED));
             } else if manage_called {
                 self.update_suspended_condition(now);
             }
@@ -446,17 +406,14 @@ impl Controller {
 
     /// An interim condition recorded by an earlier sync decides the outcome (§3.3).
     fn existing_finish(&self) -> Option<Finish> {
-        [
-            ConditionType::SuccessCriteriaMet,
-            ConditionType::FailureTarget,
-        ]
-        .into_iter()
-        .find_map(|t| self.status.condition(t).filter(|c| c.status))
-        .map(|c| Finish {
-            success: c.type_ == ConditionType::SuccessCriteriaMet,
-            reason: c.reason.clone(),
-            message: c.message.clone(),
-        })
+        [ConditionType::SuccessCriteriaMet, ConditionType::FailureTarget]
+            .into_iter()
+            .find_map(|t| self.status.condition(t).filter(|c| c.status))
+            .map(|c| Finish {
+                success: c.type_ == ConditionType::SuccessCriteriaMet,
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+            })
     }
 
     /// `getFailJobMessage`: the first failed pod that matches a `FailJob` rule.
@@ -613,22 +570,12 @@ impl Controller {
     }
 
     pub(super) fn active_pod_ids(&self) -> Vec<PodId> {
-        self.unsettled
-            .iter()
-            .copied()
-            .filter(|id| self.pods[id.0 as usize].is_active())
-            .collect()
+        self.unsettled.iter().copied().filter(|id| self.pods[id.0 as usize].is_active()).collect()
     }
 
     /// Asks a pod to stop (sets its `deletionTimestamp`). A pod with no process (waiting to
     /// restart) is finished on the spot.
-    pub(super) fn delete_pod(
-        &mut self,
-        id: PodId,
-        now: Time,
-        counts: &mut Counts,
-        plan: &mut Plan,
-    ) {
+    pub(super) fn delete_pod(&mut self, id: PodId, now: Time, counts: &mut Counts, plan: &mut Plan) {
         let grace = self.spec.termination_grace_period;
         let pod = &mut self.pods[id.0 as usize];
         if pod.deletion_requested_at.is_some() || pod.phase.is_terminal() {
@@ -647,12 +594,7 @@ impl Controller {
             pod.terminate(code, now);
         }
         if !self.deleting {
-            self.events.record(
-                now,
-                EventType::Normal,
-                "SuccessfulDelete",
-                format!("Deleted pod: {name}"),
-            );
+            self.events.record(now, EventType::Normal, "SuccessfulDelete", format!("Deleted pod: {name}"));
         }
     }
 
@@ -692,8 +634,7 @@ impl Controller {
             PodReplacementPolicy::Failed => counts.terminating,
             PodReplacementPolicy::TerminatingOrFailed => 0,
         };
-        let diff =
-            i64::from(want_active) - i64::from(terminating_for_replacement) - i64::from(active);
+        let diff = i64::from(want_active) - i64::from(terminating_for_replacement) - i64::from(active);
         if diff <= 0 {
             return;
         }
@@ -718,8 +659,7 @@ impl Controller {
         }
         let completions = self.spec.completions.unwrap_or(0);
         let busy = self.busy_indexes();
-        let indexes =
-            first_pending_indexes(diff, completions, &ix.succeeded, ix.failed.as_ref(), &busy);
+        let indexes = first_pending_indexes(diff, completions, &ix.succeeded, ix.failed.as_ref(), &busy);
         for i in indexes {
             let replaced = ix.delayed.get(&i).map(|id| &self.pods[id.0 as usize]);
             if let Some(pod) = replaced {
@@ -744,21 +684,12 @@ impl Controller {
     /// `getNewIndexFailureCounts`: the replaced pod's counts, plus its own failure.
     fn new_index_failure_counts(&self, replaced: &Pod) -> (u32, u32) {
         if !self.is_pod_failed(replaced) {
-            return (
-                replaced.index_failure_count,
-                replaced.index_ignored_failure_count,
-            );
+            return (replaced.index_failure_count, replaced.index_ignored_failure_count);
         }
         if self.pfp_match(replaced).count_failed {
-            (
-                replaced.index_failure_count + 1,
-                replaced.index_ignored_failure_count,
-            )
+            (replaced.index_failure_count + 1, replaced.index_ignored_failure_count)
         } else {
-            (
-                replaced.index_failure_count,
-                replaced.index_ignored_failure_count + 1,
-            )
+            (replaced.index_failure_count, replaced.index_ignored_failure_count + 1)
         }
     }
 
@@ -837,12 +768,7 @@ impl Controller {
         self.unsettled.insert(id);
         counts.active += 1;
         plan.actions.push(Action::CreatePod(id));
-        self.events.record(
-            now,
-            EventType::Normal,
-            "SuccessfulCreate",
-            format!("Created pod: {name}"),
-        );
+        self.events.record(now, EventType::Normal, "SuccessfulCreate", format!("Created pod: {name}"));
     }
 
     /// The `Suspended` condition, written only when `manageJob` ran (§6.2).
@@ -855,8 +781,7 @@ impl Controller {
                 "Job suspended",
                 now,
             ) {
-                self.events
-                    .record(now, EventType::Normal, "Suspended", "Job suspended".into());
+                self.events.record(now, EventType::Normal, "Suspended", "Job suspended".into());
             }
         } else if self.status.ensure_condition(
             ConditionType::Suspended,
@@ -865,8 +790,7 @@ impl Controller {
             "Job resumed",
             now,
         ) {
-            self.events
-                .record(now, EventType::Normal, "Resumed", "Job resumed".into());
+            self.events.record(now, EventType::Normal, "Resumed", "Job resumed".into());
             // Resuming restarts the activeDeadlineSeconds clock.
             self.status.start_time = Some(now);
         }
@@ -926,21 +850,14 @@ impl Controller {
             }
         }
         let Some(finish) = finished else { return };
-        self.status
-            .ensure_condition(finish.interim(), true, &finish.reason, &finish.message, now);
+        self.status.ensure_condition(finish.interim(), true, &finish.reason, &finish.message, now);
         if self.status.terminating == 0 {
             let terminal = finish.terminal();
-            self.status
-                .ensure_condition(terminal, true, &finish.reason, &finish.message, now);
+            self.status.ensure_condition(terminal, true, &finish.reason, &finish.message, now);
             if finish.success {
                 self.status.completion_time = Some(now);
-                self.events
-                    .record(now, EventType::Normal, "Completed", "Job completed".into());
-                if self
-                    .spec
-                    .completions
-                    .is_some_and(|c| self.status.succeeded > c)
-                {
+                self.events.record(now, EventType::Normal, "Completed", "Job completed".into());
+                if self.spec.completions.is_some_and(|c| self.status.succeeded > c) {
                     self.events.record(
                         now,
                         EventType::Warning,
@@ -949,12 +866,7 @@ impl Controller {
                     );
                 }
             } else {
-                self.events.record(
-                    now,
-                    EventType::Warning,
-                    &finish.reason,
-                    finish.message.clone(),
-                );
+                self.events.record(now, EventType::Warning, &finish.reason, finish.message.clone());
             }
         }
     }
@@ -1002,10 +914,7 @@ impl Controller {
             debug_assert!(s.succeeded >= before.0, "succeeded decreased");
         }
         if before.2.is_some() {
-            debug_assert_eq!(
-                s.completion_time, before.2,
-                "completionTime cannot be updated"
-            );
+            debug_assert_eq!(s.completion_time, before.2, "completionTime cannot be updated");
         }
         if let Some(failed) = &s.failed_indexes {
             debug_assert!(
@@ -1022,16 +931,9 @@ fn absolute_failures(pod: &Pod) -> u32 {
 }
 
 fn to_u32_field(path: &str, v: i64) -> Result<u32, FieldErrors> {
-    u32::try_from(v)
-        .ok()
-        .filter(|v| *v <= i32::MAX as u32)
-        .ok_or_else(|| {
-            FieldErrors(vec![FieldError::invalid(
-                path,
-                v,
-                "must be between 0 and 2147483647, inclusive",
-            )])
-        })
+    u32::try_from(v).ok().filter(|v| *v <= i32::MAX as u32).ok_or_else(|| {
+        FieldErrors(vec![FieldError::invalid(path, v, "must be between 0 and 2147483647, inclusive")])
+    })
 }
 
 #[cfg(test)]

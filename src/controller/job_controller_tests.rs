@@ -75,12 +75,7 @@ struct Case {
 }
 
 fn run(case: &Case) {
-    let mut s = spec(
-        case.parallelism,
-        case.completions,
-        case.backoff_limit,
-        case.indexed,
-    );
+    let mut s = spec(case.parallelism, case.completions, case.backoff_limit, case.indexed);
     if case.replace_only_failed {
         s.pod_replacement_policy = PodReplacementPolicy::Failed;
     }
@@ -99,57 +94,27 @@ fn run(case: &Case) {
     let created: Vec<PodId> = plan
         .actions
         .iter()
-        .filter_map(|a| {
-            if let Action::CreatePod(id) = a {
-                Some(*id)
-            } else {
-                None
-            }
-        })
+        .filter_map(|a| if let Action::CreatePod(id) = a { Some(*id) } else { None })
         .collect();
-    let deleted = plan
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Action::KillPod { .. }))
-        .count();
+    let deleted = plan.actions.iter().filter(|a| matches!(a, Action::KillPod { .. })).count();
     let n = case.name;
     assert_eq!(created.len(), case.creates, "{n}: creates");
     if let Some(want) = &case.created_indexes {
-        let got: Vec<u32> = created
-            .iter()
-            .map(|id| c.pod(*id).unwrap().index.unwrap())
-            .collect();
+        let got: Vec<u32> = created.iter().map(|id| c.pod(*id).unwrap().index.unwrap()).collect();
         assert_eq!(&got, want, "{n}: created indexes");
     }
     assert_eq!(deleted, case.deletes, "{n}: deletes");
     let st = c.status();
     assert_eq!(
         (st.active, st.ready, st.succeeded, st.failed, st.terminating),
-        (
-            case.active,
-            case.ready,
-            case.succeeded,
-            case.failed,
-            case.terminating
-        ),
+        (case.active, case.ready, case.succeeded, case.failed, case.terminating),
         "{n}: (active, ready, succeeded, failed, terminating)"
     );
-    assert_eq!(
-        st.completed_indexes.to_string(),
-        case.completed_indexes,
-        "{n}: completedIndexes"
-    );
-    let conditions: Vec<(ConditionType, bool, &str)> = st
-        .conditions
-        .iter()
-        .map(|c| (c.type_, c.status, c.reason.as_str()))
-        .collect();
+    assert_eq!(st.completed_indexes.to_string(), case.completed_indexes, "{n}: completedIndexes");
+    let conditions: Vec<(ConditionType, bool, &str)> =
+        st.conditions.iter().map(|c| (c.type_, c.status, c.reason.as_str())).collect();
     assert_eq!(conditions, case.conditions, "{n}: conditions");
-    assert_eq!(
-        st.start_time.is_some(),
-        !case.suspend,
-        "{n}: startTime set iff not suspended"
-    );
+    assert_eq!(st.start_time.is_some(), !case.suspend, "{n}: startTime set iff not suspended");
     for cond in &st.conditions {
         let want = match cond.reason.as_str() {
             "CompletionsReached" => "Reached expected number of succeeded pods",
@@ -164,11 +129,7 @@ fn run(case: &Case) {
     // deletions it may: the deleted pods are then seen terminating, and counted as failed.
     if case.deletes == 0 {
         let again = c.sync(NOW);
-        assert!(
-            again.actions.is_empty(),
-            "{n}: second sync acted: {:?}",
-            again.actions
-        );
+        assert!(again.actions.is_empty(), "{n}: second sync acted: {:?}", again.actions);
     }
 }
 
@@ -293,10 +254,7 @@ fn controller_sync_job_table() {
             parallelism: 1,
             completions: Some(1),
             backoff_limit: 6,
-            backoff: Some(BackoffRecord {
-                failures_after_last_success: 1,
-                last_failure_time: Some(NOW),
-            }),
+            backoff: Some(BackoffRecord { failures_after_last_success: 1, last_failure_time: Some(NOW) }),
             ..Default::default()
         },
         Case {
@@ -304,10 +262,7 @@ fn controller_sync_job_table() {
             parallelism: 1,
             completions: Some(1),
             backoff_limit: 6,
-            backoff: Some(BackoffRecord {
-                failures_after_last_success: 0,
-                last_failure_time: Some(NOW),
-            }),
+            backoff: Some(BackoffRecord { failures_after_last_success: 0, last_failure_time: Some(NOW) }),
             creates: 1,
             active: 1,
             ..Default::default()
@@ -497,8 +452,7 @@ fn controller_sync_job_table() {
             ..Default::default()
         },
         Case {
-            name:
-                "A36 indexed job with some pods deleted, podReplacementPolicy TerminatingOrFailed",
+            name: "A36 indexed job with some pods deleted, podReplacementPolicy TerminatingOrFailed",
             parallelism: 2,
             completions: Some(5),
             backoff_limit: 6,
@@ -597,9 +551,7 @@ fn controller_sync_job_table() {
             completions: Some(5),
             backoff_limit: 6,
             indexed: true,
-            pods: &[
-                "-:R", "-:S", "-:F", "-:R", "-:S", "-:F", "-:P", "0:S", "1:R", "2:R",
-            ],
+            pods: &["-:R", "-:S", "-:F", "-:R", "-:S", "-:F", "-:P", "0:S", "1:R", "2:R"],
             deletes: 3,
             active: 2,
             succeeded: 1,
@@ -734,10 +686,7 @@ fn controller_sync_job_table() {
 #[test]
 fn a12_active_back_off_wakes_the_controller_when_it_expires() {
     let mut c = Controller::new(spec(1, Some(1), 6, false));
-    c.backoff = BackoffRecord {
-        failures_after_last_success: 1,
-        last_failure_time: Some(NOW),
-    };
+    c.backoff = BackoffRecord { failures_after_last_success: 1, last_failure_time: Some(NOW) };
     let plan = c.sync(NOW);
     assert!(plan.actions.is_empty());
     assert_eq!(plan.wake_at, Some(NOW + Duration::from_secs(10)));
@@ -758,59 +707,34 @@ fn recreation_backoff_doubles_and_backoff_limit_fails_the_job() {
     let mut pod = created[0];
     for (attempt, delay) in [(1u64, 10u64), (2, 20)] {
         now += secs(1);
-        c.observe(Event::ContainerExited {
-            pod,
-            exit_code: 3,
-            at: now,
-        });
+        c.observe(Event::ContainerExited { pod, exit_code: 3, at: now });
         let plan = c.sync(now);
-        assert!(
-            plan.actions.is_empty(),
-            "attempt {attempt}: no replacement before the delay"
-        );
+        assert!(plan.actions.is_empty(), "attempt {attempt}: no replacement before the delay");
         assert_eq!(plan.wake_at, Some(now + secs(delay)), "attempt {attempt}");
         assert_eq!(c.status().failed, attempt as u32);
         now += secs(delay);
         let plan = c.sync(now);
         let (created, ..) = apply(&mut c, &plan, now);
-        assert_eq!(
-            created.len(),
-            1,
-            "attempt {attempt}: replacement after {delay}s"
-        );
+        assert_eq!(created.len(), 1, "attempt {attempt}: replacement after {delay}s");
         pod = created[0];
     }
     now += secs(1);
-    c.observe(Event::ContainerExited {
-        pod,
-        exit_code: 3,
-        at: now,
-    });
+    c.observe(Event::ContainerExited { pod, exit_code: 3, at: now });
     let plan = c.sync(now);
     assert!(plan.actions.is_empty());
     let st = c.status();
     assert_eq!(st.failed, 3);
-    let conds: Vec<_> = st
-        .conditions
-        .iter()
-        .map(|c| (c.type_, c.reason.as_str(), c.message.as_str()))
-        .collect();
+    let conds: Vec<_> =
+        st.conditions.iter().map(|c| (c.type_, c.reason.as_str(), c.message.as_str())).collect();
     assert_eq!(
         conds,
         vec![
-            (
-                FailureTarget,
-                BL,
-                "Job has reached the specified backoff limit"
-            ),
+            (FailureTarget, BL, "Job has reached the specified backoff limit"),
             (Failed, BL, "Job has reached the specified backoff limit"),
         ]
     );
     assert!(c.is_finished());
-    assert_eq!(
-        st.completion_time, None,
-        "failed Jobs have no completionTime"
-    );
+    assert_eq!(st.completion_time, None, "failed Jobs have no completionTime");
 }
 
 #[test]
@@ -820,47 +744,23 @@ fn failure_kills_running_pods_and_failed_waits_for_them() {
     let mut c = Controller::new(spec(2, Some(4), 0, false));
     let plan = c.sync(secs(0));
     let (created, ..) = apply(&mut c, &plan, secs(0));
-    c.observe(Event::ContainerExited {
-        pod: created[0],
-        exit_code: 1,
-        at: secs(1),
-    });
+    c.observe(Event::ContainerExited { pod: created[0], exit_code: 1, at: secs(1) });
     let plan = c.sync(secs(1));
     let (_, _, killed) = apply(&mut c, &plan, secs(1));
     assert_eq!(killed, vec![created[1]]);
-    assert_eq!(
-        plan.actions,
-        vec![Action::KillPod {
-            pod: created[1],
-            grace: secs(30)
-        }]
-    );
+    assert_eq!(plan.actions, vec![Action::KillPod { pod: created[1], grace: secs(30) }]);
     let st = c.status();
     assert_eq!((st.failed, st.terminating, st.active), (2, 1, 0));
     assert_eq!(st.conditions.len(), 1);
     assert!(!c.is_finished());
-    c.observe(Event::ContainerExited {
-        pod: created[1],
-        exit_code: 143,
-        at: secs(2),
-    });
+    c.observe(Event::ContainerExited { pod: created[1], exit_code: 143, at: secs(2) });
     c.sync(secs(2));
     let st = c.status();
-    assert_eq!(
-        (st.failed, st.terminating),
-        (2, 0),
-        "a killed pod is counted once"
-    );
-    assert_eq!(
-        st.conditions.iter().map(|c| c.type_).collect::<Vec<_>>(),
-        vec![FailureTarget, Failed]
-    );
+    assert_eq!((st.failed, st.terminating), (2, 0), "a killed pod is counted once");
+    assert_eq!(st.conditions.iter().map(|c| c.type_).collect::<Vec<_>>(), vec![FailureTarget, Failed]);
     assert_eq!(st.conditions[1].last_transition_time, secs(2));
     assert!(c.is_finished());
-    assert!(
-        c.sync(secs(3)).actions.is_empty(),
-        "a finished Job is never reconciled again"
-    );
+    assert!(c.sync(secs(3)).actions.is_empty(), "a finished Job is never reconciled again");
 }
 
 #[test]
@@ -874,11 +774,7 @@ fn parallelism_cap_holds_while_completions_are_reached() {
         assert!(c.status().active <= 2, "parallelism exceeded");
         now += secs(1);
         let done = running.remove(0);
-        c.observe(Event::ContainerExited {
-            pod: done,
-            exit_code: 0,
-            at: now,
-        });
+        c.observe(Event::ContainerExited { pod: done, exit_code: 0, at: now });
         let plan = c.sync(now);
         let (created, ..) = apply(&mut c, &plan, now);
         created_total += created.len();
@@ -898,40 +794,22 @@ fn on_failure_restarts_in_place_and_restarts_count_toward_backoff_limit() {
     let mut c = Controller::new(s);
     let plan = c.sync(secs(0));
     let pod = apply(&mut c, &plan, secs(0)).0[0];
-    c.observe(Event::ContainerExited {
-        pod,
-        exit_code: 2,
-        at: secs(1),
-    });
+    c.observe(Event::ContainerExited { pod, exit_code: 2, at: secs(1) });
     let plan = c.sync(secs(1));
     assert!(plan.actions.is_empty());
     assert_eq!(plan.wake_at, Some(secs(11)));
     let p = c.pod(pod).unwrap();
     assert_eq!((p.phase, p.restart_count), (PodPhase::Running, 1));
-    assert_eq!(
-        c.status().failed,
-        0,
-        "an in-place restart is not a failed pod"
-    );
+    assert_eq!(c.status().failed, 0, "an in-place restart is not a failed pod");
     let plan = c.sync(secs(11));
     assert_eq!(plan.actions, vec![Action::RestartContainer(pod)]);
     apply(&mut c, &plan, secs(11));
-    c.observe(Event::ContainerExited {
-        pod,
-        exit_code: 2,
-        at: secs(12),
-    });
+    c.observe(Event::ContainerExited { pod, exit_code: 2, at: secs(12) });
     let plan = c.sync(secs(12));
-    assert!(
-        plan.actions.is_empty(),
-        "the waiting pod has no process to kill"
-    );
+    assert!(plan.actions.is_empty(), "the waiting pod has no process to kill");
     let st = c.status();
     assert_eq!(st.failed, 1, "the pod is killed and counted as failed");
-    assert_eq!(
-        st.conditions.iter().map(|c| c.type_).collect::<Vec<_>>(),
-        vec![FailureTarget, Failed]
-    );
+    assert_eq!(st.conditions.iter().map(|c| c.type_).collect::<Vec<_>>(), vec![FailureTarget, Failed]);
     assert_eq!(c.pod(pod).unwrap().restart_count, 2);
 }
 
@@ -942,11 +820,7 @@ fn on_failure_with_backoff_limit_zero_fails_on_the_first_restart() {
     let mut c = Controller::new(s);
     let plan = c.sync(secs(0));
     let pod = apply(&mut c, &plan, secs(0)).0[0];
-    c.observe(Event::ContainerExited {
-        pod,
-        exit_code: 1,
-        at: secs(1),
-    });
+    c.observe(Event::ContainerExited { pod, exit_code: 1, at: secs(1) });
     c.sync(secs(1));
     assert!(c.is_finished());
     assert_eq!(c.status().failed, 1);
@@ -957,27 +831,12 @@ fn work_queue_completes_when_one_succeeds_and_the_rest_end() {
     let mut c = Controller::new(spec(3, None, 6, false));
     let plan = c.sync(secs(0));
     let pods = apply(&mut c, &plan, secs(0)).0;
-    c.observe(Event::ContainerExited {
-        pod: pods[0],
-        exit_code: 0,
-        at: secs(1),
-    });
-    c.observe(Event::ContainerExited {
-        pod: pods[1],
-        exit_code: 1,
-        at: secs(1),
-    });
+    c.observe(Event::ContainerExited { pod: pods[0], exit_code: 0, at: secs(1) });
+    c.observe(Event::ContainerExited { pod: pods[1], exit_code: 1, at: secs(1) });
     let plan = c.sync(secs(1));
-    assert!(
-        plan.actions.is_empty(),
-        "after a success no pod is created, not even a replacement"
-    );
+    assert!(plan.actions.is_empty(), "after a success no pod is created, not even a replacement");
     assert!(!c.is_finished());
-    c.observe(Event::ContainerExited {
-        pod: pods[2],
-        exit_code: 0,
-        at: secs(2),
-    });
+    c.observe(Event::ContainerExited { pod: pods[2], exit_code: 0, at: secs(2) });
     c.sync(secs(2));
     let st = c.status();
     assert_eq!((st.succeeded, st.failed), (2, 1));
@@ -993,11 +852,7 @@ fn delete_kills_every_pod_and_creates_nothing_more() {
     assert_eq!(plan.actions.len(), 3);
     assert!(c.has_live_processes());
     for p in &pods {
-        c.observe(Event::ContainerExited {
-            pod: *p,
-            exit_code: 143,
-            at: secs(2),
-        });
+        c.observe(Event::ContainerExited { pod: *p, exit_code: 143, at: secs(2) });
     }
     let plan = c.sync(secs(2));
     assert!(plan.actions.is_empty());
@@ -1008,14 +863,8 @@ fn delete_kills_every_pod_and_creates_nothing_more() {
 fn start_error_fails_the_pod_with_exit_code_128() {
     let mut c = Controller::new(spec(1, Some(1), 0, false));
     let plan = c.sync(secs(0));
-    let Action::CreatePod(pod) = plan.actions[0] else {
-        panic!()
-    };
-    c.observe(Event::ContainerStartFailed {
-        pod,
-        message: "no such file".into(),
-        at: secs(0),
-    });
+    let Action::CreatePod(pod) = plan.actions[0] else { panic!() };
+    c.observe(Event::ContainerStartFailed { pod, message: "no such file".into(), at: secs(0) });
     c.sync(secs(0));
     let p = c.pod(pod).unwrap();
     assert_eq!(
@@ -1030,10 +879,7 @@ fn indexed_pod_names_carry_the_index() {
     let mut c = Controller::new(spec(2, Some(2), 6, true));
     c.sync(secs(0));
     let names: Vec<&str> = c.pods().iter().map(|p| p.name.as_str()).collect();
-    assert!(
-        names[0].starts_with("foobar-0-") && names[0].len() == "foobar-0-".len() + 5,
-        "{names:?}"
-    );
+    assert!(names[0].starts_with("foobar-0-") && names[0].len() == "foobar-0-".len() + 5, "{names:?}");
     assert!(names[1].starts_with("foobar-1-"), "{names:?}");
 }
 

@@ -10,8 +10,7 @@ use crate::status::Time;
 
 /// The kubelet's reason and message for a pod that outlived its `activeDeadlineSeconds`.
 pub const POD_DEADLINE_REASON: &str = "DeadlineExceeded";
-pub const POD_DEADLINE_MESSAGE: &str =
-    "Pod was active on the node longer than the specified deadline";
+pub const POD_DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
 
 impl Controller {
     pub(super) fn container_started(&mut self, pod: PodId, at: Time) {
@@ -59,17 +58,14 @@ impl Controller {
         let (reason, message) = why.map_or((None, None), |(r, m)| (Some(r), Some(m)));
         p.reason = reason;
         p.message = message;
-        let restart_in_place = exit_code != 0
-            && restart_policy == RestartPolicy::OnFailure
-            && p.deletion_requested_at.is_none();
+        let restart_in_place =
+            exit_code != 0 && restart_policy == RestartPolicy::OnFailure && p.deletion_requested_at.is_none();
         if !restart_in_place {
             p.terminate(exit_code, at);
             return;
         }
         // A container that ran long enough before failing starts a fresh crash loop.
-        let ran = p
-            .ready_since
-            .map_or(std::time::Duration::ZERO, |s| at.saturating_sub(s));
+        let ran = p.ready_since.map_or(std::time::Duration::ZERO, |s| at.saturating_sub(s));
         if ran >= backoff::restart_reset_after(backoff_config) {
             p.restart_streak = 0;
         }

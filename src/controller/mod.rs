@@ -20,8 +20,7 @@ mod policy_tests;
 mod test_support;
 
 pub use defaults::{
-    BackoffConfig, CompletionMode, ContainerSpec, EffectiveSpec, PodReplacementPolicy,
-    RestartPolicy,
+    BackoffConfig, CompletionMode, ContainerSpec, EffectiveSpec, PodReplacementPolicy, RestartPolicy,
 };
 pub use events::{EventType, JobEvent};
 pub use job_controller::{Action, Controller, Event, Plan};

@@ -142,18 +142,13 @@ impl Pod {
 
     /// Whether a process of this pod may exist (and so must be killed, not just marked).
     pub fn has_process(&self) -> bool {
-        matches!(
-            self.container,
-            ContainerState::Starting | ContainerState::Running
-        )
+        matches!(self.container, ContainerState::Starting | ContainerState::Running)
     }
 
     /// `getFinishedTime`: the exit time when known, else when deletion was requested
     /// (`deletionTimestamp - gracePeriod` upstream), else the creation time.
     pub fn finish_time(&self) -> Time {
-        self.finished_at
-            .or(self.deletion_requested_at)
-            .unwrap_or(self.created_at)
+        self.finished_at.or(self.deletion_requested_at).unwrap_or(self.created_at)
     }
 
     /// Fails the pod while its container may still run (the kubelet's pod-level deadline):
@@ -173,11 +168,7 @@ impl Pod {
     /// Marks the pod finished with the container's last state.
     pub fn terminate(&mut self, exit_code: i32, at: Time) {
         self.exit_code = Some(exit_code);
-        self.phase = if exit_code == 0 {
-            PodPhase::Succeeded
-        } else {
-            PodPhase::Failed
-        };
+        self.phase = if exit_code == 0 { PodPhase::Succeeded } else { PodPhase::Failed };
         self.container = ContainerState::Terminated;
         self.ready = false;
         self.ready_since = None;

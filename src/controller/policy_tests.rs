@@ -12,11 +12,7 @@ use crate::status::ConditionType::{self, *};
 use std::time::Duration;
 
 fn conditions(c: &Controller) -> Vec<(ConditionType, bool, String, String)> {
-    c.status()
-        .conditions
-        .iter()
-        .map(|x| (x.type_, x.status, x.reason.clone(), x.message.clone()))
-        .collect()
+    c.status().conditions.iter().map(|x| (x.type_, x.status, x.reason.clone(), x.message.clone())).collect()
 }
 
 fn types(c: &Controller) -> Vec<ConditionType> {
@@ -26,11 +22,7 @@ fn types(c: &Controller) -> Vec<ConditionType> {
 fn exit_rule(action: PfpAction, values: &[i32]) -> PfpRule {
     PfpRule {
         action: Some(action),
-        requirement: Requirement::ExitCodes {
-            container_name: None,
-            not_in: false,
-            values: values.to_vec(),
-        },
+        requirement: Requirement::ExitCodes { container_name: None, not_in: false, values: values.to_vec() },
     }
 }
 
@@ -40,43 +32,25 @@ fn start(c: &mut Controller, plan: &Plan, now: Duration) -> Vec<PodId> {
 }
 
 fn exit(c: &mut Controller, pod: PodId, code: i32, at: Duration) -> Plan {
-    c.observe(Event::ContainerExited {
-        pod,
-        exit_code: code,
-        at,
-    });
+    c.observe(Event::ContainerExited { pod, exit_code: code, at });
     c.sync(at)
 }
 
 #[test]
 fn pod_failure_policy_fail_job_uses_the_upstream_message() {
     let mut s = spec(2, Some(2), 6, false);
-    s.pod_failure_policy = Some(PodFailurePolicy {
-        rules: vec![exit_rule(PfpAction::FailJob, &[42])],
-    });
+    s.pod_failure_policy = Some(PodFailurePolicy { rules: vec![exit_rule(PfpAction::FailJob, &[42])] });
     s.pod_replacement_policy = PodReplacementPolicy::Failed;
     let mut c = Controller::new(s);
     let plan = c.sync(secs(0));
     let pods = start(&mut c, &plan, secs(0));
     let plan = exit(&mut c, pods[0], 42, secs(1));
-    assert_eq!(
-        plan.actions,
-        vec![Action::KillPod {
-            pod: pods[1],
-            grace: secs(30)
-        }]
-    );
+    assert_eq!(plan.actions, vec![Action::KillPod { pod: pods[1], grace: secs(30) }]);
     let name = c.pod(pods[0]).unwrap().name.clone();
-    let message = format!("Container c for pod default/{name} failed with exit code 42 matching FailJob rule at index 0");
-    assert_eq!(
-        conditions(&c),
-        vec![(
-            FailureTarget,
-            true,
-            "PodFailurePolicy".into(),
-            message.clone()
-        )]
+    let message = format!(
+        "Container c for pod default/{name} failed with exit code 42 matching FailJob rule at index 0"
     );
+    assert_eq!(conditions(&c), vec![(FailureTarget, true, "PodFailurePolicy".into(), message.clone())]);
     assert_eq!((c.status().failed, c.status().terminating), (2, 1));
     exit(&mut c, pods[1], 143, secs(2));
     assert_eq!(types(&c), vec![FailureTarget, Failed]);
@@ -87,24 +61,15 @@ fn pod_failure_policy_fail_job_uses_the_upstream_message() {
 #[test]
 fn pod_failure_policy_ignore_is_not_counted_but_delays_recreation() {
     let mut s = spec(1, Some(1), 0, false);
-    s.pod_failure_policy = Some(PodFailurePolicy {
-        rules: vec![exit_rule(PfpAction::Ignore, &[3])],
-    });
+    s.pod_failure_policy = Some(PodFailurePolicy { rules: vec![exit_rule(PfpAction::Ignore, &[3])] });
     s.pod_replacement_policy = PodReplacementPolicy::Failed;
     let mut c = Controller::new(s);
     let plan = c.sync(secs(0));
     let pod = start(&mut c, &plan, secs(0))[0];
     let plan = exit(&mut c, pod, 3, secs(1));
-    assert!(
-        plan.actions.is_empty(),
-        "the replacement waits for the backoff delay"
-    );
+    assert!(plan.actions.is_empty(), "the replacement waits for the backoff delay");
     assert_eq!(plan.wake_at, Some(secs(11)));
-    assert_eq!(
-        c.status().failed,
-        0,
-        "ignored failures are not counted, even with backoffLimit 0"
-    );
+    assert_eq!(c.status().failed, 0, "ignored failures are not counted, even with backoffLimit 0");
     assert!(!c.is_finished());
     let plan = c.sync(secs(11));
     let pod = start(&mut c, &plan, secs(11))[0];
@@ -119,10 +84,7 @@ fn eviction_sets_disruption_target_and_on_pod_conditions_can_ignore_it() {
     s.pod_failure_policy = Some(PodFailurePolicy {
         rules: vec![PfpRule {
             action: Some(PfpAction::Ignore),
-            requirement: Requirement::PodConditions(vec![(
-                "DisruptionTarget".into(),
-                "True".into(),
-            )]),
+            requirement: Requirement::PodConditions(vec![("DisruptionTarget".into(), "True".into())]),
         }],
     });
     s.pod_replacement_policy = PodReplacementPolicy::Failed;
@@ -132,13 +94,7 @@ fn eviction_sets_disruption_target_and_on_pod_conditions_can_ignore_it() {
     let pod = start(&mut c, &plan, secs(0))[0];
     let name = c.pod(pod).unwrap().name.clone();
     let plan = c.evict(&name, secs(1)).unwrap();
-    assert_eq!(
-        plan.actions,
-        vec![Action::KillPod {
-            pod,
-            grace: secs(30)
-        }]
-    );
+    assert_eq!(plan.actions, vec![Action::KillPod { pod, grace: secs(30) }]);
     let cond = &c.pod(pod).unwrap().conditions[0];
     assert_eq!(
         (cond.type_.as_str(), cond.status, cond.reason.as_str()),
@@ -152,10 +108,7 @@ fn eviction_sets_disruption_target_and_on_pod_conditions_can_ignore_it() {
     assert_eq!(plan.wake_at, Some(secs(2) + Duration::from_millis(1)));
     let plan = c.sync(secs(3));
     assert_eq!(plan.actions.len(), 1, "a replacement for the evicted pod");
-    assert_eq!(
-        c.evict("nope", secs(3)).unwrap_err(),
-        "pods \"nope\" not found"
-    );
+    assert_eq!(c.evict("nope", secs(3)).unwrap_err(), "pods \"nope\" not found");
 }
 
 #[test]
@@ -171,14 +124,7 @@ fn backoff_limit_per_index_fails_the_index_and_the_job_with_failed_indexes() {
     let plan = exit(&mut c, pods[1], 1, secs(1));
     // The failed pod of index 1 is not counted until its replacement exists.
     assert_eq!((c.status().failed, c.status().active), (0, 1));
-    assert_eq!(
-        c.status()
-            .failed_indexes
-            .as_ref()
-            .map(ToString::to_string)
-            .as_deref(),
-        Some("")
-    );
+    assert_eq!(c.status().failed_indexes.as_ref().map(ToString::to_string).as_deref(), Some(""));
     assert_eq!(plan.wake_at, Some(secs(1) + Duration::from_millis(10)));
     let plan = c.sync(secs(2));
     let retry = start(&mut c, &plan, secs(2));
@@ -187,42 +133,19 @@ fn backoff_limit_per_index_fails_the_index_and_the_job_with_failed_indexes() {
     assert_eq!(c.status().failed, 0);
     c.sync(secs(2));
     let p = c.pod(retry[0]).unwrap();
-    assert_eq!(
-        (
-            p.index,
-            p.index_failure_count,
-            p.index_ignored_failure_count
-        ),
-        (Some(1), 1, 0)
-    );
+    assert_eq!((p.index, p.index_failure_count, p.index_ignored_failure_count), (Some(1), 1, 0));
     assert_eq!(c.status().failed, 1, "counted once the replacement exists");
     exit(&mut c, retry[0], 1, secs(3));
     assert_eq!(c.status().failed_indexes.as_ref().unwrap().to_string(), "1");
-    assert!(
-        c.sync(secs(10)).actions.is_empty(),
-        "a failed index is never retried"
-    );
+    assert!(c.sync(secs(10)).actions.is_empty(), "a failed index is never retried");
     exit(&mut c, pods[2], 0, secs(11));
     let st = c.status();
-    assert_eq!(
-        (st.succeeded, st.failed, st.completed_indexes.to_string()),
-        (2, 2, "0,2".into())
-    );
+    assert_eq!((st.succeeded, st.failed, st.completed_indexes.to_string()), (2, 2, "0,2".into()));
     assert_eq!(
         conditions(&c),
         vec![
-            (
-                FailureTarget,
-                true,
-                "FailedIndexes".into(),
-                "Job has failed indexes".into()
-            ),
-            (
-                Failed,
-                true,
-                "FailedIndexes".into(),
-                "Job has failed indexes".into()
-            ),
+            (FailureTarget, true, "FailedIndexes".into(), "Job has failed indexes".into()),
+            (Failed, true, "FailedIndexes".into(), "Job has failed indexes".into()),
         ]
     );
 }
@@ -236,13 +159,7 @@ fn max_failed_indexes_exceeded_fails_at_once() {
     let plan = c.sync(secs(0));
     let pods = start(&mut c, &plan, secs(0));
     let plan = exit(&mut c, pods[0], 1, secs(1));
-    assert_eq!(
-        plan.actions,
-        vec![Action::KillPod {
-            pod: pods[1],
-            grace: secs(30)
-        }]
-    );
+    assert_eq!(plan.actions, vec![Action::KillPod { pod: pods[1], grace: secs(30) }]);
     assert_eq!(
         conditions(&c),
         vec![(
@@ -262,9 +179,7 @@ fn max_failed_indexes_exceeded_fails_at_once() {
 fn fail_index_action_fails_only_that_index() {
     let mut s = spec(2, Some(2), i32::MAX as u32, true);
     s.backoff_limit_per_index = Some(5);
-    s.pod_failure_policy = Some(PodFailurePolicy {
-        rules: vec![exit_rule(PfpAction::FailIndex, &[7])],
-    });
+    s.pod_failure_policy = Some(PodFailurePolicy { rules: vec![exit_rule(PfpAction::FailIndex, &[7])] });
     s.pod_replacement_policy = PodReplacementPolicy::Failed;
     let mut c = Controller::new(s);
     let plan = c.sync(secs(0));
@@ -273,10 +188,7 @@ fn fail_index_action_fails_only_that_index() {
     assert_eq!(c.status().failed_indexes.as_ref().unwrap().to_string(), "0");
     assert!(c.sync(secs(100)).actions.is_empty());
     exit(&mut c, pods[1], 0, secs(101));
-    assert_eq!(
-        c.status().conditions.last().unwrap().reason,
-        "FailedIndexes"
-    );
+    assert_eq!(c.status().conditions.last().unwrap().reason, "FailedIndexes");
     assert_eq!((c.status().failed, c.status().succeeded), (1, 1));
 }
 
@@ -284,10 +196,7 @@ fn fail_index_action_fails_only_that_index() {
 fn success_policy_completes_and_does_not_count_killed_pods() {
     // §7: the lingering pods are killed and not counted as failed.
     let mut s = spec(3, Some(3), 6, true);
-    s.success_policy = Some(vec![SuccessRule {
-        succeeded_indexes: Some("0".into()),
-        succeeded_count: None,
-    }]);
+    s.success_policy = Some(vec![SuccessRule { succeeded_indexes: Some("0".into()), succeeded_count: None }]);
     let mut c = Controller::new(s);
     let plan = c.sync(secs(0));
     let pods = start(&mut c, &plan, secs(0));
@@ -295,21 +204,9 @@ fn success_policy_completes_and_does_not_count_killed_pods() {
     assert_eq!(plan.actions.len(), 2);
     assert_eq!(
         conditions(&c),
-        vec![(
-            SuccessCriteriaMet,
-            true,
-            "SuccessPolicy".into(),
-            "Matched rules at index 0".into()
-        )]
+        vec![(SuccessCriteriaMet, true, "SuccessPolicy".into(), "Matched rules at index 0".into())]
     );
-    assert_eq!(
-        (
-            c.status().failed,
-            c.status().terminating,
-            c.status().succeeded
-        ),
-        (0, 2, 1)
-    );
+    assert_eq!((c.status().failed, c.status().terminating, c.status().succeeded), (0, 2, 1));
     exit(&mut c, pods[1], 143, secs(2));
     assert!(!c.is_finished(), "Complete waits for every terminating pod");
     exit(&mut c, pods[2], 143, secs(3));
@@ -329,13 +226,7 @@ fn active_deadline_fails_the_job_after_backoff_limit_is_checked() {
     let pod = start(&mut c, &plan, secs(0))[0];
     assert!(c.sync(secs(4)).actions.is_empty());
     let plan = c.sync(secs(5));
-    assert_eq!(
-        plan.actions,
-        vec![Action::KillPod {
-            pod,
-            grace: secs(30)
-        }]
-    );
+    assert_eq!(plan.actions, vec![Action::KillPod { pod, grace: secs(30) }]);
     assert_eq!(
         conditions(&c),
         vec![(
@@ -369,21 +260,9 @@ fn suspend_stops_the_deadline_clock_and_resume_restarts_it() {
     c.observe(Event::SetSuspend(true));
     let plan = c.sync(secs(1));
     assert_eq!(plan.actions.len(), 2, "suspending kills the active pods");
-    assert_eq!(
-        conditions(&c),
-        vec![(
-            Suspended,
-            true,
-            "JobSuspended".into(),
-            "Job suspended".into()
-        )]
-    );
+    assert_eq!(conditions(&c), vec![(Suspended, true, "JobSuspended".into(), "Job suspended".into())]);
     for p in &pods {
-        c.observe(Event::ContainerExited {
-            pod: *p,
-            exit_code: 143,
-            at: secs(2),
-        });
+        c.observe(Event::ContainerExited { pod: *p, exit_code: 143, at: secs(2) });
     }
     let plan = c.sync(secs(2));
     assert!(plan.actions.is_empty());
@@ -393,17 +272,11 @@ fn suspend_stops_the_deadline_clock_and_resume_restarts_it() {
     c.observe(Event::SetSuspend(false));
     let plan = c.sync(secs(60));
     assert_eq!(plan.actions.len(), 2, "resuming creates pods again");
-    assert_eq!(
-        conditions(&c),
-        vec![(Suspended, false, "JobResumed".into(), "Job resumed".into())]
-    );
+    assert_eq!(conditions(&c), vec![(Suspended, false, "JobResumed".into(), "Job resumed".into())]);
     assert_eq!(c.status().start_time, Some(secs(60)));
     assert_eq!(plan.wake_at, Some(secs(70)));
     let reasons: Vec<&str> = c.events().iter().map(|e| e.reason.as_str()).collect();
-    assert!(
-        reasons.contains(&"Suspended") && reasons.contains(&"Resumed"),
-        "{reasons:?}"
-    );
+    assert!(reasons.contains(&"Suspended") && reasons.contains(&"Resumed"), "{reasons:?}");
 }
 
 #[test]
@@ -426,28 +299,13 @@ fn pod_active_deadline_fails_just_that_pod() {
     let pod = start(&mut c, &plan, secs(0))[0];
     assert_eq!(c.sync(secs(1)).wake_at, Some(secs(3)));
     let plan = c.sync(secs(3));
-    assert!(plan.actions.contains(&Action::KillPod {
-        pod,
-        grace: secs(30)
-    }));
+    assert!(plan.actions.contains(&Action::KillPod { pod, grace: secs(30) }));
     let p = c.pod(pod).unwrap();
-    assert_eq!(
-        (p.phase, p.reason.as_deref()),
-        (PodPhase::Failed, Some("DeadlineExceeded"))
-    );
-    assert_eq!(
-        p.message.as_deref(),
-        Some("Pod was active on the node longer than the specified deadline")
-    );
+    assert_eq!((p.phase, p.reason.as_deref()), (PodPhase::Failed, Some("DeadlineExceeded")));
+    assert_eq!(p.message.as_deref(), Some("Pod was active on the node longer than the specified deadline"));
     assert_eq!(c.status().failed, 1);
-    assert!(
-        !c.is_finished(),
-        "a pod deadline is an ordinary pod failure"
-    );
-    assert!(
-        c.pod(pod).unwrap().has_process(),
-        "the killed process is still followed"
-    );
+    assert!(!c.is_finished(), "a pod deadline is an ordinary pod failure");
+    assert!(c.pod(pod).unwrap().has_process(), "the killed process is still followed");
     exit(&mut c, pod, 143, secs(4));
     assert_eq!(c.pod(pod).unwrap().exit_code, Some(143));
     assert!(!c.pod(pod).unwrap().has_process());
@@ -476,23 +334,14 @@ fn elastic_indexed_scale_down_drops_out_of_range_indexes() {
     exit(&mut c, pods[3], 0, secs(1));
     assert_eq!(c.status().completed_indexes.to_string(), "3");
     let err = c.scale(Some(3), Some(2)).unwrap_err();
-    assert_eq!(err.messages(), vec!["spec.completions: Invalid value: 2: can only be modified in tandem with spec.parallelism"]);
+    assert_eq!(
+        err.messages(),
+        vec!["spec.completions: Invalid value: 2: can only be modified in tandem with spec.parallelism"]
+    );
     c.scale(Some(2), Some(2)).unwrap();
     let plan = c.sync(secs(2));
-    assert_eq!(
-        plan.actions,
-        vec![Action::KillPod {
-            pod: pods[2],
-            grace: secs(30)
-        }]
-    );
-    assert_eq!(
-        (
-            c.status().succeeded,
-            c.status().completed_indexes.to_string()
-        ),
-        (0, String::new())
-    );
+    assert_eq!(plan.actions, vec![Action::KillPod { pod: pods[2], grace: secs(30) }]);
+    assert_eq!((c.status().succeeded, c.status().completed_indexes.to_string()), (0, String::new()));
     exit(&mut c, pods[0], 0, secs(3));
     exit(&mut c, pods[1], 0, secs(3));
     exit(&mut c, pods[2], 143, secs(3));
@@ -501,10 +350,7 @@ fn elastic_indexed_scale_down_drops_out_of_range_indexes() {
 
     let mut c = Controller::new(spec(2, Some(4), 6, false));
     let err = c.scale(None, Some(5)).unwrap_err();
-    assert_eq!(
-        err.messages(),
-        vec!["spec.completions: Invalid value: 5: field is immutable"]
-    );
+    assert_eq!(err.messages(), vec!["spec.completions: Invalid value: 5: field is immutable"]);
     c.scale(Some(3), None).unwrap();
     assert_eq!(c.sync(secs(0)).actions.len(), 3);
 }
@@ -528,22 +374,12 @@ fn events_record_creations_deletions_and_completion() {
     let got: Vec<(String, String, String)> = c
         .events()
         .iter()
-        .map(|e| {
-            (
-                e.type_.as_str().to_string(),
-                e.reason.clone(),
-                e.message.clone(),
-            )
-        })
+        .map(|e| (e.type_.as_str().to_string(), e.reason.clone(), e.message.clone()))
         .collect();
     assert_eq!(
         got,
         vec![
-            (
-                "Normal".into(),
-                "SuccessfulCreate".into(),
-                format!("Created pod: {name}")
-            ),
+            ("Normal".into(), "SuccessfulCreate".into(), format!("Created pod: {name}")),
             ("Normal".into(), "Completed".into(), "Job completed".into()),
         ]
     );

@@ -12,11 +12,7 @@ pub struct SuccessRule {
 pub const REASON_SUCCESS_POLICY: &str = "SuccessPolicy";
 
 /// `matchSuccessPolicy`: the message `Matched rules at index <i>` of the first rule met.
-pub fn match_success_policy(
-    rules: &[SuccessRule],
-    completions: u32,
-    succeeded: &IndexSet,
-) -> Option<String> {
+pub fn match_success_policy(rules: &[SuccessRule], completions: u32, succeeded: &IndexSet) -> Option<String> {
     if succeeded.is_empty() {
         return None;
     }
@@ -45,30 +41,15 @@ mod tests {
     use super::*;
 
     fn rule(indexes: Option<&str>, count: Option<u32>) -> SuccessRule {
-        SuccessRule {
-            succeeded_indexes: indexes.map(String::from),
-            succeeded_count: count,
-        }
+        SuccessRule { succeeded_indexes: indexes.map(String::from), succeeded_count: count }
     }
 
     #[test]
     fn success_policy_rules_table() {
         // (case, rules, completions, succeeded indexes, want)
-        type Case = (
-            &'static str,
-            Vec<SuccessRule>,
-            u32,
-            &'static [u32],
-            Option<&'static str>,
-        );
+        type Case = (&'static str, Vec<SuccessRule>, u32, &'static [u32], Option<&'static str>);
         let cases: Vec<Case> = vec![
-            (
-                "no succeeded index never matches",
-                vec![rule(None, Some(0))],
-                5,
-                &[],
-                None,
-            ),
+            ("no succeeded index never matches", vec![rule(None, Some(0))], 5, &[], None),
             (
                 "all listed indexes succeeded",
                 vec![rule(Some("0-2"), None)],
@@ -76,13 +57,7 @@ mod tests {
                 &[0, 1, 2],
                 Some("Matched rules at index 0"),
             ),
-            (
-                "a listed index missing",
-                vec![rule(Some("0-2"), None)],
-                5,
-                &[0, 2, 3],
-                None,
-            ),
+            ("a listed index missing", vec![rule(Some("0-2"), None)], 5, &[0, 2, 3], None),
             (
                 "types.go example: 1-4 with count 3, completed 1,3,5 counts only 1 and 3",
                 vec![rule(Some("1-4"), Some(3))],
@@ -97,13 +72,7 @@ mod tests {
                 &[1, 3, 5],
                 Some("Matched rules at index 0"),
             ),
-            (
-                "count alone",
-                vec![rule(None, Some(2))],
-                5,
-                &[3, 4],
-                Some("Matched rules at index 0"),
-            ),
+            ("count alone", vec![rule(None, Some(2))], 5, &[3, 4], Some("Matched rules at index 0")),
             (
                 "rules in order: the second matches",
                 vec![rule(Some("4"), None), rule(None, Some(1))],
@@ -111,13 +80,7 @@ mod tests {
                 &[0],
                 Some("Matched rules at index 1"),
             ),
-            (
-                "unparsable indexes never match",
-                vec![rule(Some("x"), None)],
-                5,
-                &[0],
-                None,
-            ),
+            ("unparsable indexes never match", vec![rule(Some("x"), None)], 5, &[0], None),
             (
                 "indexes beyond completions are dropped",
                 vec![rule(Some("3-9"), None)],
@@ -128,11 +91,7 @@ mod tests {
         ];
         for (name, rules, completions, succeeded, want) in cases {
             let set = IndexSet::from_indexes(succeeded.iter().copied());
-            assert_eq!(
-                match_success_policy(&rules, completions, &set).as_deref(),
-                want,
-                "{name}"
-            );
+            assert_eq!(match_success_policy(&rules, completions, &set).as_deref(), want, "{name}");
         }
     }
 }

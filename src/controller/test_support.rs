@@ -1,8 +1,7 @@
 //! Helpers shared by the controller's tests.
 
 use super::defaults::{
-    BackoffConfig, CompletionMode, ContainerSpec, EffectiveSpec, PodReplacementPolicy,
-    RestartPolicy,
+    BackoffConfig, CompletionMode, ContainerSpec, EffectiveSpec, PodReplacementPolicy, RestartPolicy,
 };
 use super::job_controller::{Action, Controller, Event, Plan};
 use super::pod::PodId;
@@ -10,12 +9,7 @@ use crate::status::Time;
 use std::time::Duration;
 
 /// A Job `default/foobar` with one container `c`, as upstream's `newJob(p, c, bl, mode)`.
-pub fn spec(
-    parallelism: u32,
-    completions: Option<u32>,
-    backoff_limit: u32,
-    indexed: bool,
-) -> EffectiveSpec {
+pub fn spec(parallelism: u32, completions: Option<u32>, backoff_limit: u32, indexed: bool) -> EffectiveSpec {
     EffectiveSpec {
         name: "foobar".into(),
         namespace: "default".into(),
@@ -23,11 +17,7 @@ pub fn spec(
         labels: vec![],
         parallelism,
         completions,
-        completion_mode: if indexed {
-            CompletionMode::Indexed
-        } else {
-            CompletionMode::NonIndexed
-        },
+        completion_mode: if indexed { CompletionMode::Indexed } else { CompletionMode::NonIndexed },
         backoff_limit,
         restart_policy: RestartPolicy::Never,
         termination_grace_period: Duration::from_secs(30),

@@ -6,12 +6,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::PyErr;
 
-create_exception!(
-    _kjob,
-    KjobError,
-    PyException,
-    "Base class of kjob's own errors."
-);
+create_exception!(_kjob, KjobError, PyException, "Base class of kjob's own errors.");
 
 /// Errors that cross into Python.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +24,8 @@ pub enum BindingError {
 impl From<BindingError> for PyErr {
     fn from(e: BindingError) -> Self {
         match e {
-            BindingError::Invalid(_) | BindingError::Shape(_) => {
+            BindingError::Invalid(_) | BindingError::Shape(_) => PyValueError::new_err(e.to_string()),
+            BindingError::Runtime(RuntimeError::ManagedElsewhere { .. } | RuntimeError::Invalid(_)) => {
                 PyValueError::new_err(e.to_string())
             }
             BindingError::Runtime(_) => KjobError::new_err(e.to_string()),

@@ -25,15 +25,12 @@ pub struct NativeJob {
 
 fn seconds(value: f64, what: &str) -> Result<Duration, BindingError> {
     Duration::try_from_secs_f64(value).map_err(|_| {
-        BindingError::Shape(format!(
-            "{what}: must be a finite number of seconds >= 0, got {value}"
-        ))
+        BindingError::Shape(format!("{what}: must be a finite number of seconds >= 0, got {value}"))
     })
 }
 
 fn epoch_seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[pymethods]
@@ -41,13 +38,14 @@ impl NativeJob {
     /// Validates `manifest` (a batch/v1 Job as a dict) and prepares the Job; raises
     /// `ValueError` listing every field error.
     #[new]
-    #[pyo3(signature = (manifest, uid, log_dir, backoff_initial_seconds, backoff_max_seconds))]
+    #[pyo3(signature = (manifest, uid, log_dir, backoff_initial_seconds, backoff_max_seconds, owns_log_dir=false))]
     fn new(
         manifest: &Bound<'_, PyAny>,
         uid: &str,
         log_dir: PathBuf,
         backoff_initial_seconds: f64,
         backoff_max_seconds: f64,
+        owns_log_dir: bool,
     ) -> PyResult<Self> {
         let mut de = pythonize::Depythonizer::from_object(manifest);
         let job: spec::Job = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -59,9 +57,7 @@ impl NativeJob {
             max: seconds(backoff_max_seconds, "backoff_max_seconds")?,
         };
         let spec = EffectiveSpec::from_manifest(&job, uid, backoff).map_err(BindingError::from)?;
-        Ok(Self {
-            inner: runtime::Job::new(spec, log_dir),
-        })
+        Ok(Self { inner: runtime::Job::new(spec, log_dir, owns_log_dir) })
     }
 
     fn start(&self) -> PyResult<()> {
@@ -100,6 +96,28 @@ impl NativeJob {
         self.inner.suspend(suspend);
     }
 
+    fn evict(&self, pod_name: &str) -> PyResult<()> {
+        self.inner.evict(pod_name).map_err(|e| BindingError::from(e).into())
+    }
+
+    #[pyo3(signature = (parallelism=None, completions=None))]
+    fn scale(&self, parallelism: Option<i64>, completions: Option<i64>) -> PyResult<()> {
+        self.inner.scale(parallelism, completions).map_err(|e| BindingError::from(e).into())
+    }
+
+    fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for e in self.inner.events() {
+            let d = PyDict::new(py);
+            d.set_item("type", e.type_.as_str())?;
+            d.set_item("reason", &e.reason)?;
+            d.set_item("message", &e.message)?;
+            d.set_item("time", epoch_seconds(self.inner.wall_time(e.time)))?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+
     #[getter]
     fn started(&self) -> bool {
         self.inner.is_started()
@@ -124,19 +142,12 @@ impl NativeJob {
         d.set_item("uid", &spec.uid)?;
         d.set_item("parallelism", spec.parallelism)?;
         d.set_item("completions", spec.completions)?;
-        d.set_item(
-            "completion_mode",
-            if spec.is_indexed() {
-                "Indexed"
-            } else {
-                "NonIndexed"
-            },
-        )?;
+        d.set_item("completion_mode", if spec.is_indexed() { "Indexed" } else { "NonIndexed" })?;
         d.set_item("backoff_limit", spec.backoff_limit)?;
-        d.set_item(
-            "termination_grace_period_seconds",
-            spec.termination_grace_period.as_secs_f64(),
-        )?;
+        d.set_item("termination_grace_period_seconds", spec.termination_grace_period.as_secs_f64())?;
+        d.set_item("backoff_limit_per_index", spec.backoff_limit_per_index)?;
+        d.set_item("managed_by", spec.managed_by.as_deref())?;
+        d.set_item("container_name", &spec.container.name)?;
         Ok(d)
     }
 
@@ -148,9 +159,7 @@ impl NativeJob {
     fn pods<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
         for view in self.inner.pods() {
-            list.append(pod_dict(py, &view, |t| {
-                epoch_seconds(self.inner.wall_time(t))
-            })?)?;
+            list.append(pod_dict(py, &view, |t| epoch_seconds(self.inner.wall_time(t)))?)?;
         }
         Ok(list)
     }
@@ -195,10 +204,7 @@ fn status_dict<'py>(
     d.set_item("failed", s.failed)?;
     d.set_item("terminating", s.terminating)?;
     d.set_item("completed_indexes", s.completed_indexes.to_string())?;
-    d.set_item(
-        "failed_indexes",
-        s.failed_indexes.as_ref().map(ToString::to_string),
-    )?;
+    d.set_item("failed_indexes", s.failed_indexes.as_ref().map(ToString::to_string))?;
     d.set_item("start_time", s.start_time.map(&wall))?;
     d.set_item("completion_time", s.completion_time.map(&wall))?;
     let conditions = PyList::empty(py);
@@ -215,11 +221,7 @@ fn status_dict<'py>(
     Ok(d)
 }
 
-fn pod_dict<'py>(
-    py: Python<'py>,
-    v: &PodView,
-    wall: impl Fn(Time) -> f64,
-) -> PyResult<Bound<'py, PyDict>> {
+fn pod_dict<'py>(py: Python<'py>, v: &PodView, wall: impl Fn(Time) -> f64) -> PyResult<Bound<'py, PyDict>> {
     let p = &v.pod;
     let d = PyDict::new(py);
     d.set_item("name", &p.name)?;
@@ -234,6 +236,18 @@ fn pod_dict<'py>(
     };
     d.set_item("exit_code", exit_code)?;
     d.set_item("restart_count", p.restart_count)?;
+    d.set_item("index_failure_count", p.index_failure_count)?;
+    d.set_item("index_ignored_failure_count", p.index_ignored_failure_count)?;
+    let conditions = PyList::empty(py);
+    for c in &p.conditions {
+        let cd = PyDict::new(py);
+        cd.set_item("type", &c.type_)?;
+        cd.set_item("status", c.status_str())?;
+        cd.set_item("reason", &c.reason)?;
+        cd.set_item("message", &c.message)?;
+        conditions.append(cd)?;
+    }
+    d.set_item("conditions", conditions)?;
     d.set_item("start_time", p.started_at.map(&wall))?;
     d.set_item("finish_time", p.finished_at.map(&wall))?;
     d.set_item("deletion_time", p.deletion_requested_at.map(&wall))?;

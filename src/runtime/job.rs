@@ -8,7 +8,7 @@
 use super::process::{self, ProcessHandle, SpawnRequest};
 use super::tokio_runtime;
 use crate::controller::container_env::{container_argv, container_env};
-use crate::controller::{labels, Action, Controller, EffectiveSpec, Event, Plan, Pod, PodId};
+use crate::controller::{labels, Action, Controller, EffectiveSpec, Event, JobEvent, Plan, Pod, PodId};
 use crate::status::{JobStatus, Time};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,15 @@ pub enum RuntimeError {
     Deleted,
     #[error("failed to create the log folder {0:?}: {1}")]
     LogDir(PathBuf, #[source] std::io::Error),
+    #[error(
+        "Job {namespace}/{name} has spec.managedBy {managed_by:?}: another controller owns it, so kjob's \
+         controller (kubernetes.io/job-controller) does not run it"
+    )]
+    ManagedElsewhere { namespace: String, name: String, managed_by: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(#[from] crate::spec::FieldErrors),
 }
 
 /// A pod as the user sees it.
@@ -47,6 +56,10 @@ enum Msg {
         at: Instant,
     },
     Suspend(bool),
+    /// Evict the named pod (the local Eviction API).
+    Evict(String),
+    /// Something changed the controller's spec: sync now.
+    Wake,
     Delete,
     /// SIGKILL every pod now (interpreter exit), then delete.
     KillAll,
@@ -55,6 +68,8 @@ enum Msg {
 struct State {
     controller: Controller,
     log_dir: PathBuf,
+    /// A private log folder is removed with the Job.
+    owns_log_dir: bool,
     procs: HashMap<PodId, ProcessHandle>,
     sender: Option<UnboundedSender<Msg>>,
     deleted: bool,
@@ -83,11 +98,12 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn new(spec: EffectiveSpec, log_dir: PathBuf) -> Self {
+    pub fn new(spec: EffectiveSpec, log_dir: PathBuf, owns_log_dir: bool) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 controller: Controller::new(spec),
                 log_dir,
+                owns_log_dir,
                 procs: HashMap::new(),
                 sender: None,
                 deleted: false,
@@ -115,9 +131,16 @@ impl Job {
         if st.sender.is_some() {
             return Err(RuntimeError::AlreadyStarted);
         }
+        let spec = st.controller.spec();
+        if !spec.is_managed_locally() {
+            return Err(RuntimeError::ManagedElsewhere {
+                namespace: spec.namespace.clone(),
+                name: spec.name.clone(),
+                managed_by: spec.managed_by.clone().unwrap_or_default(),
+            });
+        }
         // Once here, rather than before every pod's log file is opened.
-        std::fs::create_dir_all(&st.log_dir)
-            .map_err(|e| RuntimeError::LogDir(st.log_dir.clone(), e))?;
+        std::fs::create_dir_all(&st.log_dir).map_err(|e| RuntimeError::LogDir(st.log_dir.clone(), e))?;
         let (tx, rx) = unbounded_channel();
         st.sender = Some(tx.clone());
         drop(st);
@@ -159,8 +182,39 @@ impl Job {
             .collect()
     }
 
+    /// Suspends or resumes. Before `start()` it sets what the Job starts with.
     pub fn suspend(&self, suspend: bool) {
+        let mut st = self.shared.lock();
+        if st.sender.is_none() {
+            st.controller.observe(Event::SetSuspend(suspend));
+            return;
+        }
+        drop(st);
         self.send(Msg::Suspend(suspend));
+    }
+
+    /// The local Eviction API: the pod gets `DisruptionTarget=True` and is deleted.
+    pub fn evict(&self, pod_name: &str) -> Result<(), RuntimeError> {
+        let st = self.shared.lock();
+        match st.controller.pod_by_name(pod_name) {
+            None => Err(RuntimeError::NotFound(format!("pods {pod_name:?} not found"))),
+            Some(_) => {
+                drop(st);
+                self.send(Msg::Evict(pod_name.to_string()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Changes `parallelism` and (Indexed Jobs, in tandem) `completions`.
+    pub fn scale(&self, parallelism: Option<i64>, completions: Option<i64>) -> Result<(), RuntimeError> {
+        self.shared.lock().controller.scale(parallelism, completions)?;
+        self.send(Msg::Wake);
+        Ok(())
+    }
+
+    pub fn events(&self) -> Vec<JobEvent> {
+        self.shared.lock().controller.events().iter().cloned().collect()
     }
 
     /// Asks for deletion and returns at once; [`Job::wait_deleted`] waits for the processes.
@@ -229,12 +283,8 @@ impl Drop for Job {
 
 /// Kills every pod of every Job in this process (interpreter exit).
 pub fn kill_all_jobs() {
-    let jobs: Vec<Arc<Shared>> = REGISTRY
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter_map(Weak::upgrade)
-        .collect();
+    let jobs: Vec<Arc<Shared>> =
+        REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(Weak::upgrade).collect();
     for shared in jobs {
         Job { shared }.kill_all();
     }
@@ -271,10 +321,15 @@ async fn run_actor(shared: Arc<Shared>, mut rx: UnboundedReceiver<Msg>, tx: Unbo
                 Msg::Exited { pod, exit_code, at } => {
                     st.procs.remove(&pod);
                     let at = at.duration_since(origin);
-                    st.controller
-                        .observe(Event::ContainerExited { pod, exit_code, at });
+                    st.controller.observe(Event::ContainerExited { pod, exit_code, at });
                 }
                 Msg::Suspend(suspend) => st.controller.observe(Event::SetSuspend(suspend)),
+                Msg::Evict(name) => {
+                    if let Ok(plan) = st.controller.evict(&name, now) {
+                        plans.push(plan);
+                    }
+                }
+                Msg::Wake => {}
                 Msg::Delete => plans.push(st.controller.delete(now)),
                 Msg::KillAll => {
                     for handle in st.procs.values() {
@@ -297,6 +352,9 @@ async fn run_actor(shared: Arc<Shared>, mut rx: UnboundedReceiver<Msg>, tx: Unbo
         wake_at = plan.wake_at.map(|t| origin + t.max(now));
         if st.controller.is_deleting() && !st.controller.has_live_processes() {
             st.deleted = true;
+            if st.owns_log_dir {
+                let _ = std::fs::remove_dir_all(&st.log_dir);
+            }
         }
         st.version += 1;
         let deleted = st.deleted;
@@ -309,12 +367,17 @@ async fn run_actor(shared: Arc<Shared>, mut rx: UnboundedReceiver<Msg>, tx: Unbo
     shared.lock().sender = None;
 }
 
-/// Carries out a plan. Returns whether an event was observed on the way (a failed start).
+/// Carries out a plan. Returns whether the controller has news to sync on: a container that
+/// could not start, or created pods (upstream's informer reports new pods the same way).
 fn execute(st: &mut State, plan: &Plan, now: Time, tx: &UnboundedSender<Msg>) -> bool {
     let mut observed = false;
     for action in &plan.actions {
         match action {
-            Action::CreatePod(pod) | Action::RestartContainer(pod) => {
+            Action::CreatePod(pod) => {
+                start_container(st, *pod, now, tx);
+                observed = true;
+            }
+            Action::RestartContainer(pod) => {
                 observed |= start_container(st, *pod, now, tx);
             }
             Action::KillPod { pod, grace } => {
@@ -344,32 +407,19 @@ fn start_container(st: &mut State, pod_id: PodId, now: Time, tx: &UnboundedSende
     match process::spawn(&request) {
         Ok(spawned) => {
             st.procs.insert(pod_id, spawned.handle.clone());
-            st.controller.observe(Event::ContainerStarted {
-                pod: pod_id,
-                at: now,
-            });
+            st.controller.observe(Event::ContainerStarted { pod: pod_id, at: now });
             let tx = tx.clone();
             tokio::spawn(async move {
                 let exit_code = process::wait_for_exit(spawned).await;
-                let _ = tx.send(Msg::Exited {
-                    pod: pod_id,
-                    exit_code,
-                    at: Instant::now(),
-                });
+                let _ = tx.send(Msg::Exited { pod: pod_id, exit_code, at: Instant::now() });
             });
             false
         }
         Err(e) => {
-            let message = format!(
-                "failed to start {:?}: {e}",
-                request.argv.first().map_or("", String::as_str)
-            );
+            let message =
+                format!("failed to start {:?}: {e}", request.argv.first().map_or("", String::as_str));
             process::append_to_log(&request.log_path, &format!("kjob: {message}"));
-            st.controller.observe(Event::ContainerStartFailed {
-                pod: pod_id,
-                message,
-                at: now,
-            });
+            st.controller.observe(Event::ContainerStartFailed { pod: pod_id, message, at: now });
             true
         }
     }

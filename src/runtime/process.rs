@@ -59,10 +59,8 @@ pub fn open_log(path: &Path) -> io::Result<File> {
 
 /// Starts the process. Its stdin is `/dev/null`; stdout and stderr are the log file itself.
 pub fn spawn(req: &SpawnRequest) -> io::Result<Spawned> {
-    let (program, args) = req
-        .argv
-        .split_first()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+    let (program, args) =
+        req.argv.split_first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
     let log = open_log(&req.log_path)?;
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -89,13 +87,7 @@ pub fn spawn(req: &SpawnRequest) -> io::Result<Spawned> {
             return Err(e);
         }
     };
-    Ok(Spawned {
-        handle: ProcessHandle {
-            pid,
-            reaped: Arc::new(Mutex::new(false)),
-        },
-        pidfd,
-    })
+    Ok(Spawned { handle: ProcessHandle { pid, reaped: Arc::new(Mutex::new(false)) }, pidfd })
 }
 
 /// Appends a line to a pod's log, for failures that happen before the process could.

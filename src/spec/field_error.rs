@@ -39,19 +39,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn required(path: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            kind: FieldErrorKind::Required,
-            value: None,
-            detail: detail.into(),
-        }
+        Self { path: path.into(), kind: FieldErrorKind::Required, value: None, detail: detail.into() }
     }
 
-    pub fn invalid(
-        path: impl Into<String>,
-        value: impl fmt::Display,
-        detail: impl Into<String>,
-    ) -> Self {
+    pub fn invalid(path: impl Into<String>, value: impl fmt::Display, detail: impl Into<String>) -> Self {
         Self {
             path: path.into(),
             kind: FieldErrorKind::Invalid,
@@ -67,21 +58,11 @@ impl FieldError {
 
     /// `Invalid value` whose value is not printed (`field.OmitValueType`).
     pub fn invalid_omit_value(path: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            kind: FieldErrorKind::Invalid,
-            value: None,
-            detail: detail.into(),
-        }
+        Self { path: path.into(), kind: FieldErrorKind::Invalid, value: None, detail: detail.into() }
     }
 
     pub fn too_long(path: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            kind: FieldErrorKind::TooLong,
-            value: None,
-            detail: detail.into(),
-        }
+        Self { path: path.into(), kind: FieldErrorKind::TooLong, value: None, detail: detail.into() }
     }
 
     /// `Too many`: the actual count is the value.
@@ -181,15 +162,9 @@ mod tests {
     #[test]
     fn formats_like_apimachinery() {
         let e = FieldError::invalid("spec.completions", -1, "must be greater than or equal to 0");
-        assert_eq!(
-            e.to_string(),
-            "spec.completions: Invalid value: -1: must be greater than or equal to 0"
-        );
+        assert_eq!(e.to_string(), "spec.completions: Invalid value: -1: must be greater than or equal to 0");
         let e = FieldError::required("spec.completions", "when completion mode is Indexed");
-        assert_eq!(
-            e.to_string(),
-            "spec.completions: Required value: when completion mode is Indexed"
-        );
+        assert_eq!(e.to_string(), "spec.completions: Required value: when completion mode is Indexed");
         let e = FieldError::unsupported("spec.completionMode", "Foo", &["NonIndexed", "Indexed"]);
         assert_eq!(
             e.to_string(),

@@ -2,9 +2,7 @@
 //! messages of `pkg/apis/batch/validation/validation.go`.
 
 use super::validate::{is_dns1123_label, nonnegative};
-use super::{
-    FieldError, FieldErrors, JobSpec, OnExitCodes, OnPodConditionsPattern, PodFailurePolicyRule,
-};
+use super::{FieldError, FieldErrors, JobSpec, OnExitCodes, OnPodConditionsPattern, PodFailurePolicyRule};
 use super::{SuccessPolicy, SuccessPolicyRule};
 
 const MAX_POD_FAILURE_POLICY_RULES: usize = 20;
@@ -35,27 +33,11 @@ pub(super) fn validate_pod_failure_policy(spec: &JobSpec, errs: &mut FieldErrors
     }
     let rules_path = "spec.podFailurePolicy.rules";
     if policy.rules.len() > MAX_POD_FAILURE_POLICY_RULES {
-        errs.push(FieldError::too_many(
-            rules_path,
-            policy.rules.len(),
-            MAX_POD_FAILURE_POLICY_RULES,
-        ));
+        errs.push(FieldError::too_many(rules_path, policy.rules.len(), MAX_POD_FAILURE_POLICY_RULES));
     }
-    let container_names: Vec<&str> = spec
-        .template
-        .spec
-        .containers
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
+    let container_names: Vec<&str> = spec.template.spec.containers.iter().map(|c| c.name.as_str()).collect();
     for (i, rule) in policy.rules.iter().enumerate() {
-        validate_rule(
-            spec,
-            rule,
-            &format!("{rules_path}[{i}]"),
-            &container_names,
-            errs,
-        );
+        validate_rule(spec, rule, &format!("{rules_path}[{i}]"), &container_names, errs);
     }
 }
 
@@ -82,20 +64,11 @@ fn validate_rule(
             }
         }
         a if POD_FAILURE_POLICY_ACTIONS.contains(&a) => {}
-        other => errs.push(FieldError::unsupported(
-            action_path,
-            other,
-            POD_FAILURE_POLICY_ACTIONS,
-        )),
+        other => errs.push(FieldError::unsupported(action_path, other, POD_FAILURE_POLICY_ACTIONS)),
     }
     let patterns = rule.on_pod_conditions.as_deref().unwrap_or(&[]);
     if let Some(on_exit_codes) = &rule.on_exit_codes {
-        validate_on_exit_codes(
-            on_exit_codes,
-            &format!("{path}.onExitCodes"),
-            container_names,
-            errs,
-        );
+        validate_on_exit_codes(on_exit_codes, &format!("{path}.onExitCodes"), container_names, errs);
     }
     if !patterns.is_empty() {
         validate_on_pod_conditions(patterns, &format!("{path}.onPodConditions"), errs);
@@ -120,24 +93,12 @@ fn go_int32_slice(values: &[i32]) -> String {
     format!("[]int32{{{}}}", items.join(", "))
 }
 
-fn validate_on_exit_codes(
-    req: &OnExitCodes,
-    path: &str,
-    container_names: &[&str],
-    errs: &mut FieldErrors,
-) {
+fn validate_on_exit_codes(req: &OnExitCodes, path: &str, container_names: &[&str], errs: &mut FieldErrors) {
     let op_path = format!("{path}.operator");
     match req.operator.as_str() {
-        "" => errs.push(FieldError::required(
-            op_path,
-            "valid values: [\"In\" \"NotIn\"]",
-        )),
+        "" => errs.push(FieldError::required(op_path, "valid values: [\"In\" \"NotIn\"]")),
         "In" | "NotIn" => {}
-        other => errs.push(FieldError::unsupported(
-            op_path,
-            other,
-            ON_EXIT_CODES_OPERATORS,
-        )),
+        other => errs.push(FieldError::unsupported(op_path, other, ON_EXIT_CODES_OPERATORS)),
     }
     if let Some(name) = &req.container_name {
         if !container_names.contains(&name.as_str()) {
@@ -158,11 +119,7 @@ fn validate_on_exit_codes(
         return;
     }
     if req.values.len() > MAX_ON_EXIT_CODES_VALUES {
-        errs.push(FieldError::too_many(
-            values_path,
-            req.values.len(),
-            MAX_ON_EXIT_CODES_VALUES,
-        ));
+        errs.push(FieldError::too_many(values_path, req.values.len(), MAX_ON_EXIT_CODES_VALUES));
         return;
     }
     let mut ordered = true;
@@ -183,25 +140,13 @@ fn validate_on_exit_codes(
         }
     }
     if !ordered {
-        errs.push(FieldError::invalid(
-            values_path,
-            go_int32_slice(&req.values),
-            "must be ordered",
-        ));
+        errs.push(FieldError::invalid(values_path, go_int32_slice(&req.values), "must be ordered"));
     }
 }
 
-fn validate_on_pod_conditions(
-    patterns: &[OnPodConditionsPattern],
-    path: &str,
-    errs: &mut FieldErrors,
-) {
+fn validate_on_pod_conditions(patterns: &[OnPodConditionsPattern], path: &str, errs: &mut FieldErrors) {
     if patterns.len() > MAX_ON_POD_CONDITIONS_PATTERNS {
-        errs.push(FieldError::too_many(
-            path,
-            patterns.len(),
-            MAX_ON_POD_CONDITIONS_PATTERNS,
-        ));
+        errs.push(FieldError::too_many(path, patterns.len(), MAX_ON_POD_CONDITIONS_PATTERNS));
     }
     for (j, pattern) in patterns.iter().enumerate() {
         validate_qualified_name(&pattern.type_, &format!("{path}[{j}].type"), errs);
@@ -213,11 +158,7 @@ fn validate_on_pod_conditions(
                     "valid values: [\"False\" \"True\" \"Unknown\"]",
                 ));
             } else if !CONDITION_STATUSES.contains(&status) {
-                errs.push(FieldError::unsupported(
-                    format!("{path}[{j}].status"),
-                    status,
-                    CONDITION_STATUSES,
-                ));
+                errs.push(FieldError::unsupported(format!("{path}[{j}].status"), status, CONDITION_STATUSES));
             }
         }
     }
@@ -227,41 +168,23 @@ fn validate_on_pod_conditions(
 fn validate_qualified_name(value: &str, path: &str, errs: &mut FieldErrors) {
     let name = match value.rsplit_once('/') {
         Some((prefix, name)) => {
-            if prefix.is_empty()
-                || !prefix
-                    .split('.')
-                    .all(|l| !l.is_empty() && is_dns1123_label(l))
-            {
-                errs.push(FieldError::invalid_str(
-                    path,
-                    value,
-                    "prefix part must be a valid DNS subdomain",
-                ));
+            if prefix.is_empty() || !prefix.split('.').all(|l| !l.is_empty() && is_dns1123_label(l)) {
+                errs.push(FieldError::invalid_str(path, value, "prefix part must be a valid DNS subdomain"));
             }
             name
         }
         None => value,
     };
     if name.is_empty() {
-        errs.push(FieldError::invalid_str(
-            path,
-            value,
-            "name part must be non-empty",
-        ));
+        errs.push(FieldError::invalid_str(path, value, "name part must be non-empty"));
     } else if name.len() > 63 {
-        errs.push(FieldError::invalid_str(
-            path,
-            value,
-            "name part must be no more than 63 characters",
-        ));
+        errs.push(FieldError::invalid_str(path, value, "name part must be no more than 63 characters"));
     }
     let bytes = name.as_bytes();
     let valid = !bytes.is_empty()
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if !valid {
         errs.push(FieldError::invalid_str(path, value, QUALIFIED_NAME_MSG));
     }
@@ -286,11 +209,7 @@ pub(super) fn validate_success_policy(spec: &JobSpec, errs: &mut FieldErrors) {
         ));
     }
     if policy.rules.len() > MAX_SUCCESS_POLICY_RULES {
-        errs.push(FieldError::too_many(
-            rules_path,
-            policy.rules.len(),
-            MAX_SUCCESS_POLICY_RULES,
-        ));
+        errs.push(FieldError::too_many(rules_path, policy.rules.len(), MAX_SUCCESS_POLICY_RULES));
     }
     for (i, rule) in policy.rules.iter().enumerate() {
         validate_success_rule(spec, rule, &format!("{rules_path}[{i}]"), errs);
@@ -303,28 +222,15 @@ fn go_success_policy(policy: &SuccessPolicy) -> String {
         .rules
         .iter()
         .map(|r| {
-            let ix = r
-                .succeeded_indexes
-                .as_ref()
-                .map_or("(*string)(nil)".to_string(), |s| format!("{s:?}"));
-            let count = r
-                .succeeded_count
-                .map_or("(*int32)(nil)".to_string(), |c| c.to_string());
+            let ix = r.succeeded_indexes.as_ref().map_or("(*string)(nil)".to_string(), |s| format!("{s:?}"));
+            let count = r.succeeded_count.map_or("(*int32)(nil)".to_string(), |c| c.to_string());
             format!("batch.SuccessPolicyRule{{SucceededIndexes:{ix}, SucceededCount:{count}}}")
         })
         .collect();
-    format!(
-        "batch.SuccessPolicy{{Rules:[]batch.SuccessPolicyRule{{{}}}}}",
-        rules.join(", ")
-    )
+    format!("batch.SuccessPolicy{{Rules:[]batch.SuccessPolicyRule{{{}}}}}", rules.join(", "))
 }
 
-fn validate_success_rule(
-    spec: &JobSpec,
-    rule: &SuccessPolicyRule,
-    path: &str,
-    errs: &mut FieldErrors,
-) {
+fn validate_success_rule(spec: &JobSpec, rule: &SuccessPolicyRule, path: &str, errs: &mut FieldErrors) {
     let completions = spec.completions.unwrap_or(0);
     let mut total_indexes: i64 = 0;
     if let Some(indexes) = &rule.succeeded_indexes {
@@ -388,9 +294,8 @@ pub fn validate_indexes_format(text: &str, completions: i32) -> Result<i64, Stri
             ));
         }
         let parse = |s: &str| -> Result<i64, String> {
-            let x: i64 = s
-                .parse()
-                .map_err(|_| format!("cannot convert string to integer for index: {s:?}"))?;
+            let x: i64 =
+                s.parse().map_err(|_| format!("cannot convert string to integer for index: {s:?}"))?;
             if x >= i64::from(completions) {
                 return Err(format!("too large index: {s:?}"));
             }
@@ -398,18 +303,14 @@ pub fn validate_indexes_format(text: &str, completions: i32) -> Result<i64, Stri
         };
         let first = parse(limits[0])?;
         if let Some(prev) = last.filter(|prev| *prev >= first) {
-            return Err(format!(
-                "non-increasing order, previous: {prev}, current: {first}"
-            ));
+            return Err(format!("non-increasing order, previous: {prev}, current: {first}"));
         }
         total += 1;
         last = Some(first);
         if let Some(end) = limits.get(1) {
             let end = parse(end)?;
             if first >= end {
-                return Err(format!(
-                    "non-increasing order, previous: {first}, current: {end}"
-                ));
+                return Err(format!("non-increasing order, previous: {first}, current: {end}"));
             }
             total += end - first;
             last = Some(end);

@@ -39,25 +39,14 @@ pub fn validate_job(job: &Job) -> Result<(), FieldErrors> {
 fn validate_name(job: &Job, errs: &mut FieldErrors) {
     let name = job.metadata.name.as_deref().unwrap_or("");
     if name.is_empty() {
-        errs.push(FieldError::required(
-            "metadata.name",
-            "name or generateName is required",
-        ));
+        errs.push(FieldError::required("metadata.name", "name or generateName is required"));
         return;
     }
     if name.len() > 253 {
-        errs.push(FieldError::invalid_str(
-            "metadata.name",
-            name,
-            "must be no more than 253 characters",
-        ));
+        errs.push(FieldError::invalid_str("metadata.name", name, "must be no more than 253 characters"));
     }
     if !is_dns1123_subdomain(name) {
-        errs.push(FieldError::invalid_str(
-            "metadata.name",
-            name,
-            DNS1123_SUBDOMAIN_MSG,
-        ));
+        errs.push(FieldError::invalid_str("metadata.name", name, DNS1123_SUBDOMAIN_MSG));
     }
     // The controller names Indexed pods' hostnames `<name>-<index>`; the largest must be a label.
     let spec = &job.spec;
@@ -80,22 +69,10 @@ fn validate_spec(job: &Job, errs: &mut FieldErrors) {
     let spec = &job.spec;
     nonnegative(errs, "spec.parallelism", spec.parallelism.map(i64::from));
     nonnegative(errs, "spec.completions", spec.completions.map(i64::from));
-    nonnegative(
-        errs,
-        "spec.activeDeadlineSeconds",
-        spec.active_deadline_seconds,
-    );
+    nonnegative(errs, "spec.activeDeadlineSeconds", spec.active_deadline_seconds);
     nonnegative(errs, "spec.backoffLimit", spec.backoff_limit.map(i64::from));
-    nonnegative(
-        errs,
-        "spec.ttlSecondsAfterFinished",
-        spec.ttl_seconds_after_finished.map(i64::from),
-    );
-    nonnegative(
-        errs,
-        "spec.backoffLimitPerIndex",
-        spec.backoff_limit_per_index.map(i64::from),
-    );
+    nonnegative(errs, "spec.ttlSecondsAfterFinished", spec.ttl_seconds_after_finished.map(i64::from));
+    nonnegative(errs, "spec.backoffLimitPerIndex", spec.backoff_limit_per_index.map(i64::from));
     if let Some(max_failed) = spec.max_failed_indexes {
         nonnegative(errs, "spec.maxFailedIndexes", Some(i64::from(max_failed)));
         if spec.backoff_limit_per_index.is_none() {
@@ -133,11 +110,7 @@ fn validate_spec(job: &Job, errs: &mut FieldErrors) {
         }
         Some("Indexed") => validate_indexed(spec, errs),
         Some(other) => {
-            errs.push(FieldError::unsupported(
-                "spec.completionMode",
-                other,
-                COMPLETION_MODES,
-            ));
+            errs.push(FieldError::unsupported("spec.completionMode", other, COMPLETION_MODES));
         }
     }
     if spec.pod_failure_policy.is_some() {
@@ -149,18 +122,10 @@ fn validate_spec(job: &Job, errs: &mut FieldErrors) {
     if let Some(policy) = &spec.pod_replacement_policy {
         if spec.pod_failure_policy.is_some() {
             if policy != "Failed" {
-                errs.push(FieldError::unsupported(
-                    "spec.podReplacementPolicy",
-                    policy,
-                    &["Failed"],
-                ));
+                errs.push(FieldError::unsupported("spec.podReplacementPolicy", policy, &["Failed"]));
             }
         } else if !POD_REPLACEMENT_POLICIES.contains(&policy.as_str()) {
-            errs.push(FieldError::unsupported(
-                "spec.podReplacementPolicy",
-                policy,
-                POD_REPLACEMENT_POLICIES,
-            ));
+            errs.push(FieldError::unsupported("spec.podReplacementPolicy", policy, POD_REPLACEMENT_POLICIES));
         }
     }
 
@@ -170,10 +135,7 @@ fn validate_spec(job: &Job, errs: &mut FieldErrors) {
         "spec.template.spec.terminationGracePeriodSeconds",
         pod.termination_grace_period_seconds,
     );
-    if let Some(v) = pod
-        .active_deadline_seconds
-        .filter(|v| !(1..=i64::from(i32::MAX)).contains(v))
-    {
+    if let Some(v) = pod.active_deadline_seconds.filter(|v| !(1..=i64::from(i32::MAX)).contains(v)) {
         errs.push(FieldError::invalid(
             "spec.template.spec.activeDeadlineSeconds",
             v,
@@ -184,11 +146,7 @@ fn validate_spec(job: &Job, errs: &mut FieldErrors) {
         errs.push(FieldError::required("spec.template.spec.containers", ""));
     }
     for (i, container) in pod.containers.iter().enumerate() {
-        validate_container(
-            container,
-            &format!("spec.template.spec.containers[{i}]"),
-            errs,
-        );
+        validate_container(container, &format!("spec.template.spec.containers[{i}]"), errs);
     }
     match pod.restart_policy.as_deref() {
         Some("OnFailure") | Some("Never") => {}
@@ -196,25 +154,17 @@ fn validate_spec(job: &Job, errs: &mut FieldErrors) {
             "spec.template.spec.restartPolicy",
             "valid values: \"OnFailure\", \"Never\"",
         )),
-        Some(other) => errs.push(FieldError::unsupported(
-            "spec.template.spec.restartPolicy",
-            other,
-            RESTART_POLICIES,
-        )),
+        Some(other) => {
+            errs.push(FieldError::unsupported("spec.template.spec.restartPolicy", other, RESTART_POLICIES))
+        }
     }
 }
 
 fn validate_indexed(spec: &JobSpec, errs: &mut FieldErrors) {
     if spec.completions.is_none() {
-        errs.push(FieldError::required(
-            "spec.completions",
-            "when completion mode is Indexed",
-        ));
+        errs.push(FieldError::required("spec.completions", "when completion mode is Indexed"));
     }
-    if let Some(p) = spec
-        .parallelism
-        .filter(|p| *p > MAX_PARALLELISM_FOR_INDEXED_JOB)
-    {
+    if let Some(p) = spec.parallelism.filter(|p| *p > MAX_PARALLELISM_FOR_INDEXED_JOB) {
         errs.push(FieldError::invalid(
             "spec.parallelism",
             p,
@@ -230,10 +180,7 @@ fn validate_indexed(spec: &JobSpec, errs: &mut FieldErrors) {
             ));
         }
     }
-    if let Some(m) = spec
-        .max_failed_indexes
-        .filter(|m| *m > MAX_MAX_FAILED_INDEXES)
-    {
+    if let Some(m) = spec.max_failed_indexes.filter(|m| *m > MAX_MAX_FAILED_INDEXES) {
         errs.push(FieldError::invalid(
             "spec.maxFailedIndexes",
             m,
@@ -252,16 +199,10 @@ fn validate_indexed(spec: &JobSpec, errs: &mut FieldErrors) {
             "must be less than or equal to {PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS} when completions are above \
              {COMPLETIONS_SOFT_LIMIT} and used with backoff limit per index"
         );
-        if let Some(p) = spec
-            .parallelism
-            .filter(|p| *p > PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS)
-        {
+        if let Some(p) = spec.parallelism.filter(|p| *p > PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS) {
             errs.push(FieldError::invalid("spec.parallelism", p, detail.clone()));
         }
-        if let Some(m) = spec
-            .max_failed_indexes
-            .filter(|m| *m > PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS)
-        {
+        if let Some(m) = spec.max_failed_indexes.filter(|m| *m > PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS) {
             errs.push(FieldError::invalid("spec.maxFailedIndexes", m, detail));
         }
     }
@@ -273,10 +214,7 @@ fn validate_domain_prefixed_path(errs: &mut FieldErrors, path: &str, value: &str
         errs.push(FieldError::required(path, ""));
         return;
     }
-    let Some((host, rest)) = value
-        .split_once('/')
-        .filter(|(h, r)| !h.is_empty() && !r.is_empty())
-    else {
+    let Some((host, rest)) = value.split_once('/').filter(|(h, r)| !h.is_empty() && !r.is_empty()) else {
         errs.push(FieldError::invalid_str(
             path,
             value,
@@ -287,9 +225,7 @@ fn validate_domain_prefixed_path(errs: &mut FieldErrors, path: &str, value: &str
     if !is_dns1123_subdomain(host) {
         errs.push(FieldError::invalid_str(path, host, DNS1123_SUBDOMAIN_MSG));
     }
-    let http_path_ok = rest
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/-._~%!$&'()*+,;=:".contains(c));
+    let http_path_ok = rest.chars().all(|c| c.is_ascii_alphanumeric() || "/-._~%!$&'()*+,;=:".contains(c));
     if !http_path_ok {
         errs.push(FieldError::invalid_str(
             path,
@@ -312,11 +248,7 @@ pub fn validate_scale(
     nonnegative(&mut errs, "spec.completions", completions);
     if let Some(c) = completions.filter(|c| Some(*c) != old_completions) {
         if !indexed {
-            errs.push(FieldError::invalid(
-                "spec.completions",
-                c,
-                "field is immutable",
-            ));
+            errs.push(FieldError::invalid("spec.completions", c, "field is immutable"));
         } else if parallelism != Some(c) {
             errs.push(FieldError::invalid(
                 "spec.completions",
@@ -345,11 +277,7 @@ fn validate_container(container: &Container, path: &str, errs: &mut FieldErrors)
     if container.name.is_empty() {
         errs.push(FieldError::required(format!("{path}.name"), ""));
     } else if !is_dns1123_label(&container.name) {
-        errs.push(FieldError::invalid_str(
-            format!("{path}.name"),
-            &container.name,
-            DNS1123_LABEL_MSG,
-        ));
+        errs.push(FieldError::invalid_str(format!("{path}.name"), &container.name, DNS1123_LABEL_MSG));
     }
     // A cluster would fall back on the image's ENTRYPOINT; locally there is no image to ask.
     if container.command.is_empty() {
@@ -375,24 +303,18 @@ pub(super) fn is_dns1123_label(s: &str) -> bool {
     let bytes = s.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes[0] != b'-'
         && bytes[bytes.len() - 1] != b'-'
 }
 
 fn is_dns1123_subdomain(s: &str) -> bool {
-    s.len() <= 253
-        && s.split('.')
-            .all(|part| !part.is_empty() && is_dns1123_label_any_len(part))
+    s.len() <= 253 && s.split('.').all(|part| !part.is_empty() && is_dns1123_label_any_len(part))
 }
 
 fn is_dns1123_label_any_len(s: &str) -> bool {
     let bytes = s.as_bytes();
-    bytes
-        .iter()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+    bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes.first() != Some(&b'-')
         && bytes.last() != Some(&b'-')
 }
@@ -404,10 +326,7 @@ mod tests {
 
     fn job() -> Job {
         Job {
-            metadata: ObjectMeta {
-                name: Some("pi".into()),
-                ..Default::default()
-            },
+            metadata: ObjectMeta { name: Some("pi".into()), ..Default::default() },
             spec: JobSpec {
                 template: PodTemplateSpec {
                     spec: PodSpec {
@@ -428,10 +347,7 @@ mod tests {
     }
 
     fn errors(job: &Job) -> Vec<String> {
-        validate_job(job)
-            .err()
-            .map(|e| e.messages())
-            .unwrap_or_default()
+        validate_job(job).err().map(|e| e.messages()).unwrap_or_default()
     }
 
     #[test]
@@ -511,27 +427,16 @@ mod tests {
         j.metadata.name = Some("Bad_Name".into());
         j.spec.template.spec.containers[0].name = String::new();
         j.spec.template.spec.containers[0].command.clear();
-        j.spec.template.spec.containers[0]
-            .env
-            .push(EnvVar::default());
+        j.spec.template.spec.containers[0].env.push(EnvVar::default());
         let errs = errors(&j);
         assert_eq!(errs.len(), 4, "{errs:?}");
-        assert!(errs[0].starts_with(
-            "metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"
-        ));
-        assert_eq!(
-            errs[1],
-            "spec.template.spec.containers[0].name: Required value"
+        assert!(
+            errs[0].starts_with("metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain")
         );
+        assert_eq!(errs[1], "spec.template.spec.containers[0].name: Required value");
         assert!(errs[2].starts_with("spec.template.spec.containers[0].command: Required value: "));
-        assert_eq!(
-            errs[3],
-            "spec.template.spec.containers[0].env[0].name: Required value"
-        );
+        assert_eq!(errs[3], "spec.template.spec.containers[0].env[0].name: Required value");
         j.metadata.name = None;
-        assert_eq!(
-            errors(&j)[0],
-            "metadata.name: Required value: name or generateName is required"
-        );
+        assert_eq!(errors(&j)[0], "metadata.name: Required value: name or generateName is required");
     }
 }

@@ -44,10 +44,7 @@ impl IndexSet {
 
     /// Number of indexes in the set (`total()` upstream).
     pub fn total(&self) -> u64 {
-        self.intervals
-            .iter()
-            .map(|iv| u64::from(iv.last - iv.first) + 1)
-            .sum()
+        self.intervals.iter().map(|iv| u64::from(iv.last - iv.first) + 1).sum()
     }
 
     /// Membership by binary search for the first interval ending at or after `ix` (`has()`).
@@ -64,8 +61,7 @@ impl IndexSet {
             return false;
         }
         let joins_left = pos > 0 && self.intervals[pos - 1].last.checked_add(1) == Some(ix);
-        let joins_right =
-            pos < self.intervals.len() && ix.checked_add(1) == Some(self.intervals[pos].first);
+        let joins_right = pos < self.intervals.len() && ix.checked_add(1) == Some(self.intervals[pos].first);
         match (joins_left, joins_right) {
             (true, true) => {
                 self.intervals[pos - 1].last = self.intervals[pos].last;
@@ -73,13 +69,7 @@ impl IndexSet {
             }
             (true, false) => self.intervals[pos - 1].last = ix,
             (false, true) => self.intervals[pos].first = ix,
-            (false, false) => self.intervals.insert(
-                pos,
-                Interval {
-                    first: ix,
-                    last: ix,
-                },
-            ),
+            (false, false) => self.intervals.insert(pos, Interval { first: ix, last: ix }),
         }
         true
     }
@@ -204,10 +194,7 @@ mod tests {
         assert!(!set.insert(3));
         assert!(set.insert(u32::MAX));
         assert!(set.insert(0));
-        assert_eq!(
-            set.intervals(),
-            &[iv(0, 0), iv(2, 4), iv(u32::MAX, u32::MAX)]
-        );
+        assert_eq!(set.intervals(), &[iv(0, 0), iv(2, 4), iv(u32::MAX, u32::MAX)]);
         assert_eq!(set.total(), 5);
     }
 
@@ -225,11 +212,7 @@ mod tests {
         ];
         for (text, completions, want) in cases {
             let set = IndexSet::parse_lenient(text, *completions);
-            assert_eq!(
-                set.intervals(),
-                *want,
-                "{text:?} with completions {completions}"
-            );
+            assert_eq!(set.intervals(), *want, "{text:?} with completions {completions}");
         }
     }
 

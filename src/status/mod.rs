@@ -90,8 +90,7 @@ impl JobStatus {
             last_transition_time: now,
         };
         if let Some(existing) = self.conditions.iter_mut().find(|c| c.type_ == type_) {
-            if existing.status != status || existing.reason != reason || existing.message != message
-            {
+            if existing.status != status || existing.reason != reason || existing.message != message {
                 *existing = fresh;
                 return true;
             }
@@ -113,21 +112,9 @@ mod tests {
     fn ensure_condition_never_appends_false_and_updates_in_place() {
         let mut status = JobStatus::default();
         let t = Duration::from_secs(1);
-        assert!(!status.ensure_condition(
-            ConditionType::Suspended,
-            false,
-            "JobResumed",
-            "Job resumed",
-            t
-        ));
+        assert!(!status.ensure_condition(ConditionType::Suspended, false, "JobResumed", "Job resumed", t));
         assert!(status.conditions.is_empty());
-        assert!(status.ensure_condition(
-            ConditionType::Suspended,
-            true,
-            "JobSuspended",
-            "Job suspended",
-            t
-        ));
+        assert!(status.ensure_condition(ConditionType::Suspended, true, "JobSuspended", "Job suspended", t));
         assert!(!status.ensure_condition(
             ConditionType::Suspended,
             true,
@@ -136,13 +123,7 @@ mod tests {
             t * 2
         ));
         assert_eq!(status.conditions[0].last_transition_time, t);
-        assert!(status.ensure_condition(
-            ConditionType::Suspended,
-            false,
-            "JobResumed",
-            "Job resumed",
-            t * 3
-        ));
+        assert!(status.ensure_condition(ConditionType::Suspended, false, "JobResumed", "Job resumed", t * 3));
         assert_eq!(status.conditions.len(), 1);
         assert_eq!(status.conditions[0].reason, "JobResumed");
         assert_eq!(status.conditions[0].last_transition_time, t * 3);

@@ -108,6 +108,7 @@ def test_pod_failure_policy_fail_job_message(fast_backoff: Backoff) -> None:
     ]
     assert status.failed == 1
     assert ("Warning", "PodFailurePolicy", message) in [(e.type, e.reason, e.message) for e in job.events()]
+    assert_no_pods_left(job)
 
 
 def test_pod_failure_policy_ignore_does_not_count(tmp_path: Path, fast_backoff: Backoff) -> None:

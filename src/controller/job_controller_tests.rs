@@ -6,6 +6,7 @@
 //! pod of an Indexed Job without a valid index (upstream's missing or unparsable annotation).
 
 use super::*;
+use crate::controller::failure_policy::PodFailurePolicy;
 use crate::controller::pod::ContainerState;
 use crate::controller::test_support::{apply, secs, spec};
 use crate::status::Condition;
@@ -54,6 +55,8 @@ struct Case {
     backoff_limit: u32,
     indexed: bool,
     replace_only_failed: bool,
+    /// `podFailurePolicy: {}` (which also defaults podReplacementPolicy to `Failed`).
+    empty_pod_failure_policy: bool,
     suspend: bool,
     deleting: bool,
     pods: &'static [&'static str],
@@ -77,6 +80,10 @@ struct Case {
 fn run(case: &Case) {
     let mut s = spec(case.parallelism, case.completions, case.backoff_limit, case.indexed);
     if case.replace_only_failed {
+        s.pod_replacement_policy = PodReplacementPolicy::Failed;
+    }
+    if case.empty_pod_failure_policy {
+        s.pod_failure_policy = Some(PodFailurePolicy { rules: vec![] });
         s.pod_replacement_policy = PodReplacementPolicy::Failed;
     }
     s.suspend = case.suspend;
@@ -243,6 +250,18 @@ fn controller_sync_job_table() {
             completions: Some(1),
             backoff_limit: 6,
             replace_only_failed: true,
+            pods: &["R", "R", "T", "T", "T", "T"],
+            deletes: 1,
+            active: 1,
+            terminating: 5,
+            ..Default::default()
+        },
+        Case {
+            name: "A11 more terminating pods than parallelism; PodFailurePolicy used",
+            parallelism: 1,
+            completions: Some(1),
+            backoff_limit: 6,
+            empty_pod_failure_policy: true,
             pods: &["R", "R", "T", "T", "T", "T"],
             deletes: 1,
             active: 1,

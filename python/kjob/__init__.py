@@ -6,9 +6,24 @@
 3
 """
 
+import sys
+
 from ._job import Job
 from ._kjob import KjobError
 from ._types import Condition, Event, JobStatus, Pod, PodCondition
+from ._worker import PodContext
+
+
+def pod_context() -> PodContext:
+    """Inside a pod of a callable Job: its Job's name, its own name, its completion index
+    (None for NonIndexed Jobs) and attempt (earlier failed attempts of this index, or of the
+    Job when NonIndexed). Raises ``KjobError`` anywhere else."""
+    worker = sys.modules.get("kjob._worker")
+    context: PodContext | None = worker.current_context() if worker is not None else None
+    if context is None:
+        raise KjobError("pod_context() is only available inside a pod of a Job with a target callable")
+    return context
+
 
 __all__ = [
     "Condition",
@@ -18,6 +33,8 @@ __all__ = [
     "KjobError",
     "Pod",
     "PodCondition",
+    "PodContext",
+    "pod_context",
     "__version__",
 ]
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import atexit
+import os
+import pickle
 import secrets
 import shutil
+import sys
 import tempfile
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -26,6 +30,42 @@ _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 def _random_suffix() -> str:
     return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
+
+
+def _job_name(base: str) -> str:
+    """``<function name>-<5 random>`` made a DNS label, or ``job-<5 random>``."""
+    cleaned = "".join(c if c.isalnum() else "-" for c in base.lower()).strip("-")[:40].strip("-")
+    return f"{cleaned or 'job'}-{_random_suffix()}"
+
+
+@dataclass
+class _Callable:
+    target: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    env: dict[str, str]
+    max_workers: int
+
+    def init_payload(self, job_name: str, indexed: bool) -> bytes:
+        """What a worker needs to run this Job's pods (see ``_worker._load_job``)."""
+        import cloudpickle  # type: ignore[import-untyped]
+
+        try:
+            fn = cloudpickle.dumps({"fn": self.target, "args": self.args, "kwargs": self.kwargs})
+        except Exception as e:
+            raise TypeError(
+                f"cannot pickle the Job's target {self.target!r} (or its args) for the worker "
+                f"processes: {type(e).__name__}: {e}"
+            ) from e
+        init = {
+            "name": job_name,
+            "fn": fn,
+            "indexed": indexed,
+            "sys_path": [p for p in sys.path if p],
+            "cwd": os.getcwd(),
+            "env": self.env,
+        }
+        return pickle.dumps(init, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _finalize(native: NativeJob, log_dir: str | None) -> None:
@@ -47,12 +87,14 @@ class Job:
     capped delays before failed pods are replaced (a kjob extension).
     """
 
+    _callable: _Callable | None
+
     def __init__(
         self,
         *,
         name: str | None = None,
         command: Command | None = None,
-        args: Sequence[str] | None = None,
+        args: Sequence[Any] | None = None,
         env: EnvLike = None,
         working_dir: str | None = None,
         completions: int | None = None,
@@ -76,9 +118,28 @@ class Job:
         managed_by: str | None = None,
         namespace: str = "default",
         container_name: str | None = None,
+        target: Callable[..., Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        max_workers: int | None = None,
     ) -> None:
+        callable_pods = target is not None
+        if callable_pods:
+            if not callable(target):
+                raise TypeError(f"target must be callable, not {type(target).__name__}")
+            if command is not None:
+                raise ValueError("a Job runs either a command or a target callable, not both")
+            if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int)
+                                            or max_workers < 1):
+                raise ValueError(f"max_workers must be a positive int, got {max_workers!r}")
+            if kwargs is not None and not isinstance(kwargs, Mapping):
+                raise TypeError(f"kwargs must be a mapping, not {type(kwargs).__name__}")
+            # The container's command only documents the callable; workers run it.
+            command = ["kjob-callable", getattr(target, "__qualname__", type(target).__name__)]
+            call_args: tuple[Any, ...] = tuple(args or ())
+            args = None
         if name is None:
-            name = f"job-{_random_suffix()}"
+            base = getattr(target, "__name__", "") if callable_pods else ""
+            name = _job_name(base)
         manifest = manifest_from_kwargs(
             name=name,
             namespace=namespace,
@@ -105,6 +166,14 @@ class Job:
             managed_by=managed_by,
         )
         self._setup(manifest, log_dir, backoff_initial_seconds, backoff_max_seconds)
+        if target is not None:
+            self._callable = _Callable(
+                target=target,
+                args=call_args,
+                kwargs=dict(kwargs or {}),
+                env=dict(env.items()) if isinstance(env, Mapping) else dict(env or ()),
+                max_workers=max_workers or os.cpu_count() or 1,
+            )
 
     @classmethod
     def from_manifest(
@@ -170,6 +239,7 @@ class Job:
         self._name: str = spec["name"]
         self._uid: str = spec["uid"]
         self._spec = spec
+        self._callable = None
         self._finalizer = weakref.finalize(self, _finalize, self._native, private_dir)
 
     # ---- identity -------------------------------------------------------------------------
@@ -200,7 +270,14 @@ class Job:
     # ---- life cycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Starts the controller: pods are created at once (non-blocking)."""
+        """Starts the controller: pods are created at once (non-blocking).
+
+        For a callable Job the target is pickled (with cloudpickle) first: a target that
+        cannot be pickled raises ``TypeError`` here, before any pod runs."""
+        if self._callable is not None and not self._native.started:
+            init = self._callable.init_payload(self._name, self._spec["completion_mode"] == "Indexed")
+            worker = [sys.executable, str(Path(__file__).with_name("_worker.py"))]
+            self._native.set_callable(worker, init, self._callable.max_workers)
         self._native.start()
 
     def wait(self, timeout: float | None = None) -> JobStatus:
@@ -278,6 +355,16 @@ class Job:
         """A snapshot of the Job's status."""
         return JobStatus._from_dict(self._native.status())
 
+    def results(self) -> dict[int, Any] | list[Any]:
+        """Return values of the succeeded pods of a callable Job: ``{index: value}`` for an
+        Indexed Job, a list in completion order otherwise."""
+        if self._callable is None:
+            raise KjobError(f"Job {self._name!r} runs a command; results() needs a target callable")
+        pairs = self._native.results()
+        if self._spec["completion_mode"] == "Indexed":
+            return {index: pickle.loads(value) for index, value in pairs if index is not None}
+        return [pickle.loads(value) for _, value in pairs]
+
     def pods(self) -> list[Pod]:
         """Every pod the Job has created, oldest first."""
         return [Pod._from_dict(d) for d in self._native.pods()]
@@ -302,9 +389,15 @@ class Job:
             chosen = [p for p in pods if p.phase == "Succeeded"] or pods
             if not chosen:
                 raise KjobError(f"Job {self._name!r} has no pods yet")
-        path = Path(chosen[-1].log_path)
+        chosen_pod = chosen[-1]
+        path = Path(chosen_pod.log_path)
         if not path.exists():
             return ""
+        if chosen_pod.log_range is not None:
+            start, end = chosen_pod.log_range
+            with path.open("rb") as f:
+                f.seek(start)
+                return f.read(end - start).decode(errors="replace")
         return path.read_text(errors="replace")
 
     # ---- protocol -------------------------------------------------------------------------

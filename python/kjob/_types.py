@@ -140,6 +140,12 @@ class Pod:
     index_failure_count: int = 0
     index_ignored_failure_count: int = 0
     conditions: list[PodCondition] = field(default_factory=list)
+    #: Earlier failed attempts of this index (Indexed) or of the Job (NonIndexed).
+    attempt: int = 0
+    #: Callable pods: ``"<qualified type name>: <message>"`` of the exception that failed it.
+    exception: str | None = None
+    #: Callable pods share a worker's log file; their output is this byte range of it.
+    log_range: tuple[int, int] | None = None
 
     @classmethod
     def _from_dict(cls, d: dict[str, Any]) -> Pod:
@@ -160,4 +166,7 @@ class Pod:
             index_failure_count=d["index_failure_count"],
             index_ignored_failure_count=d["index_ignored_failure_count"],
             conditions=[PodCondition(**c) for c in d["conditions"]],
+            attempt=d["attempt"],
+            exception=d["exception"],
+            log_range=tuple(d["log_range"]) if d["log_range"] is not None else None,
         )

@@ -11,7 +11,7 @@ use super::events::{EventLog, EventType};
 use super::failure_policy::{match_pod_failure_policy, PfpAction, PfpMatch};
 use super::indexed::first_pending_indexes;
 use super::names::{generate_name, generate_name_with_index, SuffixGenerator};
-use super::pod::{Pod, PodCondition, PodId, PodPhase};
+use super::pod::{Pod, PodCondition, PodException, PodId, PodPhase};
 use super::success_policy::{match_success_policy, REASON_SUCCESS_POLICY};
 use crate::spec::{FieldError, FieldErrors};
 use crate::status::{ConditionType, IndexSet, JobStatus, Time};
@@ -54,6 +54,16 @@ pub enum Event {
         pod: PodId,
         message: String,
         at: Time,
+    },
+    /// The pod was deleted before its container ever started (a queued callable pod).
+    ContainerCancelled {
+        pod: PodId,
+        at: Time,
+    },
+    /// A callable pod raised: recorded before its `ContainerExited`.
+    ContainerRaised {
+        pod: PodId,
+        exception: PodException,
     },
     SetSuspend(bool),
 }
@@ -148,6 +158,9 @@ pub struct Controller {
     /// deleting, the sync that deletes a pod does not yet see it as terminating.
     killed_this_sync: HashSet<PodId>,
     pub(super) events: EventLog,
+    /// Failed pods so far, per index and in all: a new pod's `attempt`.
+    failed_per_index: HashMap<u32, u32>,
+    failed_total: u32,
 }
 
 impl Controller {
@@ -163,6 +176,16 @@ impl Controller {
             deleting: false,
             killed_this_sync: HashSet::new(),
             events: EventLog::default(),
+            failed_per_index: HashMap::new(),
+            failed_total: 0,
+        }
+    }
+
+    /// Records that a pod ended `Failed` (for the `attempt` of later pods).
+    pub(super) fn note_failed(&mut self, pod: PodId) {
+        self.failed_total += 1;
+        if let Some(ix) = self.pods[pod.0 as usize].index {
+            *self.failed_per_index.entry(ix).or_default() += 1;
         }
     }
 
@@ -214,6 +237,20 @@ impl Controller {
             Event::ContainerStartFailed { pod, message, at } => {
                 let why = Some(("StartError".to_string(), message));
                 self.container_terminated(pod, START_ERROR_EXIT_CODE, why, at);
+            }
+            Event::ContainerCancelled { pod, at } => {
+                let Some(p) = self.pods.get_mut(pod.0 as usize) else { return };
+                if p.phase.is_terminal() {
+                    p.container = super::pod::ContainerState::Terminated;
+                    return;
+                }
+                p.cancel(at);
+                self.note_failed(pod);
+            }
+            Event::ContainerRaised { pod, exception } => {
+                if let Some(p) = self.pods.get_mut(pod.0 as usize) {
+                    p.exception = Some(exception);
+                }
             }
             Event::SetSuspend(suspend) => self.spec.suspend = suspend,
         }
@@ -592,6 +629,7 @@ impl Controller {
         } else {
             let code = pod.exit_code.unwrap_or(0).max(1);
             pod.terminate(code, now);
+            self.note_failed(id);
         }
         if !self.deleting {
             self.events.record(now, EventType::Normal, "SuccessfulDelete", format!("Deleted pod: {name}"));
@@ -763,6 +801,10 @@ impl Controller {
         };
         let name = format!("{prefix}{}", self.names.suffix());
         let mut pod = Pod::new(id, name.clone(), index, now);
+        pod.attempt = match index {
+            Some(ix) => self.failed_per_index.get(&ix).copied().unwrap_or(0),
+            None => self.failed_total,
+        };
         (pod.index_failure_count, pod.index_ignored_failure_count) = failure_counts;
         self.pods.push(pod);
         self.unsettled.insert(id);

@@ -62,6 +62,9 @@ impl Controller {
             exit_code != 0 && restart_policy == RestartPolicy::OnFailure && p.deletion_requested_at.is_none();
         if !restart_in_place {
             p.terminate(exit_code, at);
+            if exit_code != 0 {
+                self.note_failed(pod);
+            }
             return;
         }
         // A container that ran long enough before failing starts a fresh crash loop.
@@ -104,6 +107,7 @@ impl Controller {
             return;
         };
         let grace = self.spec.termination_grace_period;
+        let mut failed = Vec::new();
         for id in &self.unsettled {
             let pod = &mut self.pods[id.0 as usize];
             let Some(started) = pod.started_at else {
@@ -122,6 +126,10 @@ impl Controller {
             if had_process {
                 plan.actions.push(Action::KillPod { pod: *id, grace });
             }
+            failed.push(*id);
+        }
+        for id in failed {
+            self.note_failed(id);
         }
     }
 }

@@ -102,6 +102,18 @@ pub struct Pod {
     pub index_failure_count: u32,
     /// `batch.kubernetes.io/job-index-ignored-failure-count`: failures matched by `Ignore`.
     pub index_ignored_failure_count: u32,
+    /// Earlier failed attempts of this index (Indexed) or of the Job (NonIndexed).
+    pub attempt: u32,
+    /// Callable pods: the exception that failed the pod.
+    pub exception: Option<PodException>,
+}
+
+/// An exception that ended a callable pod: its class and bases by qualified name (most
+/// derived first) and its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodException {
+    pub types: Vec<String>,
+    pub message: String,
 }
 
 impl Pod {
@@ -127,6 +139,8 @@ impl Pod {
             conditions: Vec::new(),
             index_failure_count: 0,
             index_ignored_failure_count: 0,
+            attempt: 0,
+            exception: None,
         }
     }
 
@@ -163,6 +177,16 @@ impl Pod {
         if let ContainerState::WaitingRestart { .. } = self.container {
             self.container = ContainerState::Terminated;
         }
+    }
+
+    /// Ends a pod whose container never started (deleted while queued).
+    pub fn cancel(&mut self, at: Time) {
+        self.phase = PodPhase::Failed;
+        self.container = ContainerState::Terminated;
+        self.ready = false;
+        self.ready_since = None;
+        self.finished_at = Some(at);
+        self.reason.get_or_insert_with(|| "Deleted".into());
     }
 
     /// Marks the pod finished with the container's last state.

@@ -96,6 +96,21 @@ impl NativeJob {
         self.inner.suspend(suspend);
     }
 
+    /// Makes the pods run a Python callable in worker processes (before `start()`).
+    fn set_callable(&self, worker_argv: Vec<String>, init: Vec<u8>, max_workers: usize) -> PyResult<()> {
+        let config = runtime::CallableConfig { worker_argv, init, max_workers: max_workers.max(1) };
+        self.inner.set_callable(config).map_err(|e| BindingError::from(e).into())
+    }
+
+    /// `(index, pickled value)` of each succeeded callable pod, in completion order.
+    fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for (index, bytes) in self.inner.results() {
+            list.append((index, pyo3::types::PyBytes::new(py, &bytes)))?;
+        }
+        Ok(list)
+    }
+
     fn evict(&self, pod_name: &str) -> PyResult<()> {
         self.inner.evict(pod_name).map_err(|e| BindingError::from(e).into())
     }
@@ -254,6 +269,15 @@ fn pod_dict<'py>(py: Python<'py>, v: &PodView, wall: impl Fn(Time) -> f64) -> Py
     d.set_item("reason", p.reason.as_deref())?;
     d.set_item("message", p.message.as_deref())?;
     d.set_item("log_path", v.log_path.to_string_lossy())?;
+    d.set_item("log_range", v.log_range)?;
+    d.set_item("attempt", p.attempt)?;
+    d.set_item(
+        "exception",
+        p.exception
+            .as_ref()
+            .map(|e| format!("{}: {}", e.types.first().map_or("", String::as_str), e.message)),
+    )?;
+    d.set_item("exception_types", p.exception.as_ref().map(|e| e.types.clone()))?;
     d.set_item("pid", v.pid)?;
     let labels = PyDict::new(py);
     for (k, val) in &v.labels {
@@ -272,6 +296,7 @@ fn pod_dict<'py>(py: Python<'py>, v: &PodView, wall: impl Fn(Time) -> f64) -> Py
 #[pyfunction]
 fn kill_all_jobs() {
     runtime::kill_all_jobs();
+    runtime::kill_idle_workers();
 }
 
 #[pymodule(gil_used = false)]

@@ -7,8 +7,11 @@
 
 use super::process::{self, ProcessHandle, SpawnRequest};
 use super::tokio_runtime;
+use super::workers::{CallableConfig, CallableExecutor, Outcome, Payload, WorkerEvent};
 use crate::controller::container_env::{container_argv, container_env};
-use crate::controller::{labels, Action, Controller, EffectiveSpec, Event, JobEvent, Plan, Pod, PodId};
+use crate::controller::{
+    labels, Action, Controller, EffectiveSpec, Event, JobEvent, Plan, Pod, PodException, PodId, PodPhase,
+};
 use crate::status::{JobStatus, Time};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +47,8 @@ pub enum RuntimeError {
 pub struct PodView {
     pub pod: Pod,
     pub log_path: PathBuf,
+    /// Callable pods share a worker's log file: their output is this byte range of it.
+    pub log_range: Option<(u64, u64)>,
     pub pid: Option<i32>,
     pub labels: Vec<(String, String)>,
     pub annotations: Vec<(String, String)>,
@@ -60,6 +65,7 @@ enum Msg {
     Evict(String),
     /// Something changed the controller's spec: sync now.
     Wake,
+    Worker(WorkerEvent),
     Delete,
     /// SIGKILL every pod now (interpreter exit), then delete.
     KillAll,
@@ -71,6 +77,13 @@ struct State {
     /// A private log folder is removed with the Job.
     owns_log_dir: bool,
     procs: HashMap<PodId, ProcessHandle>,
+    /// Set for Jobs whose pods are Python callables.
+    callable: Option<CallableConfig>,
+    executor: Option<CallableExecutor>,
+    /// Callable pods: where their output is, and their pickled return values in the order
+    /// they succeeded.
+    log_ranges: HashMap<PodId, (PathBuf, u64, u64)>,
+    results: Vec<(PodId, Vec<u8>)>,
     sender: Option<UnboundedSender<Msg>>,
     deleted: bool,
     version: u64,
@@ -105,6 +118,10 @@ impl Job {
                 log_dir,
                 owns_log_dir,
                 procs: HashMap::new(),
+                callable: None,
+                executor: None,
+                log_ranges: HashMap::new(),
+                results: Vec::new(),
                 sender: None,
                 deleted: false,
                 version: 0,
@@ -121,6 +138,26 @@ impl Job {
 
     pub fn spec(&self) -> EffectiveSpec {
         self.shared.lock().controller.spec().clone()
+    }
+
+    /// Makes the pods run a Python callable in worker processes instead of the command.
+    pub fn set_callable(&self, config: CallableConfig) -> Result<(), RuntimeError> {
+        let mut st = self.shared.lock();
+        if st.sender.is_some() {
+            return Err(RuntimeError::AlreadyStarted);
+        }
+        st.callable = Some(config);
+        Ok(())
+    }
+
+    /// The pickled return values of succeeded callable pods, in completion order, with the
+    /// pod's index.
+    pub fn results(&self) -> Vec<(Option<u32>, Vec<u8>)> {
+        let st = self.shared.lock();
+        st.results
+            .iter()
+            .map(|(pod, bytes)| (st.controller.pod(*pod).and_then(|p| p.index), bytes.clone()))
+            .collect()
     }
 
     pub fn start(&self) -> Result<(), RuntimeError> {
@@ -143,6 +180,14 @@ impl Job {
         std::fs::create_dir_all(&st.log_dir).map_err(|e| RuntimeError::LogDir(st.log_dir.clone(), e))?;
         let (tx, rx) = unbounded_channel();
         st.sender = Some(tx.clone());
+        if let Some(config) = st.callable.clone() {
+            let route_tx = tx.clone();
+            let route = Arc::new(move |event: WorkerEvent| {
+                let _ = route_tx.send(Msg::Worker(event));
+            });
+            let name = st.controller.spec().name.clone();
+            st.executor = Some(CallableExecutor::new(config, &st.log_dir, &name, route));
+        }
         drop(st);
         let shared = Arc::clone(&self.shared);
         tokio_runtime().spawn(run_actor(shared, rx, tx));
@@ -174,7 +219,11 @@ impl Job {
             .iter()
             .map(|pod| PodView {
                 pod: pod.clone(),
-                log_path: log_path(&st.log_dir, &pod.name),
+                log_path: match st.log_ranges.get(&pod.id) {
+                    Some((path, _, _)) => path.clone(),
+                    None => log_path(&st.log_dir, &pod.name),
+                },
+                log_range: st.log_ranges.get(&pod.id).map(|(_, a, b)| (*a, *b)),
                 pid: st.procs.get(&pod.id).map(|h| h.pid),
                 labels: labels::pod_labels(spec, pod),
                 annotations: labels::pod_annotations(spec, pod),
@@ -232,9 +281,14 @@ impl Job {
 
     /// SIGKILLs every pod process group now, without a grace period, and deletes the Job.
     pub fn kill_all(&self) {
-        for handle in self.shared.lock().procs.values() {
+        let st = self.shared.lock();
+        for handle in st.procs.values() {
             handle.signal_group(libc::SIGKILL);
         }
+        if let Some(executor) = &st.executor {
+            executor.kill_all();
+        }
+        drop(st);
         self.send(Msg::KillAll);
         self.request_delete();
     }
@@ -335,7 +389,11 @@ async fn run_actor(shared: Arc<Shared>, mut rx: UnboundedReceiver<Msg>, tx: Unbo
                     for handle in st.procs.values() {
                         handle.signal_group(libc::SIGKILL);
                     }
+                    if let Some(executor) = &st.executor {
+                        executor.kill_all();
+                    }
                 }
+                Msg::Worker(event) => on_worker_event(&mut st, event, origin),
             }
         }
         for plan in &plans {
@@ -350,7 +408,13 @@ async fn run_actor(shared: Arc<Shared>, mut rx: UnboundedReceiver<Msg>, tx: Unbo
             }
         }
         wake_at = plan.wake_at.map(|t| origin + t.max(now));
-        if st.controller.is_deleting() && !st.controller.has_live_processes() {
+        let settled = !st.controller.has_live_processes();
+        if settled && (st.controller.is_finished() || st.controller.is_deleting()) {
+            if let Some(executor) = &mut st.executor {
+                executor.release();
+            }
+        }
+        if st.controller.is_deleting() && settled {
             st.deleted = true;
             if st.owns_log_dir {
                 let _ = std::fs::remove_dir_all(&st.log_dir);
@@ -373,6 +437,12 @@ fn execute(st: &mut State, plan: &Plan, now: Time, tx: &UnboundedSender<Msg>) ->
     let mut observed = false;
     for action in &plan.actions {
         match action {
+            Action::CreatePod(pod) | Action::RestartContainer(pod) if st.executor.is_some() => {
+                if let Some(executor) = &mut st.executor {
+                    executor.enqueue(*pod);
+                }
+                observed |= matches!(action, Action::CreatePod(_));
+            }
             Action::CreatePod(pod) => {
                 start_container(st, *pod, now, tx);
                 observed = true;
@@ -383,11 +453,68 @@ fn execute(st: &mut State, plan: &Plan, now: Time, tx: &UnboundedSender<Msg>) ->
             Action::KillPod { pod, grace } => {
                 if let Some(handle) = st.procs.get(pod) {
                     kill(handle.clone(), *grace);
+                } else if let Some(executor) = &mut st.executor {
+                    if let Some(Outcome::Cancelled(pod, _)) = executor.kill(*pod, *grace) {
+                        st.controller.observe(Event::ContainerCancelled { pod, at: now });
+                        observed = true;
+                    }
                 }
             }
         }
     }
+    if let Some(executor) = &mut st.executor {
+        for (pod, message) in executor.dispatch(&st.controller) {
+            st.controller.observe(Event::ContainerStartFailed { pod, message, at: now });
+            observed = true;
+        }
+    }
     observed
+}
+
+/// A worker's report becomes controller events (and results, and log ranges).
+fn on_worker_event(st: &mut State, event: WorkerEvent, origin: Instant) {
+    let Some(executor) = &mut st.executor else { return };
+    let controller = &st.controller;
+    let deleting = |pod: PodId| controller.pod(pod).is_some_and(|p| p.deletion_requested_at.is_some());
+    let outcomes = executor.on_event(event, &deleting);
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Started(pod, at) => {
+                st.controller.observe(Event::ContainerStarted { pod, at: at.duration_since(origin) });
+            }
+            Outcome::Cancelled(pod, at) => {
+                st.controller.observe(Event::ContainerCancelled { pod, at: at.duration_since(origin) });
+            }
+            Outcome::Finished { pod, exit_code, log, payload, at } => {
+                if log.2 > log.1 || !st.log_ranges.contains_key(&pod) {
+                    st.log_ranges.insert(pod, log);
+                }
+                match payload {
+                    Payload::Result(bytes) if exit_code == 0 => st.results.push((pod, bytes)),
+                    Payload::Exception(types, message) => {
+                        let exception = PodException { types, message };
+                        st.controller.observe(Event::ContainerRaised { pod, exception });
+                    }
+                    _ => {}
+                }
+                let at = at.duration_since(origin);
+                st.controller.observe(Event::ContainerExited { pod, exit_code, at });
+            }
+        }
+    }
+    // A result only counts for a pod that succeeded (a killed pod may still report one).
+    if let Some((pod, _)) = st.results.last() {
+        if st.controller.pod(*pod).is_some_and(|p| p.phase != PodPhase::Succeeded) {
+            st.results.pop();
+        }
+    }
+    if let Some(executor) = &mut st.executor {
+        let unrunnable = executor.dispatch(&st.controller);
+        for (pod, message) in unrunnable {
+            let at = Instant::now().duration_since(origin);
+            st.controller.observe(Event::ContainerStartFailed { pod, message, at });
+        }
+    }
 }
 
 fn start_container(st: &mut State, pod_id: PodId, now: Time, tx: &UnboundedSender<Msg>) -> bool {
@@ -426,13 +553,13 @@ fn start_container(st: &mut State, pod_id: PodId, now: Time, tx: &UnboundedSende
 }
 
 /// SIGTERM to the group, SIGKILL after the grace period (at once when it is zero).
-fn kill(handle: ProcessHandle, grace: Duration) {
+pub(super) fn kill(handle: ProcessHandle, grace: Duration) {
     if grace.is_zero() {
         handle.signal_group(libc::SIGKILL);
         return;
     }
     handle.signal_group(libc::SIGTERM);
-    tokio::spawn(async move {
+    tokio_runtime().spawn(async move {
         tokio::time::sleep(grace).await;
         handle.signal_group(libc::SIGKILL);
     });

@@ -3,8 +3,10 @@
 
 mod job;
 pub mod process;
+mod workers;
 
 pub use job::{kill_all_jobs, Job, PodView, RuntimeError, JOB_UID_ENV};
+pub use workers::{kill_idle_workers, CallableConfig};
 
 use std::sync::OnceLock;
 use tokio::runtime::Runtime;

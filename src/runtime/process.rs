@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -73,8 +73,30 @@ pub fn spawn(req: &SpawnRequest) -> io::Result<Spawned> {
         cmd.current_dir(dir);
     }
     let child = cmd.spawn()?;
+    follow(child)
+}
+
+/// Starts a Python worker: its stdin and stdout are pipes to us (the protocol), stderr is
+/// /dev/null until the worker points it at a log. Returns the process and the pipe ends.
+pub fn spawn_piped(argv: &[String]) -> io::Result<(Spawned, ChildStdin, ChildStdout)> {
+    let (program, args) =
+        argv.split_first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).process_group(0);
+    let mut child = cmd.spawn()?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let spawned = follow(child)?;
+    match (stdin, stdout) {
+        (Some(i), Some(o)) => Ok((spawned, i, o)),
+        _ => Err(io::Error::other("worker pipes missing")),
+    }
+}
+
+/// Takes over a child: from now on its pidfd tells when it ends. Dropping the std `Child`
+/// neither waits nor kills.
+fn follow(child: Child) -> io::Result<Spawned> {
     let pid = child.id() as i32;
-    // Dropping `child` neither waits nor kills: the pidfd below is how we follow it.
     drop(child);
     let pidfd = match pidfd_open(pid) {
         Ok(fd) => fd,

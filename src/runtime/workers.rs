@@ -1,0 +1,432 @@
+//! Python callables as pods: a pool of worker interpreters (`python kjob/_worker.py`) that run
+//! one pod at a time each, fed over a pipe protocol (see `python/kjob/_worker.py`).
+//!
+//! Workers are fresh interpreters started with `posix_spawn`, never forks of the user's
+//! process. A Job takes up to `max_workers` of them; pods beyond that wait, `Pending`, in the
+//! Job's queue, as pods wait for node capacity. Each worker also gets a few pods ahead of time
+//! (they stay `Pending` until the worker reports it started them), so dispatch is pipelined.
+//! Idle workers are kept for the next Job. Killing a running pod kills its worker's process
+//! group; a fresh worker replaces it.
+
+use super::process::{self, ProcessHandle};
+use super::tokio_runtime;
+use crate::controller::{Controller, PodId};
+use std::collections::VecDeque;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+/// Pods sent to one worker ahead of time (including the one it runs).
+const PREFETCH: usize = 16;
+/// Idle workers kept for later Jobs.
+const MAX_IDLE_WORKERS: usize = 64;
+
+/// How a Job runs its callable.
+#[derive(Clone, Debug)]
+pub struct CallableConfig {
+    /// The worker command: the Python interpreter and `kjob/_worker.py`.
+    pub worker_argv: Vec<String>,
+    /// The pickled init dict the worker loads the callable from.
+    pub init: Vec<u8>,
+    pub max_workers: usize,
+}
+
+/// What a worker's result payload holds.
+#[derive(Clone, Debug)]
+pub enum Payload {
+    None,
+    /// The pickled return value.
+    Result(Vec<u8>),
+    /// The exception's class and bases (qualified names), then its message.
+    Exception(Vec<String>, String),
+}
+
+/// What a worker reports.
+#[derive(Debug)]
+pub enum WorkerEvent {
+    Started { worker: u64, pod: PodId, at: Instant },
+    Done { worker: u64, pod: PodId, exit_code: i32, log: (u64, u64), payload: Payload, at: Instant },
+    Cancelled { worker: u64, pod: PodId, at: Instant },
+    Exited { worker: u64, exit_code: i32, at: Instant },
+}
+
+type Route = Arc<Mutex<Option<Arc<dyn Fn(WorkerEvent) + Send + Sync>>>>;
+
+/// One worker process and the channels to it.
+struct WorkerProc {
+    id: u64,
+    handle: ProcessHandle,
+    frames: UnboundedSender<Vec<u8>>,
+    /// Where its events go: the Job using it, or nowhere while idle.
+    route: Route,
+    /// Job keys whose callable this worker has loaded.
+    loaded: Vec<u32>,
+}
+
+/// Idle workers, shared by every Job of the process.
+static IDLE: Mutex<Vec<WorkerProc>> = Mutex::new(Vec::new());
+static NEXT_WORKER: AtomicU64 = AtomicU64::new(1);
+static NEXT_JOB_KEY: AtomicU32 = AtomicU32::new(1);
+
+/// Kills every idle worker (interpreter exit).
+pub fn kill_idle_workers() {
+    for w in IDLE.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        w.handle.signal_group(libc::SIGKILL);
+    }
+}
+
+fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 5);
+    out.extend_from_slice(&(body.len() as u32 + 1).to_le_bytes());
+    out.push(kind);
+    out.extend_from_slice(body);
+    out
+}
+
+fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
+    let (spawned, stdin, stdout) = process::spawn_piped(argv)?;
+    let id = NEXT_WORKER.fetch_add(1, Ordering::Relaxed);
+    let handle = spawned.handle.clone();
+    let route: Route = Arc::new(Mutex::new(None));
+    let (tx, mut rx) = unbounded_channel::<Vec<u8>>();
+    let rt = tokio_runtime();
+    let _guard = rt.enter();
+    let mut writer = tokio::net::unix::pipe::Sender::from_owned_fd(stdin.into())?;
+    let mut reader = tokio::net::unix::pipe::Receiver::from_owned_fd(stdout.into())?;
+    rt.spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let read_route = Arc::clone(&route);
+    rt.spawn(async move {
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+        let mut chunk = vec![0u8; 1 << 16];
+        loop {
+            let n = match reader.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            let at = Instant::now();
+            let mut pos = 0;
+            while buf.len() - pos >= 4 {
+                let size = u32::from_le_bytes(buf[pos..pos + 4].try_into().unwrap_or([0; 4])) as usize;
+                if size == 0 || buf.len() - pos - 4 < size {
+                    break;
+                }
+                let event = decode(id, buf[pos + 4], &buf[pos + 5..pos + 4 + size], at);
+                pos += 4 + size;
+                if let Some(event) = event {
+                    deliver(&read_route, event);
+                }
+            }
+            buf.drain(..pos);
+        }
+    });
+    let exit_route = Arc::clone(&route);
+    rt.spawn(async move {
+        let exit_code = process::wait_for_exit(spawned).await;
+        deliver(&exit_route, WorkerEvent::Exited { worker: id, exit_code, at: Instant::now() });
+        // An idle worker that died is simply dropped from the pool.
+        IDLE.lock().unwrap_or_else(|e| e.into_inner()).retain(|w| w.id != id);
+    });
+    Ok(WorkerProc { id, handle, frames: tx, route, loaded: Vec::new() })
+}
+
+fn deliver(route: &Route, event: WorkerEvent) {
+    let target = route.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(send) = target {
+        send(event);
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Decodes one frame from a worker (`S`, `D`, `X`); `None` for anything malformed.
+fn decode(worker: u64, kind: u8, body: &[u8], at: Instant) -> Option<WorkerEvent> {
+    let _key = u32_at(body, 0)?;
+    let pod = PodId(u64_at(body, 4)?);
+    match kind {
+        b'S' => Some(WorkerEvent::Started { worker, pod, at }),
+        b'X' => Some(WorkerEvent::Cancelled { worker, pod, at }),
+        b'D' => {
+            let exit_code = u32_at(body, 12)? as i32;
+            let log = (u64_at(body, 16)?, u64_at(body, 24)?);
+            let kind = *body.get(32)?;
+            let rest = body.get(33..)?;
+            let payload = match kind {
+                1 => Payload::Result(rest.to_vec()),
+                2 => {
+                    let text = String::from_utf8_lossy(rest);
+                    let (types, message) = text.split_once('\0').unwrap_or((&text, ""));
+                    Payload::Exception(types.split('\n').map(String::from).collect(), message.to_string())
+                }
+                _ => Payload::None,
+            };
+            Some(WorkerEvent::Done { worker, pod, exit_code, log, payload, at })
+        }
+        _ => None,
+    }
+}
+
+/// A worker working for this Job.
+struct Assigned {
+    proc: WorkerProc,
+    /// Pods sent to it and not finished, oldest first.
+    inflight: VecDeque<PodId>,
+    /// The pod it reported started and has not finished.
+    running: Option<PodId>,
+    log_path: PathBuf,
+    /// Being killed: it gets no more pods.
+    dying: bool,
+}
+
+/// A pod's outcome as the Job actor needs it.
+pub enum Outcome {
+    Started(PodId, Instant),
+    Finished {
+        pod: PodId,
+        exit_code: i32,
+        log: (PathBuf, u64, u64),
+        payload: Payload,
+        at: Instant,
+    },
+    /// Deleted before it started.
+    Cancelled(PodId, Instant),
+}
+
+/// The callable side of one Job: its queue and its workers.
+pub struct CallableExecutor {
+    config: CallableConfig,
+    key: u32,
+    log_dir: PathBuf,
+    job_name: String,
+    queue: VecDeque<PodId>,
+    workers: Vec<Assigned>,
+    route: Arc<dyn Fn(WorkerEvent) + Send + Sync>,
+    next_log: u32,
+}
+
+impl CallableExecutor {
+    pub fn new(
+        config: CallableConfig,
+        log_dir: &Path,
+        job_name: &str,
+        route: Arc<dyn Fn(WorkerEvent) + Send + Sync>,
+    ) -> Self {
+        Self {
+            config,
+            key: NEXT_JOB_KEY.fetch_add(1, Ordering::Relaxed),
+            log_dir: log_dir.to_path_buf(),
+            job_name: job_name.to_string(),
+            queue: VecDeque::new(),
+            workers: Vec::new(),
+            route,
+            next_log: 0,
+        }
+    }
+
+    pub fn enqueue(&mut self, pod: PodId) {
+        self.queue.push_back(pod);
+    }
+
+    /// Hands queued pods to workers, starting workers up to `max_workers`. Returns pods that
+    /// cannot run because no worker could be started.
+    pub fn dispatch(&mut self, controller: &Controller) -> Vec<(PodId, String)> {
+        let mut unrunnable = Vec::new();
+        while !self.queue.is_empty() {
+            // An idle worker first; then a new one while the cap allows; then prefetch into the
+            // least loaded one.
+            let live = self.workers.iter().filter(|w| !w.dying).count();
+            let idle = self.workers.iter().position(|w| !w.dying && w.inflight.is_empty());
+            let idx = match idle {
+                Some(i) => i,
+                None if live < self.config.max_workers => match self.add_worker() {
+                    Ok(i) => i,
+                    Err(e) => {
+                        if live == 0 {
+                            let message = format!("failed to start a Python worker: {e}");
+                            unrunnable.extend(self.queue.drain(..).map(|p| (p, message.clone())));
+                        }
+                        break;
+                    }
+                },
+                None => {
+                    let least = self
+                        .workers
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, w)| !w.dying && w.inflight.len() < PREFETCH)
+                        .min_by_key(|(_, w)| w.inflight.len());
+                    match least {
+                        Some((i, _)) => i,
+                        None => break,
+                    }
+                }
+            };
+            let Some(pod_id) = self.queue.pop_front() else { break };
+            let Some(pod) = controller.pod(pod_id) else { continue };
+            let mut body = Vec::with_capacity(32 + pod.name.len());
+            body.extend_from_slice(&self.key.to_le_bytes());
+            body.extend_from_slice(&pod_id.0.to_le_bytes());
+            body.extend_from_slice(&pod.index.map_or(-1i64, i64::from).to_le_bytes());
+            body.extend_from_slice(&pod.attempt.to_le_bytes());
+            body.extend_from_slice(pod.name.as_bytes());
+            let w = &mut self.workers[idx];
+            let _ = w.proc.frames.send(frame(b'T', &body));
+            w.inflight.push_back(pod_id);
+        }
+        unrunnable
+    }
+
+    /// Takes an idle worker (or starts one) and loads this Job's callable into it.
+    fn add_worker(&mut self) -> io::Result<usize> {
+        let idle = IDLE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut proc = match idle {
+            Some(p) => p,
+            None => spawn_worker(&self.config.worker_argv)?,
+        };
+        *proc.route.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&self.route));
+        let log_path = self.log_dir.join(format!("{}-worker-{}.log", self.job_name, self.next_log));
+        self.next_log += 1;
+        let path = log_path.to_string_lossy();
+        let mut body = Vec::with_capacity(8 + path.len() + self.config.init.len());
+        body.extend_from_slice(&self.key.to_le_bytes());
+        body.extend_from_slice(&(path.len() as u32).to_le_bytes());
+        body.extend_from_slice(path.as_bytes());
+        body.extend_from_slice(&self.config.init);
+        let _ = proc.frames.send(frame(b'J', &body));
+        proc.loaded.push(self.key);
+        self.workers.push(Assigned {
+            proc,
+            inflight: VecDeque::new(),
+            running: None,
+            log_path,
+            dying: false,
+        });
+        Ok(self.workers.len() - 1)
+    }
+
+    /// Stops a pod: drop it from the queue, cancel it in a worker that has not started it,
+    /// or kill the worker running it (SIGTERM, SIGKILL after `grace`).
+    pub fn kill(&mut self, pod: PodId, grace: Duration) -> Option<Outcome> {
+        if let Some(pos) = self.queue.iter().position(|p| *p == pod) {
+            self.queue.remove(pos);
+            return Some(Outcome::Cancelled(pod, Instant::now()));
+        }
+        for w in &mut self.workers {
+            if w.running == Some(pod) {
+                w.dying = true;
+                super::job::kill(w.proc.handle.clone(), grace);
+                return None;
+            }
+            if w.inflight.contains(&pod) {
+                let mut body = Vec::with_capacity(12);
+                body.extend_from_slice(&self.key.to_le_bytes());
+                body.extend_from_slice(&pod.0.to_le_bytes());
+                let _ = w.proc.frames.send(frame(b'C', &body));
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Folds a worker's report into the queue and worker state; returns what the controller
+    /// must hear. A pod whose worker died is finished with the worker's exit status; pods it
+    /// had not started go back to the front of the queue.
+    pub fn on_event(&mut self, event: WorkerEvent, deleting: &dyn Fn(PodId) -> bool) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        match event {
+            WorkerEvent::Started { worker, pod, at } => {
+                if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
+                    w.running = Some(pod);
+                    out.push(Outcome::Started(pod, at));
+                    if deleting(pod) && !w.dying {
+                        // Deleted while it was on its way to the worker: stop it now.
+                        w.dying = true;
+                        w.proc.handle.signal_group(libc::SIGKILL);
+                    }
+                }
+            }
+            WorkerEvent::Done { worker, pod, exit_code, log, payload, at } => {
+                if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
+                    w.inflight.retain(|p| *p != pod);
+                    if w.running == Some(pod) {
+                        w.running = None;
+                    }
+                    let log = (w.log_path.clone(), log.0, log.1);
+                    out.push(Outcome::Finished { pod, exit_code, log, payload, at });
+                }
+            }
+            WorkerEvent::Cancelled { worker, pod, at } => {
+                if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
+                    w.inflight.retain(|p| *p != pod);
+                }
+                out.push(Outcome::Cancelled(pod, at));
+            }
+            WorkerEvent::Exited { worker, exit_code, at } => {
+                if let Some(pos) = self.workers.iter().position(|w| w.proc.id == worker) {
+                    let w = self.workers.remove(pos);
+                    for pod in w.inflight.iter().rev() {
+                        if Some(*pod) == w.running {
+                            let log = (w.log_path.clone(), 0, 0);
+                            out.push(Outcome::Finished {
+                                pod: *pod,
+                                exit_code,
+                                log,
+                                payload: Payload::None,
+                                at,
+                            });
+                        } else if deleting(*pod) {
+                            out.push(Outcome::Cancelled(*pod, at));
+                        } else {
+                            self.queue.push_front(*pod);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The Job is finished or deleted: idle workers go back to the pool (forgetting this
+    /// Job's callable), busy ones are killed.
+    pub fn release(&mut self) {
+        for mut w in self.workers.drain(..) {
+            if w.dying || !w.inflight.is_empty() {
+                w.proc.handle.signal_group(libc::SIGKILL);
+                continue;
+            }
+            *w.proc.route.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            let _ = w.proc.frames.send(frame(b'F', &self.key.to_le_bytes()));
+            w.proc.loaded.retain(|k| *k != self.key);
+            let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE_WORKERS {
+                idle.push(w.proc);
+            } else {
+                w.proc.handle.signal_group(libc::SIGKILL);
+            }
+        }
+        self.queue.clear();
+    }
+
+    /// Kills every worker of this Job now.
+    pub fn kill_all(&self) {
+        for w in &self.workers {
+            w.proc.handle.signal_group(libc::SIGKILL);
+        }
+    }
+}

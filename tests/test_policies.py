@@ -14,7 +14,8 @@ import kjob
 from conftest import Backoff, pids_of_job
 
 # A pod that ignores SIGTERM (the disposition is inherited by `sleep`), so only SIGKILL ends it.
-STUBBORN = "trap '' TERM; sleep 300"
+# It prints "ready" once the trap is in place: a SIGTERM before that would still end it.
+STUBBORN = "trap '' TERM; echo ready; sleep 300"
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -267,7 +268,7 @@ def test_pod_replacement_policy(policy: str, early_replacement: bool) -> None:
     job = kjob.Job(name="replace", command=STUBBORN, pod_replacement_policy=policy,
                    termination_grace_period_seconds=2, backoff_initial_seconds=0.01)
     job.start()
-    wait_for(lambda: job.status.active == 1 and job.pods()[0].phase == "Running")
+    wait_for(lambda: job.status.active == 1 and job.logs() == "ready\n")
     job.evict(job.pods()[0].name)
     wait_for(lambda: job.status.terminating == 1)
     time.sleep(0.5)  # well inside the 2 s grace period
@@ -285,7 +286,7 @@ def test_pod_replacement_policy(policy: str, early_replacement: bool) -> None:
 def test_suspend_honours_the_grace_period() -> None:
     job = kjob.Job(name="grace", command=STUBBORN, termination_grace_period_seconds=1)
     job.start()
-    wait_for(lambda: job.status.active == 1 and job.pods()[0].phase == "Running")
+    wait_for(lambda: job.status.active == 1 and job.logs() == "ready\n")
     t0 = time.monotonic()
     job.suspend()
     wait_for(lambda: job.status.terminating == 1)
@@ -362,10 +363,10 @@ def test_policy_validation_messages() -> None:
         restart_policy="OnFailure",
         pod_failure_policy={"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [1, 0, 2, 2]}}]},
     ) == [
-        'spec.template.spec.restartPolicy: Invalid value: "OnFailure": only "Never" is supported when podFailurePolicy is specified',
         "spec.podFailurePolicy.rules[0].onExitCodes.values[1]: Invalid value: 0: must not be 0 for the In operator",
         "spec.podFailurePolicy.rules[0].onExitCodes.values[3]: Duplicate value: 2",
         "spec.podFailurePolicy.rules[0].onExitCodes.values: Invalid value: []int32{1, 0, 2, 2}: must be ordered",
+        'spec.template.spec.restartPolicy: Invalid value: "OnFailure": only "Never" is supported when podFailurePolicy is specified',
     ]
     assert errors(pod_failure_policy={"rules": [{"action": "Retry"}]}) == [
         'spec.podFailurePolicy.rules[0].action: Unsupported value: "Retry": supported values: "Count", "FailIndex", "FailJob", "Ignore"',
@@ -373,6 +374,8 @@ def test_policy_validation_messages() -> None:
     ]
     assert errors(success_policy={"rules": []}) == [
         "spec.successPolicy: Invalid value: batch.SuccessPolicy{Rules:[]batch.SuccessPolicyRule{}}: requires indexed completion mode",
+    ]
+    assert errors(success_policy={"rules": []}, completion_mode="Indexed", completions=2) == [
         "spec.successPolicy.rules: Required value: at least one rules must be specified when the successPolicy is specified",
     ]
     assert errors(

@@ -181,8 +181,16 @@ impl Controller {
         }
     }
 
-    /// Records that a pod ended `Failed` (for the `attempt` of later pods).
+    /// Records that a pod ended `Failed` (for the `attempt` of later pods). Pods the
+    /// controller itself deleted (suspend, scale-down) were not failed attempts.
     pub(super) fn note_failed(&mut self, pod: PodId) {
+        let p = &self.pods[pod.0 as usize];
+        if p.counted
+            && p.deletion_requested_at.is_some()
+            && !self.status.has_true(ConditionType::FailureTarget)
+        {
+            return;
+        }
         self.failed_total += 1;
         if let Some(ix) = self.pods[pod.0 as usize].index {
             *self.failed_per_index.entry(ix).or_default() += 1;
@@ -377,7 +385,7 @@ impl Controller {
                 // A resumed Job gets its new startTime below; its deadline counts from now.
                 let resumed = self.status.has_true(ConditionType::Suspended);
                 let start = if resumed { now } else { start };
-                plan.wake_no_later_than(start + deadline);
+                plan.wake_no_later_than(start.saturating_add(deadline));
             }
         }
         if indexed {
@@ -459,7 +467,7 @@ impl Controller {
         self.unsettled
             .iter()
             .map(|id| &self.pods[id.0 as usize])
-            .filter(|p| self.is_pod_failed(p))
+            .filter(|p| !p.counted && self.is_pod_failed(p))
             .find_map(|p| self.pfp_match(p).fail_job_message)
     }
 
@@ -547,7 +555,10 @@ impl Controller {
             if pod.counted || !self.has_valid_index(pod) {
                 continue;
             }
-            if let Some(ix) = pod.index.filter(|_| self.is_index_failed(pod)) {
+            // An index that succeeded (say, through a pod that finished after its
+            // replacement was created) is never also failed.
+            let done = |ix: u32| self.status.completed_indexes.contains(ix);
+            if let Some(ix) = pod.index.filter(|ix| !done(*ix) && self.is_index_failed(pod)) {
                 failed.insert(ix);
             }
         }
@@ -636,6 +647,14 @@ impl Controller {
         }
     }
 
+    /// `deleteJobPods`: manageJob's own deletions (suspend, surplus, duplicate or out-of-range
+    /// indexes) drop the tracking finalizer before deleting, so such a pod is never counted as
+    /// failed or succeeded.
+    fn delete_job_pod(&mut self, id: PodId, now: Time, counts: &mut Counts, plan: &mut Plan) {
+        self.delete_pod(id, now, counts, plan);
+        self.pods[id.0 as usize].counted = true;
+    }
+
     /// `manageJob` (§4.3): create or delete pods so that `active` matches what the spec wants.
     fn manage_job(
         &mut self,
@@ -648,7 +667,7 @@ impl Controller {
         let active_ids = self.active_pod_ids();
         if self.spec.suspend {
             for id in active_ids {
-                self.delete_pod(id, now, counts, plan);
+                self.delete_job_pod(id, now, counts, plan);
             }
             return;
         }
@@ -664,7 +683,7 @@ impl Controller {
         if !to_delete.is_empty() {
             // Deletions take precedence: nothing is created in the same sync.
             for id in to_delete {
-                self.delete_pod(id, now, counts, plan);
+                self.delete_job_pod(id, now, counts, plan);
             }
             return;
         }
@@ -679,7 +698,7 @@ impl Controller {
         if self.spec.backoff_limit_per_index.is_none() {
             let remaining = self.backoff.remaining(self.spec.backoff, now);
             if !remaining.is_zero() {
-                plan.wake_no_later_than(now + remaining);
+                plan.wake_no_later_than(now.saturating_add(remaining));
                 return;
             }
         }
@@ -710,7 +729,7 @@ impl Controller {
                     now,
                 );
                 if !remaining.is_zero() {
-                    plan.wake_no_later_than(now + remaining);
+                    plan.wake_no_later_than(now.saturating_add(remaining));
                     continue;
                 }
             }
@@ -930,7 +949,7 @@ impl Controller {
         let Some(finished_at) = finished_at else {
             return;
         };
-        let expire_at = finished_at + ttl;
+        let expire_at = finished_at.saturating_add(ttl);
         if now >= expire_at {
             let deletion = self.delete(now);
             plan.actions.extend(deletion.actions);

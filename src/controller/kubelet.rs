@@ -50,9 +50,20 @@ impl Controller {
             return;
         };
         if p.phase.is_terminal() {
-            // Already failed by the kubelet (deadline): only the container's end is news.
+            // Already finished (a pod failed while waiting to restart): only the container's
+            // end is news.
             p.container = ContainerState::Terminated;
             p.exit_code.get_or_insert(exit_code);
+            return;
+        }
+        if p.deadline_exceeded {
+            // Killed for its deadline: Failed now that its container stopped, whatever the
+            // exit code, with the kubelet's reason.
+            p.terminate(exit_code, at);
+            p.phase = PodPhase::Failed;
+            p.reason = Some(POD_DEADLINE_REASON.into());
+            p.message = Some(POD_DEADLINE_MESSAGE.into());
+            self.note_failed(pod);
             return;
         }
         let (reason, message) = why.map_or((None, None), |(r, m)| (Some(r), Some(m)));
@@ -78,7 +89,7 @@ impl Controller {
         p.ready = false;
         p.ready_since = None;
         let delay = backoff::restart_delay(backoff_config, p.restart_streak);
-        p.container = ContainerState::WaitingRestart { at: at + delay };
+        p.container = ContainerState::WaitingRestart { at: at.saturating_add(delay) };
     }
 
     /// Containers whose crash-loop delay is over start again.
@@ -113,20 +124,24 @@ impl Controller {
             let Some(started) = pod.started_at else {
                 continue;
             };
-            if pod.phase.is_terminal() || pod.deletion_requested_at.is_some() {
+            if pod.phase.is_terminal() || pod.deletion_requested_at.is_some() || pod.deadline_exceeded {
                 continue;
             }
-            let due = started + deadline;
+            let due = started.saturating_add(deadline);
             if now < due {
                 plan.wake_no_later_than(due);
                 continue;
             }
-            let had_process = pod.has_process();
-            pod.fail(POD_DEADLINE_REASON, POD_DEADLINE_MESSAGE, now);
-            if had_process {
+            // Since Kubernetes 1.27 the kubelet makes a pod terminal only once its containers
+            // have stopped: until then it keeps its slot.
+            if pod.has_process() {
+                pod.deadline_exceeded = true;
+                pod.ready = false;
                 plan.actions.push(Action::KillPod { pod: *id, grace });
+            } else {
+                pod.fail(POD_DEADLINE_REASON, POD_DEADLINE_MESSAGE, now);
+                failed.push(*id);
             }
-            failed.push(*id);
         }
         for id in failed {
             self.note_failed(id);

@@ -106,6 +106,8 @@ pub struct Pod {
     pub attempt: u32,
     /// Callable pods: the exception that failed the pod.
     pub exception: Option<PodException>,
+    /// The kubelet is killing it for exceeding the template's `activeDeadlineSeconds`.
+    pub deadline_exceeded: bool,
 }
 
 /// An exception that ended a callable pod: its class and bases by qualified name (most
@@ -141,6 +143,7 @@ impl Pod {
             index_ignored_failure_count: 0,
             attempt: 0,
             exception: None,
+            deadline_exceeded: false,
         }
     }
 

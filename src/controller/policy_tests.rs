@@ -299,16 +299,20 @@ fn pod_active_deadline_fails_just_that_pod() {
     let pod = start(&mut c, &plan, secs(0))[0];
     assert_eq!(c.sync(secs(1)).wake_at, Some(secs(3)));
     let plan = c.sync(secs(3));
-    assert!(plan.actions.contains(&Action::KillPod { pod, grace: secs(30) }));
+    assert_eq!(plan.actions, vec![Action::KillPod { pod, grace: secs(30) }]);
+    // The pod keeps its slot until its process is gone (kubelet ≥ 1.27).
+    assert_eq!(c.pod(pod).unwrap().phase, PodPhase::Running);
+    assert!(c.sync(secs(3)).actions.is_empty(), "killed once");
+    assert_eq!((c.status().active, c.status().failed), (1, 0));
+    exit(&mut c, pod, 0, secs(4));
     let p = c.pod(pod).unwrap();
-    assert_eq!((p.phase, p.reason.as_deref()), (PodPhase::Failed, Some("DeadlineExceeded")));
+    assert_eq!(
+        (p.phase, p.reason.as_deref(), p.exit_code),
+        (PodPhase::Failed, Some("DeadlineExceeded"), Some(0))
+    );
     assert_eq!(p.message.as_deref(), Some("Pod was active on the node longer than the specified deadline"));
     assert_eq!(c.status().failed, 1);
     assert!(!c.is_finished(), "a pod deadline is an ordinary pod failure");
-    assert!(c.pod(pod).unwrap().has_process(), "the killed process is still followed");
-    exit(&mut c, pod, 143, secs(4));
-    assert_eq!(c.pod(pod).unwrap().exit_code, Some(143));
-    assert!(!c.pod(pod).unwrap().has_process());
 }
 
 #[test]
@@ -383,4 +387,52 @@ fn events_record_creations_deletions_and_completion() {
             ("Normal".into(), "Completed".into(), "Job completed".into()),
         ]
     );
+}
+
+#[test]
+fn pods_deleted_by_suspend_or_scale_down_are_never_counted() {
+    // `deleteJobPods` removes the tracking finalizer first: suspending 7 pods with
+    // backoffLimit 6 must not fail the Job, and resuming creates pods at once (no backoff).
+    let mut c = Controller::new(spec(7, Some(7), 6, false));
+    let plan = c.sync(secs(0));
+    let pods = start(&mut c, &plan, secs(0));
+    c.observe(Event::SetSuspend(true));
+    c.sync(secs(1));
+    for p in &pods {
+        c.observe(Event::ContainerExited { pod: *p, exit_code: 143, at: secs(2) });
+    }
+    c.sync(secs(2));
+    assert_eq!((c.status().failed, c.status().terminating), (0, 0));
+    assert_eq!(types(&c), vec![Suspended]);
+    c.observe(Event::SetSuspend(false));
+    let plan = c.sync(secs(3));
+    assert_eq!(plan.actions.len(), 7, "resumed pods are created without backoff");
+    assert!(c.pods()[7..].iter().all(|p| p.attempt == 0), "suspension is not a failed attempt");
+
+    let mut c = Controller::new(spec(3, None, 0, false));
+    let plan = c.sync(secs(0));
+    let pods = start(&mut c, &plan, secs(0));
+    c.scale(Some(1), None).unwrap();
+    assert_eq!(c.sync(secs(1)).actions.len(), 2);
+    c.sync(secs(1));
+    // Newest first: pods 2 and 1 were deleted; they exit 0 on SIGTERM.
+    exit(&mut c, pods[2], 0, secs(2));
+    exit(&mut c, pods[1], 0, secs(2));
+    assert!(!c.is_finished(), "a work queue still has its running pod");
+    assert_eq!((c.status().failed, c.status().succeeded), (0, 0), "deleted pods count neither way");
+}
+
+#[test]
+fn huge_deadlines_do_not_overflow() {
+    let mut s = spec(1, Some(1), 6, false);
+    s.active_deadline = Some(Duration::from_secs(i64::MAX as u64));
+    s.pod_active_deadline = Some(Duration::from_secs(i64::MAX as u64));
+    s.ttl_after_finished = Some(Duration::MAX);
+    let mut c = Controller::new(s);
+    let plan = c.sync(secs(1));
+    let pod = start(&mut c, &plan, secs(1))[0];
+    c.sync(secs(2));
+    exit(&mut c, pod, 0, secs(3));
+    assert!(c.is_finished());
+    assert_eq!(c.sync(secs(4)).wake_at, Some(Duration::MAX));
 }

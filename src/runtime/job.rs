@@ -87,6 +87,25 @@ struct State {
     sender: Option<UnboundedSender<Msg>>,
     deleted: bool,
     version: u64,
+    /// Events were folded in since the last sync.
+    needs_sync: bool,
+    /// Syncs are batched until then (see [`step`]).
+    next_sync: Instant,
+    /// The controller asked to be synced again at this time.
+    wake_at: Option<Instant>,
+    /// The time the actor sleeps toward.
+    actor_target: Option<Instant>,
+}
+
+impl State {
+    /// When the actor must step next even without news.
+    fn timer_target(&self) -> Option<Instant> {
+        let batched = self.needs_sync.then_some(self.next_sync);
+        match (self.wake_at, batched) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 struct Shared {
@@ -125,6 +144,10 @@ impl Job {
                 sender: None,
                 deleted: false,
                 version: 0,
+                needs_sync: true,
+                next_sync: Instant::now(),
+                wake_at: None,
+                actor_target: None,
             }),
             changed: Condvar::new(),
             origin: Instant::now(),
@@ -181,16 +204,19 @@ impl Job {
         let (tx, rx) = unbounded_channel();
         st.sender = Some(tx.clone());
         if let Some(config) = st.callable.clone() {
-            let route_tx = tx.clone();
+            let weak = Arc::downgrade(&self.shared);
             let route = Arc::new(move |event: WorkerEvent| {
-                let _ = route_tx.send(Msg::Worker(event));
+                if let Some(shared) = weak.upgrade() {
+                    step(&shared, vec![Msg::Worker(event)]);
+                }
             });
             let name = st.controller.spec().name.clone();
             st.executor = Some(CallableExecutor::new(config, &st.log_dir, &name, route));
         }
         drop(st);
         let shared = Arc::clone(&self.shared);
-        tokio_runtime().spawn(run_actor(shared, rx, tx));
+        let _ = tx.send(Msg::Wake);
+        tokio_runtime().spawn(run_actor(shared, rx));
         Ok(())
     }
 
@@ -348,12 +374,22 @@ fn log_path(log_dir: &Path, pod_name: &str) -> PathBuf {
     log_dir.join(format!("{pod_name}.log"))
 }
 
-async fn run_actor(shared: Arc<Shared>, mut rx: UnboundedReceiver<Msg>, tx: UnboundedSender<Msg>) {
-    let origin = shared.origin;
-    let mut wake_at: Option<Instant> = Some(Instant::now());
+/// The actor: waits for commands and for the controller's timers. Pod and worker events do
+/// not go through it: whichever task observes them runs [`step`] itself, which saves the
+/// thread hand-offs that would otherwise sit between a pod's exit and its replacement.
+async fn run_actor(shared: Arc<Shared>, mut rx: UnboundedReceiver<Msg>) {
     let mut inbox: Vec<Msg> = Vec::new();
     loop {
-        let received = match wake_at {
+        let target = {
+            let mut st = shared.lock();
+            if st.deleted {
+                break;
+            }
+            let target = st.timer_target();
+            st.actor_target = target;
+            target
+        };
+        let received = match target {
             Some(at) => tokio::select! {
                 msg = rx.recv() => msg.map(Some),
                 _ = tokio::time::sleep_until(at.into()) => Some(None),
@@ -365,75 +401,112 @@ async fn run_actor(shared: Arc<Shared>, mut rx: UnboundedReceiver<Msg>, tx: Unbo
         while let Ok(msg) = rx.try_recv() {
             inbox.push(msg);
         }
-
-        let mut st = shared.lock();
-        let now_instant = Instant::now();
-        let now = now_instant.duration_since(origin);
-        let mut plans: Vec<Plan> = Vec::new();
-        for msg in inbox.drain(..) {
-            match msg {
-                Msg::Exited { pod, exit_code, at } => {
-                    st.procs.remove(&pod);
-                    let at = at.duration_since(origin);
-                    st.controller.observe(Event::ContainerExited { pod, exit_code, at });
-                }
-                Msg::Suspend(suspend) => st.controller.observe(Event::SetSuspend(suspend)),
-                Msg::Evict(name) => {
-                    if let Ok(plan) = st.controller.evict(&name, now) {
-                        plans.push(plan);
-                    }
-                }
-                Msg::Wake => {}
-                Msg::Delete => plans.push(st.controller.delete(now)),
-                Msg::KillAll => {
-                    for handle in st.procs.values() {
-                        handle.signal_group(libc::SIGKILL);
-                    }
-                    if let Some(executor) = &st.executor {
-                        executor.kill_all();
-                    }
-                }
-                Msg::Worker(event) => on_worker_event(&mut st, event, origin),
-            }
-        }
-        for plan in &plans {
-            execute(&mut st, plan, now, &tx);
-        }
-        // A pod that could not start is an event too: sync until nothing new happens.
-        let mut plan;
-        loop {
-            plan = st.controller.sync(now);
-            if !execute(&mut st, &plan, now, &tx) {
-                break;
-            }
-        }
-        wake_at = plan.wake_at.map(|t| origin + t.max(now));
-        let settled = !st.controller.has_live_processes();
-        if settled && (st.controller.is_finished() || st.controller.is_deleting()) {
-            if let Some(executor) = &mut st.executor {
-                executor.release();
-            }
-        }
-        if st.controller.is_deleting() && settled {
-            st.deleted = true;
-            if st.owns_log_dir {
-                let _ = std::fs::remove_dir_all(&st.log_dir);
-            }
-        }
-        st.version += 1;
-        let deleted = st.deleted;
-        drop(st);
-        shared.changed.notify_all();
-        if deleted {
-            break;
-        }
+        step(&shared, std::mem::take(&mut inbox));
     }
     shared.lock().sender = None;
 }
 
+/// Folds messages into the controller and, unless syncs are being batched, syncs and carries
+/// out the plan. Runs on whichever task has news: the actor, a pod's exit watcher or a
+/// worker's reader.
+///
+/// Syncs cost time in proportion to the Job's live pods. Like upstream's batching of pod
+/// events (`SyncJobBatchPeriod`), but adaptive: after a sync that took T, events are only
+/// folded in for the next T, so syncing takes at most about half the time, and small Jobs
+/// see no delay at all.
+fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
+    let origin = shared.origin;
+    let mut st = shared.lock();
+    if st.deleted {
+        return;
+    }
+    let now = Instant::now().duration_since(origin);
+    let mut plans: Vec<Plan> = Vec::new();
+    for msg in msgs {
+        match msg {
+            Msg::Exited { pod, exit_code, at } => {
+                st.procs.remove(&pod);
+                let at = at.duration_since(origin);
+                st.controller.observe(Event::ContainerExited { pod, exit_code, at });
+            }
+            Msg::Suspend(suspend) => st.controller.observe(Event::SetSuspend(suspend)),
+            Msg::Evict(name) => {
+                if let Ok(plan) = st.controller.evict(&name, now) {
+                    plans.push(plan);
+                }
+            }
+            Msg::Wake => {}
+            Msg::Delete => plans.push(st.controller.delete(now)),
+            Msg::KillAll => {
+                for handle in st.procs.values() {
+                    handle.signal_group(libc::SIGKILL);
+                }
+                if let Some(executor) = &st.executor {
+                    executor.kill_all();
+                }
+            }
+            Msg::Worker(event) => on_worker_event(&mut st, event, origin),
+        }
+        st.needs_sync = true;
+    }
+    for plan in &plans {
+        execute(&mut st, plan, now, shared);
+    }
+    let due = st.wake_at.is_some_and(|w| Instant::now() >= w);
+    if (st.needs_sync || due) && Instant::now() >= st.next_sync {
+        // A pod that could not start is an event too: sync until nothing new happens.
+        // A few rounds at most: with no backoff delay, pods that fail to start could
+        // otherwise be replaced forever within one step while it holds the lock.
+        let mut plan;
+        let mut sync_time = Duration::ZERO;
+        let mut rounds = 0;
+        st.needs_sync = false;
+        loop {
+            let started = Instant::now();
+            plan = st.controller.sync(now);
+            sync_time += started.elapsed();
+            rounds += 1;
+            if !execute(&mut st, &plan, now, shared) {
+                break;
+            }
+            if rounds == 8 {
+                st.needs_sync = true;
+                break;
+            }
+        }
+        st.next_sync = Instant::now() + sync_time;
+        // A wake beyond what an Instant can hold (a deadline of i64::MAX seconds) is never.
+        st.wake_at = plan.wake_at.and_then(|t| origin.checked_add(t.max(now)));
+    }
+    let settled = !st.controller.has_live_processes();
+    if settled && (st.controller.is_finished() || st.controller.is_deleting()) {
+        if let Some(executor) = &mut st.executor {
+            executor.release();
+        }
+    }
+    if st.controller.is_deleting() && settled {
+        st.deleted = true;
+        if st.owns_log_dir {
+            let _ = std::fs::remove_dir_all(&st.log_dir);
+        }
+    }
+    st.version += 1;
+    // Wake the actor when it sleeps toward a later time than now needed (or must exit).
+    let target = st.timer_target();
+    let kick = st.deleted || target.is_some_and(|t| st.actor_target.is_none_or(|a| t < a));
+    if kick {
+        st.actor_target = target;
+        if let Some(tx) = &st.sender {
+            let _ = tx.send(Msg::Wake);
+        }
+    }
+    drop(st);
+    shared.changed.notify_all();
+}
+
 /// Carries out a plan. Returns whether the controller has news to sync on: a container that
 /// could not start, or created pods (upstream's informer reports new pods the same way).
-fn execute(st: &mut State, plan: &Plan, now: Time, tx: &UnboundedSender<Msg>) -> bool {
+fn execute(st: &mut State, plan: &Plan, now: Time, shared: &Arc<Shared>) -> bool {
     let mut observed = false;
     for action in &plan.actions {
         match action {
@@ -444,11 +517,11 @@ fn execute(st: &mut State, plan: &Plan, now: Time, tx: &UnboundedSender<Msg>) ->
                 observed |= matches!(action, Action::CreatePod(_));
             }
             Action::CreatePod(pod) => {
-                start_container(st, *pod, now, tx);
+                start_container(st, *pod, now, shared);
                 observed = true;
             }
             Action::RestartContainer(pod) => {
-                observed |= start_container(st, *pod, now, tx);
+                observed |= start_container(st, *pod, now, shared);
             }
             Action::KillPod { pod, grace } => {
                 if let Some(handle) = st.procs.get(pod) {
@@ -517,7 +590,7 @@ fn on_worker_event(st: &mut State, event: WorkerEvent, origin: Instant) {
     }
 }
 
-fn start_container(st: &mut State, pod_id: PodId, now: Time, tx: &UnboundedSender<Msg>) -> bool {
+fn start_container(st: &mut State, pod_id: PodId, now: Time, shared: &Arc<Shared>) -> bool {
     let Some(pod) = st.controller.pod(pod_id) else {
         return false;
     };
@@ -535,10 +608,12 @@ fn start_container(st: &mut State, pod_id: PodId, now: Time, tx: &UnboundedSende
         Ok(spawned) => {
             st.procs.insert(pod_id, spawned.handle.clone());
             st.controller.observe(Event::ContainerStarted { pod: pod_id, at: now });
-            let tx = tx.clone();
-            tokio::spawn(async move {
+            let shared = Arc::downgrade(shared);
+            tokio_runtime().spawn(async move {
                 let exit_code = process::wait_for_exit(spawned).await;
-                let _ = tx.send(Msg::Exited { pod: pod_id, exit_code, at: Instant::now() });
+                if let Some(shared) = shared.upgrade() {
+                    step(&shared, vec![Msg::Exited { pod: pod_id, exit_code, at: Instant::now() }]);
+                }
             });
             false
         }

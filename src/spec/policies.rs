@@ -13,7 +13,7 @@ const MAX_SUCCEEDED_INDEXES_BYTES: usize = 64 * 1024;
 /// `sets.List` order (sorted), as Kubernetes prints them.
 pub const POD_FAILURE_POLICY_ACTIONS: &[&str] = &["Count", "FailIndex", "FailJob", "Ignore"];
 const ON_EXIT_CODES_OPERATORS: &[&str] = &["In", "NotIn"];
-const CONDITION_STATUSES: &[&str] = &["True", "False", "Unknown"];
+const CONDITION_STATUSES: &[&str] = &["False", "True", "Unknown"];
 
 const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or \
 '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or \
@@ -23,14 +23,6 @@ pub(super) fn validate_pod_failure_policy(spec: &JobSpec, errs: &mut FieldErrors
     let Some(policy) = &spec.pod_failure_policy else {
         return;
     };
-    let restart_policy = spec.template.spec.restart_policy.as_deref().unwrap_or("");
-    if restart_policy != "Never" {
-        errs.push(FieldError::invalid_str(
-            "spec.template.spec.restartPolicy",
-            restart_policy,
-            "only \"Never\" is supported when podFailurePolicy is specified",
-        ));
-    }
     let rules_path = "spec.podFailurePolicy.rules";
     if policy.rules.len() > MAX_POD_FAILURE_POLICY_RULES {
         errs.push(FieldError::too_many(rules_path, policy.rules.len(), MAX_POD_FAILURE_POLICY_RULES));
@@ -119,8 +111,7 @@ fn validate_on_exit_codes(req: &OnExitCodes, path: &str, container_names: &[&str
         return;
     }
     if req.values.len() > MAX_ON_EXIT_CODES_VALUES {
-        errs.push(FieldError::too_many(values_path, req.values.len(), MAX_ON_EXIT_CODES_VALUES));
-        return;
+        errs.push(FieldError::too_many(&values_path, req.values.len(), MAX_ON_EXIT_CODES_VALUES));
     }
     let mut ordered = true;
     let mut seen = std::collections::HashSet::new();
@@ -201,6 +192,7 @@ pub(super) fn validate_success_policy(spec: &JobSpec, errs: &mut FieldErrors) {
             go_success_policy(policy),
             "requires indexed completion mode",
         ));
+        return;
     }
     if policy.rules.is_empty() {
         errs.push(FieldError::required(

@@ -29,6 +29,7 @@ pub fn validate_job(job: &Job) -> Result<(), FieldErrors> {
     let mut errs = FieldErrors::default();
     validate_name(job, &mut errs);
     validate_spec(job, &mut errs);
+    validate_indexed_hostname(job, &mut errs);
     if errs.is_empty() {
         Ok(())
     } else {
@@ -48,7 +49,15 @@ fn validate_name(job: &Job, errs: &mut FieldErrors) {
     if !is_dns1123_subdomain(name) {
         errs.push(FieldError::invalid_str("metadata.name", name, DNS1123_SUBDOMAIN_MSG));
     }
-    // The controller names Indexed pods' hostnames `<name>-<index>`; the largest must be a label.
+}
+
+/// The controller names Indexed pods' hostnames `<name>-<index>`; the largest must be a label.
+/// `ValidateJob` checks this after the spec.
+fn validate_indexed_hostname(job: &Job, errs: &mut FieldErrors) {
+    let name = job.metadata.name.as_deref().unwrap_or("");
+    if name.is_empty() {
+        return;
+    }
     let spec = &job.spec;
     if spec.completion_mode.as_deref() == Some("Indexed") {
         if let Some(completions) = spec.completions.filter(|c| *c > 0) {
@@ -149,7 +158,13 @@ fn validate_spec(job: &Job, errs: &mut FieldErrors) {
         validate_container(container, &format!("spec.template.spec.containers[{i}]"), errs);
     }
     match pod.restart_policy.as_deref() {
-        Some("OnFailure") | Some("Never") => {}
+        Some("Never") => {}
+        Some("OnFailure") if spec.pod_failure_policy.is_some() => errs.push(FieldError::invalid_str(
+            "spec.template.spec.restartPolicy",
+            "OnFailure",
+            "only \"Never\" is supported when podFailurePolicy is specified",
+        )),
+        Some("OnFailure") => {}
         None | Some("") | Some("Always") => errs.push(FieldError::required(
             "spec.template.spec.restartPolicy",
             "valid values: \"OnFailure\", \"Never\"",

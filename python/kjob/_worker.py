@@ -93,7 +93,7 @@ class Worker:
         self._outbox = bytearray()
         self._jobs: dict[int, _Job] = {}
         self._tasks: collections.deque[tuple[int, int, int, int, str]] = collections.deque()
-        self._current_log_fd = -1
+        self._current_log: int | None = None
 
     # ---- protocol ---------------------------------------------------------------------------
 
@@ -154,6 +154,8 @@ class Worker:
             job = self._jobs.pop(key, None)
             if job is not None and job.log_fd >= 0:
                 os.close(job.log_fd)
+            if key == self._current_log:
+                self._current_log = None
 
     def _load_job(self, init: dict[str, Any], log_path: str) -> _Job:
         """Loads a Job's callable. ``init`` holds: name, fn (cloudpickle bytes of a dict with
@@ -177,17 +179,18 @@ class Worker:
 
     # ---- running pods -----------------------------------------------------------------------
 
-    def _use_log(self, fd: int) -> None:
-        if fd != self._current_log_fd:
+    def _use_log(self, key: int, fd: int) -> None:
+        # By Job key, not descriptor number: a forgotten Job's number may be reused.
+        if key != self._current_log:
             sys.stdout.flush()
             sys.stderr.flush()
             os.dup2(fd, 1)
             os.dup2(fd, 2)
-            self._current_log_fd = fd
+            self._current_log = key
 
     def _run(self, key: int, pod: int, index: int, attempt: int, name: str) -> None:
         job = self._jobs[key]
-        self._use_log(job.log_fd)
+        self._use_log(key, job.log_fd)
         self._send(b"S", _KEY_POD.pack(key, pod))
         # The start must reach the parent before user code runs: if the process dies now,
         # the parent knows which pod it was running.
@@ -208,13 +211,13 @@ class Worker:
                 kind = KIND_RESULT
             except Exception as exc:  # an unpicklable return value fails the pod
                 code = 1
-                traceback.print_exc()
+                _print_user_traceback(exc)
                 kind, payload = KIND_EXCEPTION, _exception_info(exc)
         except SystemExit as exc:
             code = _exit_code(exc.code)
         except BaseException as exc:
             code = 1
-            traceback.print_exc()
+            _print_user_traceback(exc)
             kind, payload = KIND_EXCEPTION, _exception_info(exc)
         finally:
             _context.reset(token)
@@ -235,6 +238,14 @@ class Worker:
                 return
             if self._tasks:
                 self._run(*self._tasks.popleft())
+
+
+def _print_user_traceback(exc: BaseException) -> None:
+    """The traceback as the user's code raised it, without the worker's own frame."""
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb)
 
 
 def _exit_code(code: object) -> int:

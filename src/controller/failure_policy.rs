@@ -32,6 +32,11 @@ pub enum Requirement {
     },
     /// `(type, status)` patterns.
     PodConditions(Vec<(String, String)>),
+    /// kjob's `onExceptions` for callable pods: class names, qualified or plain.
+    Exceptions {
+        not_in: bool,
+        values: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,13 +64,17 @@ impl PodFailurePolicy {
                     "Count" => Some(PfpAction::Count),
                     _ => None,
                 },
-                requirement: match &r.on_exit_codes {
-                    Some(codes) => Requirement::ExitCodes {
+                requirement: match (&r.on_exit_codes, &r.on_exceptions) {
+                    (_, Some(exc)) => Requirement::Exceptions {
+                        not_in: exc.operator == "NotIn",
+                        values: exc.values.clone(),
+                    },
+                    (Some(codes), None) => Requirement::ExitCodes {
                         container_name: codes.container_name.clone(),
                         not_in: codes.operator == "NotIn",
                         values: codes.values.clone(),
                     },
-                    None => Requirement::PodConditions(
+                    (None, None) => Requirement::PodConditions(
                         r.on_pod_conditions
                             .iter()
                             .flatten()
@@ -118,6 +127,21 @@ pub fn match_pod_failure_policy(
                 }
                 format!(
                     "Container {container_name} for pod {namespace}/{} failed with exit code {code} matching {} rule at index {index}",
+                    pod.name,
+                    action.as_str()
+                )
+            }
+            Requirement::Exceptions { not_in, values } => {
+                let Some(exception) = &pod.exception else { continue };
+                let matches = |v: &String| {
+                    exception.types.iter().any(|t| t == v || t.rsplit('.').next() == Some(v.as_str()))
+                };
+                if values.iter().any(matches) == *not_in {
+                    continue;
+                }
+                let type_name = exception.types.first().map_or("", String::as_str);
+                format!(
+                    "Pod {namespace}/{} failed with exception {type_name} matching {} rule at index {index}",
                     pod.name,
                     action.as_str()
                 )
@@ -260,6 +284,40 @@ mod tests {
         assert_eq!(
             run(fail, &pod).fail_job_message.as_deref(),
             Some("Pod default/mypod has condition DisruptionTarget matching FailJob rule at index 0")
+        );
+    }
+
+    #[test]
+    fn on_exceptions_matches_class_and_bases_by_qualified_or_plain_name() {
+        let mut pod = failed_pod(1);
+        pod.exception = Some(crate::controller::pod::PodException {
+            types: vec!["mypkg.errors.Retryable".into(), "ValueError".into(), "Exception".into()],
+            message: "boom".into(),
+        });
+        let rule = |not_in: bool, values: &[&str]| PfpRule {
+            action: Some(PfpAction::FailJob),
+            requirement: Requirement::Exceptions {
+                not_in,
+                values: values.iter().map(|v| v.to_string()).collect(),
+            },
+        };
+        for values in
+            [&["Retryable"][..], &["mypkg.errors.Retryable"], &["ValueError"], &["KeyError", "Exception"]]
+        {
+            let got = run(vec![rule(false, values)], &pod);
+            assert_eq!(
+                got.fail_job_message.as_deref(),
+                Some("Pod default/mypod failed with exception mypkg.errors.Retryable matching FailJob rule at index 0"),
+                "{values:?}"
+            );
+        }
+        assert_eq!(run(vec![rule(false, &["KeyError", "errors.Retryable"])], &pod), PfpMatch::NO_MATCH);
+        assert_eq!(run(vec![rule(true, &["ValueError"])], &pod), PfpMatch::NO_MATCH);
+        assert!(run(vec![rule(true, &["KeyError"])], &pod).fail_job_message.is_some());
+        assert_eq!(
+            run(vec![rule(false, &["ValueError"])], &failed_pod(1)),
+            PfpMatch::NO_MATCH,
+            "no exception"
         );
     }
 

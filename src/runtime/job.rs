@@ -250,7 +250,11 @@ impl Job {
                     None => log_path(&st.log_dir, &pod.name),
                 },
                 log_range: st.log_ranges.get(&pod.id).map(|(_, a, b)| (*a, *b)),
-                pid: st.procs.get(&pod.id).map(|h| h.pid),
+                pid: st
+                    .procs
+                    .get(&pod.id)
+                    .map(|h| h.pid)
+                    .or_else(|| st.executor.as_ref().and_then(|e| e.worker_pid(pod.id))),
                 labels: labels::pod_labels(spec, pod),
                 annotations: labels::pod_annotations(spec, pod),
             })

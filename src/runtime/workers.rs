@@ -423,6 +423,11 @@ impl CallableExecutor {
         self.queue.clear();
     }
 
+    /// The process running a pod, if a worker has started it.
+    pub fn worker_pid(&self, pod: PodId) -> Option<i32> {
+        self.workers.iter().find(|w| w.running == Some(pod)).map(|w| w.proc.handle.pid)
+    }
+
     /// Kills every worker of this Job now.
     pub fn kill_all(&self) {
         for w in &self.workers {

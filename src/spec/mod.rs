@@ -66,6 +66,17 @@ pub struct PodFailurePolicyRule {
     pub action: String,
     pub on_exit_codes: Option<OnExitCodes>,
     pub on_pod_conditions: Option<Vec<OnPodConditionsPattern>>,
+    /// kjob's extension for callable pods (not part of batch/v1).
+    pub on_exceptions: Option<OnExceptions>,
+}
+
+/// Matches the exception that failed a callable pod, by the qualified or plain name of its
+/// class or any base class.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OnExceptions {
+    pub operator: String,
+    pub values: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

@@ -65,6 +65,27 @@ fn validate_rule(
     if !patterns.is_empty() {
         validate_on_pod_conditions(patterns, &format!("{path}.onPodConditions"), errs);
     }
+    if let Some(on_exceptions) = &rule.on_exceptions {
+        let op_path = format!("{path}.onExceptions.operator");
+        match on_exceptions.operator.as_str() {
+            "" => errs.push(FieldError::required(op_path, "valid values: [\"In\" \"NotIn\"]")),
+            "In" | "NotIn" => {}
+            other => errs.push(FieldError::unsupported(op_path, other, ON_EXIT_CODES_OPERATORS)),
+        }
+        if on_exceptions.values.iter().all(|v| v.is_empty()) {
+            errs.push(FieldError::required(
+                format!("{path}.onExceptions.values"),
+                "at least one value is required",
+            ));
+        }
+        if rule.on_exit_codes.is_some() || !patterns.is_empty() {
+            errs.push(FieldError::invalid_omit_value(
+                path,
+                "specifying onExceptions together with OnExitCodes or OnPodConditions is not supported",
+            ));
+        }
+        return;
+    }
     if rule.on_exit_codes.is_some() && !patterns.is_empty() {
         errs.push(FieldError::invalid_omit_value(
             path,

@@ -9,7 +9,7 @@ use super::backoff::{self, BackoffRecord};
 use super::defaults::{EffectiveSpec, PodReplacementPolicy, RestartPolicy};
 use super::events::{EventLog, EventType};
 use super::failure_policy::{match_pod_failure_policy, PfpAction, PfpMatch};
-use super::indexed::first_pending_indexes;
+use super::indexed::{first_pending_indexes, IndexBits};
 use super::names::{generate_name, generate_name_with_index, SuffixGenerator};
 use super::pod::{Pod, PodCondition, PodException, PodId, PodPhase};
 use super::success_policy::{match_success_policy, REASON_SUCCESS_POLICY};
@@ -678,7 +678,12 @@ impl Controller {
             Some(c) => c.saturating_sub(succeeded).min(self.spec.parallelism),
         };
         let rm_at_least = active.saturating_sub(want_active) as usize;
-        let mut to_delete = self.pods_for_removal(active_ids, rm_at_least);
+        let irregular = self.spec.is_indexed() && self.has_irregular_indexes(&active_ids);
+        let mut to_delete = if rm_at_least > 0 || irregular {
+            self.pods_for_removal(active_ids, rm_at_least)
+        } else {
+            vec![]
+        };
         to_delete.truncate(MAX_POD_CREATE_DELETE_PER_SYNC);
         if !to_delete.is_empty() {
             // Deletions take precedence: nothing is created in the same sync.
@@ -751,14 +756,29 @@ impl Controller {
     }
 
     /// Indexes held by a pod: active pods, and terminating ones when they are not replaced early.
-    fn busy_indexes(&self) -> HashSet<u32> {
+    fn busy_indexes(&self) -> IndexBits {
         let include_terminating = self.spec.pod_replacement_policy == PodReplacementPolicy::Failed;
-        self.unsettled
-            .iter()
-            .map(|id| &self.pods[id.0 as usize])
-            .filter(|p| p.is_active() || (include_terminating && p.is_terminating()))
-            .filter_map(|p| p.index)
-            .collect()
+        let mut busy = IndexBits::with_bound(self.spec.completions.unwrap_or(0));
+        for id in &self.unsettled {
+            let p = &self.pods[id.0 as usize];
+            if p.is_active() || (include_terminating && p.is_terminating()) {
+                if let Some(ix) = p.index {
+                    busy.insert(ix);
+                }
+            }
+        }
+        busy
+    }
+
+    /// Whether any active pod of an Indexed Job has no valid index or shares its index: only
+    /// then is the (costlier) duplicate removal needed.
+    fn has_irregular_indexes(&self, active: &[PodId]) -> bool {
+        let completions = self.spec.completions.unwrap_or(0);
+        let mut seen = IndexBits::with_bound(completions);
+        active.iter().any(|id| match self.pods[id.0 as usize].index {
+            Some(ix) if ix < completions => !seen.insert(ix),
+            _ => true,
+        })
     }
 
     /// `activePodsForRemoval`: for Indexed Jobs, out-of-range and duplicate-index pods first;

@@ -7,7 +7,7 @@
 
 use super::process::{self, ProcessHandle, SpawnRequest};
 use super::tokio_runtime;
-use super::workers::{CallableConfig, CallableExecutor, Outcome, Payload, WorkerEvent};
+use super::workers::{CallableConfig, CallableExecutor, Outcome, Payload, Sink, WorkerEvent};
 use crate::controller::container_env::{container_argv, container_env};
 use crate::controller::{
     labels, Action, Controller, EffectiveSpec, Event, JobEvent, Plan, Pod, PodException, PodId, PodPhase,
@@ -205,9 +205,9 @@ impl Job {
         st.sender = Some(tx.clone());
         if let Some(config) = st.callable.clone() {
             let weak = Arc::downgrade(&self.shared);
-            let route = Arc::new(move |event: WorkerEvent| {
+            let route: Sink = Arc::new(move |events: Vec<WorkerEvent>| {
                 if let Some(shared) = weak.upgrade() {
-                    step(&shared, vec![Msg::Worker(event)]);
+                    step(&shared, events.into_iter().map(Msg::Worker).collect());
                 }
             });
             let name = st.controller.spec().name.clone();

@@ -17,8 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio::io::AsyncReadExt;
 
 /// Pods sent to one worker ahead of time (including the one it runs).
 const PREFETCH: usize = 16;
@@ -54,13 +53,43 @@ pub enum WorkerEvent {
     Exited { worker: u64, exit_code: i32, at: Instant },
 }
 
-type Route = Arc<Mutex<Option<Arc<dyn Fn(WorkerEvent) + Send + Sync>>>>;
+/// Where a worker's reports go: the owning Job's step function, which takes a batch.
+pub type Sink = Arc<dyn Fn(Vec<WorkerEvent>) + Send + Sync>;
+type Route = Arc<Mutex<Option<Sink>>>;
+
+/// Frames to a worker's stdin. Writes go straight to the pipe when nothing is queued ahead of
+/// them (the common case: task frames are small), and through a writer task otherwise.
+struct WorkerWriter {
+    pipe: Arc<tokio::net::unix::pipe::Sender>,
+    /// Frames waiting for the writer task, and whether it is writing one now.
+    backlog: Arc<Mutex<(VecDeque<Vec<u8>>, bool)>>,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl WorkerWriter {
+    fn send(&self, bytes: Vec<u8>) {
+        let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+        if backlog.0.is_empty() && !backlog.1 {
+            match self.pipe.try_write(&bytes) {
+                Ok(n) if n == bytes.len() => return,
+                Ok(n) => backlog.0.push_back(bytes[n..].to_vec()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => backlog.0.push_back(bytes),
+                // The worker is gone; its exit is reported on its own.
+                Err(_) => return,
+            }
+        } else {
+            backlog.0.push_back(bytes);
+        }
+        drop(backlog);
+        self.notify.notify_one();
+    }
+}
 
 /// One worker process and the channels to it.
 struct WorkerProc {
     id: u64,
     handle: ProcessHandle,
-    frames: UnboundedSender<Vec<u8>>,
+    frames: WorkerWriter,
     /// Where its events go: the Job using it, or nowhere while idle.
     route: Route,
     /// Job keys whose callable this worker has loaded.
@@ -92,15 +121,36 @@ fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
     let id = NEXT_WORKER.fetch_add(1, Ordering::Relaxed);
     let handle = spawned.handle.clone();
     let route: Route = Arc::new(Mutex::new(None));
-    let (tx, mut rx) = unbounded_channel::<Vec<u8>>();
     let rt = tokio_runtime();
     let _guard = rt.enter();
-    let mut writer = tokio::net::unix::pipe::Sender::from_owned_fd(stdin.into())?;
+    let pipe = Arc::new(tokio::net::unix::pipe::Sender::from_owned_fd(stdin.into())?);
     let mut reader = tokio::net::unix::pipe::Receiver::from_owned_fd(stdout.into())?;
+    let writer = WorkerWriter {
+        pipe: Arc::clone(&pipe),
+        backlog: Arc::new(Mutex::new((VecDeque::new(), false))),
+        notify: Arc::new(tokio::sync::Notify::new()),
+    };
+    let (backlog, notify) = (Arc::clone(&writer.backlog), Arc::clone(&writer.notify));
     rt.spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                break;
+        loop {
+            notify.notified().await;
+            loop {
+                let chunk = {
+                    let mut b = backlog.lock().unwrap_or_else(|e| e.into_inner());
+                    match b.0.pop_front() {
+                        Some(chunk) => {
+                            b.1 = true;
+                            chunk
+                        }
+                        None => {
+                            b.1 = false;
+                            break;
+                        }
+                    }
+                };
+                if write_all(&pipe, &chunk).await.is_err() {
+                    return;
+                }
             }
         }
     });
@@ -115,6 +165,7 @@ fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
             };
             buf.extend_from_slice(&chunk[..n]);
             let at = Instant::now();
+            let mut events = Vec::new();
             let mut pos = 0;
             while buf.len() - pos >= 4 {
                 let size = u32::from_le_bytes(buf[pos..pos + 4].try_into().unwrap_or([0; 4])) as usize;
@@ -123,27 +174,40 @@ fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
                 }
                 let event = decode(id, buf[pos + 4], &buf[pos + 5..pos + 4 + size], at);
                 pos += 4 + size;
-                if let Some(event) = event {
-                    deliver(&read_route, event);
-                }
+                events.extend(event);
             }
             buf.drain(..pos);
+            if !events.is_empty() {
+                deliver(&read_route, events);
+            }
         }
     });
     let exit_route = Arc::clone(&route);
     rt.spawn(async move {
         let exit_code = process::wait_for_exit(spawned).await;
-        deliver(&exit_route, WorkerEvent::Exited { worker: id, exit_code, at: Instant::now() });
+        deliver(&exit_route, vec![WorkerEvent::Exited { worker: id, exit_code, at: Instant::now() }]);
         // An idle worker that died is simply dropped from the pool.
         IDLE.lock().unwrap_or_else(|e| e.into_inner()).retain(|w| w.id != id);
     });
-    Ok(WorkerProc { id, handle, frames: tx, route, loaded: Vec::new() })
+    Ok(WorkerProc { id, handle, frames: writer, route, loaded: Vec::new() })
 }
 
-fn deliver(route: &Route, event: WorkerEvent) {
+async fn write_all(pipe: &tokio::net::unix::pipe::Sender, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        pipe.writable().await?;
+        match pipe.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn deliver(route: &Route, events: Vec<WorkerEvent>) {
     let target = route.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if let Some(send) = target {
-        send(event);
+        send(events);
     }
 }
 
@@ -216,17 +280,12 @@ pub struct CallableExecutor {
     job_name: String,
     queue: VecDeque<PodId>,
     workers: Vec<Assigned>,
-    route: Arc<dyn Fn(WorkerEvent) + Send + Sync>,
+    route: Sink,
     next_log: u32,
 }
 
 impl CallableExecutor {
-    pub fn new(
-        config: CallableConfig,
-        log_dir: &Path,
-        job_name: &str,
-        route: Arc<dyn Fn(WorkerEvent) + Send + Sync>,
-    ) -> Self {
+    pub fn new(config: CallableConfig, log_dir: &Path, job_name: &str, route: Sink) -> Self {
         Self {
             config,
             key: NEXT_JOB_KEY.fetch_add(1, Ordering::Relaxed),

@@ -74,6 +74,15 @@ impl IndexSet {
         true
     }
 
+    /// The first index at or after `from` that is not in the set.
+    pub fn next_absent(&self, from: u32) -> u32 {
+        let pos = self.intervals.partition_point(|iv| iv.last < from);
+        match self.intervals.get(pos) {
+            Some(iv) if iv.first <= from => iv.last.saturating_add(1),
+            _ => from,
+        }
+    }
+
     /// How many indexes the two sets share (an interval sweep).
     pub fn count_common(&self, other: &IndexSet) -> u64 {
         let (a, b) = (&self.intervals, &other.intervals);

@@ -345,7 +345,7 @@ impl CallableExecutor {
             body.extend_from_slice(&pod.attempt.to_le_bytes());
             body.extend_from_slice(pod.name.as_bytes());
             let w = &mut self.workers[idx];
-            let _ = w.proc.frames.send(frame(b'T', &body));
+            w.proc.frames.send(frame(b'T', &body));
             w.inflight.push_back(pod_id);
         }
         unrunnable
@@ -367,7 +367,7 @@ impl CallableExecutor {
         body.extend_from_slice(&(path.len() as u32).to_le_bytes());
         body.extend_from_slice(path.as_bytes());
         body.extend_from_slice(&self.config.init);
-        let _ = proc.frames.send(frame(b'J', &body));
+        proc.frames.send(frame(b'J', &body));
         proc.loaded.push(self.key);
         self.workers.push(Assigned {
             proc,
@@ -396,7 +396,7 @@ impl CallableExecutor {
                 let mut body = Vec::with_capacity(12);
                 body.extend_from_slice(&self.key.to_le_bytes());
                 body.extend_from_slice(&pod.0.to_le_bytes());
-                let _ = w.proc.frames.send(frame(b'C', &body));
+                w.proc.frames.send(frame(b'C', &body));
                 return None;
             }
         }
@@ -470,7 +470,7 @@ impl CallableExecutor {
                 continue;
             }
             *w.proc.route.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            let _ = w.proc.frames.send(frame(b'F', &self.key.to_le_bytes()));
+            w.proc.frames.send(frame(b'F', &self.key.to_le_bytes()));
             w.proc.loaded.retain(|k| *k != self.key);
             let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() < MAX_IDLE_WORKERS {

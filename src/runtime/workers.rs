@@ -155,6 +155,7 @@ fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
         }
     });
     let read_route = Arc::clone(&route);
+    let (exit_tx, exit_rx) = tokio::sync::oneshot::channel::<i32>();
     rt.spawn(async move {
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
         let mut chunk = vec![0u8; 1 << 16];
@@ -181,13 +182,16 @@ fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
                 deliver(&read_route, events);
             }
         }
+        // The exit is reported by the reader, after the last frame it read: a pod the worker
+        // finished just before dying keeps its result.
+        let exit_code = exit_rx.await.unwrap_or(128 + libc::SIGKILL);
+        deliver(&read_route, vec![WorkerEvent::Exited { worker: id, exit_code, at: Instant::now() }]);
     });
-    let exit_route = Arc::clone(&route);
     rt.spawn(async move {
         let exit_code = process::wait_for_exit(spawned).await;
-        deliver(&exit_route, vec![WorkerEvent::Exited { worker: id, exit_code, at: Instant::now() }]);
         // An idle worker that died is simply dropped from the pool.
         IDLE.lock().unwrap_or_else(|e| e.into_inner()).retain(|w| w.id != id);
+        let _ = exit_tx.send(exit_code);
     });
     Ok(WorkerProc { id, handle, frames: writer, route, loaded: Vec::new() })
 }
@@ -306,6 +310,8 @@ impl CallableExecutor {
     /// cannot run because no worker could be started.
     pub fn dispatch(&mut self, controller: &Controller) -> Vec<(PodId, String)> {
         let mut unrunnable = Vec::new();
+        // Task frames per worker, written once at the end: one write per worker per dispatch.
+        let mut batches: Vec<Vec<u8>> = vec![Vec::new(); self.workers.len()];
         while !self.queue.is_empty() {
             // An idle worker first; then a new one while the cap allows; then prefetch into the
             // least loaded one.
@@ -344,9 +350,16 @@ impl CallableExecutor {
             body.extend_from_slice(&pod.index.map_or(-1i64, i64::from).to_le_bytes());
             body.extend_from_slice(&pod.attempt.to_le_bytes());
             body.extend_from_slice(pod.name.as_bytes());
-            let w = &mut self.workers[idx];
-            w.proc.frames.send(frame(b'T', &body));
-            w.inflight.push_back(pod_id);
+            if batches.len() <= idx {
+                batches.resize(idx + 1, Vec::new());
+            }
+            batches[idx].extend_from_slice(&frame(b'T', &body));
+            self.workers[idx].inflight.push_back(pod_id);
+        }
+        for (w, batch) in self.workers.iter().zip(batches) {
+            if !batch.is_empty() {
+                w.proc.frames.send(batch);
+            }
         }
         unrunnable
     }

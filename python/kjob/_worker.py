@@ -45,14 +45,35 @@ _PATH = struct.Struct("<II")
 KIND_NONE, KIND_RESULT, KIND_EXCEPTION = 0, 1, 2
 
 
-@dataclass(frozen=True)
 class PodContext:
-    """What a callable pod knows about itself (see :func:`kjob.pod_context`)."""
+    """What a callable pod knows about itself (see :func:`kjob.pod_context`). A plain slotted
+    class: one is made per pod, and a frozen dataclass costs several times more."""
 
-    job_name: str
-    pod_name: str
-    index: int | None
-    attempt: int
+    __slots__ = ("attempt", "index", "job_name", "pod_name")
+
+    def __init__(self, job_name: str, pod_name: str, index: int | None, attempt: int) -> None:
+        self.job_name = job_name
+        self.pod_name = pod_name
+        self.index = index
+        self.attempt = attempt
+
+    def __repr__(self) -> str:
+        return (
+            f"PodContext(job_name={self.job_name!r}, pod_name={self.pod_name!r}, "
+            f"index={self.index!r}, attempt={self.attempt!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PodContext):
+            return NotImplemented
+        return (self.job_name, self.pod_name, self.index, self.attempt) == (
+            other.job_name,
+            other.pod_name,
+            other.index,
+            other.attempt,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 _context: contextvars.ContextVar[PodContext | None] = contextvars.ContextVar("kjob_pod", default=None)

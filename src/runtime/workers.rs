@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 
 /// Pods sent to one worker ahead of time (including the one it runs).
-const PREFETCH: usize = 16;
+const PREFETCH: usize = 64;
 /// Idle workers kept for later Jobs.
 const MAX_IDLE_WORKERS: usize = 64;
 

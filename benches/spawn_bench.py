@@ -262,8 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"nproc={machine['nproc']}  python={machine['python']}  {machine['platform']}")
     print(f"kjob {machine['kjob']}, {machine['xargs']}, pods={args.pods}, runs={args.runs}")
-    print(f"log root (kjob, {LOOP_LOGS}): {log_root} ({machine['log_root_fs']}); "
-          "a fresh folder per run, all deleted at the end")
+    print(
+        f"log root (kjob, {LOOP_LOGS}): {log_root} ({machine['log_root_fs']}); "
+        "a fresh folder per run, all deleted at the end"
+    )
 
     results: dict[int, dict[str, list[float]]] = {}
     try:

@@ -424,6 +424,7 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
     if st.deleted {
         return;
     }
+    let was_finished = st.controller.is_finished();
     let now = Instant::now().duration_since(origin);
     let mut plans: Vec<Plan> = Vec::new();
     for msg in msgs {
@@ -504,8 +505,13 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
             let _ = tx.send(Msg::Wake);
         }
     }
+    // Blocked waiters only wait for the end (finished or deleted): waking them for every pod
+    // would only make them fight this step for the lock.
+    let news = st.deleted || st.controller.is_finished() != was_finished;
     drop(st);
-    shared.changed.notify_all();
+    if news {
+        shared.changed.notify_all();
+    }
 }
 
 /// Carries out a plan. Returns whether the controller has news to sync on: a container that

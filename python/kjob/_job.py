@@ -7,8 +7,10 @@ import os
 import pickle
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -46,7 +48,7 @@ class _Callable:
     env: dict[str, str]
     max_workers: int
 
-    def init_payload(self, job_name: str, indexed: bool) -> bytes:
+    def init_payload(self, job_name: str, job_uid: str, indexed: bool) -> bytes:
         """What a worker needs to run this Job's pods (see ``_worker._load_job``)."""
         import cloudpickle  # type: ignore[import-untyped]
 
@@ -59,11 +61,13 @@ class _Callable:
             ) from e
         init = {
             "name": job_name,
+            "uid": job_uid,
             "fn": fn,
             "indexed": indexed,
             "sys_path": [p for p in sys.path if p],
             "cwd": os.getcwd(),
-            "env": self.env,
+            # Processes a pod starts carry the Job's marker, like a command pod's do.
+            "env": {**self.env, "KJOB_JOB_UID": job_uid},
         }
         return pickle.dumps(init, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -274,8 +278,10 @@ class Job:
 
         For a callable Job the target is pickled (with cloudpickle) first: a target that
         cannot be pickled raises ``TypeError`` here, before any pod runs."""
+        _shepherd.ensure()
         if self._callable is not None and not self._native.started:
-            init = self._callable.init_payload(self._name, self._spec["completion_mode"] == "Indexed")
+            indexed = self._spec["completion_mode"] == "Indexed"
+            init = self._callable.init_payload(self._name, self._uid, indexed)
             worker = [sys.executable, str(Path(__file__).with_name("_worker.py"))]
             self._native.set_callable(worker, init, self._callable.max_workers)
         self._native.start()
@@ -434,6 +440,41 @@ class Job:
         )
 
 
+class _Shepherd:
+    """Starts ``_shepherd.py`` once per interpreter: it kills this session's processes when
+    the interpreter dies, even by SIGKILL. Every pod and worker carries the session token."""
+
+    def __init__(self) -> None:
+        self.token = secrets.token_hex(16)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.lock = threading.Lock()
+
+    def ensure(self) -> None:
+        with self.lock:
+            if self.process is not None and self.process.poll() is None:
+                return
+            script = Path(__file__).with_name("_shepherd.py")
+            self.process = subprocess.Popen(
+                [sys.executable, "-S", str(script), self.token],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            _kjob.set_session_token(self.token)
+
+    def release(self) -> None:
+        """Interpreter exit: closing the pipe lets the shepherd sweep what is left."""
+        process = self.process
+        if process is not None and process.stdin is not None:
+            process.stdin.close()
+            # Reaped by the shepherd's exit; not waited for here.
+            process.returncode = 0
+
+
+_shepherd = _Shepherd()
+
 # At interpreter exit every pod of every Job is killed at once (SIGKILL): the grace period of
-# a normal delete would hold the interpreter up.
+# a normal delete would hold the interpreter up. Then the shepherd sweeps the rest.
+atexit.register(_shepherd.release)
 atexit.register(_kjob.kill_all_jobs)

@@ -183,8 +183,8 @@ class Worker:
                 self._log_end = None
 
     def _load_job(self, init: dict[str, Any], log_path: str) -> _Job:
-        """Loads a Job's callable. ``init`` holds: name, fn (cloudpickle bytes of a dict with
-        fn, args and kwargs), indexed, sys_path, cwd, env."""
+        """Loads a Job's callable. ``init`` holds: name, uid, fn (cloudpickle bytes of a dict
+        with fn, args and kwargs), indexed, sys_path, cwd, env."""
         for entry in reversed(init["sys_path"]):
             if entry not in sys.path:
                 sys.path.insert(0, entry)

@@ -292,6 +292,12 @@ fn pod_dict<'py>(py: Python<'py>, v: &PodView, wall: impl Fn(Time) -> f64) -> Py
     Ok(d)
 }
 
+/// Sets the token every later pod and worker process carries in `KJOB_SESSION`.
+#[pyfunction]
+fn set_session_token(token: &str) {
+    runtime::set_session_token(token);
+}
+
 /// SIGKILL every pod of every Job in this interpreter (registered with `atexit`).
 #[pyfunction]
 fn kill_all_jobs() {
@@ -303,6 +309,8 @@ fn kill_all_jobs() {
 mod _kjob {
     #[pymodule_export]
     use super::kill_all_jobs;
+    #[pymodule_export]
+    use super::set_session_token;
     #[pymodule_export]
     use super::KjobError;
     #[pymodule_export]

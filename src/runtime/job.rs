@@ -22,6 +22,20 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 /// The environment variable every pod process carries, naming its Job's UID. It lets tools
 /// (and kjob's own leak tests) find a Job's processes from `/proc`.
 pub const JOB_UID_ENV: &str = "KJOB_JOB_UID";
+/// Carried by every pod and worker process: the interpreter's session token, which the
+/// shepherd (`python/kjob/_shepherd.py`) looks for when the interpreter dies.
+pub const SESSION_ENV: &str = "KJOB_SESSION";
+
+static SESSION: Mutex<Option<String>> = Mutex::new(None);
+
+/// Sets the token every later pod and worker carries in `KJOB_SESSION`.
+pub fn set_session_token(token: &str) {
+    *SESSION.lock().unwrap_or_else(|e| e.into_inner()) = Some(token.to_string());
+}
+
+pub(super) fn session_env() -> Option<(String, String)> {
+    SESSION.lock().unwrap_or_else(|e| e.into_inner()).clone().map(|t| (SESSION_ENV.to_string(), t))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -95,6 +109,8 @@ struct State {
     wake_at: Option<Instant>,
     /// The time the actor sleeps toward.
     actor_target: Option<Instant>,
+    /// Escaped descendants were swept after the Job ended.
+    swept: bool,
 }
 
 impl State {
@@ -148,6 +164,7 @@ impl Job {
                 next_sync: Instant::now(),
                 wake_at: None,
                 actor_target: None,
+                swept: false,
             }),
             changed: Condvar::new(),
             origin: Instant::now(),
@@ -488,6 +505,13 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
         if let Some(executor) = &mut st.executor {
             executor.release();
         }
+        if !st.swept {
+            // A container's processes end with it: whatever a pod left behind outside its
+            // process group (a daemon that called setsid) goes when the Job ends.
+            st.swept = true;
+            let marker = format!("{JOB_UID_ENV}={}", st.controller.spec().uid);
+            tokio_runtime().spawn_blocking(move || process::kill_marked(&marker));
+        }
     }
     if st.controller.is_deleting() && settled {
         st.deleted = true;
@@ -608,6 +632,7 @@ fn start_container(st: &mut State, pod_id: PodId, now: Time, shared: &Arc<Shared
     let mut env = container_env(&spec.container, pod.index);
     let argv = container_argv(&spec.container, &env);
     env.push((JOB_UID_ENV.to_string(), spec.uid.clone()));
+    env.extend(session_env());
     let request = SpawnRequest {
         argv,
         env,

@@ -5,7 +5,7 @@ mod job;
 pub mod process;
 mod workers;
 
-pub use job::{kill_all_jobs, Job, PodView, RuntimeError, JOB_UID_ENV};
+pub use job::{kill_all_jobs, set_session_token, Job, PodView, RuntimeError, JOB_UID_ENV, SESSION_ENV};
 pub use workers::{kill_idle_workers, CallableConfig};
 
 use std::sync::OnceLock;

@@ -83,6 +83,7 @@ pub fn spawn_piped(argv: &[String]) -> io::Result<(Spawned, ChildStdin, ChildStd
         argv.split_first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
     let mut cmd = Command::new(program);
     cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).process_group(0);
+    cmd.envs(super::job::session_env());
     let mut child = cmd.spawn()?;
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
@@ -110,6 +111,30 @@ fn follow(child: Child) -> io::Result<Spawned> {
         }
     };
     Ok(Spawned { handle: ProcessHandle { pid, reaped: Arc::new(Mutex::new(false)) }, pidfd })
+}
+
+/// SIGKILLs every process whose environment holds `marker` (`NAME=value`), skipping zombies
+/// and this process. Descendants that left their pod's process group (a `setsid` daemon) are
+/// found this way. Returns how many were signalled.
+pub fn kill_marked(marker: &str) -> usize {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+        if environ.split(|b| *b == 0).any(|var| var == marker.as_bytes()) {
+            // SAFETY: plain signal to a pid that carries this Job's marker.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            killed += 1;
+        }
+    }
+    killed
 }
 
 /// Appends a line to a pod's log, for failures that happen before the process could.

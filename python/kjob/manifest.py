@@ -46,10 +46,29 @@ def load_job_manifest(path_or_text: str | Path) -> dict[str, Any]:
     return dict(jobs[0])
 
 
+# No Kubernetes object comes close; deeper input is hostile and would exhaust the stack.
+MAX_DEPTH = 64
+
+
+def check_depth(value: Any, what: str = "manifest") -> None:
+    """Raises ValueError for structures nested deeper than MAX_DEPTH (checked without
+    recursion, so the check itself cannot overflow)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"{what} nested too deeply (more than {MAX_DEPTH} levels)")
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
+
+
 def normalize_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """Checks the document is a batch/v1 Job and returns a private deep copy."""
     if not isinstance(manifest, Mapping):
         raise TypeError(f"a manifest is a mapping, not {type(manifest).__name__}")
+    check_depth(manifest)
     api_version = manifest.get("apiVersion", "batch/v1")
     kind = manifest.get("kind", "Job")
     if api_version != "batch/v1":
@@ -142,6 +161,7 @@ def _check_policy(name: str, value: object) -> dict[str, Any] | None:
         return None
     if not isinstance(value, Mapping):
         raise TypeError(f"{name} must be a dict in the Kubernetes shape, not {type(value).__name__}")
+    check_depth(value, name)
     converted: dict[str, Any] = camel_keys(value)
     return converted
 

@@ -17,6 +17,8 @@ pub mod success_policy;
 #[cfg(test)]
 mod policy_tests;
 #[cfg(test)]
+mod random_tests;
+#[cfg(test)]
 mod test_support;
 
 pub use defaults::{

@@ -305,6 +305,21 @@ fn validate_container(container: &Container, path: &str, errs: &mut FieldErrors)
         if var.name.is_empty() {
             errs.push(FieldError::required(format!("{path}.env[{i}].name"), ""));
         }
+        no_nul(errs, &format!("{path}.env[{i}].name"), &var.name);
+        no_nul(errs, &format!("{path}.env[{i}].value"), var.value.as_deref().unwrap_or(""));
+    }
+    // A process's argv, environment and working directory are C strings.
+    for (field, values) in [("command", &container.command), ("args", &container.args)] {
+        for (i, v) in values.iter().enumerate() {
+            no_nul(errs, &format!("{path}.{field}[{i}]"), v);
+        }
+    }
+    no_nul(errs, &format!("{path}.workingDir"), container.working_dir.as_deref().unwrap_or(""));
+}
+
+fn no_nul(errs: &mut FieldErrors, path: &str, value: &str) {
+    if value.contains('\0') {
+        errs.push(FieldError::invalid_str(path, value, "must not contain NUL bytes"));
     }
 }
 

@@ -245,6 +245,41 @@ mod tests {
         assert_eq!(a.count_common(&IndexSet::new()), 0);
     }
 
+    /// A randomized property test: 20,000 strings built from the interval alphabet (and some
+    /// noise) never panic the parsers, and what they accept is well formed.
+    #[test]
+    fn random_interval_strings_parse_to_well_formed_sets() {
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet: &[&str] =
+            &["0", "1", "7", "42", "99", "4294967295", "99999999999", "-", ",", ",", "x", " ", "+3"];
+        for _ in 0..20_000 {
+            let len = (next() % 12) as usize;
+            let text: String =
+                (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let completions = (next() % 120) as u32 + 1;
+            let set = IndexSet::parse_lenient(&text, completions);
+            for w in set.intervals().windows(2) {
+                assert!(w[0].last.saturating_add(1) < w[1].first, "{text:?}: not disjoint/merged: {set:?}");
+            }
+            assert!(
+                set.intervals().iter().all(|iv| iv.first <= iv.last && iv.last < completions),
+                "{text:?}"
+            );
+            // What the strict parser accepts, the lenient one reads the same way.
+            if let Ok(total) = crate::spec::validate_indexes_format(&text, completions as i32) {
+                assert_eq!(total as u64, set.total(), "{text:?}");
+            }
+            // Formatting and reparsing is the identity.
+            assert_eq!(IndexSet::parse_lenient(&set.to_string(), completions), set, "{text:?}");
+        }
+    }
+
     #[test]
     fn truncate_drops_out_of_range_indexes() {
         let mut set = IndexSet::from_indexes([0, 1, 2, 5, 6, 7, 9]);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TypedDict
 
@@ -24,6 +25,15 @@ def pids_of_job(uid: str) -> list[int]:
         if marker in environ.split(b"\0") and state != "Z":
             found.append(int(entry.name))
     return found
+
+
+def no_pids_left(uid: str, timeout: float = 5.0) -> list[int]:
+    """The Job's processes still alive after up to `timeout` seconds. SIGKILL is asynchronous:
+    a killed process can take a moment to disappear from /proc."""
+    deadline = time.monotonic() + timeout
+    while (left := pids_of_job(uid)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return left
 
 
 class Backoff(TypedDict):

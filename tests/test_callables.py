@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import kjob
-from conftest import pids_of_job
+from conftest import no_pids_left
 
 
 def square(i: int) -> int:
@@ -230,4 +230,4 @@ def test_returned_objects_cross_by_pickle() -> None:
     job = kjob.Job(target=make, completions=3, parallelism=3, completion_mode="Indexed")
     job.run(timeout=60)
     assert job.results() == {i: make(i) for i in range(3)}
-    assert pids_of_job(job.uid) == []
+    assert no_pids_left(job.uid) == []

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import kjob
-from conftest import pids_of_job
+from conftest import no_pids_left
 
 
 def resources() -> tuple[int, int, int]:
@@ -107,4 +107,4 @@ def test_fifty_jobs_from_several_threads_end_consistent() -> None:
         assert not (st.is_complete and st.is_failed)
         assert st.failed >= 0 and st.succeeded >= 0
         job.delete(timeout=30)
-        assert pids_of_job(job.uid) == []
+        assert no_pids_left(job.uid) == []

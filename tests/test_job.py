@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import kjob
-from conftest import Backoff, pids_of_job
+from conftest import Backoff, no_pids_left, pids_of_job
 
 
 def test_completions_never_exceed_parallelism(tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_failure_kills_the_remaining_pods_and_counts_them(fast_backoff: Backoff)
     assert [c.type for c in status.conditions] == ["FailureTarget", "Failed"]
     killed = [p for p in job.pods() if p.index != 0]
     assert [p.exit_code for p in killed] == [143, 143]  # 128 + SIGTERM
-    assert pids_of_job(job.uid) == []
+    assert no_pids_left(job.uid) == []
 
 
 def test_on_failure_restarts_in_place_until_success(tmp_path: Path, fast_backoff: Backoff) -> None:
@@ -189,7 +189,7 @@ def test_delete_kills_the_pod_and_its_grandchildren() -> None:
         time.sleep(0.01)
     assert len(pids_of_job(job.uid)) == 3  # the shell and its two sleeps
     job.delete()
-    assert pids_of_job(job.uid) == []
+    assert no_pids_left(job.uid) == []
     assert job.is_deleted
     job.delete()  # idempotent
 
@@ -203,7 +203,7 @@ def test_zero_grace_period_kills_at_once() -> None:
     t0 = time.monotonic()
     job.delete()
     assert time.monotonic() - t0 < 5  # far below the 30 s default grace
-    assert pids_of_job(job.uid) == []
+    assert no_pids_left(job.uid) == []
     assert job.pods()[0].exit_code == 137
 
 
@@ -219,7 +219,7 @@ def test_ctrl_c_during_wait_raises_and_job_can_still_be_deleted() -> None:
         timer.cancel()
     assert job.status.active == 1
     job.delete()
-    assert pids_of_job(job.uid) == []
+    assert no_pids_left(job.uid) == []
 
 
 def test_wait_timeout_raises_timeout_error_and_job_keeps_running() -> None:
@@ -229,7 +229,7 @@ def test_wait_timeout_raises_timeout_error_and_job_keeps_running() -> None:
             job.wait(timeout=0.1)
         assert job.status.active == 1
     assert job.is_deleted
-    assert pids_of_job(job.uid) == []
+    assert no_pids_left(job.uid) == []
 
 
 def test_wait_before_start_is_an_error() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import kjob
-from conftest import Backoff, pids_of_job
+from conftest import Backoff, no_pids_left, pids_of_job
 
 # A pod that ignores SIGTERM (the disposition is inherited by `sleep`), so only SIGKILL ends it.
 # It prints "ready" once the trap is in place: a SIGTERM before that would still end it.
@@ -245,7 +245,7 @@ def test_suspend_and_resume() -> None:
     assert len(job.pods()) == 4
     assert [e.reason for e in job.events() if e.reason in ("Suspended", "Resumed")] == ["Suspended", "Resumed"]
     job.delete()
-    assert pids_of_job(job.uid) == []
+    assert no_pids_left(job.uid) == []
 
 
 def test_created_suspended_runs_nothing_until_resumed() -> None:
@@ -280,7 +280,7 @@ def test_pod_replacement_policy(policy: str, early_replacement: bool) -> None:
     assert job.pods()[0].exit_code == 137  # SIGKILL after the grace period
     assert job.status.failed == 1
     job.delete(timeout=10)
-    assert pids_of_job(job.uid) == []
+    assert no_pids_left(job.uid) == []
 
 
 def test_suspend_honours_the_grace_period() -> None:

@@ -21,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from test_chaos import KILL_PATHS, run_round  # noqa: E402
 
+# Rounds must not hang on a child that never ends: each is bounded by its own timeouts.
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(

@@ -56,6 +56,9 @@ def child_program(shape: str, path: str, delay: float) -> str:
         import os, signal, subprocess, sys, time
         import kjob
 
+        # A shell starting us in the background may have SIGINT ignored; Ctrl-C must work here.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
         def stuck(i):
             subprocess.Popen(["sleep", "300"])
             time.sleep(300)
@@ -73,7 +76,11 @@ def run_round(rng: random.Random, path: str) -> tuple[str, list[int]]:
                           text=True) as proc:
         assert proc.stdout is not None
         uid = proc.stdout.readline().strip()
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # a hung owner is a failure, reported below, not a hung test
+            raise
     deadline = time.monotonic() + 10
     while pids_of_job(uid) and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -10,6 +10,14 @@ from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 KJOB = [sys.executable, "-m", "kjob.cli"]
+# As from a terminal: SIGINT at its default even when this runner was started in the background
+# (shells start background jobs with SIGINT ignored, and Python keeps it so).
+KJOB_INTERACTIVE = [
+    sys.executable,
+    "-c",
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from kjob.cli import main; sys.exit(main(sys.argv[1:]))",
+]
 
 
 def write_job(tmp_path: Path, command: str, extra: str = "") -> Path:
@@ -52,7 +60,7 @@ def test_invalid_manifest_exits_2_with_the_field_error(tmp_path: Path) -> None:
 def test_ctrl_c_deletes_the_job_and_exits_130(tmp_path: Path) -> None:
     marker = tmp_path / "started"
     path = write_job(tmp_path, f"touch {marker}; sleep 300")
-    proc = subprocess.Popen([*KJOB, "run", "-f", str(path)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*KJOB_INTERACTIVE, "run", "-f", str(path)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30

@@ -210,6 +210,8 @@ def test_zero_grace_period_kills_at_once() -> None:
 def test_ctrl_c_during_wait_raises_and_job_can_still_be_deleted() -> None:
     job = kjob.Job(name="interrupted", command="sleep 300", termination_grace_period_seconds=1)
     job.start()
+    # Started in the background, the test runner may have inherited SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -217,6 +219,7 @@ def test_ctrl_c_during_wait_raises_and_job_can_still_be_deleted() -> None:
             job.wait()
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert job.status.active == 1
     job.delete()
     assert no_pids_left(job.uid) == []

@@ -15,6 +15,16 @@ import kjob
 from conftest import no_pids_left
 
 
+def open_files() -> dict[str, str]:
+    out = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass
+    return out
+
+
 def resources() -> tuple[int, int, int]:
     fds = len(os.listdir("/proc/self/fd"))
     threads = len(os.listdir("/proc/self/task"))
@@ -39,12 +49,18 @@ def run_batch(pods: int) -> None:
 
 def test_many_pods_leak_no_descriptors_threads_or_memory() -> None:
     run_batch(200)  # warm-up: runtime threads, idle workers, caches
-    before = resources()
+    before, files_before = resources(), open_files()
     for _ in range(3):
         run_batch(1000)
-    after = resources()
+    # The sweep for escaped descendants runs on a background thread after each Job and holds
+    # /proc files open for a moment: let it finish before counting.
+    deadline = time.monotonic() + 5
+    while (after := resources())[0] > before[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    files_after = open_files()
     # Idle workers hold two pipe ends each and may be fewer now: no more, is the point.
-    assert after[0] <= before[0], f"file descriptors: {before[0]} -> {after[0]}"
+    new = {fd: target for fd, target in files_after.items() if files_before.get(fd) != target}
+    assert after[0] <= before[0], f"file descriptors: {before[0]} -> {after[0]}; new: {new}"
     assert after[1] == before[1], f"threads: {before[1]} -> {after[1]}"
     # Finished pods are small and deleted Jobs are freed: a generous bound for 6,000 pods.
     assert after[2] - before[2] < 30_000, f"RSS grew {after[2] - before[2]} KiB"

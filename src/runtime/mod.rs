@@ -3,6 +3,7 @@
 
 mod job;
 pub mod process;
+mod spawn_raw;
 mod workers;
 
 pub use job::{kill_all_jobs, set_session_token, Job, PodView, RuntimeError, JOB_UID_ENV, SESSION_ENV};

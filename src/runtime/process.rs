@@ -2,8 +2,9 @@
 //! file, wait through a pidfd, signal the whole group, and report exit status as a container
 //! runtime does (`128 + signal` when a signal ended it).
 //!
-//! Spawning uses `std::process::Command` with `process_group(0)` and no `pre_exec`, so std
-//! takes the `posix_spawn` (vfork-like) path: the cost does not grow with the parent's memory.
+//! Pods are spawned by `spawn_raw` (a vfork-style clone: the cost does not grow with the
+//! parent's memory); workers by std's `Command` with `process_group(0)` and no `pre_exec`,
+//! which takes the same posix_spawn path.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -59,21 +60,27 @@ pub fn open_log(path: &Path) -> io::Result<File> {
 
 /// Starts the process. Its stdin is `/dev/null`; stdout and stderr are the log file itself.
 pub fn spawn(req: &SpawnRequest) -> io::Result<Spawned> {
-    let (program, args) =
-        req.argv.split_first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
     let log = open_log(&req.log_path)?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .envs(req.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log))
-        .process_group(0);
-    if let Some(dir) = &req.working_dir {
-        cmd.current_dir(dir);
+    let (pid, pidfd) = super::spawn_raw::spawn(
+        &req.argv,
+        &req.env,
+        req.working_dir.as_deref(),
+        dev_null_fd()?,
+        std::os::fd::AsRawFd::as_raw_fd(&log),
+    )?;
+    // The child has its own copies of the log descriptor now.
+    drop(log);
+    Ok(Spawned { handle: ProcessHandle { pid, reaped: Arc::new(Mutex::new(false)) }, pidfd })
+}
+
+/// `/dev/null`, opened once for every pod's stdin.
+fn dev_null_fd() -> io::Result<RawFd> {
+    static DEV_NULL: std::sync::OnceLock<File> = std::sync::OnceLock::new();
+    if let Some(f) = DEV_NULL.get() {
+        return Ok(std::os::fd::AsRawFd::as_raw_fd(f));
     }
-    let child = cmd.spawn()?;
-    follow(child)
+    let f = File::open("/dev/null")?;
+    Ok(std::os::fd::AsRawFd::as_raw_fd(DEV_NULL.get_or_init(|| f)))
 }
 
 /// Starts a Python worker: its stdin and stdout are pipes to us (the protocol), stderr is

@@ -15,7 +15,7 @@ test:  ## Rust and Python tests
 lint:  ## formatting, clippy, ruff, mypy --strict
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	. .venv/bin/activate && ruff check python tests benches && mypy python/kjob tests
+	. .venv/bin/activate && ruff check python tests benches && mypy python/kjob tests && python -m mypy.stubtest kjob._kjob
 
 bench:  ## spawn throughput against xargs -P and a Python subprocess loop
 	. .venv/bin/activate && maturin develop --release && python benches/spawn_bench.py

@@ -345,7 +345,9 @@ class Job:
                 raise TypeError(f"{key} must be an int or None, not {type(value).__name__}")
             if value is not None and not -(2**31) <= value < 2**31:
                 # int32 in Kubernetes; negatives get the usual message from validation.
-                raise ValueError(f"spec.{key}: Invalid value: {value}: must be less than or equal to 2147483647")
+                raise ValueError(
+                    f"spec.{key}: Invalid value: {value}: must be less than or equal to 2147483647"
+                )
         self._native.scale(parallelism, completions)
         if parallelism is not None:
             self._spec["parallelism"] = parallelism

@@ -1,20 +1,25 @@
 """The native extension behind kjob. Use :class:`kjob.Job`, not this module."""
 
-from typing import Any
+from typing import Any, final
+
+from typing_extensions import Self
+
+__all__ = ["KjobError", "NativeJob", "kill_all_jobs", "set_session_token"]
 
 class KjobError(Exception):
     """Base class of kjob's own errors."""
 
+@final
 class NativeJob:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         manifest: dict[str, Any],
         uid: str,
         log_dir: str,
         backoff_initial_seconds: float,
         backoff_max_seconds: float,
         owns_log_dir: bool = False,
-    ) -> None: ...
+    ) -> Self: ...
     def start(self) -> None: ...
     def wait(self, timeout: float | None = None) -> bool: ...
     def delete(self, timeout: float | None = None) -> bool: ...

@@ -4,6 +4,7 @@ descendants, outside kills, huge output."""
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 import textwrap
@@ -40,10 +41,16 @@ def _run_and_kill_parent(body: str, sig: int) -> str:
     kills that interpreter with `sig` and returns the uid."""
     with subprocess.Popen([sys.executable, "-c", textwrap.dedent(body)], stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
-        uid = proc.stdout.readline().strip()
-        assert uid, "the child printed no Job uid"
-        proc.send_signal(sig)
-        proc.wait(timeout=30)
+        try:
+            # Never leave the child behind if it does not get as far as printing the uid.
+            ready, _, _ = select.select([proc.stdout], [], [], 60)
+            uid = proc.stdout.readline().strip() if ready else ""
+            assert uid, "the child printed no Job uid"
+            proc.send_signal(sig)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     return uid
 
 

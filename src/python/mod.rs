@@ -143,11 +143,6 @@ impl NativeJob {
         self.inner.is_deleted()
     }
 
-    #[getter]
-    fn version(&self) -> u64 {
-        self.inner.version()
-    }
-
     /// The defaulted spec, as the controller runs it.
     fn spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let spec = self.inner.spec();

@@ -1,9 +1,9 @@
 //! One running Job: an actor task that owns the controller's clock and turns its actions into
 //! processes, and a handle the bindings use to start, observe, wait for and delete it.
 //!
-//! The controller sits behind a mutex shared by the actor (the only writer) and readers (status
-//! snapshots, pod lists). Every change bumps a version and wakes waiters through a condvar, so
-//! blocking waits need no polling of the runtime.
+//! The controller sits behind a mutex shared by the tasks that step it (the actor, pod exit
+//! watchers, worker readers) and readers (status snapshots, pod lists). Waiters for the end of
+//! the Job are woken through a condvar when it finishes or is deleted.
 
 use super::process::{self, ProcessHandle, SpawnRequest};
 use super::tokio_runtime;
@@ -81,8 +81,6 @@ enum Msg {
     Wake,
     Worker(WorkerEvent),
     Delete,
-    /// SIGKILL every pod now (interpreter exit), then delete.
-    KillAll,
 }
 
 struct State {
@@ -100,7 +98,6 @@ struct State {
     results: Vec<(PodId, Vec<u8>)>,
     sender: Option<UnboundedSender<Msg>>,
     deleted: bool,
-    version: u64,
     /// Events were folded in since the last sync.
     needs_sync: bool,
     /// Syncs are batched until then (see [`step`]).
@@ -159,7 +156,6 @@ impl Job {
                 results: Vec::new(),
                 sender: None,
                 deleted: false,
-                version: 0,
                 needs_sync: true,
                 next_sync: Instant::now(),
                 wake_at: None,
@@ -318,7 +314,6 @@ impl Job {
         let mut st = self.shared.lock();
         if st.sender.is_none() {
             st.deleted = true;
-            st.version += 1;
             self.shared.changed.notify_all();
             return;
         }
@@ -336,7 +331,6 @@ impl Job {
             executor.kill_all();
         }
         drop(st);
-        self.send(Msg::KillAll);
         self.request_delete();
     }
 
@@ -364,11 +358,6 @@ impl Job {
             .wait_timeout_while(st, slice, |st| !done(st))
             .unwrap_or_else(|e| e.into_inner());
         done(&st)
-    }
-
-    /// Bumped on every change of status or pods.
-    pub fn version(&self) -> u64 {
-        self.shared.lock().version
     }
 }
 
@@ -459,14 +448,6 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
             }
             Msg::Wake => {}
             Msg::Delete => plans.push(st.controller.delete(now)),
-            Msg::KillAll => {
-                for handle in st.procs.values() {
-                    handle.signal_group(libc::SIGKILL);
-                }
-                if let Some(executor) = &st.executor {
-                    executor.kill_all();
-                }
-            }
             Msg::Worker(event) => on_worker_event(&mut st, event, origin),
         }
         st.needs_sync = true;
@@ -519,7 +500,6 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
             let _ = std::fs::remove_dir_all(&st.log_dir);
         }
     }
-    st.version += 1;
     // Wake the actor when it sleeps toward a later time than now needed (or must exit).
     let target = st.timer_target();
     let kick = st.deleted || target.is_some_and(|t| st.actor_target.is_none_or(|a| t < a));

@@ -52,8 +52,15 @@ pub struct ContainerSpec {
     pub name: String,
     pub command: Vec<String>,
     pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
+    pub env: Vec<(String, EnvValue)>,
     pub working_dir: Option<String>,
+}
+
+/// An env var's value: written out, or read from the pod (`valueFrom.fieldRef.fieldPath`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvValue {
+    Literal(String),
+    FieldRef(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +69,8 @@ pub struct EffectiveSpec {
     pub namespace: String,
     pub uid: String,
     pub labels: Vec<(String, String)>,
+    /// The pod template's annotations (pods get these plus the controller's own).
+    pub annotations: Vec<(String, String)>,
     pub parallelism: u32,
     /// `None` is a work-queue Job.
     pub completions: Option<u32>,
@@ -101,10 +110,17 @@ impl EffectiveSpec {
             .containers
             .first()
             .ok_or_else(|| FieldErrors(vec![FieldError::required("spec.template.spec.containers", "")]))?;
-        let mut env: Vec<(String, String)> = Vec::with_capacity(container.env.len());
-        for var in &container.env {
-            env.push((var.name.clone(), var.value.clone().unwrap_or_default()));
-        }
+        let env = container
+            .env
+            .iter()
+            .map(|var| {
+                let value = match var.value_from.as_ref().and_then(|f| f.field_ref.as_ref()) {
+                    Some(selector) => EnvValue::FieldRef(selector.field_path.clone()),
+                    None => EnvValue::Literal(var.value.clone().unwrap_or_default()),
+                };
+                (var.name.clone(), value)
+            })
+            .collect();
         let name = job.metadata.name.clone().unwrap_or_default();
         let mut labels: Vec<(String, String)> =
             s.template.metadata.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -118,6 +134,13 @@ impl EffectiveSpec {
             namespace: job.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
             uid: uid.to_string(),
             labels,
+            annotations: s
+                .template
+                .metadata
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             parallelism: to_u32(parallelism),
             completions: completions.map(to_u32),
             completion_mode: match s.completion_mode.as_deref() {

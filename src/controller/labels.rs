@@ -18,11 +18,11 @@ pub fn pod_labels(spec: &EffectiveSpec, pod: &Pod) -> Vec<(String, String)> {
 pub const JOB_INDEX_FAILURE_COUNT_KEY: &str = "batch.kubernetes.io/job-index-failure-count";
 pub const JOB_INDEX_IGNORED_FAILURE_COUNT_KEY: &str = "batch.kubernetes.io/job-index-ignored-failure-count";
 
-/// Indexed pods carry their completion index as an annotation too; with
+/// The template's annotations. Indexed pods carry their completion index as an annotation too; with
 /// `backoffLimitPerIndex`, their index's failure count always and the ignored count when
 /// non-zero (§4.4).
 pub fn pod_annotations(spec: &EffectiveSpec, pod: &Pod) -> Vec<(String, String)> {
-    let mut annotations = Vec::new();
+    let mut annotations = spec.annotations.clone();
     let Some(ix) = pod.index else { return annotations };
     annotations.push((JOB_COMPLETION_INDEX_KEY.to_string(), ix.to_string()));
     if spec.backoff_limit_per_index.is_some() {

@@ -15,6 +15,7 @@ pub fn spec(parallelism: u32, completions: Option<u32>, backoff_limit: u32, inde
         namespace: "default".into(),
         uid: "uid".into(),
         labels: vec![],
+        annotations: vec![],
         parallelism,
         completions,
         completion_mode: if indexed { CompletionMode::Indexed } else { CompletionMode::NonIndexed },

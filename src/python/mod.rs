@@ -133,6 +133,12 @@ impl NativeJob {
         Ok(list)
     }
 
+    /// A change feed: a file descriptor that becomes readable after each change of the Job.
+    fn subscribe(&self) -> PyResult<ChangeFeed> {
+        let change = self.inner.subscribe()?;
+        Ok(ChangeFeed { change: std::sync::Mutex::new(Some(change)) })
+    }
+
     #[getter]
     fn started(&self) -> bool {
         self.inner.is_started()
@@ -199,6 +205,44 @@ impl NativeJob {
             }
             py.check_signals()?;
         }
+    }
+}
+
+/// The watcher's end of [`runtime::ChangeFd`]: poll `fileno()` for readability, then
+/// `clear()` and re-read the Job. `close()` (or garbage collection) unsubscribes.
+#[pyclass(name = "ChangeFeed", module = "kjob._kjob", frozen)]
+pub struct ChangeFeed {
+    change: std::sync::Mutex<Option<std::sync::Arc<runtime::ChangeFd>>>,
+}
+
+impl ChangeFeed {
+    fn get(&self) -> PyResult<std::sync::Arc<runtime::ChangeFd>> {
+        self.change
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| pyo3::exceptions::PyValueError::new_err("I/O operation on a closed change feed"))
+    }
+}
+
+#[pymethods]
+impl ChangeFeed {
+    fn fileno(&self) -> PyResult<i32> {
+        Ok(self.get()?.raw_fd())
+    }
+
+    fn clear(&self) -> PyResult<()> {
+        self.get()?.clear();
+        Ok(())
+    }
+
+    fn close(&self) {
+        self.change.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.change.lock().unwrap_or_else(|e| e.into_inner()).is_none()
     }
 }
 
@@ -306,6 +350,8 @@ mod _kjob {
     use super::kill_all_jobs;
     #[pymodule_export]
     use super::set_session_token;
+    #[pymodule_export]
+    use super::ChangeFeed;
     #[pymodule_export]
     use super::KjobError;
     #[pymodule_export]

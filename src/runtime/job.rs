@@ -5,10 +5,11 @@
 //! watchers, worker readers) and readers (status snapshots, pod lists). Waiters for the end of
 //! the Job are woken through a condvar when it finishes or is deleted.
 
+use super::notify::{ChangeFd, Watchers};
 use super::process::{self, ProcessHandle, SpawnRequest};
 use super::tokio_runtime;
 use super::workers::{CallableConfig, CallableExecutor, Outcome, Payload, Sink, WorkerEvent};
-use crate::controller::container_env::{container_argv, container_env};
+use crate::controller::container_env::{container_argv, container_env, PodFields};
 use crate::controller::{
     labels, Action, Controller, EffectiveSpec, Event, JobEvent, Plan, Pod, PodException, PodId, PodPhase,
 };
@@ -124,6 +125,8 @@ impl State {
 struct Shared {
     state: Mutex<State>,
     changed: Condvar,
+    /// Watchers are woken after every step, not only at the end.
+    watchers: Watchers,
     origin: Instant,
     origin_wall: SystemTime,
 }
@@ -163,6 +166,7 @@ impl Job {
                 swept: false,
             }),
             changed: Condvar::new(),
+            watchers: Watchers::default(),
             origin: Instant::now(),
             origin_wall: SystemTime::now(),
         });
@@ -338,6 +342,13 @@ impl Job {
         if let Some(tx) = &self.shared.lock().sender {
             let _ = tx.send(msg);
         }
+    }
+
+    /// An eventfd that becomes readable after every change of the Job (see [`notify`]).
+    ///
+    /// [`notify`]: super::notify
+    pub fn subscribe(&self) -> std::io::Result<Arc<ChangeFd>> {
+        self.shared.watchers.subscribe()
     }
 
     /// Blocks up to `slice` for the Job to finish (or be deleted). Returns whether it has.
@@ -516,6 +527,7 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
     if news {
         shared.changed.notify_all();
     }
+    shared.watchers.notify();
 }
 
 /// Carries out a plan. Returns whether the controller has news to sync on: a container that
@@ -609,7 +621,19 @@ fn start_container(st: &mut State, pod_id: PodId, now: Time, shared: &Arc<Shared
         return false;
     };
     let spec = st.controller.spec();
-    let mut env = container_env(&spec.container, pod.index);
+    let labels = labels::pod_labels(spec, pod);
+    let annotations = labels::pod_annotations(spec, pod);
+    let uid = format!("{}-{}", spec.uid, pod.id.0);
+    let fields = PodFields {
+        name: &pod.name,
+        namespace: &spec.namespace,
+        uid: &uid,
+        labels: &labels,
+        annotations: &annotations,
+        node_name: node_name(),
+        host_ip: "127.0.0.1",
+    };
+    let mut env = container_env(&spec.container, pod.index, &fields);
     let argv = container_argv(&spec.container, &env);
     env.push((JOB_UID_ENV.to_string(), spec.uid.clone()));
     env.extend(session_env());
@@ -640,6 +664,22 @@ fn start_container(st: &mut State, pod_id: PodId, now: Time, shared: &Arc<Shared
             true
         }
     }
+}
+
+/// This machine's host name: the node every pod runs on (`spec.nodeName`).
+fn node_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: gethostname writes at most buf.len() bytes into buf.
+        let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        if r == 0 {
+            String::from_utf8_lossy(&buf[..len]).into_owned()
+        } else {
+            "localhost".into()
+        }
+    })
 }
 
 /// SIGTERM to the group, SIGKILL after the grace period (at once when it is zero).

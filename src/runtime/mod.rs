@@ -2,11 +2,13 @@
 //! pod processes' exit watchers and the kill timers.
 
 mod job;
+mod notify;
 pub mod process;
 mod spawn_raw;
 mod workers;
 
 pub use job::{kill_all_jobs, set_session_token, Job, PodView, RuntimeError, JOB_UID_ENV, SESSION_ENV};
+pub use notify::ChangeFd;
 pub use workers::{kill_idle_workers, CallableConfig};
 
 use std::sync::OnceLock;

@@ -3,6 +3,7 @@
 //! controller (`crate::controller::defaults`), validation to [`validate`].
 
 mod field_error;
+pub mod field_path;
 mod policies;
 mod validate;
 
@@ -141,4 +142,20 @@ pub struct Container {
 pub struct EnvVar {
     pub name: String,
     pub value: Option<String>,
+    pub value_from: Option<EnvVarSource>,
+}
+
+/// Only the downward API's `fieldRef` can be honoured locally (no Secrets, ConfigMaps or
+/// resource limits exist here); the Python layer drops the others with a warning.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvVarSource {
+    pub field_ref: Option<ObjectFieldSelector>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ObjectFieldSelector {
+    pub api_version: Option<String>,
+    pub field_path: String,
 }

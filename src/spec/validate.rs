@@ -2,8 +2,9 @@
 //! §0.4, §1.6). Every error is collected, in the order the API server reports them, so a user
 //! fixes a manifest in one round.
 
+use super::field_path::{check_env_field_path, FieldPathProblem, ENV_FIELD_PATHS};
 use super::policies::{validate_pod_failure_policy, validate_success_policy};
-use super::{Container, FieldError, FieldErrors, Job, JobSpec};
+use super::{Container, EnvVar, EnvVarSource, FieldError, FieldErrors, Job, JobSpec};
 
 /// Limits from validation.go.
 const MAX_PARALLELISM_FOR_INDEXED_JOB: i32 = 100_000;
@@ -307,6 +308,9 @@ fn validate_container(container: &Container, path: &str, errs: &mut FieldErrors)
         }
         no_nul(errs, &format!("{path}.env[{i}].name"), &var.name);
         no_nul(errs, &format!("{path}.env[{i}].value"), var.value.as_deref().unwrap_or(""));
+        if let Some(source) = &var.value_from {
+            validate_env_source(source, var, &format!("{path}.env[{i}].valueFrom"), errs);
+        }
     }
     // A process's argv, environment and working directory are C strings.
     for (field, values) in [("command", &container.command), ("args", &container.args)] {
@@ -315,6 +319,48 @@ fn validate_container(container: &Container, path: &str, errs: &mut FieldErrors)
         }
     }
     no_nul(errs, &format!("{path}.workingDir"), container.working_dir.as_deref().unwrap_or(""));
+}
+
+/// Upstream's `validateEnvVarValueFrom` and `validateObjectFieldSelector`, for the one source
+/// kjob has (`fieldRef`).
+fn validate_env_source(source: &EnvVarSource, var: &EnvVar, path: &str, errs: &mut FieldErrors) {
+    let Some(selector) = &source.field_ref else {
+        errs.push(FieldError::invalid_str(
+            path,
+            "",
+            "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
+        ));
+        return;
+    };
+    let path = format!("{path}.fieldRef");
+    match selector.api_version.as_deref() {
+        None | Some("v1") => {}
+        Some(other) => errs.push(FieldError::invalid_str(
+            format!("{path}.fieldPath"),
+            &selector.field_path,
+            format!("error converting fieldPath: unsupported pod version: {other}"),
+        )),
+    }
+    if selector.field_path.is_empty() {
+        errs.push(FieldError::required(format!("{path}.fieldPath"), ""));
+    } else {
+        match check_env_field_path(&selector.field_path) {
+            None => {}
+            Some(FieldPathProblem::Conversion(detail)) => {
+                errs.push(FieldError::invalid_str(format!("{path}.fieldPath"), &selector.field_path, detail))
+            }
+            Some(FieldPathProblem::NotSupported(base)) => {
+                errs.push(FieldError::unsupported(format!("{path}.fieldPath"), &base, ENV_FIELD_PATHS))
+            }
+        }
+    }
+    if var.value.as_deref().is_some_and(|v| !v.is_empty()) {
+        errs.push(FieldError::invalid_str(
+            path.trim_end_matches(".fieldRef"),
+            "",
+            "may not be specified when `value` is not empty",
+        ));
+    }
 }
 
 fn no_nul(errs: &mut FieldErrors, path: &str, value: &str) {
@@ -468,5 +514,43 @@ mod tests {
         assert_eq!(errs[3], "spec.template.spec.containers[0].env[0].name: Required value");
         j.metadata.name = None;
         assert_eq!(errors(&j)[0], "metadata.name: Required value: name or generateName is required");
+    }
+
+    /// `validateEnvVarValueFrom` / `validateObjectFieldSelector` (pkg/apis/core/validation).
+    #[test]
+    fn env_field_refs_are_validated_like_upstream() {
+        use crate::spec::{EnvVarSource, ObjectFieldSelector};
+        let var = |value: Option<&str>, source: Option<(&str, &str)>| EnvVar {
+            name: "X".into(),
+            value: value.map(Into::into),
+            value_from: Some(EnvVarSource {
+                field_ref: source.map(|(v, p)| ObjectFieldSelector {
+                    api_version: (!v.is_empty()).then(|| v.to_string()),
+                    field_path: p.into(),
+                }),
+            }),
+        };
+        let mut j = job();
+        let env = &mut j.spec.template.spec.containers[0].env;
+        env.push(var(None, Some(("v1", "metadata.annotations['batch.kubernetes.io/job-completion-index']"))));
+        env.push(var(None, Some(("", "metadata.name"))));
+        assert_eq!(errors(&j), Vec::<String>::new());
+        let env = &mut j.spec.template.spec.containers[0].env;
+        env.push(var(None, None));
+        env.push(var(Some("x"), Some(("", "metadata.uid"))));
+        env.push(var(None, Some(("", "metadata.labels"))));
+        env.push(var(None, Some(("", "spec.containers"))));
+        env.push(var(None, Some(("", ""))));
+        let p = "spec.template.spec.containers[0].env";
+        assert_eq!(
+            errors(&j),
+            vec![
+                format!("{p}[2].valueFrom: Invalid value: \"\": must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"),
+                format!("{p}[3].valueFrom: Invalid value: \"\": may not be specified when `value` is not empty"),
+                format!("{p}[4].valueFrom.fieldRef.fieldPath: Unsupported value: \"metadata.labels\": supported values: \"metadata.name\", \"metadata.namespace\", \"metadata.uid\", \"spec.nodeName\", \"spec.serviceAccountName\", \"status.hostIP\", \"status.hostIPs\", \"status.podIP\", \"status.podIPs\""),
+                format!("{p}[5].valueFrom.fieldRef.fieldPath: Invalid value: \"spec.containers\": error converting fieldPath: field label not supported: spec.containers"),
+                format!("{p}[6].valueFrom.fieldRef.fieldPath: Required value"),
+            ]
+        );
     }
 }

@@ -16,6 +16,10 @@ from hypothesis import strategies as st
 
 import kjob
 
+# Unknown fields are warned about (tested in test_manifest_io); the point here is that nothing
+# but ValueError/TypeError escapes.
+pytestmark = pytest.mark.filterwarnings("ignore::kjob.KjobWarning")
+
 EXAMPLES = int(os.environ.get("KJOB_HYPOTHESIS_EXAMPLES", "200"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 

@@ -12,6 +12,7 @@ from ._job import Job
 from ._kjob import KjobError
 from ._types import Condition, Event, JobStatus, Pod, PodCondition
 from ._worker import PodContext
+from .manifest import KjobWarning
 
 
 def pod_context() -> PodContext:
@@ -31,6 +32,7 @@ __all__ = [
     "Job",
     "JobStatus",
     "KjobError",
+    "KjobWarning",
     "Pod",
     "PodCondition",
     "PodContext",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import atexit
+import copy
+import datetime as _dt
 import os
 import pickle
 import secrets
@@ -13,21 +15,33 @@ import tempfile
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import yaml
+
 from . import _kjob
 from ._kjob import KjobError, NativeJob
+from . import _export
 from ._types import Event, JobStatus, Pod
-from .manifest import Command, EnvLike, check_seconds, manifest_from_kwargs
+from .manifest import (
+    _NAME_ALPHABET,
+    Command,
+    EnvLike,
+    check_seconds,
+    load_job_manifest,
+    load_job_manifests,
+    manifest_from_kwargs,
+    normalize_manifest,
+)
 
 __all__ = ["Job"]
 
-# Kubernetes' generateName alphabet (no vowels, no look-alikes).
-_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_DEFAULT_INITIAL = _export.DEFAULT_BACKOFF_INITIAL
+_DEFAULT_MAX = _export.DEFAULT_BACKOFF_MAX
 
 
 def _random_suffix() -> str:
@@ -70,6 +84,10 @@ class _Callable:
             "env": {**self.env, "KJOB_JOB_UID": job_uid},
         }
         return pickle.dumps(init, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _first_set(*values: float | None) -> float:
+    return next(v for v in values if v is not None)
 
 
 def _finalize(native: NativeJob, log_dir: str | None) -> None:
@@ -121,7 +139,10 @@ class Job:
         pod_replacement_policy: str | None = None,
         managed_by: str | None = None,
         namespace: str = "default",
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
         container_name: str | None = None,
+        image: str | None = None,
         target: Callable[..., Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         max_workers: int | None = None,
@@ -147,7 +168,10 @@ class Job:
         manifest = manifest_from_kwargs(
             name=name,
             namespace=namespace,
+            labels=labels,
+            annotations=annotations,
             container_name=container_name,
+            image=image,
             command=command,
             args=args,
             env=env,
@@ -184,35 +208,76 @@ class Job:
         cls,
         manifest: Mapping[str, Any],
         *,
+        strict: bool = False,
         log_dir: str | Path | None = None,
-        backoff_initial_seconds: float = 10.0,
-        backoff_max_seconds: float = 600.0,
+        backoff_initial_seconds: float | None = None,
+        backoff_max_seconds: float | None = None,
     ) -> Job:
-        """A Job from a ``batch/v1`` Job manifest (a dict, as ``yaml.safe_load`` gives)."""
-        from .manifest import normalize_manifest
+        """A Job from a ``batch/v1`` Job manifest (a dict, as ``yaml.safe_load`` gives).
 
-        job = cls.__new__(cls)
-        job._setup(normalize_manifest(manifest), log_dir, backoff_initial_seconds, backoff_max_seconds)
-        return job
+        Fields kjob cannot honour here (resources, volumes, a second container, ...) are
+        ignored with one :class:`kjob.KjobWarning` naming them; ``strict=True`` makes that a
+        ``ValueError``. The backoff delays default to the manifest's ``kjob.io/backoff-*``
+        annotations, else Kubernetes' 10 s and 600 s."""
+        return cls._from_normalized(
+            normalize_manifest(manifest, strict=strict), log_dir, backoff_initial_seconds, backoff_max_seconds
+        )
 
     @classmethod
     def from_yaml(
         cls,
         path_or_text: str | Path,
         *,
+        strict: bool = False,
         log_dir: str | Path | None = None,
-        backoff_initial_seconds: float = 10.0,
-        backoff_max_seconds: float = 600.0,
+        backoff_initial_seconds: float | None = None,
+        backoff_max_seconds: float | None = None,
     ) -> Job:
-        """A Job from a YAML file's path, or from YAML text, holding one ``kind: Job``."""
-        from .manifest import load_job_manifest
-
-        return cls.from_manifest(
-            load_job_manifest(path_or_text),
-            log_dir=log_dir,
-            backoff_initial_seconds=backoff_initial_seconds,
-            backoff_max_seconds=backoff_max_seconds,
+        """A Job from a YAML file's path, or from YAML text, holding one ``kind: Job``
+        document (other kinds are skipped; use :meth:`all_from_yaml` for several Jobs)."""
+        manifest, where = load_job_manifest(path_or_text)
+        return cls._from_normalized(
+            normalize_manifest(manifest, strict=strict, where=where),
+            log_dir,
+            backoff_initial_seconds,
+            backoff_max_seconds,
         )
+
+    @classmethod
+    def all_from_yaml(
+        cls,
+        path_or_text: str | Path,
+        *,
+        strict: bool = False,
+        log_dir: str | Path | None = None,
+        backoff_initial_seconds: float | None = None,
+        backoff_max_seconds: float | None = None,
+    ) -> list[Job]:
+        """Every ``kind: Job`` document of a YAML file or text, as Jobs (not started).
+        All are checked before any is made."""
+        manifests, where = load_job_manifests(path_or_text)
+        normalized = [normalize_manifest(m, strict=strict, where=where) for m in manifests]
+        return [
+            cls._from_normalized(m, log_dir, backoff_initial_seconds, backoff_max_seconds) for m in normalized
+        ]
+
+    @classmethod
+    def _from_normalized(
+        cls,
+        manifest: dict[str, Any],
+        log_dir: str | Path | None,
+        backoff_initial_seconds: float | None,
+        backoff_max_seconds: float | None,
+    ) -> Job:
+        annotated_initial, annotated_max = _export.backoff_from_annotations(manifest)
+        job = cls.__new__(cls)
+        job._setup(
+            manifest,
+            log_dir,
+            _first_set(backoff_initial_seconds, annotated_initial, _DEFAULT_INITIAL),
+            _first_set(backoff_max_seconds, annotated_max, _DEFAULT_MAX),
+        )
+        return job
 
     def _setup(
         self,
@@ -224,6 +289,10 @@ class Job:
         initial = check_seconds("backoff_initial_seconds", backoff_initial_seconds)
         maximum = check_seconds("backoff_max_seconds", backoff_max_seconds)
         self._manifest = manifest
+        self._backoff = (initial, maximum)
+        self._created = _dt.datetime.now(_dt.timezone.utc)
+        # Guards the Python-side copies (_manifest, _spec) that scale() and suspend() update.
+        self._lock = threading.Lock()
         private_dir: str | None = None
         if log_dir is None:
             name = str(manifest.get("metadata", {}).get("name") or "job")[:40]
@@ -268,8 +337,40 @@ class Job:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        """The batch/v1 manifest this Job was made from."""
-        return self._manifest
+        """The batch/v1 manifest this Job runs (a copy), as kjob read it: ignored fields
+        dropped, ``generateName`` resolved, ``scale()`` and ``suspend()`` applied."""
+        with self._lock:
+            return copy.deepcopy(self._manifest)
+
+    def to_manifest(self, *, include_status: bool = False) -> dict[str, Any]:
+        """The Job as a batch/v1 manifest that ``kubectl apply`` accepts, and
+        :meth:`from_manifest` turns back into an equal Job.
+
+        kjob's own settings (non-default backoff delays) travel as ``kjob.io/`` annotations.
+        Raises ``ValueError`` for a Job a cluster could not run: one with a target callable,
+        or without a container ``image``.
+
+        ``include_status=True`` gives instead what ``kubectl get job -o yaml`` shows: the
+        API server's defaults, generated labels and selector, and ``status``. That is a
+        report, so it works for every Job."""
+        if include_status:
+            return _export.kubectl_object(self.manifest, self._spec_copy(), self.status, self._created)
+        if self._callable is not None:
+            raise ValueError(
+                f"Job {self._name!r} runs the Python callable {self._callable.target!r} in worker "
+                "processes; a cluster cannot run it, so it has no manifest (only command Jobs export)"
+            )
+        return _export.export_manifest(
+            self.manifest, backoff_initial=self._backoff[0], backoff_max=self._backoff[1]
+        )
+
+    def to_yaml(self, *, include_status: bool = False) -> str:
+        """:meth:`to_manifest` as YAML text."""
+        return yaml.safe_dump(self.to_manifest(include_status=include_status), sort_keys=False)
+
+    def _spec_copy(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._spec)
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -286,24 +387,69 @@ class Job:
             self._native.set_callable(worker, init, self._callable.max_workers)
         self._native.start()
 
-    def wait(self, timeout: float | None = None) -> JobStatus:
+    def _require_started(self) -> None:
+        if not self._native.started and not self._native.deleted:
+            raise KjobError(f"Job {self._name!r} has not been started: call start() or run()")
+
+    def wait(self, timeout: float | None = None, *, progress: bool = False) -> JobStatus:
         """Blocks until the Job is ``Complete`` or ``Failed`` and returns its status.
 
         Raises ``TimeoutError`` after ``timeout`` seconds (the Job keeps running). The GIL is
         released while waiting and Ctrl-C raises ``KeyboardInterrupt`` promptly.
+        ``progress=True`` draws a bar of succeeded pods out of ``completions`` (tqdm: a
+        widget in Jupyter, text in a terminal; ``pip install 'kjob[progress]'``).
         """
-        if not self._native.started and not self._native.deleted:
-            raise KjobError(f"Job {self._name!r} has not been started: call start() or run()")
+        self._require_started()
         if timeout is not None:
             timeout = check_seconds("timeout", timeout)
+        if progress:
+            from ._progress import wait_with_tqdm
+
+            return wait_with_tqdm(self, timeout)
         if not self._native.wait(timeout):
             raise TimeoutError(f"Job {self._name!r} did not finish within {timeout} s")
         return self.status
 
-    def run(self, timeout: float | None = None) -> JobStatus:
-        """``start()`` then ``wait(timeout)``."""
+    def run(self, timeout: float | None = None, *, progress: bool = False) -> JobStatus:
+        """``start()`` then ``wait(timeout, progress=progress)``."""
+        if progress:
+            from ._progress import require_tqdm
+
+            require_tqdm()  # before any pod runs
         self.start()
-        return self.wait(timeout)
+        return self.wait(timeout, progress=progress)
+
+    async def wait_async(self, timeout: float | None = None) -> JobStatus:
+        """``await job.wait_async()``: :meth:`wait` for asyncio code. No thread is parked
+        while it waits; cancelling the await leaves the Job running (delete it to stop it)."""
+        from ._watch import wait_async
+
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout)
+        return await wait_async(self, timeout)
+
+    def __await__(self) -> Generator[Any, None, JobStatus]:
+        """``await job`` (after ``start()``) is ``await job.wait_async()``."""
+        return self.wait_async().__await__()
+
+    def watch(self, timeout: float | None = None) -> Iterator[JobStatus | Event]:
+        """Yields the Job's changes as they happen: each new :class:`JobStatus` snapshot and
+        each new :class:`Event`, ending after the Job finishes (or is deleted). Changes
+        that come faster than they are read coalesce into the latest status. Raises
+        ``TimeoutError`` after ``timeout`` seconds (the Job keeps running)."""
+        from ._watch import watch
+
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout)
+        self._require_started()
+        return watch(self, timeout)
+
+    def watch_async(self) -> AsyncIterator[JobStatus | Event]:
+        """``async for change in job.watch_async()``: :meth:`watch` for asyncio code."""
+        from ._watch import watch_async
+
+        self._require_started()
+        return watch_async(self)
 
     def delete(self, timeout: float | None = None) -> None:
         """Deletes the Job and its pods: each pod's process group gets SIGTERM, then SIGKILL
@@ -324,10 +470,12 @@ class Job:
         """Suspends the Job (``spec.suspend: true``): active pods are deleted and no new ones are
         created until :meth:`resume`. Idempotent; before ``start()`` the Job starts suspended."""
         self._native.suspend(True)
+        self._set_spec_field("suspend", True)
 
     def resume(self) -> None:
         """Resumes a suspended Job: ``startTime`` is reset and pods are created again."""
         self._native.suspend(False)
+        self._set_spec_field("suspend", False)
 
     def evict(self, pod_name: str) -> None:
         """The local Eviction API: the pod gets ``DisruptionTarget=True`` (reason
@@ -349,15 +497,26 @@ class Job:
                     f"spec.{key}: Invalid value: {value}: must be less than or equal to 2147483647"
                 )
         self._native.scale(parallelism, completions)
-        if parallelism is not None:
-            self._spec["parallelism"] = parallelism
-        if completions is not None:
-            self._spec["completions"] = completions
+        for key, value in (("parallelism", parallelism), ("completions", completions)):
+            if value is not None:
+                self._set_spec_field(key, value)
+
+    def _set_spec_field(self, key: str, value: object) -> None:
+        """Keeps the manifest (and the spec snapshot) in step with a change made to the Job."""
+        with self._lock:
+            self._manifest.setdefault("spec", {})[key] = value
+            if key in self._spec:
+                self._spec[key] = value
 
     def events(self) -> list[Event]:
         """The Job's events, oldest first (``SuccessfulCreate``, ``Completed``, ...)."""
+        return self._events_since(0)[0]
+
+    def _events_since(self, seq: int) -> tuple[list[Event], int]:
+        """Events numbered ``seq`` and later, and the number of the next one."""
+        raw, next_seq = self._native.events(seq)
         involved = f"Job/{self.namespace}/{self._name}"
-        return [Event._from_dict(d, involved) for d in self._native.events()]
+        return [Event._from_dict(d, involved) for d in raw], next_seq
 
     # ---- observation ----------------------------------------------------------------------
 
@@ -424,25 +583,42 @@ class Job:
     ) -> None:
         self.delete()
 
-    def __repr__(self) -> str:
-        spec = self._spec
-        s = self.status
+    def _state(self, status: JobStatus) -> str:
+        """The Job's state in one word, as ``kubectl get jobs`` prints it (plus NotStarted and
+        Deleted, which only a local Job has)."""
         if self._native.deleted:
-            state = "Deleted"
-        elif s.is_complete:
-            state = "Complete"
-        elif s.is_failed:
-            state = "Failed"
-        elif self._native.started:
-            state = "Running"
-        else:
-            state = "NotStarted"
+            return "Deleted"
+        if not self._native.started:
+            return "NotStarted"
+        suspended = bool(self._manifest.get("spec", {}).get("suspend"))
+        return _export.job_state(status, suspended=suspended)
+
+    def __repr__(self) -> str:
+        spec = self._spec_copy()
+        s = self.status
         completions = spec["completions"] if spec["completions"] is not None else "-"
         return (
-            f"<kjob.Job {self._name!r} {state} {spec['completion_mode']} "
+            f"<kjob.Job {self._name!r} {self._state(s)} {spec['completion_mode']} "
             f"completions={completions} parallelism={spec['parallelism']} "
             f"active={s.active} succeeded={s.succeeded} failed={s.failed}>"
         )
+
+    def _repr_html_(self) -> str:
+        from ._html import job_html
+
+        spec = self._spec_copy()
+        status = self.status
+        details: list[tuple[str, object]] = [
+            ("completions", _export.completions_column(status.succeeded, spec["completions"],
+                                                       spec["parallelism"])),
+            ("parallelism", spec["parallelism"]),
+            ("mode", spec["completion_mode"]),
+            ("backoffLimit", spec["backoff_limit"]),
+        ]
+        if status.start_time is not None:
+            end = status.completion_time or _dt.datetime.now(_dt.timezone.utc)
+            details.append(("duration", _export.human_duration((end - status.start_time).total_seconds())))
+        return job_html(self._name, self._state(status), details, status)
 
 
 class _Shepherd:

@@ -66,6 +66,33 @@ class JobStatus:
             conditions=[Condition._from_dict(c) for c in d["conditions"]],
         )
 
+    def __repr__(self) -> str:
+        true = [c.type for c in self.conditions if c.status == "True"]
+        parts = [
+            "/".join(true) if true else "NoCondition",
+            f"active={self.active}",
+            f"succeeded={self.succeeded}",
+            f"failed={self.failed}",
+        ]
+        if self.terminating:
+            parts.append(f"terminating={self.terminating}")
+        if self.completed_indexes:
+            parts.append(f"completed_indexes={self.completed_indexes!r}")
+        if self.failed_indexes:
+            parts.append(f"failed_indexes={self.failed_indexes!r}")
+        return f"JobStatus({' '.join(parts)})"
+
+    def _repr_html_(self) -> str:
+        from ._html import status_html
+
+        return status_html(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """This status as a batch/v1 Job's ``status`` (camelCase, RFC 3339 times)."""
+        from ._export import status_manifest
+
+        return status_manifest(self)
+
     def condition(self, type: str) -> Condition | None:
         """The condition of this type, if the Job has one."""
         return next((c for c in self.conditions if c.type == type), None)

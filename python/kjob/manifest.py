@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
+import secrets
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -13,7 +15,18 @@ import yaml
 Command = Union[str, Sequence[str]]
 EnvLike = Union[Mapping[str, str], Sequence[tuple[str, str]], None]
 
-__all__ = ["load_job_manifest", "manifest_from_kwargs", "normalize_manifest"]
+__all__ = [
+    "KjobWarning",
+    "load_job_manifest",
+    "load_job_manifests",
+    "manifest_from_kwargs",
+    "normalize_manifest",
+]
+
+
+class KjobWarning(UserWarning):
+    """A manifest asks for something kjob cannot do on this machine (resources, volumes,
+    a second container, ...): those fields are ignored. ``strict=True`` makes it an error."""
 
 
 def _read(path_or_text: str | Path) -> tuple[str, str]:
@@ -29,21 +42,37 @@ def _read(path_or_text: str | Path) -> tuple[str, str]:
     return path_or_text, "<text>"
 
 
-def load_job_manifest(path_or_text: str | Path) -> dict[str, Any]:
-    """The single ``kind: Job`` document of a YAML file or text."""
+def load_job_manifests(path_or_text: str | Path) -> tuple[list[dict[str, Any]], str]:
+    """Every ``kind: Job`` document of a YAML file or text (other kinds are skipped, as a
+    file for ``kubectl apply`` may hold a ConfigMap too), and where they came from."""
     text, where = _read(path_or_text)
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as e:
         raise ValueError(f"{where}: not valid YAML: {e}") from None
-    jobs = [d for d in docs if isinstance(d, Mapping) and d.get("kind") == "Job"]
+    # A kubectl `List` (as `kubectl get jobs -o yaml` prints) holds its documents in items.
+    expanded: list[Any] = []
+    for d in docs:
+        if isinstance(d, Mapping) and d.get("kind") == "List" and isinstance(d.get("items"), list):
+            expanded.extend(d["items"])
+        else:
+            expanded.append(d)
+    jobs = [d for d in expanded if isinstance(d, Mapping) and d.get("kind") == "Job"]
     if not jobs:
-        kinds = sorted({str(d["kind"]) for d in docs if isinstance(d, Mapping) and "kind" in d})
+        kinds = sorted({str(d["kind"]) for d in expanded if isinstance(d, Mapping) and "kind" in d})
         found = f" (found kind: {', '.join(kinds)})" if kinds else ""
         raise ValueError(f"{where}: no document of kind Job{found}")
+    return [dict(j) for j in jobs], where
+
+
+def load_job_manifest(path_or_text: str | Path) -> tuple[dict[str, Any], str]:
+    """The single ``kind: Job`` document of a YAML file or text, and where it came from."""
+    jobs, where = load_job_manifests(path_or_text)
     if len(jobs) > 1:
-        raise ValueError(f"{where}: {len(jobs)} documents of kind Job; expected one")
-    return dict(jobs[0])
+        raise ValueError(
+            f"{where}: {len(jobs)} documents of kind Job; expected one (Job.all_from_yaml reads them all)"
+        )
+    return jobs[0], where
 
 
 # No Kubernetes object comes close; deeper input is hostile and would exhaust the stack.
@@ -64,18 +93,162 @@ def check_depth(value: Any, what: str = "manifest") -> None:
             stack.extend((v, depth + 1) for v in item)
 
 
-def normalize_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """Checks the document is a batch/v1 Job and returns a private deep copy."""
+def normalize_manifest(
+    manifest: Mapping[str, Any], *, strict: bool = False, where: str | None = None
+) -> dict[str, Any]:
+    """Checks the document is a batch/v1 Job and returns a private copy holding only what
+    kjob runs: fields it cannot honour are dropped with one :class:`KjobWarning` naming their
+    paths (a ``ValueError`` when ``strict``), and a ``generateName`` becomes a name."""
     if not isinstance(manifest, Mapping):
         raise TypeError(f"a manifest is a mapping, not {type(manifest).__name__}")
     check_depth(manifest)
+    prefix = f"{where}: " if where else ""
     api_version = manifest.get("apiVersion", "batch/v1")
     kind = manifest.get("kind", "Job")
     if api_version != "batch/v1":
-        raise ValueError(f'apiVersion: Unsupported value: {api_version!r}: supported values: "batch/v1"')
+        raise ValueError(
+            f'{prefix}apiVersion: Unsupported value: {api_version!r}: supported values: "batch/v1" '
+            "(kjob runs Jobs of the batch/v1 API)"
+        )
     if kind != "Job":
-        raise ValueError(f'kind: Unsupported value: {kind!r}: supported values: "Job"')
-    return copy.deepcopy(dict(manifest))
+        raise ValueError(f'{prefix}kind: Unsupported value: {kind!r}: supported values: "Job"')
+    ignored: list[str] = []
+    kept = _prune(copy.deepcopy(dict(manifest)), _JOB, "", ignored)
+    _drop_unresolvable_env(kept, ignored)
+    if ignored:
+        listed = ", ".join(ignored)
+        if strict:
+            raise ValueError(f"{prefix}fields kjob cannot honour on this machine: {listed}")
+        warnings.warn(
+            f"{prefix}kjob ignores fields it cannot honour on this machine: {listed}",
+            KjobWarning,
+            stacklevel=3,
+        )
+    _resolve_generate_name(kept)
+    return kept
+
+
+def _drop_unresolvable_env(manifest: dict[str, Any], ignored: list[str]) -> None:
+    """An env var read from a Secret, ConfigMap or resource limit has no value here: it is
+    dropped whole (its source is among the ignored paths) rather than set to nothing."""
+    try:
+        env = manifest["spec"]["template"]["spec"]["containers"][0]["env"]
+    except (KeyError, IndexError, TypeError):
+        return
+    if not isinstance(env, list):
+        return
+    prefix = "spec.template.spec.containers[0].env"
+    unresolvable = {
+        i for i in range(len(env)) if any(p.startswith(f"{prefix}[{i}].valueFrom.") for p in ignored)
+    }
+    env[:] = [
+        var for i, var in enumerate(env)
+        if not (i in unresolvable and isinstance(var, dict) and var.get("valueFrom") == {})
+    ]
+
+
+def _resolve_generate_name(manifest: dict[str, Any]) -> None:
+    """``metadata.generateName`` + 5 random characters, as the API server names objects."""
+    metadata = manifest.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("name"):
+        return
+    base = metadata.pop("generateName", None)
+    if isinstance(base, str) and base:
+        # Upstream cuts the prefix to 58 characters so the name stays within 63.
+        metadata["name"] = base[:58] + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
+
+
+# Kubernetes' generateName alphabet (no vowels, no look-alikes).
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+# What kjob reads of a batch/v1 Job. A dict maps a field to its schema, `_ANY` takes any
+# value, a one-element list is "a list of these", `_FirstOnly` a list of which only the
+# first item is run. Anything else is reported and dropped.
+_ANY = True
+
+
+class _FirstOnly:
+    def __init__(self, item: Any) -> None:
+        self.item = item
+
+
+_ENV_VAR = {
+    "name": _ANY,
+    "value": _ANY,
+    "valueFrom": {"fieldRef": {"apiVersion": _ANY, "fieldPath": _ANY}},
+}
+_CONTAINER = {
+    "name": _ANY,
+    "image": _ANY,
+    "command": _ANY,
+    "args": _ANY,
+    "env": [_ENV_VAR],
+    "workingDir": _ANY,
+}
+_POD_FAILURE_RULE = {
+    "action": _ANY,
+    "onExitCodes": {"containerName": _ANY, "operator": _ANY, "values": _ANY},
+    "onPodConditions": [{"type": _ANY, "status": _ANY}],
+    # kjob's extension for callable pods (see README); never exported.
+    "onExceptions": {"operator": _ANY, "values": _ANY},
+}
+_METADATA = {"name": _ANY, "generateName": _ANY, "namespace": _ANY, "labels": _ANY, "annotations": _ANY}
+# Written by the API server: meaningless in a manifest, so dropped without a word (a Job
+# saved with `kubectl get -o yaml` loads quietly).
+_SERVER_METADATA = {"uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink"}
+_JOB: dict[str, Any] = {
+    "apiVersion": _ANY,
+    "kind": _ANY,
+    "metadata": _METADATA,
+    "spec": {
+        "parallelism": _ANY,
+        "completions": _ANY,
+        "activeDeadlineSeconds": _ANY,
+        "podFailurePolicy": {"rules": [_POD_FAILURE_RULE]},
+        "successPolicy": {"rules": [{"succeededIndexes": _ANY, "succeededCount": _ANY}]},
+        "backoffLimit": _ANY,
+        "backoffLimitPerIndex": _ANY,
+        "maxFailedIndexes": _ANY,
+        "ttlSecondsAfterFinished": _ANY,
+        "completionMode": _ANY,
+        "suspend": _ANY,
+        "podReplacementPolicy": _ANY,
+        "managedBy": _ANY,
+        "template": {
+            "metadata": _METADATA,
+            "spec": {
+                "containers": _FirstOnly(_CONTAINER),
+                "restartPolicy": _ANY,
+                "activeDeadlineSeconds": _ANY,
+                "terminationGracePeriodSeconds": _ANY,
+            },
+        },
+    },
+}
+
+
+def _prune(value: Any, schema: Any, path: str, ignored: list[str]) -> Any:
+    """``value`` without the fields ``schema`` lacks (their paths go to ``ignored``). Values
+    of the wrong shape are kept: validation reports them with their path."""
+    if schema is _ANY:
+        return value
+    if isinstance(schema, dict) and isinstance(value, dict):
+        kept: dict[str, Any] = {}
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if key in schema:
+                kept[key] = _prune(item, schema[key], child, ignored)
+            elif path == "" and key == "status" or path.endswith("metadata") and key in _SERVER_METADATA:
+                continue
+            else:
+                ignored.append(child)
+        return kept
+    if isinstance(schema, _FirstOnly) and isinstance(value, list):
+        ignored.extend(f"{path}[{i}]" for i in range(1, len(value)))
+        return [_prune(item, schema.item, f"{path}[0]", ignored) for item in value[:1]]
+    if isinstance(schema, list) and isinstance(value, list):
+        return [_prune(item, schema[0], f"{path}[{i}]", ignored) for i, item in enumerate(value)]
+    return value
 
 
 def check_int(name: str, value: object) -> int | None:
@@ -170,7 +343,10 @@ def manifest_from_kwargs(
     *,
     name: str,
     namespace: str,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
     container_name: str | None,
+    image: str | None = None,
     command: Command | None,
     args: Sequence[str] | None,
     env: EnvLike,
@@ -208,8 +384,10 @@ def manifest_from_kwargs(
     container: dict[str, Any] = {
         # As `kubectl create job` does, the container is named after the Job by default.
         "name": _check_str("container_name", container_name) or name,
-        "command": _command_list(command),
     }
+    if _check_str("image", image) is not None:
+        container["image"] = image
+    container["command"] = _command_list(command)
     args_list = _args_list(args)
     if args_list:
         container["args"] = args_list
@@ -248,9 +426,17 @@ def manifest_from_kwargs(
         if field_value is not None:
             spec[key] = field_value
     spec["template"] = {"spec": pod_spec}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    for key, mapping in (("labels", labels), ("annotations", annotations)):
+        if mapping is not None:
+            metadata[key] = _string_map(key, mapping)
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
+
+
+def _string_map(name: str, value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a mapping of strings to strings, not {type(value).__name__}")
+    for k, v in value.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise TypeError(f"{name} must map strings to strings, got {k!r}: {v!r}")
+    return dict(value)

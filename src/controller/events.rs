@@ -34,6 +34,8 @@ pub struct JobEvent {
 #[derive(Clone, Debug, Default)]
 pub struct EventLog {
     events: VecDeque<JobEvent>,
+    /// Events ever recorded, including those expired: the sequence number of the next one.
+    recorded: u64,
 }
 
 impl EventLog {
@@ -42,6 +44,19 @@ impl EventLog {
             self.events.pop_front();
         }
         self.events.push_back(JobEvent { type_, reason: reason.to_string(), message, time });
+        self.recorded += 1;
+    }
+
+    /// The sequence number the next event will have (every event has one, from 0).
+    pub fn next_sequence(&self) -> u64 {
+        self.recorded
+    }
+
+    /// The kept events numbered `seq` and later (a watcher's "what is new since").
+    pub fn since(&self, seq: u64) -> impl Iterator<Item = &JobEvent> {
+        let first_kept = self.recorded - self.events.len() as u64;
+        let skip = seq.saturating_sub(first_kept).min(self.events.len() as u64) as usize;
+        self.events.iter().skip(skip)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &JobEvent> {
@@ -54,5 +69,23 @@ impl EventLog {
 
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_counts_expired_events() {
+        let mut log = EventLog::default();
+        for i in 0..MAX_EVENTS + 5 {
+            log.record(Time::ZERO, EventType::Normal, "R", i.to_string());
+        }
+        assert_eq!(log.next_sequence(), MAX_EVENTS as u64 + 5);
+        let newest: Vec<&str> = log.since(MAX_EVENTS as u64 + 3).map(|e| e.message.as_str()).collect();
+        assert_eq!(newest, [(MAX_EVENTS + 3).to_string(), (MAX_EVENTS + 4).to_string()]);
+        assert_eq!(log.since(0).count(), MAX_EVENTS, "expired events are gone, the rest all come");
+        assert_eq!(log.since(u64::MAX).count(), 0);
     }
 }

@@ -120,9 +120,12 @@ impl NativeJob {
         self.inner.scale(parallelism, completions).map_err(|e| BindingError::from(e).into())
     }
 
-    fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    /// `(events numbered since and later, the next number)`: watchers pass the number back.
+    #[pyo3(signature = (since=0))]
+    fn events<'py>(&self, py: Python<'py>, since: u64) -> PyResult<(Bound<'py, PyList>, u64)> {
         let list = PyList::empty(py);
-        for e in self.inner.events() {
+        let (events, next) = self.inner.events(since);
+        for e in events {
             let d = PyDict::new(py);
             d.set_item("type", e.type_.as_str())?;
             d.set_item("reason", &e.reason)?;
@@ -130,7 +133,7 @@ impl NativeJob {
             d.set_item("time", epoch_seconds(self.inner.wall_time(e.time)))?;
             list.append(d)?;
         }
-        Ok(list)
+        Ok((list, next))
     }
 
     /// A change feed: a file descriptor that becomes readable after each change of the Job.

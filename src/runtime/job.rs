@@ -309,8 +309,11 @@ impl Job {
         Ok(())
     }
 
-    pub fn events(&self) -> Vec<JobEvent> {
-        self.shared.lock().controller.events().iter().cloned().collect()
+    /// The kept events with sequence number `since` or later, and the next number.
+    pub fn events(&self, since: u64) -> (Vec<JobEvent>, u64) {
+        let st = self.shared.lock();
+        let log = st.controller.events();
+        (log.since(since).cloned().collect(), log.next_sequence())
     }
 
     /// Asks for deletion and returns at once; [`Job::wait_deleted`] waits for the processes.

@@ -1,0 +1,249 @@
+"""Jobs out of kjob: manifests a cluster accepts, ``kubectl get``-style objects and tables."""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from ._types import JobStatus
+from .manifest import KjobWarning
+
+__all__ = [
+    "BACKOFF_INITIAL_ANNOTATION",
+    "BACKOFF_MAX_ANNOTATION",
+    "export_manifest",
+    "human_duration",
+    "kubectl_object",
+    "status_manifest",
+    "table",
+]
+
+# kjob's own settings travel as annotations, which a cluster keeps and ignores.
+BACKOFF_INITIAL_ANNOTATION = "kjob.io/backoff-initial-seconds"
+BACKOFF_MAX_ANNOTATION = "kjob.io/backoff-max-seconds"
+DEFAULT_BACKOFF_INITIAL = 10.0
+DEFAULT_BACKOFF_MAX = 600.0
+
+
+def rfc3339(t: _dt.datetime | None) -> str | None:
+    """``metav1.Time`` as it is serialized: UTC, whole seconds."""
+    if t is None:
+        return None
+    return t.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _seconds_text(value: float) -> str:
+    return f"{value:g}"
+
+
+def export_manifest(
+    manifest: Mapping[str, Any], *, backoff_initial: float, backoff_max: float
+) -> dict[str, Any]:
+    """The Job's manifest as ``kubectl apply`` takes it. Raises ``ValueError`` when a cluster
+    would refuse it for want of a container image; kjob-only settings become ``kjob.io/``
+    annotations and ``onExceptions`` rules are dropped with a :class:`KjobWarning`."""
+    out = copy.deepcopy(dict(manifest))
+    spec = out.setdefault("spec", {})
+    containers = spec.get("template", {}).get("spec", {}).get("containers", [])
+    if not containers or not containers[0].get("image"):
+        raise ValueError(
+            "spec.template.spec.containers[0].image: Required value: a cluster needs a container "
+            "image to run this Job; set image= (or the manifest's image), which kjob ignores locally"
+        )
+    policy = spec.get("podFailurePolicy")
+    if isinstance(policy, dict) and isinstance(policy.get("rules"), list):
+        rules = policy["rules"]
+        kept = [r for r in rules if not (isinstance(r, dict) and "onExceptions" in r)]
+        if len(kept) != len(rules):
+            dropped = [f"spec.podFailurePolicy.rules[{i}]" for i, r in enumerate(rules) if r not in kept]
+            warnings.warn(
+                "onExceptions is a kjob extension a cluster does not know; dropped from the export: "
+                + ", ".join(dropped),
+                KjobWarning,
+                stacklevel=3,
+            )
+            if kept:
+                policy["rules"] = kept
+            else:
+                del spec["podFailurePolicy"]
+    metadata = out.setdefault("metadata", {})
+    annotations = dict(metadata.get("annotations") or {})
+    for key, value, default in (
+        (BACKOFF_INITIAL_ANNOTATION, backoff_initial, DEFAULT_BACKOFF_INITIAL),
+        (BACKOFF_MAX_ANNOTATION, backoff_max, DEFAULT_BACKOFF_MAX),
+    ):
+        if value != default:
+            annotations[key] = _seconds_text(value)
+        else:
+            annotations.pop(key, None)
+    if annotations:
+        metadata["annotations"] = annotations
+    else:
+        metadata.pop("annotations", None)
+    return out
+
+
+def backoff_from_annotations(manifest: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """The ``kjob.io/backoff-*-seconds`` annotations of a manifest (``None`` when absent)."""
+    metadata = manifest.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    if not isinstance(annotations, Mapping):
+        return None, None
+    values: list[float | None] = []
+    for key in (BACKOFF_INITIAL_ANNOTATION, BACKOFF_MAX_ANNOTATION):
+        text = annotations.get(key)
+        if text is None:
+            values.append(None)
+            continue
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            value = -1.0
+        if not 0 <= value < float("inf"):
+            raise ValueError(
+                f"metadata.annotations[{key}]: Invalid value: {text!r}: must be a number of seconds >= 0"
+            )
+        values.append(value)
+    return values[0], values[1]
+
+
+def status_manifest(status: JobStatus) -> dict[str, Any]:
+    """``status`` of a batch/v1 Job, camelCase, zero counts and empty fields left out as the
+    API server's JSON does."""
+    out: dict[str, Any] = {}
+    if status.conditions:
+        out["conditions"] = [
+            {
+                "type": c.type,
+                "status": c.status,
+                "lastProbeTime": rfc3339(c.last_transition_time),
+                "lastTransitionTime": rfc3339(c.last_transition_time),
+                "reason": c.reason,
+                "message": c.message,
+            }
+            for c in status.conditions
+        ]
+    for key, value in (
+        ("startTime", rfc3339(status.start_time)),
+        ("completionTime", rfc3339(status.completion_time)),
+        ("active", status.active),
+        ("succeeded", status.succeeded),
+        ("failed", status.failed),
+        ("terminating", status.terminating),
+        ("completedIndexes", status.completed_indexes),
+        ("failedIndexes", status.failed_indexes),
+    ):
+        if value:
+            out[key] = value
+    out["ready"] = status.ready
+    out["uncountedTerminatedPods"] = {}
+    return out
+
+
+def kubectl_object(
+    manifest: Mapping[str, Any],
+    native_spec: Mapping[str, Any],
+    status: JobStatus,
+    creation_time: _dt.datetime,
+) -> dict[str, Any]:
+    """The Job as ``kubectl get job -o yaml`` shows it: the manifest with the API server's
+    defaults, generated labels and selector, and the status."""
+    out = copy.deepcopy(dict(manifest))
+    out["apiVersion"] = "batch/v1"
+    out["kind"] = "Job"
+    uid = str(native_spec["uid"])
+    name = str(native_spec["name"])
+    selector_labels = {
+        "batch.kubernetes.io/controller-uid": uid,
+        "batch.kubernetes.io/job-name": name,
+        "controller-uid": uid,
+        "job-name": name,
+    }
+    metadata = out.setdefault("metadata", {})
+    metadata["name"] = name
+    metadata["namespace"] = native_spec["namespace"]
+    metadata["uid"] = uid
+    metadata["creationTimestamp"] = rfc3339(creation_time)
+    metadata["labels"] = {**selector_labels, **(metadata.get("labels") or {})}
+    spec = out.setdefault("spec", {})
+    spec["parallelism"] = native_spec["parallelism"]
+    if native_spec["completions"] is not None:
+        spec["completions"] = native_spec["completions"]
+    spec["backoffLimit"] = native_spec["backoff_limit"]
+    spec["completionMode"] = native_spec["completion_mode"]
+    spec.setdefault("suspend", False)
+    spec.setdefault("manualSelector", False)
+    spec.setdefault(
+        "podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed"
+    )
+    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    template = spec.get("template") or {}
+    template_meta = dict(template.get("metadata") or {})
+    template_meta["labels"] = {**selector_labels, **(template_meta.get("labels") or {})}
+    pod_spec = dict(template.get("spec") or {})
+    spec["template"] = {"metadata": template_meta, "spec": pod_spec}
+    pod_spec.setdefault("restartPolicy", "Never")
+    pod_spec["terminationGracePeriodSeconds"] = int(native_spec["termination_grace_period_seconds"])
+    out["status"] = status_manifest(status)
+    return out
+
+
+def job_state(status: JobStatus, *, suspended: bool = False, deleting: bool = False) -> str:
+    """The STATUS column of ``kubectl get jobs`` (kubectl's printer, in its order)."""
+    for kind in ("Complete", "Failed"):
+        if status._is_true(kind):
+            return kind
+    if deleting:
+        return "Terminating"
+    for kind in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if status._is_true(kind):
+            return kind
+    return "Suspended" if suspended else "Running"
+
+
+def completions_column(succeeded: int, completions: int | None, parallelism: int) -> str:
+    """The COMPLETIONS column: ``3/5``, or for a work queue ``0/1 of 3``."""
+    if completions is not None:
+        return f"{succeeded}/{completions}"
+    if parallelism > 1:
+        return f"{succeeded}/1 of {parallelism}"
+    return f"{succeeded}/1"
+
+
+def human_duration(seconds: float) -> str:
+    """Kubernetes' ``duration.HumanDuration`` (as in the AGE and DURATION columns)."""
+    if seconds < -1:
+        return "<invalid>"
+    s = max(0, int(seconds))
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = (hours // 24) % 365
+        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
+    return f"{hours // 24 // 365}y"
+
+
+def table(rows: list[dict[str, str]], columns: list[str]) -> str:
+    """Left-aligned columns three spaces apart, as kubectl prints them."""
+    widths = [max(len(c), *(len(r[c]) for r in rows)) for c in columns]
+    lines = ["   ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    for r in rows:
+        lines.append("   ".join(r[c].ljust(w) for c, w in zip(columns, widths)).rstrip())
+    return "\n".join(lines)

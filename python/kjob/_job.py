@@ -23,9 +23,8 @@ from typing import Any
 
 import yaml
 
-from . import _kjob
+from . import _export, _kjob
 from ._kjob import KjobError, NativeJob
-from . import _export
 from ._types import Event, JobStatus, Pod
 from .manifest import (
     _NAME_ALPHABET,

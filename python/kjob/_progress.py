@@ -20,7 +20,7 @@ REDRAW_SECONDS = 0.1
 def require_tqdm() -> Any:
     """``tqdm.auto.tqdm``, or an ImportError that says how to get it."""
     try:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # type: ignore[import-untyped]
     except ImportError:
         raise ImportError(
             "progress=True draws its bar with tqdm, which is not installed: "
@@ -116,6 +116,13 @@ class TerminalBar:
         self._width = len(line)
         self._out.write("\r" + line + " " * pad)
         self._out.flush()
+
+    def clear(self) -> None:
+        """Blanks the line so that other output can be printed above the bar."""
+        if self._width:
+            self._out.write("\r" + " " * self._width + "\r")
+            self._width = 0
+            self._last_draw = 0.0
 
     def close(self) -> None:
         self._out.write("\n")

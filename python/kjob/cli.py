@@ -1,27 +1,42 @@
 """``kjob``: run Kubernetes Job manifests on this machine, in the spirit of kubectl.
 
-Exit codes of ``kjob run``: 0 the Job completed, 1 it failed, 2 invalid input, 130 interrupted
-(Ctrl-C deletes the Job first, so nothing is left running).
+Exit codes: 0 the Job completed (or the input is valid), 1 it failed or timed out, 2 invalid
+input, 130 interrupted (Ctrl-C deletes the Job first, so nothing is left running).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+import yaml
+
+from . import _export
 from ._job import Job
+from ._progress import TerminalBar
 from ._types import JobStatus
+from ._watch import Watcher
+from .manifest import KjobWarning, load_job_manifests, manifest_from_kwargs, normalize_manifest
 
 EXIT_COMPLETE = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
 
-# How often the foreground loop looks for changes to report.
-_POLL_SECONDS = 0.05
+# How often pod logs are read while --logs follows them (log writes wake no watcher).
+_LOG_POLL_SECONDS = 0.1
+# How often a live bar redraws its elapsed time when nothing else changes.
+_CLOCK_SECONDS = 0.5
+
+
+class InvalidInput(Exception):
+    """Input kjob refuses: printed as ``error: ...``, exit status 2."""
 
 
 def _summary(status: JobStatus) -> str:
@@ -34,7 +49,69 @@ def _summary(status: JobStatus) -> str:
         parts.append(f"terminating={status.terminating}")
     if status.completed_indexes:
         parts.append(f"completedIndexes={status.completed_indexes}")
+    if status.failed_indexes:
+        parts.append(f"failedIndexes={status.failed_indexes}")
     return " ".join(parts)
+
+
+def _invalid_message(where: str, manifest: Any, error: Exception) -> str:
+    """kubectl's wording: ``The Job "pi" is invalid: <field error>``, one bullet per error
+    when there are several, after the file's name."""
+    name = ""
+    if isinstance(manifest, dict) and isinstance(manifest.get("metadata"), dict):
+        name = str(manifest["metadata"].get("name") or manifest["metadata"].get("generateName") or "")
+    lines = str(error).splitlines() or [type(error).__name__]
+    if lines[0].startswith(f"{where}: "):
+        lines[0] = lines[0][len(where) + 2:]
+    head = f'{where}: The Job "{name}" is invalid: ' if name else f"{where}: "
+    if len(lines) == 1:
+        return head + lines[0]
+    return head + "\n" + "\n".join(f"* {line}" for line in lines)
+
+
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        if issubclass(w.category, KjobWarning):
+            print(f"Warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _load_jobs(args: argparse.Namespace) -> list[Job]:
+    """Every Job of ``-f FILE``, each validated; raises InvalidInput naming file and field."""
+    where = "<stdin>" if args.filename == "-" else args.filename
+    try:
+        source: str | Path = sys.stdin.read() + "\n" if args.filename == "-" else Path(args.filename)
+        manifests, _ = load_job_manifests(source)
+    except FileNotFoundError:
+        raise InvalidInput(f"{where}: no such file") from None
+    except (ValueError, TypeError, OSError) as e:
+        message = str(e).removeprefix("<text>: ")
+        raise InvalidInput(message if message.startswith(where) else f"{where}: {message}") from None
+    jobs: list[Job] = []
+    try:
+        for manifest in manifests:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", KjobWarning)
+                try:
+                    normalized = normalize_manifest(manifest, strict=args.strict, where=where)
+                    jobs.append(
+                        Job._from_normalized(
+                            normalized,
+                            getattr(args, "log_dir", None),
+                            getattr(args, "backoff_initial_seconds", None),
+                            getattr(args, "backoff_max_seconds", None),
+                        )
+                    )
+                except (ValueError, TypeError) as e:
+                    raise InvalidInput(_invalid_message(where, manifest, e)) from None
+                finally:
+                    _print_warnings(caught)
+    except BaseException:
+        for job in jobs:
+            job.delete()
+        raise
+    return jobs
 
 
 class _LogFollower:
@@ -47,16 +124,19 @@ class _LogFollower:
         self._offsets: dict[str, int] = {}
         self._partial: dict[str, bytes] = {}
 
-    def poll(self, final: bool = False) -> None:
+    def poll(self, final: bool = False) -> list[str]:
+        lines_out: list[str] = []
         for pod in self._job.pods():
             path = Path(pod.log_path)
+            start, end = pod.log_range if pod.log_range is not None else (0, None)
+            offset = self._offsets.get(pod.name, start)
             try:
                 with path.open("rb") as f:
-                    f.seek(self._offsets.get(pod.name, 0))
-                    data = f.read()
+                    f.seek(offset)
+                    data = f.read() if end is None else f.read(max(0, end - offset))
             except FileNotFoundError:
                 continue
-            self._offsets[pod.name] = self._offsets.get(pod.name, 0) + len(data)
+            self._offsets[pod.name] = offset + len(data)
             data = self._partial.pop(pod.name, b"") + data
             lines = data.split(b"\n")
             rest = lines.pop()
@@ -64,64 +144,125 @@ class _LogFollower:
                 lines.append(rest)
             elif rest:
                 self._partial[pod.name] = rest
-            for line in lines:
-                text = line.decode("utf-8", errors="replace")
-                self._out.write(f"[{pod.name}] {text}\n")
-        self._out.flush()
+            lines_out.extend(f"[{pod.name}] {line.decode('utf-8', errors='replace')}" for line in lines)
+        return lines_out
 
 
-def _run(args: argparse.Namespace) -> int:
-    out = sys.stdout
+class _Reporter:
+    """How ``run`` shows a Job going: a live bar on a terminal, else a line per change."""
+
+    def __init__(self, job: Job, out: TextIO, live: bool) -> None:
+        self._job = job
+        self._out = out
+        self._bar = TerminalBar(job.name, job._spec["completions"], out) if live else None
+        self.live = live
+        self._last_line = ""
+        self._seen_conditions: set[tuple[str, str]] = set()
+
+    def say(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.clear()
+        print(line, file=self._out, flush=True)
+
+    def update(self, status: JobStatus, final: bool = False) -> None:
+        name = self._job.name
+        line = _summary(status)
+        if self._bar is None and line != self._last_line:
+            self._last_line = line
+            print(f"job.batch/{name}: {line}", file=self._out, flush=True)
+        for c in status.conditions:
+            if (c.type, c.status) not in self._seen_conditions:
+                self._seen_conditions.add((c.type, c.status))
+                self.say(f"job.batch/{name}: condition {c.type}={c.status} reason={c.reason}: {c.message}")
+        if self._bar is not None:
+            self._bar.update(status, self._job._state(status), force=final)
+            if final:
+                self._bar.close()
+
+
+def _follow(job: Job, args: argparse.Namespace, out: TextIO, logs_out: TextIO) -> int:
+    """Runs the started Job to its end, reporting as it goes; returns the exit status."""
+    reporter = _Reporter(job, out, live=out.isatty())
+    follower = _LogFollower(job, logs_out) if args.logs else None
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    watcher = Watcher(job)
     try:
-        job = Job.from_yaml(
-            args.filename,
-            log_dir=args.log_dir,
-            backoff_initial_seconds=args.backoff_initial_seconds,
-            backoff_max_seconds=args.backoff_max_seconds,
-        )
-    except (ValueError, TypeError, OSError) as e:
-        message = str(e)
-        if not message.startswith(args.filename):
-            message = f"{args.filename}: {message}"
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_INVALID
-    follower = _LogFollower(job, out) if args.logs else None
+        while True:
+            watcher.poll()
+            status = watcher.status
+            if follower is not None:
+                for line in follower.poll(final=watcher.done):
+                    reporter.say(line)
+            reporter.update(status, final=watcher.done)
+            if watcher.done:
+                return EXIT_COMPLETE if status.is_complete else EXIT_FAILED
+            if deadline is not None and time.monotonic() >= deadline:
+                reporter.update(status, final=True)
+                print(f"error: job.batch/{job.name} did not finish within {args.timeout:g} s",
+                      file=sys.stderr)
+                return EXIT_FAILED
+            # Changes wake us; besides, a live bar redraws its clock and logs are read on a timer.
+            waits = []
+            if reporter.live:
+                waits.append(_CLOCK_SECONDS)
+            if follower is not None:
+                waits.append(_LOG_POLL_SECONDS)
+            if deadline is not None:
+                waits.append(max(0.0, deadline - time.monotonic()))
+            watcher.wait(min(waits) if waits else None)
+    finally:
+        watcher.close()
+
+
+def _table_rows(job: Job, wide: bool) -> str:
+    obj = job.to_manifest(include_status=True)
+    status = job.status
+    start, end = status.start_time, status.completion_time
+    now = time.time()
+    duration = ""
+    if start is not None:
+        duration = _export.human_duration((end.timestamp() if end else now) - start.timestamp())
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    row = {
+        "NAME": job.name,
+        "STATUS": job._state(status),
+        "COMPLETIONS": _export.completions_column(
+            status.succeeded, job._spec["completions"], job._spec["parallelism"]
+        ),
+        "DURATION": duration,
+        "AGE": _export.human_duration(now - job._created.timestamp()),
+        "CONTAINERS": container.get("name", ""),
+        "IMAGES": container.get("image") or "<none>",
+        "SELECTOR": ",".join(f"{k}={v}" for k, v in obj["spec"]["selector"]["matchLabels"].items()),
+    }
+    columns = ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    if wide:
+        columns += ["CONTAINERS", "IMAGES", "SELECTOR"]
+    return _export.table([row], columns)
+
+
+def _print_object(job: Job, output: str | None, out: TextIO) -> None:
+    if output == "json":
+        print(json.dumps(job.to_manifest(include_status=True), indent=4), file=out)
+    elif output == "yaml":
+        print(job.to_yaml(include_status=True), end="", file=out)
+    elif output == "name":
+        print(f"job.batch/{job.name}", file=out)
+    elif output == "wide":
+        print(_table_rows(job, wide=True), file=out)
+
+
+def _run_job(job: Job, args: argparse.Namespace) -> int:
+    """Runs one Job in the foreground and prints it as ``-o`` asks."""
+    machine_output = args.output in ("json", "yaml", "name")
+    # With -o json|yaml|name, stdout holds only that document: progress goes to stderr.
+    out = sys.stderr if machine_output else sys.stdout
     try:
         job.start()
         print(f"job.batch/{job.name} created", file=out, flush=True)
-        deadline = None if args.timeout is None else time.monotonic() + args.timeout
-        last_line = ""
-        seen_conditions: set[tuple[str, str]] = set()
-        while True:
-            status = job.status
-            line = _summary(status)
-            if line != last_line:
-                print(f"job.batch/{job.name}: {line}", file=out, flush=True)
-                last_line = line
-            for c in status.conditions:
-                key = (c.type, c.status)
-                if key not in seen_conditions:
-                    seen_conditions.add(key)
-                    print(
-                        f"job.batch/{job.name}: condition {c.type}={c.status} "
-                        f"reason={c.reason}: {c.message}",
-                        file=out,
-                        flush=True,
-                    )
-            if follower is not None:
-                follower.poll(final=status.is_finished)
-            if status.is_finished:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                print(f"error: job.batch/{job.name} did not finish within {args.timeout} s",
-                      file=sys.stderr)
-                job.delete()
-                return EXIT_FAILED
-            try:
-                job.wait(timeout=_POLL_SECONDS)
-            except TimeoutError:
-                pass
-        return EXIT_COMPLETE if status.is_complete else EXIT_FAILED
+        code = _follow(job, args, out, logs_out=out)
+        _print_object(job, args.output, sys.stdout)
+        return code
     except KeyboardInterrupt:
         print(f"\ninterrupted: deleting job.batch/{job.name}", file=sys.stderr, flush=True)
         job.delete()
@@ -131,42 +272,224 @@ def _run(args: argparse.Namespace) -> int:
             job.delete()
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    jobs = _load_jobs(args)
+    if len(jobs) > 1:
+        for job in jobs:
+            job.delete()
+        raise InvalidInput(
+            f"{args.filename}: {len(jobs)} Jobs in one file; `kjob run` runs one "
+            "(`kjob validate` checks them all)"
+        )
+    return _run_job(jobs[0], args)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    jobs = _load_jobs(args)
+    for job in jobs:
+        print(f"job.batch/{job.name} valid ({args.filename})")
+        job.delete()
+    return EXIT_COMPLETE
+
+
+def _cmd_create_job(args: argparse.Namespace) -> int:
+    command = list(args.command)
+    if not command:
+        raise InvalidInput(
+            "a command is required after `--` (kjob runs it on this machine: there is no image "
+            "entrypoint to fall back on), e.g. kjob create job hello --image=busybox -- echo hi"
+        )
+    try:
+        manifest = manifest_from_kwargs(
+            name=args.name,
+            namespace="default",
+            container_name=None,
+            image=args.image,
+            command=command,
+            args=None,
+            env=None,
+            working_dir=None,
+            completions=args.completions,
+            parallelism=args.parallelism,
+            completion_mode="Indexed" if args.indexed else "NonIndexed",
+            backoff_limit=args.backoff_limit,
+            restart_policy=args.restart,
+            termination_grace_period_seconds=None,
+            backoff_limit_per_index=None,
+            max_failed_indexes=None,
+            pod_failure_policy=None,
+            success_policy=None,
+            active_deadline_seconds=None,
+            pod_active_deadline_seconds=None,
+            ttl_seconds_after_finished=None,
+            suspend=None,
+            pod_replacement_policy=None,
+            managed_by=None,
+        )
+        if not args.indexed:
+            # As kubectl writes it: the default completion mode is left out.
+            del manifest["spec"]["completionMode"]
+        job = Job._from_normalized(
+            normalize_manifest(manifest), args.log_dir, args.backoff_initial_seconds, args.backoff_max_seconds
+        )
+    except (ValueError, TypeError) as e:
+        named = {"metadata": {"name": args.name}}
+        raise InvalidInput(_invalid_message("kjob create job", named, e)) from None
+    if args.dry_run == "none":
+        return _run_job(job, args)
+    try:
+        if args.output == "json":
+            print(json.dumps(job.to_manifest(), indent=4))
+        elif args.output == "yaml":
+            print(yaml.safe_dump(job.to_manifest(), sort_keys=False), end="")
+        elif args.output == "name":
+            print(f"job.batch/{job.name}")
+        else:
+            print(f"job.batch/{job.name} created (dry run)")
+    except ValueError:
+        raise InvalidInput(
+            "--image is required to print a manifest: a cluster needs a container image "
+            "(kjob ignores it when running locally)"
+        ) from None
+    finally:
+        job.delete()
+    return EXIT_COMPLETE
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
+    return value
+
+
+def _add_run_options(p: argparse.ArgumentParser, outputs: list[str]) -> None:
+    p.add_argument("--timeout", type=_non_negative_seconds, default=None, metavar="SECONDS",
+                   help="give up after this many seconds: delete the Job and exit 1")
+    p.add_argument("-o", "--output", choices=outputs, default=None,
+                   help="when the Job ends, print it like `kubectl get job -o FORMAT` "
+                        "(json/yaml: the whole object with its status; wide: a table row)")
+    p.add_argument("--logs", action="store_true",
+                   help="stream the pods' output, each line prefixed [pod-name] like `kubectl logs --prefix`")
+    p.add_argument("--log-dir", default=None, metavar="DIR",
+                   help="keep the pods' log files in DIR "
+                        "(default: a temporary folder, removed at the end)")
+    p.add_argument("--backoff-initial-seconds", type=_non_negative_seconds, default=None, metavar="SECONDS",
+                   help="delay before a failed pod is replaced the first time; it doubles each time "
+                        "(default: the manifest's kjob.io/backoff-initial-seconds annotation, else 10)")
+    p.add_argument("--backoff-max-seconds", type=_non_negative_seconds, default=None, metavar="SECONDS",
+                   help="cap of that doubling delay (default: kjob.io/backoff-max-seconds, else 600)")
+
+
+EPILOG = """\
+examples:
+  kjob run -f examples/pi.yaml                 run a Job, printing its progress
+  kjob run -f job.yaml --logs -o yaml          stream pod output, then print the finished Job
+  kjob validate -f job.yaml                    check a manifest, as the API server would
+  kjob create job hello -- echo hi             run a one-off command as a Job
+  kjob create job hello --image=busybox --dry-run -o yaml -- echo hi > job.yaml
+
+exit status: 0 complete (or valid), 1 failed or timed out, 2 invalid input, 130 interrupted
+(Ctrl-C deletes the Job first: nothing is left running)."""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kjob",
-        description="Run Kubernetes batch/v1 Jobs as local processes.",
+        description="Run Kubernetes batch/v1 Jobs on this machine: each pod is a local process, "
+                    "with the Job controller's rules (completions, parallelism, backoff, policies, "
+                    "deadlines). The YAML is the same file `kubectl apply -f` takes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command_name", metavar="COMMAND")
+
     run = sub.add_parser(
         "run",
-        help="run a Job manifest in the foreground",
-        description=(
-            "Run the Job in FILE (the same YAML `kubectl apply` accepts) on this machine, "
-            "printing a line whenever its status changes. Exit status: 0 Complete, "
-            "1 Failed, 2 invalid input, 130 interrupted (the Job is deleted first)."
-        ),
+        help="run the Job in a manifest, in the foreground",
+        description="Run the Job in FILE until it is Complete or Failed. On a terminal a live bar "
+                    "shows succeeded/failed/active pods, elapsed time and an estimate of the time "
+                    "left; otherwise a line is printed per change. Exit status: 0 Complete, "
+                    "1 Failed or timed out, 2 invalid input, 130 interrupted (the Job is deleted).",
     )
-    run.add_argument("-f", "--filename", required=True, help="the Job manifest (YAML)")
-    run.add_argument("--timeout", type=float, default=None,
-                     help="give up (delete the Job, exit 1) after this many seconds")
-    run.add_argument("--logs", action="store_true",
-                     help="stream the pods' output, each line prefixed with the pod name")
-    run.add_argument("--log-dir", default=None,
-                     help="keep pod logs in this folder (default: a temporary one)")
-    run.add_argument("--backoff-initial-seconds", type=float, default=10.0,
-                     help="delay before the first replacement of a failed pod (default 10)")
-    run.add_argument("--backoff-max-seconds", type=float, default=600.0,
-                     help="cap of the doubling replacement delay (default 600)")
+    run.add_argument("-f", "--filename", required=True, metavar="FILE",
+                     help="the Job manifest (YAML or JSON; - reads standard input)")
+    run.add_argument("--strict", action="store_true",
+                     help="refuse fields kjob cannot honour locally (resources, volumes, ...) "
+                          "instead of ignoring them with a warning")
+    _add_run_options(run, ["json", "yaml", "wide", "name"])
+    run.set_defaults(handler=_cmd_run)
+
+    validate = sub.add_parser(
+        "validate",
+        help="check manifests without running them",
+        description="Check every Job in FILE the way the API server would, printing its errors "
+                    "in Kubernetes' words (field path first). Exit status 0 if all are valid, 2 if not.",
+    )
+    validate.add_argument("-f", "--filename", required=True, metavar="FILE",
+                          help="the manifest file (YAML or JSON; - reads standard input)")
+    validate.add_argument("--strict", action="store_true",
+                          help="also fail on fields kjob would ignore")
+    validate.set_defaults(handler=_cmd_validate)
+
+    create = sub.add_parser("create", help="create a resource from the command line (kubectl create)",
+                            description="Create a resource from the command line, as `kubectl create` does.")
+    create_sub = create.add_subparsers(dest="kind", metavar="KIND", required=True)
+    job = create_sub.add_parser(
+        "job",
+        help="create and run a Job running CMD",
+        usage="kjob create job NAME [options] -- CMD [ARGS...]",
+        description="Create a Job named NAME that runs CMD ARGS... (after `--`) and run it in the "
+                    "foreground, or with --dry-run print the manifest `kubectl apply` would take.",
+        epilog="example: kjob create job hello --completions=3 --parallelism=2 -- echo hi",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    job.add_argument("name", metavar="NAME", help="the Job's name (a DNS subdomain, e.g. my-job)")
+    job.add_argument("--image", default=None,
+                     help="container image for a cluster "
+                          "(ignored locally; needed for --dry-run -o yaml|json)")
+    job.add_argument("--completions", type=int, default=None, metavar="N", help="pods that must succeed")
+    job.add_argument("--parallelism", type=int, default=None, metavar="N",
+                     help="pods running at once at most")
+    job.add_argument("--indexed", action="store_true",
+                     help="completionMode: Indexed (each pod gets JOB_COMPLETION_INDEX 0..completions-1)")
+    job.add_argument("--backoff-limit", type=int, default=None, metavar="N",
+                     help="failed pods allowed before the Job fails (default 6)")
+    job.add_argument("--restart", choices=["Never", "OnFailure"], default="Never",
+                     help="the pods' restartPolicy (default Never, as kubectl create job)")
+    job.add_argument("--dry-run", nargs="?", const="client", default="none",
+                     choices=["none", "client", "server"],
+                     help="only validate and print the Job (with -o yaml|json: its manifest)")
+    _add_run_options(job, ["json", "yaml", "wide", "name"])
+    # The command after `--` is split off before parsing (see main): argparse would otherwise
+    # take the options of CMD for its own.
+    job.set_defaults(handler=_cmd_create_job, strict=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1:]
     args = parser.parse_args(argv)
-    if args.command == "run":
-        return _run(args)
-    parser.print_help()
-    return EXIT_INVALID
+    args.command = command
+    if command and getattr(args, "handler", None) is not _cmd_create_job:
+        parser.error("only `kjob create job` takes a command after --")
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_INVALID
+    try:
+        return handler(args)
+    except InvalidInput as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INVALID
 
 
 if __name__ == "__main__":

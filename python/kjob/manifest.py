@@ -113,7 +113,7 @@ def normalize_manifest(
     if kind != "Job":
         raise ValueError(f'{prefix}kind: Unsupported value: {kind!r}: supported values: "Job"')
     ignored: list[str] = []
-    kept = _prune(copy.deepcopy(dict(manifest)), _JOB, "", ignored)
+    kept: dict[str, Any] = _prune(copy.deepcopy(dict(manifest)), _JOB, "", ignored)
     _drop_unresolvable_env(kept, ignored)
     if ignored:
         listed = ", ".join(ignored)

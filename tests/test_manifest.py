@@ -57,9 +57,9 @@ def test_multi_document_file_picks_the_job(tmp_path: Path) -> None:
 
 
 def test_wrong_kind_or_api_version_is_a_clear_value_error() -> None:
-    with pytest.raises(ValueError, match='kind: Unsupported value: \'Pod\''):
+    with pytest.raises(ValueError, match='kind: Unsupported value: "Pod"'):
         kjob.Job.from_manifest({"apiVersion": "batch/v1", "kind": "Pod"})
-    with pytest.raises(ValueError, match="apiVersion: Unsupported value: 'batch/v2'"):
+    with pytest.raises(ValueError, match='apiVersion: Unsupported value: "batch/v2"'):
         kjob.Job.from_manifest({"apiVersion": "batch/v2", "kind": "Job"})
     with pytest.raises(ValueError, match="no document of kind Job"):
         kjob.Job.from_yaml("kind: Service\nmetadata: {name: s}\n")

@@ -175,7 +175,6 @@ def kubectl_object(
     spec["backoffLimit"] = native_spec["backoff_limit"]
     spec["completionMode"] = native_spec["completion_mode"]
     spec.setdefault("suspend", False)
-    spec.setdefault("manualSelector", False)
     spec.setdefault(
         "podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed"
     )

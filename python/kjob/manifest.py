@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import secrets
 import warnings
@@ -107,11 +108,11 @@ def normalize_manifest(
     kind = manifest.get("kind", "Job")
     if api_version != "batch/v1":
         raise ValueError(
-            f'{prefix}apiVersion: Unsupported value: {api_version!r}: supported values: "batch/v1" '
+            f'{prefix}apiVersion: Unsupported value: {json.dumps(api_version)}: supported values: "batch/v1" '
             "(kjob runs Jobs of the batch/v1 API)"
         )
     if kind != "Job":
-        raise ValueError(f'{prefix}kind: Unsupported value: {kind!r}: supported values: "Job"')
+        raise ValueError(f'{prefix}kind: Unsupported value: {json.dumps(kind)}: supported values: "Job"')
     ignored: list[str] = []
     kept: dict[str, Any] = _prune(copy.deepcopy(dict(manifest)), _JOB, "", ignored)
     _drop_unresolvable_env(kept, ignored)
@@ -244,8 +245,9 @@ def _prune(value: Any, schema: Any, path: str, ignored: list[str]) -> Any:
                 ignored.append(child)
         return kept
     if isinstance(schema, _FirstOnly) and isinstance(value, list):
+        first = [_prune(item, schema.item, f"{path}[0]", ignored) for item in value[:1]]
         ignored.extend(f"{path}[{i}]" for i in range(1, len(value)))
-        return [_prune(item, schema.item, f"{path}[0]", ignored) for item in value[:1]]
+        return first
     if isinstance(schema, list) and isinstance(value, list):
         return [_prune(item, schema[0], f"{path}[{i}]", ignored) for i, item in enumerate(value)]
     return value

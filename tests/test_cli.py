@@ -359,7 +359,7 @@ def test_validate_refuses_another_api_version(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert out.stdout == ""
     assert out.stderr == (
-        f'error: {path}: The Job "one" is invalid: apiVersion: Unsupported value: \'batch/v2\': '
+        f'error: {path}: The Job "one" is invalid: apiVersion: Unsupported value: "batch/v2": '
         'supported values: "batch/v1" (kjob runs Jobs of the batch/v1 API)\n'
     )
 

@@ -383,7 +383,7 @@ def test_validate_reads_stdin() -> None:
     text = "---\n".join([CONFIG_MAP, job_doc("one", "true"), job_doc("two", "true")])
     out = kjob("validate", "-f", "-", stdin=text)
     assert out.returncode == 0, out.stderr
-    assert out.stdout == "job.batch/one valid (-)\njob.batch/two valid (-)\n"
+    assert out.stdout == "job.batch/one valid (<stdin>)\njob.batch/two valid (<stdin>)\n"
     assert out.stderr == ""
 
     invalid = kjob("validate", "-f", "-", stdin=job_doc("one", "true", spec="  completions: -1\n"))
@@ -466,6 +466,31 @@ def test_create_job_dry_run_without_output_only_says_so(tmp_path: Path) -> None:
     assert out.stdout == "job.batch/dry created (dry run)\n"
     assert out.stderr == ""
     assert not ran.exists()
+
+
+@pytest.mark.parametrize("flags", [["--dry-run", "dry"], ["dry", "--dry-run=client"], ["dry", "--dry-run=server"]])
+def test_dry_run_is_a_flag_or_takes_kubectls_values(flags: list[str], tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    out = kjob("create", "job", *flags, "--", "touch", str(ran))
+    assert (out.returncode, out.stdout, out.stderr) == (0, "job.batch/dry created (dry run)\n", "")
+    assert not ran.exists()
+
+
+def test_dry_run_none_runs_the_job(tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    out = kjob("create", "job", "wet", "--dry-run=none", "--", "touch", str(ran))
+    assert out.returncode == 0, out.stderr
+    assert ran.exists()
+
+
+def test_run_refuses_a_suspended_job_rather_than_waiting_forever(tmp_path: Path) -> None:
+    path = write(tmp_path, job_doc("asleep", "true", spec="  suspend: true\n"))
+    out = kjob("run", "-f", str(path))
+    assert out.returncode == 2
+    assert out.stderr == (
+        f"error: {path}: job.batch/asleep has spec.suspend: true, so no pod would run and `kjob run` "
+        "would wait forever; remove it (or set it false) to run the Job here\n"
+    )
 
 
 @pytest.mark.parametrize("tail", [[], ["--"]], ids=["no-dashes", "nothing-after-dashes"])
@@ -569,7 +594,7 @@ def test_no_progress_bar_off_a_terminal() -> None:
             "--parallelism N",
             "--indexed",
             "--backoff-limit N",
-            "--dry-run [{none,client,server}]",
+            "--dry-run=client",
             "-o {json,yaml,wide,name}",
             "example: kjob create job hello --completions=3 --parallelism=2 -- echo hi",
         ]),

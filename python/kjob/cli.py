@@ -77,9 +77,14 @@ def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
+def _where(args: argparse.Namespace) -> str:
+    """How messages name the input file."""
+    return "<stdin>" if args.filename == "-" else str(args.filename)
+
+
 def _load_jobs(args: argparse.Namespace) -> list[Job]:
     """Every Job of ``-f FILE``, each validated; raises InvalidInput naming file and field."""
-    where = "<stdin>" if args.filename == "-" else args.filename
+    where = _where(args)
     try:
         source: str | Path = sys.stdin.read() + "\n" if args.filename == "-" else Path(args.filename)
         manifests, _ = load_job_manifests(source)
@@ -278,16 +283,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for job in jobs:
             job.delete()
         raise InvalidInput(
-            f"{args.filename}: {len(jobs)} Jobs in one file; `kjob run` runs one "
+            f"{_where(args)}: {len(jobs)} Jobs in one file; `kjob run` runs one "
             "(`kjob validate` checks them all)"
         )
-    return _run_job(jobs[0], args)
+    job = jobs[0]
+    if job.manifest.get("spec", {}).get("suspend") is True:
+        job.delete()
+        raise InvalidInput(
+            f"{_where(args)}: job.batch/{job.name} has spec.suspend: true, so no pod would run and "
+            "`kjob run` would wait forever; remove it (or set it false) to run the Job here"
+        )
+    return _run_job(job, args)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     jobs = _load_jobs(args)
     for job in jobs:
-        print(f"job.batch/{job.name} valid ({args.filename})")
+        print(f"job.batch/{job.name} valid ({_where(args)})")
         job.delete()
     return EXIT_COMPLETE
 
@@ -344,6 +356,8 @@ def _cmd_create_job(args: argparse.Namespace) -> int:
             print(yaml.safe_dump(job.to_manifest(), sort_keys=False), end="")
         elif args.output == "name":
             print(f"job.batch/{job.name}")
+        elif args.output == "wide":
+            print(_table_rows(job, wide=True))
         else:
             print(f"job.batch/{job.name} created (dry run)")
     except ValueError:
@@ -460,14 +474,22 @@ def _parser() -> argparse.ArgumentParser:
                      help="failed pods allowed before the Job fails (default 6)")
     job.add_argument("--restart", choices=["Never", "OnFailure"], default="Never",
                      help="the pods' restartPolicy (default Never, as kubectl create job)")
-    job.add_argument("--dry-run", nargs="?", const="client", default="none",
-                     choices=["none", "client", "server"],
-                     help="only validate and print the Job (with -o yaml|json: its manifest)")
+    # `--dry-run=client|server|none` is rewritten before parsing (see main), so that a bare
+    # `--dry-run` never takes the next word as its value.
+    job.add_argument("--dry-run", action="store_const", const="client", default="none",
+                     help="only validate and print the Job (with -o yaml|json: its manifest); "
+                          "--dry-run=client and =server mean the same here, =none runs it")
     _add_run_options(job, ["json", "yaml", "wide", "name"])
     # The command after `--` is split off before parsing (see main): argparse would otherwise
     # take the options of CMD for its own.
     job.set_defaults(handler=_cmd_create_job, strict=False)
     return parser
+
+
+def _dry_run_flag(arg: str) -> str:
+    """kubectl's ``--dry-run=client`` / ``=server`` as the bare flag; other values are kept
+    for argparse to refuse."""
+    return "--dry-run" if arg in ("--dry-run=client", "--dry-run=server") else arg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -477,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:
         split = argv.index("--")
         argv, command = argv[:split], argv[split + 1:]
-    args = parser.parse_args(argv)
+    args = parser.parse_args([_dry_run_flag(a) for a in argv if a != "--dry-run=none"])
     args.command = command
     if command and getattr(args, "handler", None) is not _cmd_create_job:
         parser.error("only `kjob create job` takes a command after --")

@@ -294,7 +294,8 @@ class Job:
         self._lock = threading.Lock()
         private_dir: str | None = None
         if log_dir is None:
-            name = str(manifest.get("metadata", {}).get("name") or "job")[:40]
+            metadata = manifest.get("metadata")
+            name = str((metadata.get("name") if isinstance(metadata, dict) else None) or "job")[:40]
             private_dir = tempfile.mkdtemp(prefix=f"kjob-{name}-")
             log_dir = private_dir
         try:

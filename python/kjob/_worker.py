@@ -12,7 +12,7 @@ Frames (little-endian) from the parent:
   ``C`` cancel: u32 job key, u64 pod id  -- drop a queued task that has not started
   ``F`` forget: u32 job key              -- the Job is gone; free its function
 To the parent:
-  ``S`` started: u32 job key, u64 pod id
+  ``S`` started: u32 job key, u64 pod id  -- only for a pod taken up after waiting for work
   ``D`` done:    u32 job key, u64 pod id, i32 exit code, u64 log start, u64 log end,
                  u8 payload kind (0 none, 1 result, 2 exception), payload: the pickled
                  result, or the exception's class and bases by qualified name joined by
@@ -20,17 +20,27 @@ To the parent:
   ``X`` cancelled: u32 job key, u64 pod id
 A pod's output is the byte range [log start, log end) of the log file the worker was using.
 Many pods share one file this way: creating a file per pod would cost more than the pods.
+
+Pods run in the order they came, so the parent knows that the pod after one reported done is
+the one running; only a pod taken up after the worker waited for work is announced (``S``).
+``D`` reports are written in batches while pods are quick (one write per pod would cost more
+than a trivial pod), and at once when a pod was slow or nothing is left to run. The pod
+running now is also kept in the slot: the file named by ``--slot``, mapped here, holding the
+pod id + 1 (0 between pods) as a little-endian u64, which the parent reads when it must know
+for sure (a kill, this worker's death).
 """
 
 from __future__ import annotations
 
 import collections
 import contextvars
+import mmap
 import os
 import pickle
 import select
 import struct
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -42,7 +52,16 @@ _DONE = struct.Struct("<IQiQQB")
 _KEY = struct.Struct("<I")
 _PATH = struct.Struct("<II")
 
+_SLOT = struct.Struct("<Q")
+
 KIND_NONE, KIND_RESULT, KIND_EXCEPTION = 0, 1, 2
+
+# Reports of quick pods are held back until this many are waiting...
+BATCH_REPORTS = 32
+# ...or the first of them has waited this long, or a pod took this long (a slow pod is
+# reported at once, and so is everything before it, as the next may be slow too).
+BATCH_SECONDS = 0.001
+SLOW_POD_SECONDS = 0.0002
 
 
 class PodContext:
@@ -107,11 +126,17 @@ def _exception_info(exc: BaseException) -> bytes:
 
 
 class Worker:
-    def __init__(self, proto_in: int, proto_out: int) -> None:
+    def __init__(self, proto_in: int, proto_out: int, slot: mmap.mmap | None = None) -> None:
         self._in = proto_in
         self._out = proto_out
+        self._slot = slot
         self._buffer = bytearray()
         self._outbox = bytearray()
+        self._held = 0
+        self._held_since = 0.0
+        self._last_read = 0.0
+        # Waited for work: the next pod is announced with S.
+        self._waited = True
         self._jobs: dict[int, _Job] = {}
         self._tasks: collections.deque[tuple[int, int, int, int, str]] = collections.deque()
         self._current_log: int | None = None
@@ -125,6 +150,7 @@ class Worker:
         self._outbox += _HEADER.pack(len(body) + 1) + kind + body
 
     def _flush(self) -> None:
+        self._held = 0
         if not self._outbox:
             return
         with memoryview(self._outbox) as view:
@@ -214,13 +240,18 @@ class Worker:
             self._current_log = key
             self._log_end = None
 
-    def _run(self, key: int, pod: int, index: int, attempt: int, name: str) -> None:
+    def _run(self, key: int, pod: int, index: int, attempt: int, name: str) -> float:
+        """Runs one pod and queues its report; returns how long it took."""
         job = self._jobs[key]
         self._use_log(key, job.log_fd)
-        self._send(b"S", _KEY_POD.pack(key, pod))
-        # The start must reach the parent before user code runs: if the process dies now,
-        # the parent knows which pod it was running.
-        self._flush()
+        began = time.monotonic()
+        # If this process dies from now on, the parent reads which pod it was running here.
+        if self._slot is not None:
+            _SLOT.pack_into(self._slot, 0, pod + 1)
+        if self._waited:
+            self._waited = False
+            self._send(b"S", _KEY_POD.pack(key, pod))
+            self._flush()
         start = self._log_end if self._log_end is not None else os.fstat(1).st_size
         os.environ["JOB_COMPLETION_INDEX"] = str(index) if index >= 0 else ""
         if index < 0:
@@ -251,20 +282,41 @@ class Worker:
             sys.stderr.flush()
         end = os.fstat(1).st_size
         self._log_end = end
+        if self._slot is not None:
+            _SLOT.pack_into(self._slot, 0, 0)
         self._send(b"D", _DONE.pack(key, pod, code, start, end, kind) + payload)
+        finished = time.monotonic()
+        if not self._held:
+            self._held_since = finished
+        self._held += 1
+        return finished - began
 
     def serve(self) -> None:
         while True:
             if not self._tasks:
                 self._flush()
+                self._waited = True
                 if not self._read(block=True):
                     return
+                self._last_read = time.monotonic()
                 continue
-            # Between tasks, pick up cancellations and new work without waiting.
-            if not self._read(block=False):
-                return
-            if self._tasks:
-                self._run(*self._tasks.popleft())
+            # Between pods, pick up cancellations and new work without waiting; when pods
+            # are quick, every millisecond is soon enough.
+            now = time.monotonic()
+            if self._held == 0 or now - self._last_read >= BATCH_SECONDS:
+                self._last_read = now
+                if not self._read(block=False):
+                    return
+            if not self._tasks:
+                continue
+            took = self._run(*self._tasks.popleft())
+            if (
+                not self._tasks
+                or took >= SLOW_POD_SECONDS
+                or self._held >= BATCH_REPORTS
+                or time.monotonic() - self._held_since >= BATCH_SECONDS
+            ):
+                self._flush()
 
 
 def _print_user_traceback(exc: BaseException) -> None:
@@ -303,7 +355,21 @@ def main() -> None:
     os.close(devnull)
     os.set_inheritable(proto_in, False)
     os.set_inheritable(proto_out, False)
-    Worker(proto_in, proto_out).serve()
+    Worker(proto_in, proto_out, _map_slot(sys.argv[1:])).serve()
+
+
+def _map_slot(argv: list[str]) -> mmap.mmap | None:
+    """Maps the slot file named by ``--slot PATH`` and removes its name (the parent keeps its
+    own descriptor)."""
+    if len(argv) < 2 or argv[0] != "--slot":
+        return None
+    fd = os.open(argv[1], os.O_RDWR)
+    try:
+        slot = mmap.mmap(fd, _SLOT.size)
+    finally:
+        os.close(fd)
+    os.unlink(argv[1])
+    return slot
 
 
 if __name__ == "__main__":

@@ -430,6 +430,9 @@ async fn run_actor(shared: Arc<Shared>, mut rx: UnboundedReceiver<Msg>) {
     shared.lock().sender = None;
 }
 
+/// The shortest batching window worth waiting for (tokio's timers tick in milliseconds).
+const MIN_BATCH_WINDOW: Duration = Duration::from_millis(1);
+
 /// Folds messages into the controller and, unless syncs are being batched, syncs and carries
 /// out the plan. Runs on whichever task has news: the actor, a pod's exit watcher or a
 /// worker's reader.
@@ -470,7 +473,10 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
         execute(&mut st, plan, now, shared);
     }
     let due = st.wake_at.is_some_and(|w| Instant::now() >= w);
-    if (st.needs_sync || due) && Instant::now() >= st.next_sync {
+    // A batching window shorter than the timer's resolution would cost more latency (the
+    // actor's timer fires on millisecond ticks) than the sync it saves: sync at once then.
+    let batching = st.next_sync.saturating_duration_since(Instant::now()) >= MIN_BATCH_WINDOW;
+    if (st.needs_sync || due) && !batching {
         // A pod that could not start is an event too: sync until nothing new happens.
         // A few rounds at most: with no backoff delay, pods that fail to start could
         // otherwise be replaced forever within one step while it holds the lock.
@@ -564,13 +570,25 @@ fn execute(st: &mut State, plan: &Plan, now: Time, shared: &Arc<Shared>) -> bool
             }
         }
     }
-    if let Some(executor) = &mut st.executor {
-        for (pod, message) in executor.dispatch(&st.controller) {
-            st.controller.observe(Event::ContainerStartFailed { pod, message, at: now });
-            observed = true;
+    observed | dispatch_callables(st, now)
+}
+
+/// Hands queued callable pods to workers. Returns whether a pod could not start (news to
+/// sync on).
+fn dispatch_callables(st: &mut State, now: Time) -> bool {
+    let Some(executor) = &mut st.executor else { return false };
+    let mut failed = false;
+    for outcome in executor.dispatch(&st.controller) {
+        match outcome {
+            Outcome::Started(pod, _) => st.controller.observe(Event::ContainerStarted { pod, at: now }),
+            Outcome::Unrunnable(pod, message) => {
+                st.controller.observe(Event::ContainerStartFailed { pod, message, at: now });
+                failed = true;
+            }
+            Outcome::Cancelled(..) | Outcome::Finished { .. } => {}
         }
     }
-    observed
+    failed
 }
 
 /// A worker's report becomes controller events (and results, and log ranges).
@@ -586,6 +604,10 @@ fn on_worker_event(st: &mut State, event: WorkerEvent, origin: Instant) {
             }
             Outcome::Cancelled(pod, at) => {
                 st.controller.observe(Event::ContainerCancelled { pod, at: at.duration_since(origin) });
+            }
+            Outcome::Unrunnable(pod, message) => {
+                let at = at_now(origin);
+                st.controller.observe(Event::ContainerStartFailed { pod, message, at });
             }
             Outcome::Finished { pod, exit_code, log, payload, at } => {
                 if log.2 > log.1 || !st.log_ranges.contains_key(&pod) {
@@ -610,13 +632,11 @@ fn on_worker_event(st: &mut State, event: WorkerEvent, origin: Instant) {
             st.results.pop();
         }
     }
-    if let Some(executor) = &mut st.executor {
-        let unrunnable = executor.dispatch(&st.controller);
-        for (pod, message) in unrunnable {
-            let at = Instant::now().duration_since(origin);
-            st.controller.observe(Event::ContainerStartFailed { pod, message, at });
-        }
-    }
+    dispatch_callables(st, at_now(origin));
+}
+
+fn at_now(origin: Instant) -> Time {
+    Instant::now().duration_since(origin)
 }
 
 fn start_container(st: &mut State, pod_id: PodId, now: Time, shared: &Arc<Shared>) -> bool {

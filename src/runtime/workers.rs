@@ -4,9 +4,15 @@
 //! Workers are fresh interpreters started with `posix_spawn`, never forks of the user's
 //! process. A Job takes up to `max_workers` of them; pods beyond that wait, `Pending`, in the
 //! Job's queue, as pods wait for node capacity. Each worker also gets a few pods ahead of time
-//! (they stay `Pending` until the worker reports it started them), so dispatch is pipelined.
-//! Idle workers are kept for the next Job. Killing a running pod kills its worker's process
-//! group; a fresh worker replaces it.
+//! (they stay `Pending` until the worker reaches them), so dispatch is pipelined. Idle workers
+//! are kept for the next Job. Killing a running pod kills its worker's process group; a fresh
+//! worker replaces it.
+//!
+//! A worker runs its pods in the order it got them and reports only their ends (`D`), in
+//! batches when pods are quick, so the pod it runs is the oldest one not reported done. For
+//! the moments when that is not enough (a kill, the worker's death, reports still buffered in
+//! it), the worker also keeps the pod it is running in a shared "slot": eight bytes of a file
+//! it maps, which this side reads.
 
 use super::process::{self, ProcessHandle};
 use super::tokio_runtime;
@@ -21,6 +27,8 @@ use tokio::io::AsyncReadExt;
 
 /// Pods sent to one worker ahead of time (including the one it runs).
 const PREFETCH: usize = 64;
+/// How long after a cancel this side checks that the worker did not start the pod anyway.
+const CANCEL_RECHECK: Duration = Duration::from_millis(20);
 /// Idle workers kept for later Jobs.
 const MAX_IDLE_WORKERS: usize = 64;
 
@@ -47,10 +55,65 @@ pub enum Payload {
 /// What a worker reports.
 #[derive(Debug)]
 pub enum WorkerEvent {
-    Started { worker: u64, pod: PodId, at: Instant },
-    Done { worker: u64, pod: PodId, exit_code: i32, log: (u64, u64), payload: Payload, at: Instant },
-    Cancelled { worker: u64, pod: PodId, at: Instant },
-    Exited { worker: u64, exit_code: i32, at: Instant },
+    /// A pod taken up by a worker that was waiting for work (others are not announced).
+    Started {
+        worker: u64,
+        pod: PodId,
+        at: Instant,
+    },
+    Done {
+        worker: u64,
+        pod: PodId,
+        exit_code: i32,
+        log: (u64, u64),
+        payload: Payload,
+        at: Instant,
+    },
+    Cancelled {
+        worker: u64,
+        pod: PodId,
+        at: Instant,
+    },
+    /// The worker died; `running` is the pod its slot named then.
+    Exited {
+        worker: u64,
+        exit_code: i32,
+        running: Option<PodId>,
+        at: Instant,
+    },
+}
+
+/// The pod a worker is running, as the worker writes it into a shared file: a little-endian
+/// u64, the pod id + 1, or 0 between pods. The worker unlinks the file once it has mapped it;
+/// this side keeps its descriptor.
+struct Slot {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Slot {
+    fn create(worker: u64) -> io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let shm = Path::new("/dev/shm");
+        let dir = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+        let path = dir.join(format!("kjob-slot-{}-{worker}", std::process::id()));
+        let file =
+            std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path)?;
+        file.set_len(8)?;
+        Ok(Self { file, path })
+    }
+
+    fn running(&self) -> Option<PodId> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = [0u8; 8];
+        self.file.read_exact_at(&mut bytes, 0).ok()?;
+        u64::from_le_bytes(bytes).checked_sub(1).map(PodId)
+    }
+
+    /// Removes the file if the worker has not (it died first, or never started).
+    fn unlink(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Where a worker's reports go: the owning Job's step function, which takes a batch.
@@ -89,6 +152,7 @@ impl WorkerWriter {
 struct WorkerProc {
     id: u64,
     handle: ProcessHandle,
+    slot: Arc<Slot>,
     frames: WorkerWriter,
     /// Where its events go: the Job using it, or nowhere while idle.
     route: Route,
@@ -117,8 +181,18 @@ fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
 }
 
 fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
-    let (spawned, stdin, stdout) = process::spawn_piped(argv)?;
     let id = NEXT_WORKER.fetch_add(1, Ordering::Relaxed);
+    let slot = Arc::new(Slot::create(id)?);
+    let mut argv = argv.to_vec();
+    argv.push("--slot".into());
+    argv.push(slot.path.to_string_lossy().into_owned());
+    let (spawned, stdin, stdout) = match process::spawn_piped(&argv) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            slot.unlink();
+            return Err(e);
+        }
+    };
     let handle = spawned.handle.clone();
     let route: Route = Arc::new(Mutex::new(None));
     let rt = tokio_runtime();
@@ -155,6 +229,7 @@ fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
         }
     });
     let read_route = Arc::clone(&route);
+    let read_slot = Arc::clone(&slot);
     let (exit_tx, exit_rx) = tokio::sync::oneshot::channel::<i32>();
     rt.spawn(async move {
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
@@ -185,7 +260,12 @@ fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
         // The exit is reported by the reader, after the last frame it read: a pod the worker
         // finished just before dying keeps its result.
         let exit_code = exit_rx.await.unwrap_or(128 + libc::SIGKILL);
-        deliver(&read_route, vec![WorkerEvent::Exited { worker: id, exit_code, at: Instant::now() }]);
+        let running = read_slot.running();
+        read_slot.unlink();
+        deliver(
+            &read_route,
+            vec![WorkerEvent::Exited { worker: id, exit_code, running, at: Instant::now() }],
+        );
     });
     rt.spawn(async move {
         let exit_code = process::wait_for_exit(spawned).await;
@@ -193,7 +273,7 @@ fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
         IDLE.lock().unwrap_or_else(|e| e.into_inner()).retain(|w| w.id != id);
         let _ = exit_tx.send(exit_code);
     });
-    Ok(WorkerProc { id, handle, frames: writer, route, loaded: Vec::new() })
+    Ok(WorkerProc { id, handle, slot, frames: writer, route, loaded: Vec::new() })
 }
 
 async fn write_all(pipe: &tokio::net::unix::pipe::Sender, mut bytes: &[u8]) -> io::Result<()> {
@@ -253,18 +333,35 @@ fn decode(worker: u64, kind: u8, body: &[u8], at: Instant) -> Option<WorkerEvent
 /// A worker working for this Job.
 struct Assigned {
     proc: WorkerProc,
-    /// Pods sent to it and not finished, oldest first.
+    /// Pods sent to it and not finished, oldest first: it runs them in this order.
     inflight: VecDeque<PodId>,
-    /// The pod it reported started and has not finished.
+    /// The oldest of them, which it is running (or about to run) as far as this side knows.
     running: Option<PodId>,
     log_path: PathBuf,
     /// Being killed: it gets no more pods.
     dying: bool,
 }
 
+impl Assigned {
+    /// After the pod it ran is over, the worker moves on to the next one it holds (when it
+    /// holds none, the next pod it gets is announced instead).
+    fn next_running(&mut self, at: Instant, out: &mut Vec<Outcome>) {
+        let Some(ran) = self.running else { return };
+        if self.inflight.contains(&ran) {
+            return;
+        }
+        self.running = self.inflight.front().copied();
+        if let Some(pod) = self.running {
+            out.push(Outcome::Started(pod, at));
+        }
+    }
+}
+
 /// A pod's outcome as the Job actor needs it.
 pub enum Outcome {
     Started(PodId, Instant),
+    /// No worker could be started for it.
+    Unrunnable(PodId, String),
     Finished {
         pod: PodId,
         exit_code: i32,
@@ -306,10 +403,10 @@ impl CallableExecutor {
         self.queue.push_back(pod);
     }
 
-    /// Hands queued pods to workers, starting workers up to `max_workers`. Returns pods that
-    /// cannot run because no worker could be started.
-    pub fn dispatch(&mut self, controller: &Controller) -> Vec<(PodId, String)> {
-        let mut unrunnable = Vec::new();
+    /// Hands queued pods to workers, starting workers up to `max_workers`. Returns the pods
+    /// that cannot run because no worker could be started.
+    pub fn dispatch(&mut self, controller: &Controller) -> Vec<Outcome> {
+        let mut out = Vec::new();
         // Task frames per worker, written once at the end: one write per worker per dispatch.
         let mut batches: Vec<Vec<u8>> = vec![Vec::new(); self.workers.len()];
         while !self.queue.is_empty() {
@@ -324,7 +421,7 @@ impl CallableExecutor {
                     Err(e) => {
                         if live == 0 {
                             let message = format!("failed to start a Python worker: {e}");
-                            unrunnable.extend(self.queue.drain(..).map(|p| (p, message.clone())));
+                            out.extend(self.queue.drain(..).map(|p| Outcome::Unrunnable(p, message.clone())));
                         }
                         break;
                     }
@@ -354,6 +451,8 @@ impl CallableExecutor {
                 batches.resize(idx + 1, Vec::new());
             }
             batches[idx].extend_from_slice(&frame(b'T', &body));
+            // A worker with nothing in flight announces the pod it takes up (S); the ones
+            // behind it start as the ones before them are reported done.
             self.workers[idx].inflight.push_back(pod_id);
         }
         for (w, batch) in self.workers.iter().zip(batches) {
@@ -361,7 +460,7 @@ impl CallableExecutor {
                 w.proc.frames.send(batch);
             }
         }
-        unrunnable
+        out
     }
 
     /// Takes an idle worker (or starts one) and loads this Job's callable into it.
@@ -400,18 +499,29 @@ impl CallableExecutor {
             return Some(Outcome::Cancelled(pod, Instant::now()));
         }
         for w in &mut self.workers {
-            if w.running == Some(pod) {
+            if !w.inflight.contains(&pod) {
+                continue;
+            }
+            // The slot, not the order of reports, says what the worker runs right now.
+            if w.proc.slot.running() == Some(pod) {
                 w.dying = true;
                 super::job::kill(w.proc.handle.clone(), grace);
                 return None;
             }
-            if w.inflight.contains(&pod) {
-                let mut body = Vec::with_capacity(12);
-                body.extend_from_slice(&self.key.to_le_bytes());
-                body.extend_from_slice(&pod.0.to_le_bytes());
-                w.proc.frames.send(frame(b'C', &body));
-                return None;
-            }
+            let mut body = Vec::with_capacity(12);
+            body.extend_from_slice(&self.key.to_le_bytes());
+            body.extend_from_slice(&pod.0.to_le_bytes());
+            w.proc.frames.send(frame(b'C', &body));
+            // The worker may have taken the pod just before the cancel reached it (it reads
+            // between pods, at least every millisecond): look again, and kill it if so.
+            let (slot, handle) = (Arc::clone(&w.proc.slot), w.proc.handle.clone());
+            tokio_runtime().spawn(async move {
+                tokio::time::sleep(CANCEL_RECHECK).await;
+                if slot.running() == Some(pod) {
+                    super::job::kill(handle, grace);
+                }
+            });
+            return None;
         }
         None
     }
@@ -424,36 +534,34 @@ impl CallableExecutor {
         match event {
             WorkerEvent::Started { worker, pod, at } => {
                 if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
-                    w.running = Some(pod);
-                    out.push(Outcome::Started(pod, at));
-                    if deleting(pod) && !w.dying {
-                        // Deleted while it was on its way to the worker: stop it now.
-                        w.dying = true;
-                        w.proc.handle.signal_group(libc::SIGKILL);
+                    if w.running != Some(pod) {
+                        w.running = Some(pod);
+                        out.push(Outcome::Started(pod, at));
                     }
                 }
             }
             WorkerEvent::Done { worker, pod, exit_code, log, payload, at } => {
                 if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
                     w.inflight.retain(|p| *p != pod);
-                    if w.running == Some(pod) {
-                        w.running = None;
-                    }
                     let log = (w.log_path.clone(), log.0, log.1);
                     out.push(Outcome::Finished { pod, exit_code, log, payload, at });
+                    w.next_running(at, &mut out);
                 }
             }
             WorkerEvent::Cancelled { worker, pod, at } => {
                 if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
                     w.inflight.retain(|p| *p != pod);
+                    w.next_running(at, &mut out);
                 }
                 out.push(Outcome::Cancelled(pod, at));
             }
-            WorkerEvent::Exited { worker, exit_code, at } => {
+            WorkerEvent::Exited { worker, exit_code, running, at } => {
                 if let Some(pos) = self.workers.iter().position(|w| w.proc.id == worker) {
                     let w = self.workers.remove(pos);
+                    // Only the pod in the slot was running: pods before it ended with their
+                    // reports still in the worker (they run again), pods after it never began.
                     for pod in w.inflight.iter().rev() {
-                        if Some(*pod) == w.running {
+                        if Some(*pod) == running {
                             let log = (w.log_path.clone(), 0, 0);
                             out.push(Outcome::Finished {
                                 pod: *pod,

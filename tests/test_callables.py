@@ -231,3 +231,33 @@ def test_returned_objects_cross_by_pickle() -> None:
     job.run(timeout=60)
     assert job.results() == {i: make(i) for i in range(3)}
     assert no_pids_left(job.uid) == []
+
+
+def test_worker_death_fails_exactly_the_pod_it_was_running() -> None:
+    """Quick pods' reports are batched in the worker; when it dies, the slot it shares with
+    kjob names the pod it was running: only that pod fails (with the worker's exit code).
+    Pods that ended with their reports still in the worker run again."""
+
+    def crash_once_at_50(i: int) -> int:
+        if i == 50 and kjob.pod_context().attempt == 0:
+            os._exit(3)
+        return i
+
+    job = kjob.Job(target=crash_once_at_50, completions=200, parallelism=200, completion_mode="Indexed",
+                   max_workers=1, backoff_limit=1, backoff_initial_seconds=0.01)
+    status = job.run(timeout=60)
+    assert status.is_complete and status.failed == 1
+    [failed] = [p for p in job.pods() if p.phase == "Failed"]
+    assert (failed.index, failed.exit_code) == (50, 3)
+    assert job.results() == {i: i for i in range(200)}
+    succeeded = sorted(p.index for p in job.pods() if p.phase == "Succeeded" and p.index is not None)
+    assert succeeded == list(range(200)), "one succeeded pod per index"
+    job.delete()
+
+
+def test_slot_files_do_not_outlive_their_workers() -> None:
+    job = kjob.Job(target=square, completions=20, parallelism=20, completion_mode="Indexed", max_workers=2)
+    job.run(timeout=60)
+    job.delete()
+    # Workers remove their slot's name as soon as they have mapped it.
+    assert list(Path("/dev/shm").glob(f"kjob-slot-{os.getpid()}-*")) == []

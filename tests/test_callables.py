@@ -129,15 +129,20 @@ def test_on_exceptions_fail_job() -> None:
 
 
 @pytest.mark.parametrize("how", ["deadline", "suspend", "delete"])
-def test_stuck_pod_is_killed_with_its_worker(how: str) -> None:
+def test_stuck_pod_is_killed_with_its_worker(how: str, tmp_path: Path) -> None:
+    entered = tmp_path / "entered"
+
     def stuck() -> None:
+        entered.touch()
         time.sleep(3600)
 
     job = kjob.Job(target=stuck, termination_grace_period_seconds=1, backoff_limit=0,
                    active_deadline_seconds=1 if how == "deadline" else None)
     job.start()
     deadline = time.monotonic() + 30
-    while not (job.pods() and job.pods()[0].phase == "Running"):
+    # Running from the moment a worker with nothing else to do got it; in the function once
+    # the marker exists.
+    while not (job.pods() and job.pods()[0].phase == "Running" and entered.exists()):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     worker_pids = [p.pid for p in job.pods() if p.pid is not None]

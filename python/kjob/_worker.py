@@ -12,7 +12,6 @@ Frames (little-endian) from the parent:
   ``C`` cancel: u32 job key, u64 pod id  -- drop a queued task that has not started
   ``F`` forget: u32 job key              -- the Job is gone; free its function
 To the parent:
-  ``S`` started: u32 job key, u64 pod id  -- only for a pod taken up after waiting for work
   ``D`` done:    u32 job key, u64 pod id, i32 exit code, u64 log start, u64 log end,
                  u8 payload kind (0 none, 1 result, 2 exception), payload: the pickled
                  result, or the exception's class and bases by qualified name joined by
@@ -22,8 +21,8 @@ A pod's output is the byte range [log start, log end) of the log file the worker
 Many pods share one file this way: creating a file per pod would cost more than the pods.
 
 Pods run in the order they came, so the parent knows that the pod after one reported done is
-the one running; only a pod taken up after the worker waited for work is announced (``S``).
-``D`` reports are written in batches while pods are quick (one write per pod would cost more
+the one running (and a pod sent to a worker with nothing else to do runs at once): starts are
+not reported. ``D`` reports are written in batches while pods are quick (one write per pod would cost more
 than a trivial pod), and at once when a pod was slow or nothing is left to run. The pod
 running now is also kept in the slot: the file named by ``--slot``, mapped here, holding the
 pod id + 1 (0 between pods) as a little-endian u64, which the parent reads when it must know
@@ -135,8 +134,6 @@ class Worker:
         self._held = 0
         self._held_since = 0.0
         self._last_read = 0.0
-        # Waited for work: the next pod is announced with S.
-        self._waited = True
         self._jobs: dict[int, _Job] = {}
         self._tasks: collections.deque[tuple[int, int, int, int, str]] = collections.deque()
         self._current_log: int | None = None
@@ -248,10 +245,6 @@ class Worker:
         # If this process dies from now on, the parent reads which pod it was running here.
         if self._slot is not None:
             _SLOT.pack_into(self._slot, 0, pod + 1)
-        if self._waited:
-            self._waited = False
-            self._send(b"S", _KEY_POD.pack(key, pod))
-            self._flush()
         start = self._log_end if self._log_end is not None else os.fstat(1).st_size
         os.environ["JOB_COMPLETION_INDEX"] = str(index) if index >= 0 else ""
         if index < 0:
@@ -295,7 +288,6 @@ class Worker:
         while True:
             if not self._tasks:
                 self._flush()
-                self._waited = True
                 if not self._read(block=True):
                     return
                 self._last_read = time.monotonic()

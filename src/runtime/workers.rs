@@ -9,7 +9,8 @@
 //! worker replaces it.
 //!
 //! A worker runs its pods in the order it got them and reports only their ends (`D`), in
-//! batches when pods are quick, so the pod it runs is the oldest one not reported done. For
+//! batches when pods are quick, so the pod it runs is the oldest one not reported done (a
+//! pod sent to a worker with nothing else to do is running from then on). For
 //! the moments when that is not enough (a kill, the worker's death, reports still buffered in
 //! it), the worker also keeps the pod it is running in a shared "slot": eight bytes of a file
 //! it maps, which this side reads.
@@ -55,12 +56,6 @@ pub enum Payload {
 /// What a worker reports.
 #[derive(Debug)]
 pub enum WorkerEvent {
-    /// A pod taken up by a worker that was waiting for work (others are not announced).
-    Started {
-        worker: u64,
-        pod: PodId,
-        at: Instant,
-    },
     Done {
         worker: u64,
         pod: PodId,
@@ -303,12 +298,11 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Decodes one frame from a worker (`S`, `D`, `X`); `None` for anything malformed.
+/// Decodes one frame from a worker (`D`, `X`); `None` for anything malformed.
 fn decode(worker: u64, kind: u8, body: &[u8], at: Instant) -> Option<WorkerEvent> {
     let _key = u32_at(body, 0)?;
     let pod = PodId(u64_at(body, 4)?);
     match kind {
-        b'S' => Some(WorkerEvent::Started { worker, pod, at }),
         b'X' => Some(WorkerEvent::Cancelled { worker, pod, at }),
         b'D' => {
             let exit_code = u32_at(body, 12)? as i32;
@@ -343,11 +337,9 @@ struct Assigned {
 }
 
 impl Assigned {
-    /// After the pod it ran is over, the worker moves on to the next one it holds (when it
-    /// holds none, the next pod it gets is announced instead).
+    /// After the pod it ran is over, the worker moves on to the next one it holds.
     fn next_running(&mut self, at: Instant, out: &mut Vec<Outcome>) {
-        let Some(ran) = self.running else { return };
-        if self.inflight.contains(&ran) {
+        if self.running.is_some_and(|ran| self.inflight.contains(&ran)) {
             return;
         }
         self.running = self.inflight.front().copied();
@@ -404,9 +396,11 @@ impl CallableExecutor {
     }
 
     /// Hands queued pods to workers, starting workers up to `max_workers`. Returns the pods
-    /// that cannot run because no worker could be started.
+    /// that started (a worker with nothing to do runs its first pod at once) and those that
+    /// cannot run because no worker could be started.
     pub fn dispatch(&mut self, controller: &Controller) -> Vec<Outcome> {
         let mut out = Vec::new();
+        let now = Instant::now();
         // Task frames per worker, written once at the end: one write per worker per dispatch.
         let mut batches: Vec<Vec<u8>> = vec![Vec::new(); self.workers.len()];
         while !self.queue.is_empty() {
@@ -451,9 +445,14 @@ impl CallableExecutor {
                 batches.resize(idx + 1, Vec::new());
             }
             batches[idx].extend_from_slice(&frame(b'T', &body));
-            // A worker with nothing in flight announces the pod it takes up (S); the ones
-            // behind it start as the ones before them are reported done.
-            self.workers[idx].inflight.push_back(pod_id);
+            // A worker with nothing in flight runs the pod at once; the ones behind it start
+            // as the ones before them are reported done.
+            let worker = &mut self.workers[idx];
+            worker.inflight.push_back(pod_id);
+            if worker.running.is_none() {
+                worker.running = Some(pod_id);
+                out.push(Outcome::Started(pod_id, now));
+            }
         }
         for (w, batch) in self.workers.iter().zip(batches) {
             if !batch.is_empty() {
@@ -532,14 +531,6 @@ impl CallableExecutor {
     pub fn on_event(&mut self, event: WorkerEvent, deleting: &dyn Fn(PodId) -> bool) -> Vec<Outcome> {
         let mut out = Vec::new();
         match event {
-            WorkerEvent::Started { worker, pod, at } => {
-                if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
-                    if w.running != Some(pod) {
-                        w.running = Some(pod);
-                        out.push(Outcome::Started(pod, at));
-                    }
-                }
-            }
             WorkerEvent::Done { worker, pod, exit_code, log, payload, at } => {
                 if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
                     w.inflight.retain(|p| *p != pod);

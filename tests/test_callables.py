@@ -266,3 +266,27 @@ def test_slot_files_do_not_outlive_their_workers() -> None:
     job.delete()
     # Workers remove their slot's name as soon as they have mapped it.
     assert list(Path("/dev/shm").glob(f"kjob-slot-{os.getpid()}-*")) == []
+
+
+def test_suspend_and_resume_while_quick_pods_are_queued_in_workers() -> None:
+    """Pods queued ahead in workers are cancelled by a suspend (or killed with their worker if
+    one had started); after resume every index completes exactly once."""
+    job = kjob.Job(target=square, completions=5000, parallelism=5000, completion_mode="Indexed",
+                   max_workers=2, termination_grace_period_seconds=1)
+    job.start()
+    deadline = time.monotonic() + 30
+    while job.status.succeeded < 500:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    job.suspend()
+    while job.status.active or job.status.terminating:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    suspended = job.status
+    assert suspended.condition("Suspended") is not None
+    assert suspended.succeeded < 5000
+    job.resume()
+    status = job.wait(timeout=60)
+    assert status.is_complete and status.succeeded == 5000 and status.failed == 0
+    assert job.results() == {i: i * i for i in range(5000)}
+    job.delete()

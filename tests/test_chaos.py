@@ -41,6 +41,9 @@ SHAPES = [
     # short pods being created and replaced while we kill
     'kjob.Job(name="chaos", command="exit 1", completions=50, parallelism=4, backoff_limit=1000, '
     "backoff_initial_seconds=0.001)",
+    # quick callable pods queued ahead in their workers (reports batched), one now and then slow
+    'kjob.Job(name="chaos", target=quick, completions=20000, parallelism=20000, completion_mode="Indexed", '
+    "max_workers=2, termination_grace_period_seconds=1)",
 ]
 
 
@@ -62,6 +65,11 @@ def child_program(shape: str, path: str, delay: float) -> str:
         def stuck(i):
             subprocess.Popen(["sleep", "300"])
             time.sleep(300)
+
+        def quick(i):
+            if i % 500 == 499:
+                time.sleep(0.05)
+            return i
 
         job = {shape}
         """

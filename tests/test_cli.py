@@ -615,3 +615,31 @@ def test_no_command_prints_the_help_and_exits_2() -> None:
     out = kjob()
     assert out.returncode == 2
     assert out.stdout.startswith("usage: kjob [-h] COMMAND ...\n")
+
+
+def test_logs_of_a_job_its_ttl_removes_at_once_are_still_printed(tmp_path: Path) -> None:
+    """With ttlSecondsAfterFinished: 0 the Job is gone the moment it completes; the CLI keeps
+    the pods' logs until it has printed them."""
+    path = write(tmp_path, job_doc("ttl", "echo hello-from-pod", spec="  ttlSecondsAfterFinished: 0\n"))
+    for _ in range(5):
+        out = kjob("run", "-f", str(path), "--logs")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "] hello-from-pod\n" in out.stdout
+        assert "condition Complete=True" in out.stdout
+
+
+def test_a_job_another_controller_manages_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, job_doc("other", "true", spec="  managedBy: example.com/foo\n"))
+    out = kjob("run", "-f", str(path))
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: job.batch/other: Job default/other has spec.managedBy ")
+    assert "Traceback" not in out.stderr
+
+
+def test_a_log_dir_that_cannot_be_made_is_an_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    path = write(tmp_path, job_doc("nolog", "true"))
+    out = kjob("run", "-f", str(path), "--log-dir", str(blocker / "sub"))
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: job.batch/nolog: failed to create the log folder")

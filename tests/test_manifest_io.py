@@ -236,11 +236,16 @@ def test_status_and_server_set_metadata_are_dropped_quietly() -> None:
     job.run(timeout=30)
     seen = job.to_manifest(include_status=True)
     cluster_accepts(seen)
-    del seen["spec"]["selector"]  # the one server field a manifest may also set: warned about
     again = load_quietly(seen)
     assert "status" not in again.manifest
     assert "uid" not in again.manifest["metadata"]
+    assert "selector" not in again.manifest["spec"]
     assert again.uid != job.uid
+    # The uid labels the API server made for the old Job are not carried over to the new one.
+    view = again.to_manifest(include_status=True)
+    assert view["spec"]["template"]["metadata"]["labels"]["controller-uid"] == again.uid
+    assert view["metadata"]["labels"]["batch.kubernetes.io/controller-uid"] == again.uid
+    cluster_accepts(view)
 
 
 def test_kubectl_view_has_defaults_labels_selector_and_status() -> None:
@@ -257,7 +262,8 @@ def test_kubectl_view_has_defaults_labels_selector_and_status() -> None:
     assert seen["spec"]["podReplacementPolicy"] == "TerminatingOrFailed"
     assert seen["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 30
     status = seen["status"]
-    assert status["succeeded"] == 2 and status["ready"] == 0
+    assert status["succeeded"] == 2 and status["ready"] == 0 and status["terminating"] == 0
+    assert "failedIndexes" not in status
     assert [c["type"] for c in status["conditions"]] == ["SuccessCriteriaMet", "Complete"]
     assert status["conditions"][1]["reason"] == "CompletionsReached"
     assert status["startTime"].endswith("Z") and status["completionTime"].endswith("Z")
@@ -374,3 +380,60 @@ def test_docs_pod_failure_policy_example_fails_the_job_on_exit_42() -> None:
     assert "failed with exit code 42 matching FailJob rule at index 0" in failed.message
     # The first failure ends the Job: no replacement pods, far from 12 completions.
     assert status.succeeded == 0 and len(job.pods()) == 3
+
+
+def test_view_of_a_per_index_job_has_failed_indexes_even_when_empty() -> None:
+    job = kjob.Job(name="pi-ix", image="busybox", command=["true"], completions=2, completion_mode="Indexed",
+                   backoff_limit_per_index=1)
+    job.run(timeout=30)
+    status = job.to_manifest(include_status=True)["status"]
+    assert status["failedIndexes"] == "" and status["completedIndexes"] == "0,1"
+    assert job.to_manifest(include_status=True)["spec"]["backoffLimit"] == 2147483647
+
+
+def test_backoff_annotations_round_trip_exactly() -> None:
+    job = kjob.Job(name="exact", image="busybox", command=["true"], backoff_initial_seconds=0.1234567,
+                   backoff_max_seconds=1234567.0)
+    annotations = job.to_manifest()["metadata"]["annotations"]
+    assert annotations == {"kjob.io/backoff-initial-seconds": "0.1234567", "kjob.io/backoff-max-seconds": "1234567"}
+    assert kjob.Job.from_manifest(job.to_manifest())._backoff == (0.1234567, 1234567.0)
+
+
+def test_dropping_on_exceptions_rules_keeps_the_replacement_policy() -> None:
+    policy = {"rules": [{"action": "FailJob", "onExceptions": {"operator": "In", "values": ["E"]}}]}
+    job = kjob.Job(name="keep", image="busybox", command=["true"], pod_failure_policy=policy)
+    with pytest.warns(kjob.KjobWarning):
+        spec = job.to_manifest()["spec"]
+    assert "podFailurePolicy" not in spec and spec["podReplacementPolicy"] == "Failed"
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("suspend", "false", 'spec.suspend: Invalid value: "false": must be a boolean (true or false)'),
+    ("suspend", 1, "spec.suspend: Invalid value: 1: must be a boolean (true or false)"),
+    ("completions", True, "spec.completions: Invalid value: true: must be an integer"),
+    ("backoffLimit", False, "spec.backoffLimit: Invalid value: false: must be an integer"),
+])
+def test_json_types_are_checked_not_coerced(field: str, value: Any, message: str) -> None:
+    """YAML's `suspend: "false"` is a string: Kubernetes refuses it, and so does kjob (rather
+    than take its truthiness)."""
+    manifest = copy.deepcopy(EVERY_FIELD)
+    manifest["spec"][field] = value
+    with pytest.raises(ValueError) as e:
+        kjob.Job.from_manifest(manifest)
+    assert str(e.value) == message
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.filterwarnings("ignore::kjob.KjobWarning")
+def test_yaml_alias_bombs_load_in_linear_time() -> None:
+    text = "a0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"
+    for level in range(1, 9):
+        text += f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 10) + "]\n"
+    text += "apiVersion: batch/v1\nkind: Job\nmetadata: {name: bomb, labels: *a8}\n"
+    with pytest.raises(ValueError):
+        kjob.Job.from_yaml(text)
+
+
+def test_self_referencing_yaml_is_refused() -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        kjob.Job.from_yaml("apiVersion: batch/v1\nkind: Job\nmetadata: &m {name: x, labels: {a: *m}}\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import sys
 import threading
 from typing import Any
@@ -187,3 +188,52 @@ def test_one_job_from_many_threads() -> None:
             t.join(60)
         assert errors == []
         assert job.status.succeeded == 20
+
+
+def test_a_job_removed_by_its_ttl_right_after_finishing_is_seen_finished() -> None:
+    """ttlSecondsAfterFinished: 0 deletes the Job the moment it ends: a watcher must still see
+    the final status (it reads "deleted" before the status)."""
+    for _ in range(10):
+        job = quick_job(command=["true"], completions=1, parallelism=1, ttl_seconds_after_finished=0)
+        job.start()
+        assert [c for c in job.watch(timeout=30) if isinstance(c, JobStatus)][-1].is_complete
+        job.delete()
+        job = quick_job(command=["true"], completions=1, parallelism=1, ttl_seconds_after_finished=0)
+        job.start()
+        assert asyncio.run(job.wait_async(timeout=30)).is_complete
+        job.delete()
+
+
+def test_wait_async_with_zero_timeout_answers_a_finished_job() -> None:
+    with quick_job() as job:
+        job.run(timeout=30)
+        assert asyncio.run(job.wait_async(timeout=0)).is_complete
+
+
+def test_watching_works_with_file_descriptors_above_1024() -> None:
+    """select() cannot watch descriptors >= 1024; the feed is polled instead."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        if hard != resource.RLIM_INFINITY and hard < 1200:
+            pytest.skip("cannot open 1,200 files here")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        with quick_job() as job:
+            job.start()
+            assert job._native.subscribe().fileno() >= 1024
+            assert [c for c in job.watch(timeout=30) if isinstance(c, JobStatus)][-1].is_complete
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_huge_timeouts_mean_no_deadline() -> None:
+    with quick_job() as job:
+        job.start()
+        assert job.wait(timeout=1e19).is_complete
+        assert list(job.watch(timeout=1e12))
+        job.delete(timeout=1e300)

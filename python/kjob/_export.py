@@ -36,7 +36,9 @@ def rfc3339(t: _dt.datetime | None) -> str | None:
 
 
 def _seconds_text(value: float) -> str:
-    return f"{value:g}"
+    """Exact (``repr``), without a trailing ``.0``: 0.5 -> "0.5", 2.0 -> "2"."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def export_manifest(
@@ -69,6 +71,8 @@ def export_manifest(
                 policy["rules"] = kept
             else:
                 del spec["podFailurePolicy"]
+                # Its presence made podReplacementPolicy default to Failed: keep that.
+                spec.setdefault("podReplacementPolicy", "Failed")
     metadata = out.setdefault("metadata", {})
     annotations = dict(metadata.get("annotations") or {})
     for key, value, default in (
@@ -132,12 +136,14 @@ def status_manifest(status: JobStatus) -> dict[str, Any]:
         ("active", status.active),
         ("succeeded", status.succeeded),
         ("failed", status.failed),
-        ("terminating", status.terminating),
         ("completedIndexes", status.completed_indexes),
-        ("failedIndexes", status.failed_indexes),
     ):
         if value:
             out[key] = value
+    # Set by the controller even when empty: with backoffLimitPerIndex, failedIndexes.
+    if status.failed_indexes is not None:
+        out["failedIndexes"] = status.failed_indexes
+    out["terminating"] = status.terminating
     out["ready"] = status.ready
     out["uncountedTerminatedPods"] = {}
     return out
@@ -214,9 +220,11 @@ def completions_column(succeeded: int, completions: int | None, parallelism: int
 
 def human_duration(seconds: float) -> str:
     """Kubernetes' ``duration.HumanDuration`` (as in the AGE and DURATION columns)."""
-    if seconds < -1:
+    # Go truncates to whole seconds first: -1.5 s is -1 s, shown as 0s.
+    s = int(seconds)
+    if s < -1:
         return "<invalid>"
-    s = max(0, int(seconds))
+    s = max(0, s)
     if s < 120:
         return f"{s}s"
     minutes = s // 60

@@ -469,13 +469,15 @@ class Job:
     def suspend(self) -> None:
         """Suspends the Job (``spec.suspend: true``): active pods are deleted and no new ones are
         created until :meth:`resume`. Idempotent; before ``start()`` the Job starts suspended."""
-        self._native.suspend(True)
-        self._set_spec_field("suspend", True)
+        with self._lock:
+            self._native.suspend(True)
+            self._set_spec_field("suspend", True)
 
     def resume(self) -> None:
         """Resumes a suspended Job: ``startTime`` is reset and pods are created again."""
-        self._native.suspend(False)
-        self._set_spec_field("suspend", False)
+        with self._lock:
+            self._native.suspend(False)
+            self._set_spec_field("suspend", False)
 
     def evict(self, pod_name: str) -> None:
         """The local Eviction API: the pod gets ``DisruptionTarget=True`` (reason
@@ -496,17 +498,18 @@ class Job:
                 raise ValueError(
                     f"spec.{key}: Invalid value: {value}: must be less than or equal to 2147483647"
                 )
-        self._native.scale(parallelism, completions)
-        for key, value in (("parallelism", parallelism), ("completions", completions)):
-            if value is not None:
-                self._set_spec_field(key, value)
+        with self._lock:
+            self._native.scale(parallelism, completions)
+            for key, value in (("parallelism", parallelism), ("completions", completions)):
+                if value is not None:
+                    self._set_spec_field(key, value)
 
     def _set_spec_field(self, key: str, value: object) -> None:
-        """Keeps the manifest (and the spec snapshot) in step with a change made to the Job."""
-        with self._lock:
-            self._manifest.setdefault("spec", {})[key] = value
-            if key in self._spec:
-                self._spec[key] = value
+        """Keeps the manifest (and the spec snapshot) in step with a change just made to the
+        Job. Called with ``_lock`` held, together with the change itself."""
+        self._manifest.setdefault("spec", {})[key] = value
+        if key in self._spec:
+            self._spec[key] = value
 
     def events(self) -> list[Event]:
         """The Job's events, oldest first (``SuccessfulCreate``, ``Completed``, ...)."""

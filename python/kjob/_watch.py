@@ -1,7 +1,7 @@
 """Following a Job as it changes: ``job.watch()``, ``job.watch_async()``, ``wait_async``.
 
 The native Job hands out a change feed: a file descriptor that becomes readable after each
-change. Sync code waits on it with ``select`` (Ctrl-C interrupts it); asyncio code registers
+change. Sync code waits on it with ``poll`` (Ctrl-C interrupts it); asyncio code registers
 it with the event loop, so an await parks no thread and cancelling it leaves nothing behind.
 Bursts of changes coalesce: a watcher sees the latest status, never a queue of stale ones.
 """
@@ -9,6 +9,7 @@ Bursts of changes coalesce: a watcher sees the latest status, never a queue of s
 from __future__ import annotations
 
 import asyncio
+import math
 import select
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -33,6 +34,9 @@ class Watcher:
         self._feed = job._native.subscribe()
         self._last: JobStatus | None = None
         self._event_seq = 0
+        self._poller = select.poll()
+        self._poller.register(self._feed.fileno(), select.POLLIN)
+        self._deleted = job._native.deleted
         self.status: JobStatus = job.status
 
     def close(self) -> None:
@@ -41,12 +45,15 @@ class Watcher:
     @property
     def done(self) -> bool:
         """The Job has finished (or is gone): nothing more will change."""
-        return self.status.is_finished or self._job._native.deleted
+        # `_deleted` was read before `status`: a Job removed (say by its TTL) right after it
+        # finished is only "done" once the status read after its removal has been seen.
+        return self.status.is_finished or self._deleted
 
     def poll(self) -> list[Change]:
         """What changed since the last poll: new events first, then the status if it differs."""
         # Clear first: a change after this point makes the feed readable again.
         self._feed.clear()
+        self._deleted = self._job._native.deleted
         self.status = self._job.status
         events, self._event_seq = self._job._events_since(self._event_seq)
         changes: list[Change] = list(events)
@@ -57,7 +64,11 @@ class Watcher:
 
     def wait(self, timeout: float | None) -> None:
         """Blocks until the next change or ``timeout`` (Ctrl-C raises at once)."""
-        select.select([self._feed], [], [], timeout)
+        if timeout is None:
+            self._poller.poll()
+        else:
+            # poll() takes whole milliseconds, as an int: round up, and cap at ~24 days.
+            self._poller.poll(min(max(0, math.ceil(timeout * 1000)), 2**31 - 1))
 
     async def wait_async(self) -> None:
         """Until the next change, without blocking the event loop or any thread."""
@@ -126,6 +137,11 @@ async def wait_async(job: Job, timeout: float | None) -> JobStatus:
             await watcher.wait_async()
 
     try:
+        # A finished Job is answered at once, even with timeout=0 (which wait_for would
+        # otherwise cancel before it ran, on Python <= 3.11).
+        watcher.poll()
+        if watcher.done:
+            return watcher.status
         if timeout is None:
             return await until_done()
         try:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -19,6 +21,7 @@ import yaml
 
 from . import _export
 from ._job import Job
+from ._kjob import KjobError
 from ._progress import TerminalBar
 from ._types import JobStatus
 from ._watch import Watcher
@@ -263,7 +266,10 @@ def _run_job(job: Job, args: argparse.Namespace) -> int:
     # With -o json|yaml|name, stdout holds only that document: progress goes to stderr.
     out = sys.stderr if machine_output else sys.stdout
     try:
-        job.start()
+        try:
+            job.start()
+        except (KjobError, ValueError, OSError) as e:
+            raise InvalidInput(f"job.batch/{job.name}: {e}") from None
         print(f"job.batch/{job.name} created", file=out, flush=True)
         code = _follow(job, args, out, logs_out=out)
         _print_object(job, args.output, sys.stdout)
@@ -507,11 +513,19 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_INVALID
+    # Pod logs go to a folder this command owns and removes at its very end, so that they can
+    # still be read after the Job is gone (a ttlSecondsAfterFinished of 0 deletes it at once).
+    own_logs = handler in (_cmd_run, _cmd_create_job) and args.log_dir is None
+    if own_logs:
+        args.log_dir = tempfile.mkdtemp(prefix="kjob-logs-")
     try:
         return handler(args)
     except InvalidInput as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
+    finally:
+        if own_logs:
+            shutil.rmtree(args.log_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

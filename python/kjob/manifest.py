@@ -33,11 +33,11 @@ class KjobWarning(UserWarning):
 def _read(path_or_text: str | Path) -> tuple[str, str]:
     """Returns (text, where) for a path or for YAML text itself."""
     if isinstance(path_or_text, Path):
-        return path_or_text.read_text(), str(path_or_text)
+        return path_or_text.read_text(encoding="utf-8"), str(path_or_text)
     if not isinstance(path_or_text, str):
         raise TypeError(f"expected a path or YAML text, not {type(path_or_text).__name__}")
     if "\n" not in path_or_text and os.path.exists(path_or_text):
-        return Path(path_or_text).read_text(), path_or_text
+        return Path(path_or_text).read_text(encoding="utf-8"), path_or_text
     if "\n" not in path_or_text and path_or_text.endswith((".yaml", ".yml", ".json")):
         raise FileNotFoundError(f"no such manifest file: {path_or_text}")
     return path_or_text, "<text>"
@@ -84,10 +84,18 @@ def check_depth(value: Any, what: str = "manifest") -> None:
     """Raises ValueError for structures nested deeper than MAX_DEPTH (checked without
     recursion, so the check itself cannot overflow)."""
     stack: list[tuple[Any, int]] = [(value, 0)]
+    # YAML aliases share nodes: a node is walked again only when reached deeper than before
+    # (ten aliases of ten aliases of ... would otherwise take exponential time; a cycle keeps
+    # getting deeper, so it is still caught).
+    deepest: dict[int, int] = {}
     while stack:
         item, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise ValueError(f"{what} nested too deeply (more than {MAX_DEPTH} levels)")
+        if isinstance(item, (Mapping, list, tuple)):
+            if deepest.get(id(item), -1) >= depth:
+                continue
+            deepest[id(item)] = depth
         if isinstance(item, Mapping):
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, (list, tuple)):
@@ -114,7 +122,7 @@ def normalize_manifest(
     if kind != "Job":
         raise ValueError(f'{prefix}kind: Unsupported value: {json.dumps(kind)}: supported values: "Job"')
     ignored: list[str] = []
-    kept: dict[str, Any] = _prune(copy.deepcopy(dict(manifest)), _JOB, "", ignored)
+    kept: dict[str, Any] = _prune(_without_server_fields(copy.deepcopy(dict(manifest))), _JOB, "", ignored)
     _drop_unresolvable_env(kept, ignored)
     if ignored:
         listed = ", ".join(ignored)
@@ -127,6 +135,29 @@ def normalize_manifest(
         )
     _resolve_generate_name(kept)
     return kept
+
+
+# Labels the API server derives from a Job's uid: a saved Job's are stale for a new one.
+_UID_LABELS = ("controller-uid", "batch.kubernetes.io/controller-uid")
+
+
+def _without_server_fields(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Drops, quietly, what the API server generated for a Job (as ``kubectl get -o yaml``
+    shows it): the selector it made (unless ``manualSelector``) and the uid labels."""
+    spec = manifest.get("spec")
+    if not isinstance(spec, dict):
+        return manifest
+    if spec.get("manualSelector") is not True:
+        spec.pop("selector", None)
+        if spec.get("manualSelector") is False:
+            del spec["manualSelector"]
+    template = spec.get("template")
+    for meta in (manifest.get("metadata"), template.get("metadata") if isinstance(template, dict) else None):
+        labels = meta.get("labels") if isinstance(meta, dict) else None
+        if isinstance(labels, dict):
+            for key in _UID_LABELS:
+                labels.pop(key, None)
+    return manifest
 
 
 def _drop_unresolvable_env(manifest: dict[str, Any], ignored: list[str]) -> None:
@@ -168,6 +199,33 @@ _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _ANY = True
 
 
+class _Scalar:
+    """A leaf whose JSON type is checked here: YAML's ``suspend: "false"`` is a string, and
+    the Rust side would take any Python value's truthiness for a bool (and True for 1)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def check(self, value: Any, path: str) -> None:
+        if value is None:
+            return
+        if self.kind == "boolean" and not isinstance(value, bool):
+            raise ValueError(f"{path}: Invalid value: {_json_text(value)}: must be a boolean (true or false)")
+        if self.kind == "integer" and isinstance(value, bool):
+            raise ValueError(f"{path}: Invalid value: {_json_text(value)}: must be an integer")
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+_BOOL = _Scalar("boolean")
+_INT = _Scalar("integer")
+
+
 class _FirstOnly:
     def __init__(self, item: Any) -> None:
         self.item = item
@@ -188,7 +246,7 @@ _CONTAINER = {
 }
 _POD_FAILURE_RULE = {
     "action": _ANY,
-    "onExitCodes": {"containerName": _ANY, "operator": _ANY, "values": _ANY},
+    "onExitCodes": {"containerName": _ANY, "operator": _ANY, "values": [_INT]},
     "onPodConditions": [{"type": _ANY, "status": _ANY}],
     # kjob's extension for callable pods (see README); never exported.
     "onExceptions": {"operator": _ANY, "values": _ANY},
@@ -202,17 +260,17 @@ _JOB: dict[str, Any] = {
     "kind": _ANY,
     "metadata": _METADATA,
     "spec": {
-        "parallelism": _ANY,
-        "completions": _ANY,
-        "activeDeadlineSeconds": _ANY,
+        "parallelism": _INT,
+        "completions": _INT,
+        "activeDeadlineSeconds": _INT,
         "podFailurePolicy": {"rules": [_POD_FAILURE_RULE]},
-        "successPolicy": {"rules": [{"succeededIndexes": _ANY, "succeededCount": _ANY}]},
-        "backoffLimit": _ANY,
-        "backoffLimitPerIndex": _ANY,
-        "maxFailedIndexes": _ANY,
-        "ttlSecondsAfterFinished": _ANY,
+        "successPolicy": {"rules": [{"succeededIndexes": _ANY, "succeededCount": _INT}]},
+        "backoffLimit": _INT,
+        "backoffLimitPerIndex": _INT,
+        "maxFailedIndexes": _INT,
+        "ttlSecondsAfterFinished": _INT,
         "completionMode": _ANY,
-        "suspend": _ANY,
+        "suspend": _BOOL,
         "podReplacementPolicy": _ANY,
         "managedBy": _ANY,
         "template": {
@@ -220,8 +278,8 @@ _JOB: dict[str, Any] = {
             "spec": {
                 "containers": _FirstOnly(_CONTAINER),
                 "restartPolicy": _ANY,
-                "activeDeadlineSeconds": _ANY,
-                "terminationGracePeriodSeconds": _ANY,
+                "activeDeadlineSeconds": _INT,
+                "terminationGracePeriodSeconds": _INT,
             },
         },
     },
@@ -232,6 +290,9 @@ def _prune(value: Any, schema: Any, path: str, ignored: list[str]) -> Any:
     """``value`` without the fields ``schema`` lacks (their paths go to ``ignored``). Values
     of the wrong shape are kept: validation reports them with their path."""
     if schema is _ANY:
+        return value
+    if isinstance(schema, _Scalar):
+        schema.check(value, path)
         return value
     if isinstance(schema, dict) and isinstance(value, dict):
         kept: dict[str, Any] = {}

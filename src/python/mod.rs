@@ -29,6 +29,20 @@ fn seconds(value: f64, what: &str) -> Result<Duration, BindingError> {
     })
 }
 
+/// `now + timeout`; a timeout too far away for an `Instant` is no deadline at all.
+fn deadline_after(timeout: Option<f64>) -> Result<Option<Instant>, BindingError> {
+    match timeout {
+        // Finite but beyond a Duration (1e300 s) is as good as forever.
+        Some(t) if t.is_finite() && t >= 0.0 => {
+            Ok(Duration::try_from_secs_f64(t).ok().and_then(|d| Instant::now().checked_add(d)))
+        }
+        Some(t) => {
+            Err(BindingError::Shape(format!("timeout: must be a finite number of seconds >= 0, got {t}")))
+        }
+        None => Ok(None),
+    }
+}
+
 fn epoch_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
@@ -68,10 +82,7 @@ impl NativeJob {
     /// on timeout; Ctrl-C raises `KeyboardInterrupt` within 50 ms.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        let deadline = match timeout {
-            Some(t) => Some(Instant::now() + seconds(t, "timeout")?),
-            None => None,
-        };
+        let deadline = deadline_after(timeout)?;
         self.block(py, deadline, |job, slice| job.wait_finished(slice))
     }
 
@@ -80,10 +91,7 @@ impl NativeJob {
     #[pyo3(signature = (timeout=None))]
     fn delete(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         self.inner.request_delete();
-        let deadline = match timeout {
-            Some(t) => Some(Instant::now() + seconds(t, "timeout")?),
-            None => None,
-        };
+        let deadline = deadline_after(timeout)?;
         self.block(py, deadline, |job, slice| job.wait_deleted(slice))
     }
 

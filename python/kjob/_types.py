@@ -66,21 +66,23 @@ class JobStatus:
             conditions=[Condition._from_dict(c) for c in d["conditions"]],
         )
 
-    def __repr__(self) -> str:
-        true = [c.type for c in self.conditions if c.status == "True"]
-        parts = [
-            "/".join(true) if true else "NoCondition",
-            f"active={self.active}",
-            f"succeeded={self.succeeded}",
-            f"failed={self.failed}",
-        ]
+    def _counts(self, manifest_keys: bool = False) -> str:
+        """``active=1 succeeded=2 failed=0`` and, when set, terminating and the index sets:
+        with Python names (quoted strings) or, for ``manifest_keys``, the manifest's."""
+        parts = [f"active={self.active}", f"succeeded={self.succeeded}", f"failed={self.failed}"]
         if self.terminating:
             parts.append(f"terminating={self.terminating}")
-        if self.completed_indexes:
-            parts.append(f"completed_indexes={self.completed_indexes!r}")
-        if self.failed_indexes:
-            parts.append(f"failed_indexes={self.failed_indexes!r}")
-        return f"JobStatus({' '.join(parts)})"
+        for name, key, value in (
+            ("completed_indexes", "completedIndexes", self.completed_indexes),
+            ("failed_indexes", "failedIndexes", self.failed_indexes),
+        ):
+            if value:
+                parts.append(f"{key}={value}" if manifest_keys else f"{name}={value!r}")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        true = [c.type for c in self.conditions if c.status == "True"]
+        return f"JobStatus({'/'.join(true) if true else 'NoCondition'} {self._counts()})"
 
     def _repr_html_(self) -> str:
         from ._html import status_html

@@ -42,21 +42,6 @@ class InvalidInput(Exception):
     """Input kjob refuses: printed as ``error: ...``, exit status 2."""
 
 
-def _summary(status: JobStatus) -> str:
-    parts = [
-        f"active={status.active}",
-        f"succeeded={status.succeeded}",
-        f"failed={status.failed}",
-    ]
-    if status.terminating:
-        parts.append(f"terminating={status.terminating}")
-    if status.completed_indexes:
-        parts.append(f"completedIndexes={status.completed_indexes}")
-    if status.failed_indexes:
-        parts.append(f"failedIndexes={status.failed_indexes}")
-    return " ".join(parts)
-
-
 def _invalid_message(where: str, manifest: Any, error: Exception) -> str:
     """kubectl's wording: ``The Job "pi" is invalid: <field error>``, one bullet per error
     when there are several, after the file's name."""
@@ -174,7 +159,7 @@ class _Reporter:
 
     def update(self, status: JobStatus, final: bool = False) -> None:
         name = self._job.name
-        line = _summary(status)
+        line = status._counts(manifest_keys=True)
         if self._bar is None and line != self._last_line:
             self._last_line = line
             print(f"job.batch/{name}: {line}", file=self._out, flush=True)

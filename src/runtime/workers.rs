@@ -88,10 +88,17 @@ struct Slot {
 
 impl Slot {
     fn create(worker: u64) -> io::Result<Self> {
+        // Memory-backed when /dev/shm is there and writable; the temporary folder otherwise.
+        let name = format!("kjob-slot-{}-{worker}", std::process::id());
+        match Self::create_in(Path::new("/dev/shm"), &name) {
+            Ok(slot) => Ok(slot),
+            Err(_) => Self::create_in(&std::env::temp_dir(), &name),
+        }
+    }
+
+    fn create_in(dir: &Path, name: &str) -> io::Result<Self> {
         use std::os::unix::fs::OpenOptionsExt;
-        let shm = Path::new("/dev/shm");
-        let dir = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
-        let path = dir.join(format!("kjob-slot-{}-{worker}", std::process::id()));
+        let path = dir.join(name);
         let file =
             std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path)?;
         file.set_len(8)?;

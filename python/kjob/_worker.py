@@ -285,20 +285,23 @@ class Worker:
         return finished - began
 
     def serve(self) -> None:
+        just_read = False
         while True:
             if not self._tasks:
                 self._flush()
                 if not self._read(block=True):
                     return
                 self._last_read = time.monotonic()
+                just_read = True
                 continue
-            # Between pods, pick up cancellations and new work without waiting; when pods
-            # are quick, every millisecond is soon enough.
+            # Between pods, pick up cancellations and new work without waiting (not right
+            # after a read that waited); when pods are quick, every millisecond is soon enough.
             now = time.monotonic()
-            if self._held == 0 or now - self._last_read >= BATCH_SECONDS:
+            if not just_read and (self._held == 0 or now - self._last_read >= BATCH_SECONDS):
                 self._last_read = now
                 if not self._read(block=False):
                     return
+            just_read = False
             if not self._tasks:
                 continue
             took = self._run(*self._tasks.popleft())

@@ -437,3 +437,16 @@ def test_yaml_alias_bombs_load_in_linear_time() -> None:
 def test_self_referencing_yaml_is_refused() -> None:
     with pytest.raises(ValueError, match="nested too deeply"):
         kjob.Job.from_yaml("apiVersion: batch/v1\nkind: Job\nmetadata: &m {name: x, labels: {a: *m}}\n")
+
+
+def test_view_defaults_come_from_the_controller() -> None:
+    """With a podFailurePolicy, podReplacementPolicy defaults to Failed (reference §1.1)."""
+    policy = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}
+    job = kjob.Job(name="dflt", image="busybox", command=["true"], pod_failure_policy=policy,
+                   restart_policy="Never", suspend=True)
+    seen = job.to_manifest(include_status=True)
+    assert seen["spec"]["podReplacementPolicy"] == "Failed"
+    assert seen["spec"]["suspend"] is True
+    assert seen["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    cluster_accepts(seen)
+    job.delete()

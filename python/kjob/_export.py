@@ -178,19 +178,18 @@ def kubectl_object(
     spec["parallelism"] = native_spec["parallelism"]
     if native_spec["completions"] is not None:
         spec["completions"] = native_spec["completions"]
+    # The defaults are the controller's (src/controller/defaults.rs), not worked out here.
     spec["backoffLimit"] = native_spec["backoff_limit"]
     spec["completionMode"] = native_spec["completion_mode"]
-    spec.setdefault("suspend", False)
-    spec.setdefault(
-        "podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed"
-    )
+    spec.setdefault("suspend", native_spec["suspend"])
+    spec["podReplacementPolicy"] = native_spec["pod_replacement_policy"]
     spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
     template = spec.get("template") or {}
     template_meta = dict(template.get("metadata") or {})
     template_meta["labels"] = {**selector_labels, **(template_meta.get("labels") or {})}
     pod_spec = dict(template.get("spec") or {})
     spec["template"] = {"metadata": template_meta, "spec": pod_spec}
-    pod_spec.setdefault("restartPolicy", "Never")
+    pod_spec["restartPolicy"] = native_spec["restart_policy"]
     pod_spec["terminationGracePeriodSeconds"] = int(native_spec["termination_grace_period_seconds"])
     out["status"] = status_manifest(status)
     return out

@@ -26,10 +26,28 @@ pub enum RestartPolicy {
     OnFailure,
 }
 
+impl RestartPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Never => "Never",
+            Self::OnFailure => "OnFailure",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PodReplacementPolicy {
     TerminatingOrFailed,
     Failed,
+}
+
+impl PodReplacementPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TerminatingOrFailed => "TerminatingOrFailed",
+            Self::Failed => "Failed",
+        }
+    }
 }
 
 /// The delays of pod re-creation (§5.3) and, halved, of in-place restarts (§5.1). Kubernetes

@@ -173,6 +173,9 @@ impl NativeJob {
         d.set_item("backoff_limit", spec.backoff_limit)?;
         d.set_item("termination_grace_period_seconds", spec.termination_grace_period.as_secs_f64())?;
         d.set_item("backoff_limit_per_index", spec.backoff_limit_per_index)?;
+        d.set_item("suspend", spec.suspend)?;
+        d.set_item("pod_replacement_policy", spec.pod_replacement_policy.as_str())?;
+        d.set_item("restart_policy", spec.restart_policy.as_str())?;
         d.set_item("managed_by", spec.managed_by.as_deref())?;
         d.set_item("container_name", &spec.container.name)?;
         Ok(d)

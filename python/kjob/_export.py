@@ -162,18 +162,15 @@ def kubectl_object(
     out["kind"] = "Job"
     uid = str(native_spec["uid"])
     name = str(native_spec["name"])
-    selector_labels = {
-        "batch.kubernetes.io/controller-uid": uid,
-        "batch.kubernetes.io/job-name": name,
-        "controller-uid": uid,
-        "job-name": name,
-    }
+    # The template's labels with the generated ones, as the controller puts them on pods.
+    pod_labels = dict(native_spec["labels"])
     metadata = out.setdefault("metadata", {})
     metadata["name"] = name
     metadata["namespace"] = native_spec["namespace"]
     metadata["uid"] = uid
     metadata["creationTimestamp"] = rfc3339(creation_time)
-    metadata["labels"] = {**selector_labels, **(metadata.get("labels") or {})}
+    # Defaulting: a Job without labels gets its pod template's.
+    metadata["labels"] = metadata.get("labels") or pod_labels
     spec = out.setdefault("spec", {})
     spec["parallelism"] = native_spec["parallelism"]
     if native_spec["completions"] is not None:
@@ -186,7 +183,7 @@ def kubectl_object(
     spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
     template = spec.get("template") or {}
     template_meta = dict(template.get("metadata") or {})
-    template_meta["labels"] = {**selector_labels, **(template_meta.get("labels") or {})}
+    template_meta["labels"] = pod_labels
     pod_spec = dict(template.get("spec") or {})
     spec["template"] = {"metadata": template_meta, "spec": pod_spec}
     pod_spec["restartPolicy"] = native_spec["restart_policy"]

@@ -174,6 +174,12 @@ impl NativeJob {
         d.set_item("termination_grace_period_seconds", spec.termination_grace_period.as_secs_f64())?;
         d.set_item("backoff_limit_per_index", spec.backoff_limit_per_index)?;
         d.set_item("suspend", spec.suspend)?;
+        // The pod template's labels with those the API server adds (the selector's).
+        let labels = PyDict::new(py);
+        for (k, v) in &spec.labels {
+            labels.set_item(k, v)?;
+        }
+        d.set_item("labels", labels)?;
         d.set_item("pod_replacement_policy", spec.pod_replacement_policy.as_str())?;
         d.set_item("restart_policy", spec.restart_policy.as_str())?;
         d.set_item("managed_by", spec.managed_by.as_deref())?;

@@ -109,6 +109,31 @@ def test_backoff_limit_with_attempts_from_pod_context() -> None:
         kjob.pod_context()
 
 
+def test_completion_index_reaches_subprocesses_threads_and_is_unset_for_non_indexed_pods() -> None:
+    # JOB_COMPLETION_INDEX is in the C environment (a subprocess sees it), and pod_context()
+    # answers in threads the pod starts. One worker runs both Jobs, so the NonIndexed pods
+    # prove the Indexed Job's variable is gone.
+    def probe(*index: int) -> tuple[str, str | None, int | None]:
+        import threading
+
+        seen: list[int | None] = []
+        thread = threading.Thread(target=lambda: seen.append(kjob.pod_context().index))
+        thread.start()
+        thread.join()
+        child = subprocess.run([sys.executable, "-c", "import os; print(os.environ.get('JOB_COMPLETION_INDEX'))"],
+                               capture_output=True, text=True, check=True)
+        return child.stdout.strip(), os.environ.get("JOB_COMPLETION_INDEX"), seen[0]
+
+    indexed = kjob.Job(target=probe, completions=3, parallelism=1, completion_mode="Indexed", max_workers=1)
+    assert indexed.run(timeout=60).succeeded == 3
+    assert indexed.results() == {i: (str(i), str(i), i) for i in range(3)}
+    plain = kjob.Job(target=probe, completions=2, parallelism=1, max_workers=1)
+    assert plain.run(timeout=60).succeeded == 2
+    assert plain.results() == [("None", None, None)] * 2
+    indexed.delete()
+    plain.delete()
+
+
 def test_on_exceptions_fail_job() -> None:
     class Fatal(Exception):
         pass

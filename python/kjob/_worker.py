@@ -32,7 +32,6 @@ for sure (a kill, this worker's death).
 from __future__ import annotations
 
 import collections
-import contextvars
 import mmap
 import os
 import pickle
@@ -45,9 +44,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 _HEADER = struct.Struct("<I")
-_TASK = struct.Struct("<IQqI")
+_FRAME_HEAD = struct.Struct("<Ic")
+# A task frame's header and fixed fields; the pod name follows.
+_TASK_FRAME = struct.Struct("<IcIQqI")
 _KEY_POD = struct.Struct("<IQ")
-_DONE = struct.Struct("<IQiQQB")
+# A done frame's header and fixed fields; the payload follows.
+_DONE_FRAME = struct.Struct("<IcIQiQQB")
 _KEY = struct.Struct("<I")
 _PATH = struct.Struct("<II")
 
@@ -94,11 +96,18 @@ class PodContext:
     __hash__ = None  # type: ignore[assignment]
 
 
-_context: contextvars.ContextVar[PodContext | None] = contextvars.ContextVar("kjob_pod", default=None)
+# The pod this worker runs now: (job name, pod name as UTF-8, index or -1, attempt), or None
+# between pods. A plain global, not a ContextVar: pods run one at a time in a worker, and
+# threads a pod starts see it too. The PodContext is only built when asked for.
+_running: tuple[str, bytes, int, int] | None = None
 
 
 def current_context() -> PodContext | None:
-    return _context.get()
+    running = _running
+    if running is None:
+        return None
+    job_name, pod_name, index, attempt = running
+    return PodContext(job_name, pod_name.decode(), index if index >= 0 else None, attempt)
 
 
 @dataclass
@@ -129,16 +138,17 @@ class Worker:
         self._in = proto_in
         self._out = proto_out
         self._slot = slot
-        self._buffer = bytearray()
+        # Bytes of an incomplete frame from the last read.
+        self._pending = b""
         self._outbox = bytearray()
         self._held = 0
         self._held_since = 0.0
         self._last_read = 0.0
         self._jobs: dict[int, _Job] = {}
-        self._tasks: collections.deque[tuple[int, int, int, int, str]] = collections.deque()
+        self._tasks: collections.deque[tuple[int, int, int, int, bytes]] = collections.deque()
         self._current_log: int | None = None
-        # The log's size after the last pod: the next pod's output starts there (saves an
-        # fstat per pod; the worker itself writes nothing between pods).
+        # The log's size after the last pod: the next pod's output starts there (saves a
+        # system call per pod; the worker itself writes nothing between pods).
         self._log_end: int | None = None
 
     # ---- protocol ---------------------------------------------------------------------------
@@ -165,28 +175,28 @@ class Worker:
         chunk = os.read(self._in, 1 << 16)
         if not chunk:
             return False
-        self._buffer += chunk
-        self._parse()
+        self._parse(self._pending + chunk if self._pending else chunk)
         return True
 
-    def _parse(self) -> None:
-        buf = self._buffer
+    def _parse(self, data: bytes) -> None:
+        # Task frames, by far the most common, are unpacked in one call with their header.
         pos = 0
-        while len(buf) - pos >= 4:
-            (size,) = _HEADER.unpack_from(buf, pos)
-            if len(buf) - pos - 4 < size:
+        available = len(data)
+        tasks = self._tasks
+        while available - pos >= 5:
+            size, kind = _FRAME_HEAD.unpack_from(data, pos)
+            if available - pos - 4 < size:
                 break
-            kind = bytes(buf[pos + 4 : pos + 5])
-            body = bytes(buf[pos + 5 : pos + 4 + size])
+            if kind == b"T":
+                _, _, key, pod, index, attempt = _TASK_FRAME.unpack_from(data, pos)
+                tasks.append((key, pod, index, attempt, data[pos + _TASK_FRAME.size : pos + 4 + size]))
+            else:
+                self._handle(kind, data[pos + 5 : pos + 4 + size])
             pos += 4 + size
-            self._handle(kind, body)
-        del buf[:pos]
+        self._pending = data[pos:]
 
     def _handle(self, kind: bytes, body: bytes) -> None:
-        if kind == b"T":
-            key, pod, index, attempt = _TASK.unpack_from(body)
-            self._tasks.append((key, pod, index, attempt, body[_TASK.size :].decode()))
-        elif kind == b"J":
+        if kind == b"J":
             key, size = _PATH.unpack_from(body)
             log_path = body[_PATH.size : _PATH.size + size].decode()
             self._jobs[key] = self._load_job(pickle.loads(body[_PATH.size + size :]), log_path)
@@ -229,27 +239,30 @@ class Worker:
 
     def _use_log(self, key: int, fd: int) -> None:
         # By Job key, not descriptor number: a forgotten Job's number may be reused.
-        if key != self._current_log:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            self._current_log = key
-            self._log_end = None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        self._current_log = key
+        self._log_end = None
 
-    def _run(self, key: int, pod: int, index: int, attempt: int, name: str) -> float:
-        """Runs one pod and queues its report; returns how long it took."""
+    def _run(self, key: int, pod: int, index: int, attempt: int, name: bytes) -> tuple[float, float]:
+        """Runs one pod and queues its report; returns when it began and when it finished.
+        The hot path of every quick pod: keep it lean."""
+        global _running
         job = self._jobs[key]
-        self._use_log(key, job.log_fd)
-        began = time.monotonic()
+        if key != self._current_log:
+            self._use_log(key, job.log_fd)
+        began = _monotonic()
         # If this process dies from now on, the parent reads which pod it was running here.
-        if self._slot is not None:
-            _SLOT.pack_into(self._slot, 0, pod + 1)
-        start = self._log_end if self._log_end is not None else os.fstat(1).st_size
-        os.environ["JOB_COMPLETION_INDEX"] = str(index) if index >= 0 else ""
-        if index < 0:
-            del os.environ["JOB_COMPLETION_INDEX"]
-        token = _context.set(PodContext(job.name, name, index if index >= 0 else None, attempt))
+        slot = self._slot
+        if slot is not None:
+            _SLOT.pack_into(slot, 0, pod + 1)
+        start = self._log_end
+        if start is None:
+            start = _log_size()
+        _set_completion_index(index)
+        _running = (job.name, name, index, attempt)
         kind, payload, code = KIND_NONE, b"", 0
         try:
             if job.indexed:
@@ -257,7 +270,7 @@ class Worker:
             else:
                 value = job.fn(*job.args, **job.kwargs)
             try:
-                payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+                payload = _dumps(value, _PROTOCOL)
                 kind = KIND_RESULT
             except Exception as exc:  # an unpicklable return value fails the pod
                 code = 1
@@ -270,48 +283,87 @@ class Worker:
             _print_user_traceback(exc)
             kind, payload = KIND_EXCEPTION, _exception_info(exc)
         finally:
-            _context.reset(token)
+            _running = None
             sys.stdout.flush()
             sys.stderr.flush()
-        end = os.fstat(1).st_size
+        end = _log_size()
         self._log_end = end
-        if self._slot is not None:
-            _SLOT.pack_into(self._slot, 0, 0)
-        self._send(b"D", _DONE.pack(key, pod, code, start, end, kind) + payload)
-        finished = time.monotonic()
+        if slot is not None:
+            _SLOT.pack_into(slot, 0, 0)
+        outbox = self._outbox
+        size = _DONE_FRAME.size - 4 + len(payload)
+        outbox += _DONE_FRAME.pack(size, b"D", key, pod, code, start, end, kind)
+        outbox += payload
+        finished = _monotonic()
         if not self._held:
             self._held_since = finished
         self._held += 1
-        return finished - began
+        return began, finished
 
     def serve(self) -> None:
+        tasks = self._tasks
         just_read = False
+        finished = 0.0
         while True:
-            if not self._tasks:
+            if not tasks:
                 self._flush()
                 if not self._read(block=True):
                     return
-                self._last_read = time.monotonic()
+                self._last_read = finished = _monotonic()
                 just_read = True
                 continue
             # Between pods, pick up cancellations and new work without waiting (not right
             # after a read that waited); when pods are quick, every millisecond is soon enough.
-            now = time.monotonic()
-            if not just_read and (self._held == 0 or now - self._last_read >= BATCH_SECONDS):
-                self._last_read = now
+            if not just_read and (self._held == 0 or finished - self._last_read >= BATCH_SECONDS):
+                self._last_read = finished
                 if not self._read(block=False):
                     return
+                if not tasks:
+                    continue
             just_read = False
-            if not self._tasks:
-                continue
-            took = self._run(*self._tasks.popleft())
+            began, finished = self._run(*tasks.popleft())
             if (
-                not self._tasks
-                or took >= SLOW_POD_SECONDS
+                not tasks
+                or finished - began >= SLOW_POD_SECONDS
                 or self._held >= BATCH_REPORTS
-                or time.monotonic() - self._held_since >= BATCH_SECONDS
+                or finished - self._held_since >= BATCH_SECONDS
             ):
                 self._flush()
+
+
+_monotonic = time.monotonic
+_dumps = pickle.dumps
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+_INDEX_VAR = b"JOB_COMPLETION_INDEX"
+# os.environ's own bytes mapping (POSIX): setting it next to putenv() keeps os.environ and
+# the C environment (seen by subprocesses) in step at a fraction of os.environ[k] = v's cost.
+_environ_data: dict[bytes, bytes] | None = getattr(os.environ, "_data", None)
+
+
+def _set_completion_index(index: int) -> None:
+    """JOB_COMPLETION_INDEX for the next pod; unset for a pod without an index."""
+    data = _environ_data
+    if data is None:
+        if index >= 0:
+            os.environ["JOB_COMPLETION_INDEX"] = str(index)
+        else:
+            os.environ.pop("JOB_COMPLETION_INDEX", None)
+    elif index >= 0:
+        value = str(index).encode()
+        os.putenv(_INDEX_VAR, value)
+        data[_INDEX_VAR] = value
+    elif _INDEX_VAR in data:
+        os.unsetenv(_INDEX_VAR)
+        del data[_INDEX_VAR]
+
+
+def _log_size() -> int:
+    """The size of the log on fd 1 (one lseek: cheaper than fstat); 0 if a pod replaced fd 1
+    with something that cannot seek."""
+    try:
+        return os.lseek(1, 0, os.SEEK_END)
+    except OSError:
+        return 0
 
 
 def _print_user_traceback(exc: BaseException) -> None:

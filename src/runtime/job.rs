@@ -453,6 +453,7 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
     let was_finished = st.controller.is_finished();
     let now = Instant::now().duration_since(origin);
     let mut plans: Vec<Plan> = Vec::new();
+    let mut worker_news = false;
     for msg in msgs {
         match msg {
             Msg::Exited { pod, exit_code, at } => {
@@ -468,8 +469,16 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
             }
             Msg::Wake => {}
             Msg::Delete => plans.push(st.controller.delete(now)),
-            Msg::Worker(event) => on_worker_event(&mut st, event, origin),
+            Msg::Worker(event) => {
+                on_worker_event(&mut st, event, origin);
+                worker_news = true;
+            }
         }
+        st.needs_sync = true;
+    }
+    // Workers that reported pods done have room for queued ones, sync or no sync. Once per
+    // step, not per report: a batch of reports becomes one write per worker.
+    if worker_news && dispatch_callables(&mut st, now) {
         st.needs_sync = true;
     }
     for plan in &plans {
@@ -638,7 +647,6 @@ fn on_worker_event(st: &mut State, event: WorkerEvent, origin: Instant) {
             st.results.pop();
         }
     }
-    dispatch_callables(st, at_now(origin));
 }
 
 fn at_now(origin: Instant) -> Time {

@@ -12,18 +12,24 @@ pub use notify::ChangeFd;
 pub use workers::{kill_idle_workers, CallableConfig};
 
 use std::sync::OnceLock;
-use tokio::runtime::Runtime;
+use tokio::runtime::Handle;
 
-/// The shared runtime, built on first use. Two workers are plenty: the work is waiting.
-pub fn tokio_runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("kjob-runtime")
+/// The shared runtime, built on first use: one thread drives every Job. The work is mostly
+/// waiting, and a single thread saves the wake-ups between threads (and the contention for
+/// a Job's lock) that a multi-threaded scheduler costs on every pod event.
+pub fn tokio_runtime() -> &'static Handle {
+    static HANDLE: OnceLock<Handle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
-            .expect("failed to build the kjob tokio runtime")
+            .expect("failed to build the kjob tokio runtime");
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("kjob-runtime".into())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .expect("failed to start the kjob runtime thread");
+        handle
     })
 }

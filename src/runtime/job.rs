@@ -112,13 +112,20 @@ struct State {
 }
 
 impl State {
-    /// When the actor must step next even without news.
+    /// When the actor must step next even without news: when the batched sync is due, or
+    /// the controller's wake time, but never before the batching window ends (a step inside
+    /// it would not sync, and the actor would spin on a wake time already past).
     fn timer_target(&self) -> Option<Instant> {
-        let batched = self.needs_sync.then_some(self.next_sync);
-        match (self.wake_at, batched) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        actor_target(self.needs_sync, self.next_sync, self.wake_at)
+    }
+}
+
+/// See [`State::timer_target`].
+fn actor_target(needs_sync: bool, next_sync: Instant, wake_at: Option<Instant>) -> Option<Instant> {
+    if needs_sync {
+        Some(next_sync)
+    } else {
+        wake_at.map(|w| w.max(next_sync))
     }
 }
 
@@ -730,4 +737,25 @@ pub(super) fn kill(handle: ProcessHandle, grace: Duration) {
         tokio::time::sleep(grace).await;
         handle.signal_group(libc::SIGKILL);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actor_waits_for_the_batching_window_even_when_a_wake_time_has_passed() {
+        let now = Instant::now();
+        let window_end = now + Duration::from_millis(3);
+        let past = now.checked_sub(Duration::from_millis(1)).unwrap_or(now);
+        // A wake time already past must not make the actor step (and find nothing to do)
+        // again and again until the window ends.
+        assert_eq!(actor_target(false, window_end, Some(past)), Some(window_end));
+        assert_eq!(actor_target(true, window_end, Some(past)), Some(window_end));
+        // Outside a window the wake time rules; with neither, the actor only waits for news.
+        let later = now + Duration::from_secs(5);
+        assert_eq!(actor_target(false, now, Some(later)), Some(later));
+        assert_eq!(actor_target(true, now, None), Some(now));
+        assert_eq!(actor_target(false, now, None), None);
+    }
 }

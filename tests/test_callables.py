@@ -293,11 +293,19 @@ def test_slot_files_do_not_outlive_their_workers() -> None:
     assert list(Path("/dev/shm").glob(f"kjob-slot-{os.getpid()}-*")) == []
 
 
-def test_suspend_and_resume_while_quick_pods_are_queued_in_workers() -> None:
+def test_suspend_and_resume_while_quick_pods_are_queued_in_workers(tmp_path: Path) -> None:
     """Pods queued ahead in workers are cancelled by a suspend (or killed with their worker if
     one had started); after resume every index completes exactly once."""
-    job = kjob.Job(target=square, completions=5000, parallelism=5000, completion_mode="Indexed",
-                   max_workers=2, termination_grace_period_seconds=1)
+    # Indexes from 1000 on wait for a gate (opened before the resume), so the suspend
+    # always finds both workers busy with pods queued behind them, however fast they are.
+    def gated_square(i: int, gate: str) -> int:
+        while i >= 1000 and not os.path.exists(gate):
+            time.sleep(0.001)
+        return i * i
+
+    gate = tmp_path / "gate"
+    job = kjob.Job(target=gated_square, args=(str(gate),), completions=5000, parallelism=5000,
+                   completion_mode="Indexed", max_workers=2, termination_grace_period_seconds=1)
     job.start()
     deadline = time.monotonic() + 30
     while job.status.succeeded < 500:
@@ -309,7 +317,8 @@ def test_suspend_and_resume_while_quick_pods_are_queued_in_workers() -> None:
         time.sleep(0.01)
     suspended = job.status
     assert suspended.condition("Suspended") is not None
-    assert suspended.succeeded < 5000
+    assert suspended.succeeded <= 1000
+    gate.touch()
     job.resume()
     status = job.wait(timeout=60)
     assert status.is_complete and status.succeeded == 5000 and status.failed == 0

@@ -119,6 +119,17 @@ class _Job:
     indexed: bool
     log_fd: int
 
+    def __post_init__(self) -> None:
+        # The pod's call, built once: fn(index, *args, **kwargs) for Indexed Jobs,
+        # fn(*args, **kwargs) otherwise (a bare fn(index) when there is nothing to add).
+        fn, args, kwargs = self.fn, self.args, self.kwargs
+        if self.indexed:
+            self.call: Callable[[int], Any] = (
+                fn if not args and not kwargs else lambda index: fn(index, *args, **kwargs)
+            )
+        else:
+            self.call = lambda index: fn(*args, **kwargs)
+
 
 def _exception_info(exc: BaseException) -> bytes:
     """The exception's class and bases by qualified name, for ``onExceptions`` rules, and its
@@ -138,6 +149,8 @@ class Worker:
         self._in = proto_in
         self._out = proto_out
         self._slot = slot
+        # The slot as one unsigned 64-bit word (item assignment beats struct.pack_into).
+        self._slot_word = memoryview(slot).cast("Q") if slot is not None else None
         # Bytes of an incomplete frame from the last read.
         self._pending = b""
         self._outbox = bytearray()
@@ -246,18 +259,19 @@ class Worker:
         self._current_log = key
         self._log_end = None
 
-    def _run(self, key: int, pod: int, index: int, attempt: int, name: bytes) -> tuple[float, float]:
+    def _run(
+        self, job: _Job, key: int, pod: int, index: int, attempt: int, name: bytes
+    ) -> tuple[float, float]:
         """Runs one pod and queues its report; returns when it began and when it finished.
         The hot path of every quick pod: keep it lean."""
         global _running
-        job = self._jobs[key]
         if key != self._current_log:
             self._use_log(key, job.log_fd)
         began = _monotonic()
         # If this process dies from now on, the parent reads which pod it was running here.
-        slot = self._slot
+        slot = self._slot_word
         if slot is not None:
-            _SLOT.pack_into(slot, 0, pod + 1)
+            slot[0] = pod + 1
         start = self._log_end
         if start is None:
             start = _log_size()
@@ -265,10 +279,7 @@ class Worker:
         _running = (job.name, name, index, attempt)
         kind, payload, code = KIND_NONE, b"", 0
         try:
-            if job.indexed:
-                value = job.fn(index, *job.args, **job.kwargs)
-            else:
-                value = job.fn(*job.args, **job.kwargs)
+            value = job.call(index)
             try:
                 payload = _dumps(value, _PROTOCOL)
                 kind = KIND_RESULT
@@ -289,7 +300,7 @@ class Worker:
         end = _log_size()
         self._log_end = end
         if slot is not None:
-            _SLOT.pack_into(slot, 0, 0)
+            slot[0] = 0
         outbox = self._outbox
         size = _DONE_FRAME.size - 4 + len(payload)
         outbox += _DONE_FRAME.pack(size, b"D", key, pod, code, start, end, kind)
@@ -302,6 +313,8 @@ class Worker:
 
     def serve(self) -> None:
         tasks = self._tasks
+        jobs = self._jobs
+        run = self._run
         just_read = False
         finished = 0.0
         while True:
@@ -321,7 +334,8 @@ class Worker:
                 if not tasks:
                     continue
             just_read = False
-            began, finished = self._run(*tasks.popleft())
+            key, pod, index, attempt, name = tasks.popleft()
+            began, finished = run(jobs[key], key, pod, index, attempt, name)
             if (
                 not tasks
                 or finished - began >= SLOW_POD_SECONDS
@@ -335,26 +349,71 @@ _monotonic = time.monotonic
 _dumps = pickle.dumps
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _INDEX_VAR = b"JOB_COMPLETION_INDEX"
-# os.environ's own bytes mapping (POSIX): setting it next to putenv() keeps os.environ and
-# the C environment (seen by subprocesses) in step at a fraction of os.environ[k] = v's cost.
+# os.environ's own bytes mapping (POSIX), kept in step with the C environment by hand.
 _environ_data: dict[bytes, bytes] | None = getattr(os.environ, "_data", None)
 
 
-def _set_completion_index(index: int) -> None:
-    """JOB_COMPLETION_INDEX for the next pod; unset for a pod without an index."""
-    data = _environ_data
-    if data is None:
-        if index >= 0:
-            os.environ["JOB_COMPLETION_INDEX"] = str(index)
-        else:
-            os.environ.pop("JOB_COMPLETION_INDEX", None)
-    elif index >= 0:
-        value = str(index).encode()
-        os.putenv(_INDEX_VAR, value)
+class _IndexVariable:
+    """JOB_COMPLETION_INDEX, changed for every pod, in ``os.environ`` and in the C environment
+    (which subprocesses and C code see).
+
+    ``os.environ[k] = v`` costs a microsecond, most of it in glibc's ``setenv``, which also
+    keeps a copy of every value it was ever given: a worker that ran a million indexes would
+    hold a million strings. Instead the variable's C entry is a buffer of our own, installed
+    once with ``putenv`` and rewritten in place. If the pod replaced or removed the variable
+    (``os.environ`` no longer holds the value set last), the buffer is installed again.
+    """
+
+    def __init__(self) -> None:
+        self._buffer: Any = None  # a ctypes char array once made; False if ctypes is unusable
+        self._putenv: Any = None
+        self._view: memoryview | None = None
+        self._last: bytes | None = None
+
+    def set(self, index: int) -> None:
+        data = _environ_data
+        if data is None:
+            if index >= 0:
+                os.environ["JOB_COMPLETION_INDEX"] = str(index)
+            else:
+                os.environ.pop("JOB_COMPLETION_INDEX", None)
+            return
+        if index < 0:
+            if _INDEX_VAR in data:
+                os.unsetenv(_INDEX_VAR)
+                del data[_INDEX_VAR]
+            self._last = None
+            return
+        terminated = b"%d\0" % index
+        value = terminated[:-1]
+        view = self._view
+        if view is not None and self._last is not None and data.get(_INDEX_VAR) is self._last:
+            view[len(_INDEX_VAR) + 1 : len(_INDEX_VAR) + 1 + len(terminated)] = terminated
+        elif not self._install(terminated):
+            os.putenv(_INDEX_VAR, value)
         data[_INDEX_VAR] = value
-    elif _INDEX_VAR in data:
-        os.unsetenv(_INDEX_VAR)
-        del data[_INDEX_VAR]
+        self._last = value
+
+    def _install(self, terminated: bytes) -> bool:
+        if self._buffer is None:
+            try:
+                import ctypes
+
+                self._putenv = ctypes.CDLL(None).putenv
+                # Room for the name, '=', any 64-bit integer and the NUL.
+                self._buffer = ctypes.create_string_buffer(len(_INDEX_VAR) + 1 + 21)
+                self._view = memoryview(self._buffer).cast("B")
+            except (ImportError, OSError, AttributeError):
+                self._buffer = False
+        if self._buffer is False or self._view is None:
+            return False
+        prefix = _INDEX_VAR + b"="
+        self._view[: len(prefix) + len(terminated)] = prefix + terminated
+        return bool(self._putenv(self._buffer) == 0)
+
+
+_index_variable = _IndexVariable()
+_set_completion_index = _index_variable.set
 
 
 def _log_size() -> int:
@@ -369,7 +428,7 @@ def _log_size() -> int:
 def _print_user_traceback(exc: BaseException) -> None:
     """The traceback as the user's code raised it, without the worker's own frame."""
     tb = exc.__traceback__
-    if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
     traceback.print_exception(type(exc), exc, tb)
 

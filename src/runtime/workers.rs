@@ -26,8 +26,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 
-/// Pods sent to one worker ahead of time (including the one it runs).
-const PREFETCH: usize = 64;
+/// Pods sent to one worker ahead of time (including the one it runs): enough quick pods
+/// (~1 ms of work) to keep it busy through a sync of a Job with thousands of live pods.
+const PREFETCH: usize = 256;
 /// How long after a cancel this side checks that the worker did not start the pod anyway.
 const CANCEL_RECHECK: Duration = Duration::from_millis(20);
 /// Idle workers kept for later Jobs.

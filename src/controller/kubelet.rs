@@ -94,6 +94,10 @@ impl Controller {
 
     /// Containers whose crash-loop delay is over start again.
     pub(super) fn restart_due_containers(&mut self, now: Time, plan: &mut Plan) {
+        // Only OnFailure restarts containers in place: spare Never Jobs the pass over pods.
+        if self.spec.restart_policy != RestartPolicy::OnFailure {
+            return;
+        }
         for id in &self.unsettled {
             let pod = &mut self.pods[id.0 as usize];
             let ContainerState::WaitingRestart { at } = pod.container else {

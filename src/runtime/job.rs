@@ -95,7 +95,7 @@ struct State {
     executor: Option<CallableExecutor>,
     /// Callable pods: where their output is, and their pickled return values in the order
     /// they succeeded.
-    log_ranges: HashMap<PodId, (PathBuf, u64, u64)>,
+    log_ranges: HashMap<PodId, (Arc<Path>, u64, u64)>,
     results: Vec<(PodId, Vec<u8>)>,
     sender: Option<UnboundedSender<Msg>>,
     deleted: bool,
@@ -270,7 +270,7 @@ impl Job {
             .map(|pod| PodView {
                 pod: pod.clone(),
                 log_path: match st.log_ranges.get(&pod.id) {
-                    Some((path, _, _)) => path.clone(),
+                    Some((path, _, _)) => path.to_path_buf(),
                     None => log_path(&st.log_dir, &pod.name),
                 },
                 log_range: st.log_ranges.get(&pod.id).map(|(_, a, b)| (*a, *b)),
@@ -438,7 +438,7 @@ async fn run_actor(shared: Arc<Shared>, mut rx: UnboundedReceiver<Msg>) {
 }
 
 /// After a sync that took T, events are folded in for this many T before the next sync.
-const SYNC_BATCH_FACTOR: u32 = 4;
+const SYNC_BATCH_FACTOR: u32 = 8;
 
 /// The shortest batching window worth waiting for (tokio's timers tick in milliseconds).
 const MIN_BATCH_WINDOW: Duration = Duration::from_millis(1);
@@ -449,8 +449,9 @@ const MIN_BATCH_WINDOW: Duration = Duration::from_millis(1);
 ///
 /// Syncs cost time in proportion to the Job's live pods. Like upstream's batching of pod
 /// events (`SyncJobBatchPeriod`), but adaptive: after a sync that took T, events are only
-/// folded in for the next 4T (`SYNC_BATCH_FACTOR`), so syncing takes at most about a fifth
-/// of the time, and small Jobs (T under `MIN_BATCH_WINDOW` / 4) see no delay at all.
+/// folded in for the next 8T (`SYNC_BATCH_FACTOR`), so syncing takes at most about a ninth
+/// of the time, and small Jobs (T under `MIN_BATCH_WINDOW` / 8) see no delay at all. No
+/// window is kept while the controller has more to do at once, or when no pod is running.
 fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
     let origin = shared.origin;
     let mut st = shared.lock();
@@ -494,7 +495,9 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
     let due = st.wake_at.is_some_and(|w| Instant::now() >= w);
     // A batching window shorter than the timer's resolution would cost more latency (the
     // actor's timer fires on millisecond ticks) than the sync it saves: sync at once then.
-    let batching = st.next_sync.saturating_duration_since(Instant::now()) >= MIN_BATCH_WINDOW;
+    // With no pod running there is no news left to batch with: sync at once too.
+    let batching =
+        st.next_sync.saturating_duration_since(Instant::now()) >= MIN_BATCH_WINDOW && !nothing_running(&st);
     if (st.needs_sync || due) && !batching {
         // A pod that could not start is an event too: sync until nothing new happens.
         // A few rounds at most: with no backoff delay, pods that fail to start could
@@ -516,7 +519,12 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
                 break;
             }
         }
-        st.next_sync = Instant::now() + sync_time * SYNC_BATCH_FACTOR;
+        // The window is measured on one round: a burst of rounds that created pods is work
+        // the Job needed, not overhead to amortise. And when the controller wants to go on
+        // at once (more pods to create than one sync may), it does not wait at all.
+        let go_on = st.needs_sync || plan.wake_at.is_some_and(|t| t <= now);
+        st.next_sync =
+            if go_on { Instant::now() } else { Instant::now() + sync_time / rounds * SYNC_BATCH_FACTOR };
         // A wake beyond what an Instant can hold (a deadline of i64::MAX seconds) is never.
         st.wake_at = plan.wake_at.and_then(|t| origin.checked_add(t.max(now)));
     }
@@ -559,6 +567,12 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
         shared.changed.notify_all();
     }
     shared.watchers.notify();
+}
+
+/// Whether no pod process runs or waits for a worker: no pod event can come that a batched
+/// sync would fold in.
+fn nothing_running(st: &State) -> bool {
+    st.procs.is_empty() && st.executor.as_ref().is_none_or(CallableExecutor::is_idle)
 }
 
 /// Carries out a plan. Returns whether the controller has news to sync on: a container that

@@ -339,15 +339,25 @@ struct Assigned {
     inflight: VecDeque<PodId>,
     /// The oldest of them, which it is running (or about to run) as far as this side knows.
     running: Option<PodId>,
-    log_path: PathBuf,
+    /// Shared with every pod's log range (one allocation per worker, not per pod).
+    log_path: Arc<Path>,
     /// Being killed: it gets no more pods.
     dying: bool,
 }
 
 impl Assigned {
+    /// Forgets a pod the worker is done with (almost always the oldest: O(1) then).
+    fn remove(&mut self, pod: PodId) {
+        if self.inflight.front() == Some(&pod) {
+            self.inflight.pop_front();
+        } else {
+            self.inflight.retain(|p| *p != pod);
+        }
+    }
+
     /// After the pod it ran is over, the worker moves on to the next one it holds.
-    fn next_running(&mut self, at: Instant, out: &mut Vec<Outcome>) {
-        if self.running.is_some_and(|ran| self.inflight.contains(&ran)) {
+    fn next_running(&mut self, removed: PodId, at: Instant, out: &mut Vec<Outcome>) {
+        if self.running.is_some_and(|ran| ran != removed) {
             return;
         }
         self.running = self.inflight.front().copied();
@@ -365,7 +375,7 @@ pub enum Outcome {
     Finished {
         pod: PodId,
         exit_code: i32,
-        log: (PathBuf, u64, u64),
+        log: (Arc<Path>, u64, u64),
         payload: Payload,
         at: Instant,
     },
@@ -397,6 +407,11 @@ impl CallableExecutor {
             route,
             next_log: 0,
         }
+    }
+
+    /// No pod is queued or in a worker.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.workers.iter().all(|w| w.inflight.is_empty())
     }
 
     pub fn enqueue(&mut self, pod: PodId) {
@@ -492,7 +507,7 @@ impl CallableExecutor {
             proc,
             inflight: VecDeque::new(),
             running: None,
-            log_path,
+            log_path: Arc::from(log_path),
             dying: false,
         });
         Ok(self.workers.len() - 1)
@@ -541,16 +556,16 @@ impl CallableExecutor {
         match event {
             WorkerEvent::Done { worker, pod, exit_code, log, payload, at } => {
                 if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
-                    w.inflight.retain(|p| *p != pod);
+                    w.remove(pod);
                     let log = (w.log_path.clone(), log.0, log.1);
                     out.push(Outcome::Finished { pod, exit_code, log, payload, at });
-                    w.next_running(at, &mut out);
+                    w.next_running(pod, at, &mut out);
                 }
             }
             WorkerEvent::Cancelled { worker, pod, at } => {
                 if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
-                    w.inflight.retain(|p| *p != pod);
-                    w.next_running(at, &mut out);
+                    w.remove(pod);
+                    w.next_running(pod, at, &mut out);
                 }
                 out.push(Outcome::Cancelled(pod, at));
             }

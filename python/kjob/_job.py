@@ -533,10 +533,7 @@ class Job:
         Indexed Job, a list in completion order otherwise."""
         if self._callable is None:
             raise KjobError(f"Job {self._name!r} runs a command; results() needs a target callable")
-        pairs = self._native.results()
-        if self._spec["completion_mode"] == "Indexed":
-            return {index: pickle.loads(value) for index, value in pairs if index is not None}
-        return [pickle.loads(value) for _, value in pairs]
+        return self._native.results(pickle.loads, self._spec["completion_mode"] == "Indexed")
 
     def pods(self) -> list[Pod]:
         """Every pod the Job has created, oldest first."""

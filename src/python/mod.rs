@@ -110,13 +110,31 @@ impl NativeJob {
         self.inner.set_callable(config).map_err(|e| BindingError::from(e).into())
     }
 
-    /// `(index, pickled value)` of each succeeded callable pod, in completion order.
-    fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let list = PyList::empty(py);
-        for (index, bytes) in self.inner.results() {
-            list.append((index, pyo3::types::PyBytes::new(py, &bytes)))?;
+    /// The return values of the succeeded callable pods: `{index: value}` when `indexed`
+    /// (pods without an index left out), else a list in completion order. Values are
+    /// unpickled with `loads` once the Job's lock is released (unpickling may run user code).
+    fn results<'py>(
+        &self,
+        py: Python<'py>,
+        loads: Bound<'py, PyAny>,
+        indexed: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let pickled = self.inner.visit_results(|index, bytes| (index, pyo3::types::PyBytes::new(py, bytes)));
+        if indexed {
+            let dict = PyDict::new(py);
+            for (index, bytes) in pickled {
+                if let Some(index) = index {
+                    dict.set_item(index, loads.call1((bytes,))?)?;
+                }
+            }
+            Ok(dict.into_any())
+        } else {
+            let list = PyList::empty(py);
+            for (_, bytes) in pickled {
+                list.append(loads.call1((bytes,))?)?;
+            }
+            Ok(list.into_any())
         }
-        Ok(list)
     }
 
     fn evict(&self, pod_name: &str) -> PyResult<()> {

@@ -197,13 +197,13 @@ impl Job {
         Ok(())
     }
 
-    /// The pickled return values of succeeded callable pods, in completion order, with the
-    /// pod's index.
-    pub fn results(&self) -> Vec<(Option<u32>, Vec<u8>)> {
+    /// Visits the pickled return values of succeeded callable pods, in completion order, with
+    /// the pod's index. `visit` runs under the Job's lock: it must only copy.
+    pub fn visit_results<T>(&self, mut visit: impl FnMut(Option<u32>, &[u8]) -> T) -> Vec<T> {
         let st = self.shared.lock();
         st.results
             .iter()
-            .map(|(pod, bytes)| (st.controller.pod(*pod).and_then(|p| p.index), bytes.clone()))
+            .map(|(pod, bytes)| visit(st.controller.pod(*pod).and_then(|p| p.index), bytes))
             .collect()
     }
 

@@ -562,11 +562,15 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
     // Blocked waiters only wait for the end (finished or deleted): waking them for every pod
     // would only make them fight this step for the lock.
     let news = st.deleted || st.controller.is_finished() != was_finished;
+    let callables_running = st.executor.as_ref().is_some_and(|e| !e.is_idle());
     drop(st);
     if news {
         shared.changed.notify_all();
     }
     shared.watchers.notify();
+    if callables_running {
+        super::stay_awake();
+    }
 }
 
 /// Whether no pod process runs or waits for a worker: no pod event can come that a batched

@@ -86,6 +86,31 @@ def test_sigkill_of_the_python_process_kills_every_pod_process() -> None:
     assert wait_gone(uid) == []
 
 
+def test_sigkill_of_the_python_process_removes_private_log_folders_only(tmp_path: Path) -> None:
+    # The Job's own temporary log folder cannot be found by anyone once its interpreter is
+    # gone: the shepherd removes it. A folder the user chose stays.
+    import signal
+
+    body = f"""
+    import time, kjob
+    mine = kjob.Job(name="private", command="echo hi; sleep 300")
+    theirs = kjob.Job(name="chosen", command="echo hi; sleep 300", log_dir={str(tmp_path)!r})
+    mine.start()
+    theirs.start()
+    while not all(j.pods() and j.pods()[0].pid for j in (mine, theirs)):
+        time.sleep(0.01)
+    print(mine.uid, mine.log_dir, flush=True)
+    time.sleep(300)
+    """
+    uid, folder = _run_and_kill_parent(body, signal.SIGKILL).split(" ", 1)
+    assert wait_gone(uid) == []
+    deadline = time.monotonic() + 10
+    while Path(folder).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not Path(folder).exists()
+    assert tmp_path.is_dir() and [p.name for p in tmp_path.iterdir()] != []
+
+
 def test_sigterm_of_the_python_process_kills_every_pod_process() -> None:
     import signal
 

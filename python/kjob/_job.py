@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from . import _export, _kjob
+from . import _shepherd as _shepherd_script
 from ._kjob import KjobError, NativeJob
 from ._types import Event, JobStatus, Pod
 from .manifest import (
@@ -97,6 +98,7 @@ def _finalize(native: NativeJob, log_dir: str | None) -> None:
     finally:
         if log_dir is not None:
             shutil.rmtree(log_dir, ignore_errors=True)
+            _shepherd.disown(log_dir)
 
 
 class Job:
@@ -380,6 +382,8 @@ class Job:
         For a callable Job the target is pickled (with cloudpickle) first: a target that
         cannot be pickled raises ``TypeError`` here, before any pod runs."""
         _shepherd.ensure()
+        if self._private_log_dir is not None and not self._native.started:
+            _shepherd.own(self._private_log_dir)
         if self._callable is not None and not self._native.started:
             indexed = self._spec["completion_mode"] == "Indexed"
             init = self._callable.init_payload(self._name, self._uid, indexed)
@@ -643,6 +647,25 @@ class _Shepherd:
                 start_new_session=True,
             )
             _kjob.set_session_token(self.token)
+
+    def own(self, folder: str) -> None:
+        """The shepherd removes this folder if the interpreter dies first."""
+        self._tell(b"+" + _shepherd_script.encode_path(folder) + b"\n")
+
+    def disown(self, folder: str) -> None:
+        """The folder is gone (or no longer ours)."""
+        self._tell(b"-" + _shepherd_script.encode_path(folder) + b"\n")
+
+    def _tell(self, line: bytes) -> None:
+        with self.lock:
+            pipe = self.process.stdin if self.process is not None else None
+            if pipe is None or pipe.closed:
+                return
+            try:
+                pipe.write(line)
+                pipe.flush()
+            except (OSError, ValueError):  # the shepherd is gone, or the interpreter is exiting
+                pass
 
     def release(self) -> None:
         """Interpreter exit: closing the pipe lets the shepherd sweep what is left."""

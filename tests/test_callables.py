@@ -291,6 +291,29 @@ def test_worker_death_fails_exactly_the_pod_it_was_running() -> None:
     job.delete()
 
 
+class SlowToLoad:
+    """A target whose unpickling in the worker takes a while, then a pod that never ends."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        time.sleep(0.3)
+        self.__dict__.update(state)
+
+    def __call__(self, i: int) -> None:
+        time.sleep(300)
+
+
+def test_delete_while_a_worker_is_still_loading_the_function_does_not_hang() -> None:
+    # The cancels for both pods reach the worker while it unpickles the target: it must see
+    # them before running the first pod, or (if it ran one anyway) be killed for it.
+    job = kjob.Job(target=SlowToLoad(), completions=2, parallelism=2, completion_mode="Indexed",
+                   max_workers=1, termination_grace_period_seconds=1)
+    job.start()
+    time.sleep(0.05)
+    job.delete(timeout=20)  # raises TimeoutError if a pod is left running
+    assert job.is_deleted
+    assert no_pids_left(job.uid) == []
+
+
 def test_slot_files_do_not_outlive_their_workers() -> None:
     job = kjob.Job(target=square, completions=20, parallelism=20, completion_mode="Indexed", max_workers=2)
     job.run(timeout=60)

@@ -165,6 +165,7 @@ class Worker:
         self._held = 0
         self._held_since = 0.0
         self._last_read = 0.0
+        self._loaded_a_job = False
         self._jobs: dict[int, _Job] = {}
         self._tasks: collections.deque[tuple[int, int, int, int, bytes]] = collections.deque()
         self._current_log: int | None = None
@@ -232,6 +233,7 @@ class Worker:
             key, size = _PATH.unpack_from(body)
             log_path = body[_PATH.size : _PATH.size + size].decode()
             self._jobs[key] = self._load_job(pickle.loads(body[_PATH.size + size :]), log_path)
+            self._loaded_a_job = True
         elif kind == b"C":
             key, pod = _KEY_POD.unpack_from(body)
             for task in list(self._tasks):
@@ -342,7 +344,10 @@ class Worker:
                 if not self._read(block=True):
                     return
                 self._last_read = finished = _monotonic()
-                just_read = True
+                # Right after a read there is nothing new to read, unless loading a Job's
+                # function took a while: a cancel may have come in meanwhile.
+                just_read = not self._loaded_a_job
+                self._loaded_a_job = False
                 continue
             # Between pods, pick up cancellations and new work without waiting (not right
             # after a read that waited); when pods are quick, every millisecond is soon enough.

@@ -45,6 +45,11 @@ impl ProcessHandle {
             }
         }
     }
+
+    /// Whether the process has ended and been reaped.
+    pub fn is_reaped(&self) -> bool {
+        *self.reaped.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// A started process plus the pidfd that tells when it ends.

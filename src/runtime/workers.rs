@@ -29,7 +29,8 @@ use tokio::io::AsyncReadExt;
 /// Pods sent to one worker ahead of time (including the one it runs): enough quick pods
 /// (~1 ms of work) to keep it busy through a sync of a Job with thousands of live pods.
 const PREFETCH: usize = 256;
-/// How long after a cancel this side checks that the worker did not start the pod anyway.
+/// How often, after a cancel, this side checks that the worker did not start the pod anyway
+/// (until the worker confirms the cancel, reports the pod done, or dies).
 const CANCEL_RECHECK: Duration = Duration::from_millis(20);
 /// Idle workers kept for later Jobs.
 const MAX_IDLE_WORKERS: usize = 64;
@@ -161,6 +162,22 @@ struct WorkerProc {
     route: Route,
     /// Job keys whose callable this worker has loaded.
     loaded: Vec<u32>,
+    /// Pods whose cancel the worker has not answered yet (see [`CallableExecutor::kill`]).
+    cancels: Arc<Mutex<Vec<PodId>>>,
+}
+
+impl WorkerProc {
+    /// The worker answered about a pod (done or cancelled), or died (`None`: every pod).
+    fn cancel_answered(&self, pod: impl Into<Option<PodId>>) {
+        let mut cancels = self.cancels.lock().unwrap_or_else(|e| e.into_inner());
+        if cancels.is_empty() {
+            return;
+        }
+        match pod.into() {
+            Some(pod) => cancels.retain(|p| *p != pod),
+            None => cancels.clear(),
+        }
+    }
 }
 
 /// Idle workers, shared by every Job of the process.
@@ -276,7 +293,7 @@ fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
         IDLE.lock().unwrap_or_else(|e| e.into_inner()).retain(|w| w.id != id);
         let _ = exit_tx.send(exit_code);
     });
-    Ok(WorkerProc { id, handle, slot, frames: writer, route, loaded: Vec::new() })
+    Ok(WorkerProc { id, handle, slot, frames: writer, route, loaded: Vec::new(), cancels: Arc::default() })
 }
 
 async fn write_all(pipe: &tokio::net::unix::pipe::Sender, mut bytes: &[u8]) -> io::Result<()> {
@@ -353,6 +370,7 @@ impl Assigned {
         } else {
             self.inflight.retain(|p| *p != pod);
         }
+        self.proc.cancel_answered(pod);
     }
 
     /// After the pod it ran is over, the worker moves on to the next one it holds.
@@ -534,13 +552,23 @@ impl CallableExecutor {
             body.extend_from_slice(&self.key.to_le_bytes());
             body.extend_from_slice(&pod.0.to_le_bytes());
             w.proc.frames.send(frame(b'C', &body));
-            // The worker may have taken the pod just before the cancel reached it (it reads
-            // between pods, at least every millisecond): look again, and kill it if so.
-            let (slot, handle) = (Arc::clone(&w.proc.slot), w.proc.handle.clone());
+            // The worker may take the pod before it reads the cancel (a worker still loading
+            // the Job's function can take a while): look again until it answers, and kill it
+            // if the slot shows the pod.
+            w.proc.cancels.lock().unwrap_or_else(|e| e.into_inner()).push(pod);
+            let (slot, handle, cancels) =
+                (Arc::clone(&w.proc.slot), w.proc.handle.clone(), Arc::clone(&w.proc.cancels));
             tokio_runtime().spawn(async move {
-                tokio::time::sleep(CANCEL_RECHECK).await;
-                if slot.running() == Some(pod) {
-                    super::job::kill(handle, grace);
+                loop {
+                    tokio::time::sleep(CANCEL_RECHECK).await;
+                    let answered = !cancels.lock().unwrap_or_else(|e| e.into_inner()).contains(&pod);
+                    if answered || handle.is_reaped() {
+                        return;
+                    }
+                    if slot.running() == Some(pod) {
+                        super::job::kill(handle, grace);
+                        return;
+                    }
                 }
             });
             return None;
@@ -572,6 +600,7 @@ impl CallableExecutor {
             WorkerEvent::Exited { worker, exit_code, running, at } => {
                 if let Some(pos) = self.workers.iter().position(|w| w.proc.id == worker) {
                     let w = self.workers.remove(pos);
+                    w.proc.cancel_answered(None);
                     // Only the pod in the slot was running: pods before it ended with their
                     // reports still in the worker (they run again), pods after it never began.
                     for pod in w.inflight.iter().rev() {

@@ -314,6 +314,19 @@ def test_delete_while_a_worker_is_still_loading_the_function_does_not_hang() -> 
     assert no_pids_left(job.uid) == []
 
 
+def test_a_large_function_reaches_the_worker_whole() -> None:
+    # A 3 MB closure arrives in many pipe reads; every byte must make it, once.
+    blob = os.urandom(3_000_000)
+
+    def checksum(i: int) -> tuple[int, int]:
+        return i, sum(blob[::4096])
+
+    job = kjob.Job(target=checksum, completions=4, parallelism=4, completion_mode="Indexed", max_workers=2)
+    assert job.run(timeout=60).succeeded == 4
+    assert job.results() == {i: (i, sum(blob[::4096])) for i in range(4)}
+    job.delete()
+
+
 def test_slot_files_do_not_outlive_their_workers() -> None:
     job = kjob.Job(target=square, completions=20, parallelism=20, completion_mode="Indexed", max_workers=2)
     job.run(timeout=60)

@@ -152,15 +152,20 @@ def _exception_info(exc: BaseException) -> bytes:
 class Worker:
     def __init__(self, proto_in: int, proto_out: int, slot: mmap.mmap | None = None) -> None:
         self._in = proto_in
-        # Input is non-blocking (see main()); waiting for it goes through poll().
+        # Input is read without blocking; waiting for it goes through poll().
+        os.set_blocking(proto_in, False)
         self._input_ready = select.poll()
         self._input_ready.register(proto_in, select.POLLIN)
         self._out = proto_out
         self._slot = slot
         # The slot as one unsigned 64-bit word (item assignment beats struct.pack_into).
         self._slot_word = memoryview(slot).cast("Q") if slot is not None else None
-        # Bytes of an incomplete frame from the last read.
-        self._pending = b""
+        # The start of an incomplete frame, in pieces (joined once the frame is whole, so a
+        # large frame read in many pieces is not copied again for every piece), their total
+        # size, and the size the frame needs.
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._pending_need = 0
         self._outbox = bytearray()
         self._held = 0
         self._held_since = 0.0
@@ -208,7 +213,14 @@ class Worker:
                 return True
         if not chunk:
             return False
-        self._parse(self._pending + chunk if self._pending else chunk)
+        if self._pending:
+            self._pending.append(chunk)
+            self._pending_size += len(chunk)
+            if self._pending_size < self._pending_need:
+                return True
+            chunk = b"".join(self._pending)
+            self._pending = []
+        self._parse(chunk)
         return True
 
     def _parse(self, data: bytes) -> None:
@@ -216,9 +228,11 @@ class Worker:
         pos = 0
         available = len(data)
         tasks = self._tasks
+        need = 5
         while available - pos >= 5:
             size, kind = _FRAME_HEAD.unpack_from(data, pos)
             if available - pos - 4 < size:
+                need = 4 + size
                 break
             if kind == b"T":
                 _, _, key, pod, index, attempt = _TASK_FRAME.unpack_from(data, pos)
@@ -226,7 +240,10 @@ class Worker:
             else:
                 self._handle(kind, data[pos + 5 : pos + 4 + size])
             pos += 4 + size
-        self._pending = data[pos:]
+        if pos < available:
+            self._pending = [data[pos:]]
+            self._pending_size = available - pos
+            self._pending_need = need
 
     def _handle(self, kind: bytes, body: bytes) -> None:
         if kind == b"J":
@@ -485,7 +502,6 @@ def main() -> None:
     os.close(devnull)
     os.set_inheritable(proto_in, False)
     os.set_inheritable(proto_out, False)
-    os.set_blocking(proto_in, False)
     Worker(proto_in, proto_out, _map_slot(sys.argv[1:])).serve()
 
 

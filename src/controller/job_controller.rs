@@ -664,9 +664,8 @@ impl Controller {
         counts: &mut Counts,
         plan: &mut Plan,
     ) {
-        let active_ids = self.active_pod_ids();
         if self.spec.suspend {
-            for id in active_ids {
+            for id in self.active_pod_ids() {
                 self.delete_job_pod(id, now, counts, plan);
             }
             return;
@@ -678,9 +677,11 @@ impl Controller {
             Some(c) => c.saturating_sub(succeeded).min(self.spec.parallelism),
         };
         let rm_at_least = active.saturating_sub(want_active) as usize;
-        let irregular = self.spec.is_indexed() && self.has_irregular_indexes(&active_ids);
+        // The active pods are only listed when some must go (a sync of a big Job otherwise
+        // spares itself the list).
+        let irregular = self.spec.is_indexed() && self.has_irregular_indexes();
         let mut to_delete = if rm_at_least > 0 || irregular {
-            self.pods_for_removal(active_ids, rm_at_least)
+            self.pods_for_removal(self.active_pod_ids(), rm_at_least)
         } else {
             vec![]
         };
@@ -772,12 +773,14 @@ impl Controller {
 
     /// Whether any active pod of an Indexed Job has no valid index or shares its index: only
     /// then is the (costlier) duplicate removal needed.
-    fn has_irregular_indexes(&self, active: &[PodId]) -> bool {
+    fn has_irregular_indexes(&self) -> bool {
         let completions = self.spec.completions.unwrap_or(0);
         let mut seen = IndexBits::with_bound(completions);
-        active.iter().any(|id| match self.pods[id.0 as usize].index {
-            Some(ix) if ix < completions => !seen.insert(ix),
-            _ => true,
+        self.unsettled.iter().map(|id| &self.pods[id.0 as usize]).filter(|p| p.is_active()).any(|p| {
+            match p.index {
+                Some(ix) if ix < completions => !seen.insert(ix),
+                _ => true,
+            }
         })
     }
 
@@ -882,12 +885,15 @@ impl Controller {
     fn track_status(&mut self, now: Time, finished: Option<&Finish>, ix: &IndexState) {
         let failing = finished.is_some_and(|f| !f.success);
         let indexed = self.spec.is_indexed();
-        let ids: Vec<PodId> = self.unsettled.iter().copied().collect();
-        for id in ids {
+        // First find the pods to count and those to forget (a few, usually, among many live
+        // ones), then change them: no copy of the whole live set per sync.
+        let mut settled = Vec::new();
+        let mut to_count = Vec::new();
+        for &id in &self.unsettled {
             let pod = &self.pods[id.0 as usize];
             if pod.counted {
                 if pod.phase.is_terminal() && !pod.has_process() {
-                    self.unsettled.remove(&id);
+                    settled.push(id);
                 }
                 continue;
             }
@@ -897,9 +903,12 @@ impl Controller {
                 || finished.is_some()
                 || pod.phase == PodPhase::Succeeded
                 || (consider_failed && !delayed);
-            if !can_count {
-                continue;
+            if can_count {
+                to_count.push((id, consider_failed));
             }
+        }
+        for (id, consider_failed) in to_count {
+            let pod = &self.pods[id.0 as usize];
             let valid = self.has_valid_index(pod);
             if pod.phase == PodPhase::Succeeded {
                 if valid {
@@ -918,8 +927,11 @@ impl Controller {
             let pod = &mut self.pods[id.0 as usize];
             pod.counted = true;
             if pod.phase.is_terminal() && !pod.has_process() {
-                self.unsettled.remove(&id);
+                settled.push(id);
             }
+        }
+        for id in settled {
+            self.unsettled.remove(&id);
         }
         if indexed {
             if let Some(c) = self.spec.completions {

@@ -3,10 +3,10 @@
 //!
 //! Workers are fresh interpreters started with `posix_spawn`, never forks of the user's
 //! process. A Job takes up to `max_workers` of them; pods beyond that wait, `Pending`, in the
-//! Job's queue, as pods wait for node capacity. Each worker also gets a few pods ahead of time
-//! (they stay `Pending` until the worker reaches them), so dispatch is pipelined. Idle workers
-//! are kept for the next Job. Killing a running pod kills its worker's process group; a fresh
-//! worker replaces it.
+//! Job's queue, as pods wait for node capacity. Each worker also gets pods ahead of time
+//! (up to `PREFETCH`; they stay `Pending` until the worker reaches them), so dispatch is
+//! pipelined. Idle workers are kept for the next Job. Killing a running pod kills its worker's
+//! process group; a fresh worker replaces it.
 //!
 //! A worker runs its pods in the order it got them and reports only their ends (`D`), in
 //! batches when pods are quick, so the pod it runs is the oldest one not reported done (a

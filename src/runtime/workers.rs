@@ -167,16 +167,17 @@ struct WorkerProc {
 }
 
 impl WorkerProc {
-    /// The worker answered about a pod (done or cancelled), or died (`None`: every pod).
-    fn cancel_answered(&self, pod: impl Into<Option<PodId>>) {
+    /// The worker answered about a pod: done or cancelled.
+    fn cancel_answered(&self, pod: PodId) {
         let mut cancels = self.cancels.lock().unwrap_or_else(|e| e.into_inner());
-        if cancels.is_empty() {
-            return;
+        if !cancels.is_empty() {
+            cancels.retain(|p| *p != pod);
         }
-        match pod.into() {
-            Some(pod) => cancels.retain(|p| *p != pod),
-            None => cancels.clear(),
-        }
+    }
+
+    /// The worker died: no answer is awaited any more.
+    fn forget_cancels(&self) {
+        self.cancels.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
@@ -600,7 +601,7 @@ impl CallableExecutor {
             WorkerEvent::Exited { worker, exit_code, running, at } => {
                 if let Some(pos) = self.workers.iter().position(|w| w.proc.id == worker) {
                     let w = self.workers.remove(pos);
-                    w.proc.cancel_answered(None);
+                    w.proc.forget_cancels();
                     // Only the pod in the slot was running: pods before it ended with their
                     // reports still in the worker (they run again), pods after it never began.
                     for pod in w.inflight.iter().rev() {

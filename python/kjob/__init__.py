@@ -10,6 +10,7 @@ import sys
 
 from ._job import Job
 from ._kjob import KjobError
+from ._kjob import shutdown_workers as _shutdown_workers
 from ._types import Condition, Event, JobStatus, Pod, PodCondition
 from ._worker import PodContext
 from .manifest import KjobWarning
@@ -26,6 +27,13 @@ def pod_context() -> PodContext:
     return context
 
 
+def shutdown_workers() -> int:
+    """Stops the idle Python worker processes that kjob keeps for later callable Jobs (the next
+    callable Job starts fresh ones) and returns how many there were. Workers busy with a
+    running Job are not touched: they go when their Job ends."""
+    return _shutdown_workers()
+
+
 __all__ = [
     "Condition",
     "Event",
@@ -37,6 +45,7 @@ __all__ = [
     "PodCondition",
     "PodContext",
     "pod_context",
+    "shutdown_workers",
     "__version__",
 ]
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import atexit
+import collections
 import copy
 import datetime as _dt
+import io
 import os
 import pickle
 import secrets
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import types
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
@@ -61,29 +64,136 @@ class _Callable:
     kwargs: dict[str, Any]
     env: dict[str, str]
     max_workers: int
+    working_dir: str | None = None
+    reuse_workers: bool = True
 
     def init_payload(self, job_name: str, job_uid: str, indexed: bool) -> bytes:
-        """What a worker needs to run this Job's pods (see ``_worker._load_job``)."""
-        import cloudpickle  # type: ignore[import-untyped]
-
-        try:
-            fn = cloudpickle.dumps({"fn": self.target, "args": self.args, "kwargs": self.kwargs})
-        except Exception as e:
-            raise TypeError(
-                f"cannot pickle the Job's target {self.target!r} (or its args) for the worker "
-                f"processes: {type(e).__name__}: {e}"
-            ) from e
+        """What a worker needs to run this Job's pods (see ``_worker._load_job``), as of now
+        (``start()``): the environment and working directory pods see are this process's at
+        this moment, as a command pod started now would inherit them."""
         init = {
             "name": job_name,
             "uid": job_uid,
-            "fn": fn,
+            "fn": _dumps_for_worker(self.target, self.target, "the Job's target"),
+            "args": _dumps_for_worker((self.args, self.kwargs), self.target, "the Job's args/kwargs"),
             "indexed": indexed,
             "sys_path": [p for p in sys.path if p],
-            "cwd": os.getcwd(),
+            "cwd": os.path.abspath(self.working_dir) if self.working_dir else os.getcwd(),
             # Processes a pod starts carry the Job's marker, like a command pod's do.
-            "env": {**self.env, "KJOB_JOB_UID": job_uid},
+            "environ": {**os.environ, **self.env, "KJOB_JOB_UID": job_uid},
+            "sources": _sources_without_files(),
+            "one_pod": not self.reuse_workers,
         }
         return pickle.dumps(init, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _dumps_for_worker(value: object, target: Callable[..., Any], what: str) -> bytes:
+    """cloudpickle's bytes of ``value``. The modules a fresh interpreter could not import by
+    name (the main script under multiprocessing's spawn, ``__mp_main__``; a module loaded by
+    ``importlib`` from a file path) travel by value, as ``__main__`` does."""
+    import cloudpickle  # type: ignore[import-untyped]
+
+    by_value = [m for m in _unimportable_modules(target) if not _pickled_by_value(cloudpickle, m)]
+    for module in by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        buffer = io.BytesIO()
+        _pickler_class(cloudpickle)(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+        return buffer.getvalue()
+    except Exception as e:
+        raise TypeError(
+            f"cannot pickle {what} ({target!r}) for the worker processes: {type(e).__name__}: {e}"
+        ) from e
+    finally:
+        for module in by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _pickler_class(cloudpickle: Any) -> Any:
+    """cloudpickle's Pickler, keeping the file names of the code it pickles by value.
+
+    cloudpickle >= 3.1 names every such code object ``<dynamic-code>``; the workers' tracebacks
+    could then show no source line of a function defined in ``__main__`` or a notebook."""
+    global _PICKLER
+    if _PICKLER is not None:
+        return _PICKLER
+    reduce_code = getattr(cloudpickle.cloudpickle, "_code_reduce", None)
+    base = cloudpickle.Pickler
+    if reduce_code is None or not isinstance(getattr(base, "dispatch_table", None), Mapping):
+        _PICKLER = base
+        return base
+
+    def reduce_keeping_filename(code: types.CodeType) -> Any:
+        constructor, args = reduce_code(code)
+        args = tuple(code.co_filename if arg == "<dynamic-code>" else arg for arg in args)
+        return constructor, args
+
+    class _FileNamesKept(base):  # type: ignore[misc, valid-type]
+        dispatch_table = collections.ChainMap({types.CodeType: reduce_keeping_filename}, base.dispatch_table)
+
+    _PICKLER = _FileNamesKept
+    return _PICKLER
+
+
+_PICKLER: Any = None
+
+
+def _pickled_by_value(cloudpickle: Any, module: types.ModuleType) -> bool:
+    return module.__name__ in getattr(cloudpickle.cloudpickle, "_PICKLE_BY_VALUE_MODULES", ())
+
+
+def _unimportable_modules(target: Callable[..., Any]) -> list[types.ModuleType]:
+    candidates = [sys.modules.get("__mp_main__"), sys.modules.get(getattr(target, "__module__", "") or "")]
+    found: list[types.ModuleType] = []
+    for module in candidates:
+        if module is None or module.__name__ == "__main__" or module in found:
+            continue
+        if not _findable_by_name(module.__name__):
+            found.append(module)
+    return found
+
+
+def _findable_by_name(name: str) -> bool:
+    """Whether a fresh interpreter with this one's ``sys.path`` finds the top-level package of
+    module ``name`` (asked of the import system's finders, without importing anything)."""
+    top = name.partition(".")[0]
+    if top == "__mp_main__":
+        return False
+    if top in sys.builtin_module_names:
+        return True
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is None:
+            continue
+        try:
+            if find_spec(top, None) is not None:
+                return True
+        except Exception:
+            continue
+    return False
+
+
+#: At most this much source text travels to the workers for their tracebacks.
+_MAX_SOURCES = 4 << 20
+
+
+def _sources_without_files() -> dict[str, list[str]]:
+    """Source lines Python knows without a file to read them from: notebook cells (IPython
+    puts them in ``linecache`` with no modification time). Workers install them so that the
+    tracebacks of functions defined in a notebook show their lines."""
+    import linecache
+
+    sources: dict[str, list[str]] = {}
+    total = 0
+    for filename, entry in list(linecache.cache.items()):
+        if len(entry) != 4 or entry[1] is not None:
+            continue
+        lines = list(entry[2])
+        total += sum(len(line) for line in lines)
+        if total > _MAX_SOURCES:
+            break
+        sources[filename] = lines
+    return sources
 
 
 def _first_set(*values: float | None) -> float:
@@ -147,6 +257,7 @@ class Job:
         target: Callable[..., Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         max_workers: int | None = None,
+        reuse_workers: bool = True,
     ) -> None:
         callable_pods = target is not None
         if callable_pods:
@@ -202,6 +313,8 @@ class Job:
                 kwargs=dict(kwargs or {}),
                 env=dict(env.items()) if isinstance(env, Mapping) else dict(env or ()),
                 max_workers=max_workers or os.cpu_count() or 1,
+                working_dir=working_dir,
+                reuse_workers=bool(reuse_workers),
             )
 
     @classmethod
@@ -388,7 +501,9 @@ class Job:
             indexed = self._spec["completion_mode"] == "Indexed"
             init = self._callable.init_payload(self._name, self._uid, indexed)
             worker = [sys.executable, str(Path(__file__).with_name("_worker.py"))]
-            self._native.set_callable(worker, init, self._callable.max_workers)
+            self._native.set_callable(
+                worker, init, self._callable.max_workers, self._callable.reuse_workers
+            )
         self._native.start()
 
     def _require_started(self) -> None:

@@ -13,10 +13,25 @@ Frames (little-endian) from the parent:
   ``F`` forget: u32 job key              -- the Job is gone; free its function
 To the parent:
   ``D`` done:    u32 job key, u64 pod id, i32 exit code, u64 log start, u64 log end,
-                 u8 payload kind (0 none, 1 result, 2 exception), payload: the pickled
-                 result, or the exception's class and bases by qualified name joined by
-                 newlines, a NUL, and its message (UTF-8)
+                 u8 payload kind, payload (UTF-8 unless pickled):
+                   0 none;
+                   1 result: the pickled return value;
+                   2 exception: its class and bases by qualified name joined by newlines, a
+                     NUL, its message, a NUL, its formatted traceback;
+                   3 start error: the pod could not be set up (its Job's target or arguments
+                     could not be unpickled here, its working directory is missing): a message;
+                   4 result error: the return value could not be pickled: a NUL-separated
+                     reason and message
   ``X`` cancelled: u32 job key, u64 pod id
+  ``R`` retiring: u32 job key -- the worker's imported modules changed on disk since it
+                 loaded them; it exits without running the Job's pods (the parent runs them
+                 in a fresh worker)
+Each pod sees what a fresh process would (README, "The worker model"): the environment the
+parent had when the Job started plus the Job's ``env``, the Job's working directory, and
+modules as they are on disk. The environment is installed when the worker moves to a Job and
+again after any pod that changed it; a worker whose imported modules changed on disk retires
+rather than take a Job; ``one_pod`` Jobs (``reuse_workers=False``) get a worker per pod.
+
 A pod's output is the byte range [log start, log end) of the log file the worker was using.
 Many pods share one file this way: creating a file per pod would cost more than the pods.
 
@@ -33,6 +48,7 @@ for sure (a kill, this worker's death).
 from __future__ import annotations
 
 import collections
+import linecache
 import mmap
 import os
 import pickle
@@ -56,7 +72,7 @@ _PATH = struct.Struct("<II")
 
 _SLOT = struct.Struct("<Q")
 
-KIND_NONE, KIND_RESULT, KIND_EXCEPTION = 0, 1, 2
+KIND_NONE, KIND_RESULT, KIND_EXCEPTION, KIND_START_ERROR, KIND_RESULT_ERROR = 0, 1, 2, 3, 4
 
 # Reports of quick pods are held back until this many are waiting...
 BATCH_REPORTS = 32
@@ -118,27 +134,39 @@ def current_context() -> PodContext | None:
 @dataclass
 class _Job:
     name: str
-    fn: Callable[..., Any]
+    fn: Callable[..., Any] | None
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     indexed: bool
     log_fd: int
+    #: The environment its pods see, as bytes (POSIX ``os.environ._data`` form).
+    environ: dict[bytes, bytes]
+    cwd: str
+    #: Why its pods cannot run here (the target or its arguments could not be unpickled); a
+    #: format string taking the pod (``{pod}``: "index 3" or "pod NAME").
+    error: str | None = None
+    #: ``reuse_workers=False``: this worker runs one pod, then exits.
+    one_pod: bool = False
 
     def __post_init__(self) -> None:
         # The pod's call, built once: fn(index, *args, **kwargs) for Indexed Jobs,
         # fn(*args, **kwargs) otherwise (a bare fn(index) when there is nothing to add).
         fn, args, kwargs = self.fn, self.args, self.kwargs
-        if self.indexed:
-            self.call: Callable[[int], Any] = (
-                fn if not args and not kwargs else lambda index: fn(index, *args, **kwargs)
-            )
+        if fn is None:
+            self.call: Callable[[int], Any] = _no_call
+        elif self.indexed:
+            self.call = fn if not args and not kwargs else lambda index: fn(index, *args, **kwargs)
         else:
             self.call = lambda index: fn(*args, **kwargs)
 
 
-def _exception_info(exc: BaseException) -> bytes:
-    """The exception's class and bases by qualified name, for ``onExceptions`` rules, and its
-    message."""
+def _no_call(index: int) -> Any:
+    raise AssertionError("a Job that could not be loaded runs no pod")
+
+
+def _exception_info(exc: BaseException, traceback_text: str) -> bytes:
+    """The exception's class and bases by qualified name, for ``onExceptions`` rules, its
+    message and its formatted traceback."""
     names = []
     for cls in type(exc).__mro__:
         if cls is object:
@@ -146,7 +174,20 @@ def _exception_info(exc: BaseException) -> bytes:
         module = cls.__module__
         qual = cls.__qualname__
         names.append(qual if module in ("builtins", "__main__") else f"{module}.{qual}")
-    return ("\n".join(names) + "\0" + str(exc)).encode("utf-8", errors="replace")
+    text = "\n".join(names) + "\0" + _message_of(exc) + "\0" + traceback_text
+    return text.encode("utf-8", errors="replace")
+
+
+def _message_of(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # a broken __str__ must not take the worker down
+        return f"<unprintable {type(exc).__name__}>"
+
+
+def _pod_words(index: int, name: bytes) -> str:
+    """How messages name a pod: by its index when it has one."""
+    return f"index {index}" if index >= 0 else f"pod {name.decode(errors='replace')}"
 
 
 class Worker:
@@ -172,6 +213,15 @@ class Worker:
         self._last_read = 0.0
         self._loaded_a_job = False
         self._jobs: dict[int, _Job] = {}
+        # Files of the modules imported so far, with their (mtime, size) when first seen: a
+        # warm worker whose modules changed on disk since must not run pods.
+        self._module_stamps: dict[str, tuple[int, int]] = {}
+        self._seen_modules = 0
+        self._ran_a_job = False
+        # The Job whose environment and working directory are installed, and whether
+        # installing the working directory failed.
+        self._current_job: _Job | None = None
+        self._setup_error: str | None = None
         self._tasks: collections.deque[tuple[int, int, int, int, bytes]] = collections.deque()
         self._current_log: int | None = None
         # The log's size after the last pod: the next pod's output starts there (saves a
@@ -248,9 +298,16 @@ class Worker:
     def _handle(self, kind: bytes, body: bytes) -> None:
         if kind == b"J":
             key, size = _PATH.unpack_from(body)
+            if self._ran_a_job and self._modules_changed():
+                # Retire: the parent runs this Job's pods in a fresh worker instead.
+                self._send(b"R", _KEY.pack(key))
+                self._flush()
+                os._exit(0)
             log_path = body[_PATH.size : _PATH.size + size].decode()
             self._jobs[key] = self._load_job(pickle.loads(body[_PATH.size + size :]), log_path)
             self._loaded_a_job = True
+            self._ran_a_job = True
+            self._stamp_modules()
         elif kind == b"C":
             key, pod = _KEY_POD.unpack_from(body)
             for task in list(self._tasks):
@@ -265,37 +322,109 @@ class Worker:
             if key == self._current_log:
                 self._current_log = None
                 self._log_end = None
+            # Modules the Job's pods imported are checked before the next Job too.
+            self._stamp_modules()
 
     def _load_job(self, init: dict[str, Any], log_path: str) -> _Job:
-        """Loads a Job's callable. ``init`` holds: name, uid, fn (cloudpickle bytes of a dict
-        with fn, args and kwargs), indexed, sys_path, cwd, env."""
+        """Loads a Job's callable. ``init`` holds: name, uid, fn (cloudpickle bytes of the
+        target), args (cloudpickle bytes of the args tuple and kwargs dict), indexed,
+        sys_path, cwd, environ (the pods' whole environment), sources (source lines of
+        files not on disk, for tracebacks), one_pod.
+
+        A target or arguments that cannot be unpickled here fail each of the Job's pods with
+        the reason (a start error), rather than the worker: a worker that died instead would be
+        replaced, and the next would die the same way."""
         for entry in reversed(init["sys_path"]):
             if entry not in sys.path:
                 sys.path.insert(0, entry)
-        if init["cwd"]:
-            os.chdir(init["cwd"])
-        os.environ.update(init["env"])
-        payload = pickle.loads(init["fn"])
+        for filename, lines in init.get("sources", {}).items():
+            # mtime None: linecache.checkcache() keeps the entry (there is no file to check).
+            linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fn: Callable[..., Any] | None = None
+        args: tuple[Any, ...] = ()
+        kwargs: dict[str, Any] = {}
+        error: str | None = None
+        try:
+            fn = pickle.loads(init["fn"])
+        except BaseException as exc:
+            error = (
+                f"the target of Job {init['name']} could not be unpickled in the worker: "
+                f"{type(exc).__name__}: {_message_of(exc)}"
+            ).replace("{", "{{").replace("}", "}}")
+        else:
+            try:
+                args, kwargs = pickle.loads(init["args"])
+            except BaseException as exc:
+                reason = f"{type(exc).__name__}: {_message_of(exc)}".replace("{", "{{").replace("}", "}}")
+                error = "the arguments of {pod} could not be unpickled in the worker: " + reason
+        environ = {
+            os.fsencode(k): os.fsencode(v) for k, v in init["environ"].items() if k and "=" not in k
+        }
+        environ.update(_worker_markers)
         return _Job(
             name=init["name"],
-            fn=payload["fn"],
-            args=tuple(payload["args"]),
-            kwargs=dict(payload["kwargs"]),
+            fn=fn,
+            args=tuple(args),
+            kwargs=dict(kwargs),
             indexed=init["indexed"],
             log_fd=log_fd,
+            environ=environ,
+            cwd=init["cwd"],
+            error=error,
+            one_pod=bool(init.get("one_pod")),
         )
+
+    def _modules_changed(self) -> bool:
+        """Whether a module file this worker imported changed on disk since it was imported."""
+        for path, stamp in self._module_stamps.items():
+            try:
+                st = os.stat(path)
+            except OSError:
+                return True
+            if (st.st_mtime_ns, st.st_size) != stamp:
+                return True
+        return False
+
+    def _stamp_modules(self) -> None:
+        """Records the files of modules imported since the last call (the standard library
+        aside: it does not change under a running interpreter)."""
+        modules = sys.modules
+        if len(modules) == self._seen_modules:
+            return
+        self._seen_modules = len(modules)
+        stamps = self._module_stamps
+        for module in list(modules.values()):
+            path = getattr(module, "__file__", None)
+            if not isinstance(path, str) or path in stamps or path.startswith(_STDLIB):
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            stamps[path] = (st.st_mtime_ns, st.st_size)
 
     # ---- running pods -----------------------------------------------------------------------
 
-    def _use_log(self, key: int, fd: int) -> None:
+    def _switch_to(self, key: int, job: _Job) -> None:
+        """Moves to another Job's pods: its log, environment and working directory."""
         # By Job key, not descriptor number: a forgotten Job's number may be reused.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
+        _flush_quietly()
+        os.dup2(job.log_fd, 1)
+        os.dup2(job.log_fd, 2)
         self._current_log = key
         self._log_end = None
+        if job is not self._current_job:
+            self._current_job = job
+            _install_environment(job.environ)
+            self._setup_error = None
+            try:
+                os.chdir(job.cwd)
+            except OSError as exc:
+                self._setup_error = (
+                    f"failed to change to the working directory {job.cwd!r}: "
+                    f"{exc.strerror or type(exc).__name__}"
+                )
 
     def _run(
         self, job: _Job, key: int, pod: int, index: int, attempt: int, name: bytes
@@ -304,7 +433,9 @@ class Worker:
         The hot path of every quick pod: keep it lean."""
         global _running
         if key != self._current_log:
-            self._use_log(key, job.log_fd)
+            self._switch_to(key, job)
+        if job.error is not None or self._setup_error is not None:
+            return self._cannot_run(job, key, pod, index, name)
         began = _monotonic()
         # If this process dies from now on, the parent reads which pod it was running here.
         slot = self._slot_word
@@ -321,20 +452,21 @@ class Worker:
             try:
                 payload = _dumps(value, _PROTOCOL)
                 kind = KIND_RESULT
-            except Exception as exc:  # an unpicklable return value fails the pod
-                code = 1
-                _print_user_traceback(exc)
-                kind, payload = KIND_EXCEPTION, _exception_info(exc)
+            except Exception:
+                # Plain pickle first (it is faster); cloudpickle sends what pickle cannot by
+                # reference, such as instances of classes defined in __main__ or a notebook.
+                kind, payload, code = _pickle_result(value, index, name)
         except SystemExit as exc:
             code = _exit_code(exc.code)
         except BaseException as exc:
             code = 1
-            _print_user_traceback(exc)
-            kind, payload = KIND_EXCEPTION, _exception_info(exc)
+            kind, payload = KIND_EXCEPTION, _exception_info(exc, _print_user_traceback(exc))
         finally:
             _running = None
-            sys.stdout.flush()
-            sys.stderr.flush()
+            _flush_quietly()
+        if _environ_data is not None and _environ_data.dirty:
+            # The pod changed the environment: the next pod sees the Job's again.
+            _install_environment(job.environ)
         end = _log_size()
         self._log_end = end
         if slot is not None:
@@ -347,7 +479,25 @@ class Worker:
         if not self._held:
             self._held_since = finished
         self._held += 1
+        if job.one_pod:
+            # reuse_workers=False: a fresh process for every pod.
+            self._flush()
+            os._exit(0)
         return began, finished
+
+    def _cannot_run(self, job: _Job, key: int, pod: int, index: int, name: bytes) -> tuple[float, float]:
+        """Reports a pod that could not be set up (a start error: the pod fails, and is
+        counted by the Job's rules, as a container that could not start)."""
+        reason = self._setup_error or (job.error or "").format(pod=_pod_words(index, name))
+        payload = reason.encode("utf-8", errors="replace")
+        size = _DONE_FRAME.size - 4 + len(payload)
+        self._outbox += _DONE_FRAME.pack(size, b"D", key, pod, 128, 0, 0, KIND_START_ERROR)
+        self._outbox += payload
+        now = _monotonic()
+        self._flush()
+        if job.one_pod:
+            os._exit(0)
+        return now, now
 
     def serve(self) -> None:
         tasks = self._tasks
@@ -390,8 +540,70 @@ _monotonic = time.monotonic
 _dumps = pickle.dumps
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _INDEX_VAR = b"JOB_COMPLETION_INDEX"
-# os.environ's own bytes mapping (POSIX), kept in step with the C environment by hand.
-_environ_data: dict[bytes, bytes] | None = getattr(os.environ, "_data", None)
+_STDLIB = os.path.dirname(os.__file__) + os.sep
+
+
+def _pickle_result(value: Any, index: int, name: bytes) -> tuple[int, bytes, int]:
+    """A return value that plain pickle refused: (payload kind, payload, exit code)."""
+    try:
+        import cloudpickle  # type: ignore[import-untyped]
+
+        return KIND_RESULT, cloudpickle.dumps(value, _PROTOCOL), 0
+    except Exception as exc:
+        # The value cannot cross to the parent: the pod fails and says why.
+        reason = f"the return value of {_pod_words(index, name)} could not be sent back"
+        message = f"{reason}: {type(exc).__name__}: {_message_of(exc)}"
+        _write_quietly(2, f"kjob: {message}\n")
+        return KIND_RESULT_ERROR, (reason + "\0" + message).encode("utf-8", errors="replace"), 1
+
+
+class _TrackedEnviron(dict):  # type: ignore[type-arg]
+    """``os.environ``'s bytes mapping, noting whether a pod changed it: ``os.environ`` writes go
+    through ``__setitem__``/``__delitem__`` here (a change made by C code calling ``setenv``
+    directly is not seen). Installed by :func:`main` in the worker only."""
+
+    __slots__ = ("dirty",)
+
+    def __init__(self, data: dict[bytes, bytes]) -> None:
+        super().__init__(data)
+        self.dirty = False
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.dirty = True
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        self.dirty = True
+        dict.__delitem__(self, key)
+
+
+# os.environ's own bytes mapping (POSIX), kept in step with the C environment by hand; a
+# _TrackedEnviron once main() has run.
+_environ_data: Any = None
+# Variables of the worker's own that every Job's environment keeps (the session marker the
+# shepherd finds the worker by).
+_MARKERS = (b"KJOB_SESSION",)
+_worker_markers: dict[bytes, bytes] = {}
+
+
+def _install_environment(environ: dict[bytes, bytes]) -> None:
+    """Makes the process environment (``os.environ`` and the C environment that subprocesses
+    inherit) exactly ``environ``, changing only the variables that differ."""
+    data = _environ_data
+    if data is None:
+        os.environ.clear()
+        os.environ.update({os.fsdecode(k): os.fsdecode(v) for k, v in environ.items()})
+        return
+    for key in [k for k in data if k not in environ]:
+        os.unsetenv(key)
+        dict.__delitem__(data, key)
+    for key, value in environ.items():
+        if data.get(key) != value:
+            os.putenv(key, value)
+            dict.__setitem__(data, key, value)
+    data.dirty = False
+    # JOB_COMPLETION_INDEX is set again from scratch for the next pod.
+    _index_variable.forget()
 
 
 class _IndexVariable:
@@ -422,7 +634,7 @@ class _IndexVariable:
         if index < 0:
             if _INDEX_VAR in data:
                 os.unsetenv(_INDEX_VAR)
-                del data[_INDEX_VAR]
+                dict.__delitem__(data, _INDEX_VAR)
             self._last = None
             return
         terminated = b"%d\0" % index
@@ -432,8 +644,12 @@ class _IndexVariable:
             view[len(_INDEX_VAR) + 1 : len(_INDEX_VAR) + 1 + len(terminated)] = terminated
         elif not self._install(terminated):
             os.putenv(_INDEX_VAR, value)
-        data[_INDEX_VAR] = value
+        dict.__setitem__(data, _INDEX_VAR, value)
         self._last = value
+
+    def forget(self) -> None:
+        """The environment was replaced: the next index is installed anew."""
+        self._last = None
 
     def _install(self, terminated: bytes) -> bool:
         if self._buffer is None:
@@ -466,12 +682,40 @@ def _log_size() -> int:
         return 0
 
 
-def _print_user_traceback(exc: BaseException) -> None:
-    """The traceback as the user's code raised it, without the worker's own frame."""
+def _print_user_traceback(exc: BaseException) -> str:
+    """Writes the traceback as the user's code raised it, without the worker's own frame, to
+    the pod's log, and returns it."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
-    traceback.print_exception(type(exc), exc, tb)
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    except Exception:  # a broken __str__ or __repr__ in the user's exception
+        text = f"{type(exc).__qualname__}: {_message_of(exc)}\n"
+    _write_quietly(2, text)
+    return text
+
+
+def _write_quietly(fd: int, text: str) -> None:
+    """Writes to the pod's log; a log that cannot be written (a full disk: ENOSPC) must not
+    take the worker down with it: the pod's report goes over the pipe, not the log."""
+    try:
+        sys.stderr.flush()
+        data = text.encode("utf-8", errors="replace")
+        while data:
+            data = data[os.write(fd, data) :]
+    except OSError:
+        pass
+
+
+def _flush_quietly() -> None:
+    """Flushes the pod's output; a log that cannot take it (ENOSPC) loses it, quietly: the pod
+    already saw the error if it printed, and the worker must go on."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def _exit_code(code: object) -> int:
@@ -502,7 +746,21 @@ def main() -> None:
     os.close(devnull)
     os.set_inheritable(proto_in, False)
     os.set_inheritable(proto_out, False)
+    _track_environment()
     Worker(proto_in, proto_out, _map_slot(sys.argv[1:])).serve()
+
+
+def _track_environment() -> None:
+    """Puts a :class:`_TrackedEnviron` under ``os.environ`` and notes the worker's markers."""
+    global _environ_data
+    data = getattr(os.environ, "_data", None)
+    if isinstance(data, dict):
+        _environ_data = _TrackedEnviron(data)
+        os.environ._data = _environ_data  # type: ignore[attr-defined]
+    for name in _MARKERS:
+        value = os.environb.get(name) if hasattr(os, "environb") else None
+        if value is not None:
+            _worker_markers[name] = value
 
 
 def _map_slot(argv: list[str]) -> mmap.mmap | None:

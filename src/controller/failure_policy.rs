@@ -293,6 +293,7 @@ mod tests {
         pod.exception = Some(crate::controller::pod::PodException {
             types: vec!["mypkg.errors.Retryable".into(), "ValueError".into(), "Exception".into()],
             message: "boom".into(),
+            ..Default::default()
         });
         let rule = |not_in: bool, values: &[&str]| PfpRule {
             action: Some(PfpAction::FailJob),

@@ -266,6 +266,12 @@ impl Controller {
 
     /// Deletes the Job with its pods (the garbage collector's cascade, §6.3): every pod is
     /// asked to stop; from now on the controller only counts, it never creates or deletes.
+    /// Records a `Warning` event the runtime observed about the Job's pods (e.g. Python
+    /// workers that could not start), as the kubelet reports events of its own.
+    pub fn warn(&mut self, now: Time, reason: &str, message: String) {
+        self.events.record(now, EventType::Warning, reason, message);
+    }
+
     pub fn delete(&mut self, now: Time) -> Plan {
         let mut plan = Plan::default();
         self.deleting = true;

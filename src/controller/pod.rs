@@ -111,11 +111,12 @@ pub struct Pod {
 }
 
 /// An exception that ended a callable pod: its class and bases by qualified name (most
-/// derived first) and its message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// derived first), its message and its formatted traceback (empty when there is none).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodException {
     pub types: Vec<String>,
     pub message: String,
+    pub traceback: String,
 }
 
 impl Pod {

@@ -105,8 +105,16 @@ impl NativeJob {
     }
 
     /// Makes the pods run a Python callable in worker processes (before `start()`).
-    fn set_callable(&self, worker_argv: Vec<String>, init: Vec<u8>, max_workers: usize) -> PyResult<()> {
-        let config = runtime::CallableConfig { worker_argv, init, max_workers: max_workers.max(1) };
+    #[pyo3(signature = (worker_argv, init, max_workers, reuse_workers=true))]
+    fn set_callable(
+        &self,
+        worker_argv: Vec<String>,
+        init: Vec<u8>,
+        max_workers: usize,
+        reuse_workers: bool,
+    ) -> PyResult<()> {
+        let config =
+            runtime::CallableConfig { worker_argv, init, max_workers: max_workers.max(1), reuse_workers };
         self.inner.set_callable(config).map_err(|e| BindingError::from(e).into())
     }
 
@@ -355,6 +363,7 @@ fn pod_dict<'py>(py: Python<'py>, v: &PodView, wall: impl Fn(Time) -> f64) -> Py
             .map(|e| format!("{}: {}", e.types.first().map_or("", String::as_str), e.message)),
     )?;
     d.set_item("exception_types", p.exception.as_ref().map(|e| e.types.clone()))?;
+    d.set_item("exception_traceback", p.exception.as_ref().map(|e| e.traceback.as_str()))?;
     d.set_item("pid", v.pid)?;
     let labels = PyDict::new(py);
     for (k, val) in &v.labels {
@@ -382,12 +391,20 @@ fn kill_all_jobs() {
     runtime::kill_idle_workers();
 }
 
+/// Stops the idle callable workers kept for later Jobs; returns how many there were.
+#[pyfunction]
+fn shutdown_workers() -> usize {
+    runtime::kill_idle_workers()
+}
+
 #[pymodule(gil_used = false)]
 mod _kjob {
     #[pymodule_export]
     use super::kill_all_jobs;
     #[pymodule_export]
     use super::set_session_token;
+    #[pymodule_export]
+    use super::shutdown_workers;
     #[pymodule_export]
     use super::ChangeFeed;
     #[pymodule_export]

@@ -625,6 +625,7 @@ fn dispatch_callables(st: &mut State, now: Time) -> bool {
                 st.controller.observe(Event::ContainerStartFailed { pod, message, at: now });
                 failed = true;
             }
+            Outcome::Warning(reason, message) => st.controller.warn(now, reason, message),
             Outcome::Cancelled(..) | Outcome::Finished { .. } => {}
         }
     }
@@ -649,14 +650,30 @@ fn on_worker_event(st: &mut State, event: WorkerEvent, origin: Instant) {
                 let at = at_now(origin);
                 st.controller.observe(Event::ContainerStartFailed { pod, message, at });
             }
+            Outcome::Warning(reason, message) => st.controller.warn(at_now(origin), reason, message),
             Outcome::Finished { pod, exit_code, log, payload, at } => {
                 if log.2 > log.1 || !st.log_ranges.contains_key(&pod) {
                     st.log_ranges.insert(pod, log);
                 }
                 match payload {
                     Payload::Result(bytes) if exit_code == 0 => st.results.push((pod, bytes)),
-                    Payload::Exception(types, message) => {
-                        let exception = PodException { types, message };
+                    Payload::Exception(types, message, traceback) => {
+                        let exception = PodException { types, message, traceback };
+                        st.controller.observe(Event::ContainerRaised { pod, exception });
+                    }
+                    Payload::StartError(message) => {
+                        // Set up failed in the worker: as a container that could not start.
+                        let at = at.duration_since(origin);
+                        st.controller.observe(Event::ContainerStartFailed { pod, message, at });
+                        continue;
+                    }
+                    Payload::ResultError(types, reason, message) => {
+                        let detail = message.strip_prefix(&format!("{reason}: ")).unwrap_or(&message);
+                        let exception = PodException {
+                            types,
+                            message: format!("{reason}: {detail}"),
+                            traceback: String::new(),
+                        };
                         st.controller.observe(Event::ContainerRaised { pod, exception });
                     }
                     _ => {}

@@ -34,6 +34,13 @@ const PREFETCH: usize = 256;
 const CANCEL_RECHECK: Duration = Duration::from_millis(20);
 /// Idle workers kept for later Jobs.
 const MAX_IDLE_WORKERS: usize = 64;
+/// Workers of a Job that died in a row before they ran any pod (a broken interpreter, a crash
+/// while loading the function): after this many, the Job's waiting pods fail with a start
+/// error instead of waiting for workers that die the same way.
+const MAX_EARLY_DEATHS: u32 = 3;
+/// The first delay before a worker is started again after one died early; it doubles with
+/// each early death in a row.
+const RESPAWN_DELAY: Duration = Duration::from_millis(50);
 
 /// How a Job runs its callable.
 #[derive(Clone, Debug)]
@@ -43,6 +50,9 @@ pub struct CallableConfig {
     /// The pickled init dict the worker loads the callable from.
     pub init: Vec<u8>,
     pub max_workers: usize,
+    /// `false`: every pod runs in a fresh worker of its own, which exits after it
+    /// (`reuse_workers=False`).
+    pub reuse_workers: bool,
 }
 
 /// What a worker's result payload holds.
@@ -51,8 +61,14 @@ pub enum Payload {
     None,
     /// The pickled return value.
     Result(Vec<u8>),
-    /// The exception's class and bases (qualified names), then its message.
-    Exception(Vec<String>, String),
+    /// The exception's class and bases (qualified names), its message and its traceback.
+    Exception(Vec<String>, String, String),
+    /// The pod could not be set up in the worker (its function or arguments could not be
+    /// unpickled, its working directory is missing).
+    StartError(String),
+    /// The return value could not be pickled: the pickling error's class and bases, why the
+    /// pod failed (one line), and the whole message.
+    ResultError(Vec<String>, String, String),
 }
 
 /// What a worker reports.
@@ -78,6 +94,12 @@ pub enum WorkerEvent {
         running: Option<PodId>,
         at: Instant,
     },
+    /// The worker's imported modules changed on disk: it exits without running pods.
+    Retiring {
+        worker: u64,
+    },
+    /// A delayed worker start is due (see [`RESPAWN_DELAY`]).
+    RespawnDue,
 }
 
 /// The pod a worker is running, as the worker writes it into a shared file: a little-endian
@@ -186,11 +208,14 @@ static IDLE: Mutex<Vec<WorkerProc>> = Mutex::new(Vec::new());
 static NEXT_WORKER: AtomicU64 = AtomicU64::new(1);
 static NEXT_JOB_KEY: AtomicU32 = AtomicU32::new(1);
 
-/// Kills every idle worker (interpreter exit).
-pub fn kill_idle_workers() {
-    for w in IDLE.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+/// Kills every idle worker (interpreter exit, `kjob.shutdown_workers()`). Returns how many.
+pub fn kill_idle_workers() -> usize {
+    let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+    let count = idle.len();
+    for w in idle.drain(..) {
         w.handle.signal_group(libc::SIGKILL);
     }
+    count
 }
 
 fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
@@ -327,6 +352,9 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 /// Decodes one frame from a worker (`D`, `X`); `None` for anything malformed.
 fn decode(worker: u64, kind: u8, body: &[u8], at: Instant) -> Option<WorkerEvent> {
     let _key = u32_at(body, 0)?;
+    if kind == b'R' {
+        return Some(WorkerEvent::Retiring { worker });
+    }
     let pod = PodId(u64_at(body, 4)?);
     match kind {
         b'X' => Some(WorkerEvent::Cancelled { worker, pod, at }),
@@ -337,11 +365,19 @@ fn decode(worker: u64, kind: u8, body: &[u8], at: Instant) -> Option<WorkerEvent
             let rest = body.get(33..)?;
             let payload = match kind {
                 1 => Payload::Result(rest.to_vec()),
-                2 => {
+                2 | 4 => {
                     let text = String::from_utf8_lossy(rest);
-                    let (types, message) = text.split_once('\0').unwrap_or((&text, ""));
-                    Payload::Exception(types.split('\n').map(String::from).collect(), message.to_string())
+                    let mut parts = text.splitn(3, '\0');
+                    let types = parts.next().unwrap_or_default().split('\n').map(String::from).collect();
+                    let second = parts.next().unwrap_or_default().to_string();
+                    let third = parts.next().unwrap_or_default().to_string();
+                    if kind == 2 {
+                        Payload::Exception(types, second, third)
+                    } else {
+                        Payload::ResultError(types, second, third)
+                    }
                 }
+                3 => Payload::StartError(String::from_utf8_lossy(rest).into_owned()),
                 _ => Payload::None,
             };
             Some(WorkerEvent::Done { worker, pod, exit_code, log, payload, at })
@@ -359,8 +395,10 @@ struct Assigned {
     running: Option<PodId>,
     /// Shared with every pod's log range (one allocation per worker, not per pod).
     log_path: Arc<Path>,
-    /// Being killed: it gets no more pods.
+    /// Being killed, retiring, or done with its one pod: it gets no more pods.
     dying: bool,
+    /// It reported something (a pod done or cancelled): it did not die early.
+    reported: bool,
 }
 
 impl Assigned {
@@ -400,6 +438,8 @@ pub enum Outcome {
     },
     /// Deleted before it started.
     Cancelled(PodId, Instant),
+    /// Something the Job's events should say (a `Warning`): reason, message.
+    Warning(&'static str, String),
 }
 
 /// The callable side of one Job: its queue and its workers.
@@ -412,6 +452,12 @@ pub struct CallableExecutor {
     workers: Vec<Assigned>,
     route: Sink,
     next_log: u32,
+    /// Workers that died in a row before running a pod (see [`MAX_EARLY_DEATHS`]).
+    early_deaths: u32,
+    /// No worker is started before then (after early deaths), and a wake-up is scheduled.
+    respawn_after: Option<Instant>,
+    /// Fewer workers than `max_workers` could be started (e.g. `RLIMIT_NOFILE`): said once.
+    warned_short: bool,
 }
 
 impl CallableExecutor {
@@ -425,6 +471,9 @@ impl CallableExecutor {
             workers: Vec::new(),
             route,
             next_log: 0,
+            early_deaths: 0,
+            respawn_after: None,
+            warned_short: false,
         }
     }
 
@@ -445,6 +494,8 @@ impl CallableExecutor {
         let now = Instant::now();
         // Task frames per worker, written once at the end: one write per worker per dispatch.
         let mut batches: Vec<Vec<u8>> = vec![Vec::new(); self.workers.len()];
+        // A worker that runs one pod gets no more ahead of time.
+        let prefetch = if self.config.reuse_workers { PREFETCH } else { 1 };
         while !self.queue.is_empty() {
             // An idle worker first; then a new one while the cap allows; then prefetch into the
             // least loaded one.
@@ -452,22 +503,36 @@ impl CallableExecutor {
             let idle = self.workers.iter().position(|w| !w.dying && w.inflight.is_empty());
             let idx = match idle {
                 Some(i) => i,
-                None if live < self.config.max_workers => match self.add_worker() {
-                    Ok(i) => i,
-                    Err(e) => {
-                        if live == 0 {
-                            let message = format!("failed to start a Python worker: {e}");
-                            out.extend(self.queue.drain(..).map(|p| Outcome::Unrunnable(p, message.clone())));
+                None if live < self.config.max_workers && self.may_start_worker(now, &mut out) => {
+                    match self.add_worker() {
+                        Ok(i) => i,
+                        Err(e) => {
+                            if live == 0 {
+                                let message = format!("failed to start a Python worker: {e}");
+                                out.extend(
+                                    self.queue.drain(..).map(|p| Outcome::Unrunnable(p, message.clone())),
+                                );
+                            } else if !self.warned_short {
+                                // Pods still run, on fewer workers: say so once.
+                                self.warned_short = true;
+                                let message = format!(
+                                    "running on {live} Python workers instead of {}: failed to start \
+                                     another: {e}",
+                                    self.config.max_workers
+                                );
+                                out.push(Outcome::Warning("FailedCreateWorker", message));
+                            }
+                            break;
                         }
-                        break;
                     }
-                },
+                }
+                None if live == 0 => break,
                 None => {
                     let least = self
                         .workers
                         .iter()
                         .enumerate()
-                        .filter(|(_, w)| !w.dying && w.inflight.len() < PREFETCH)
+                        .filter(|(_, w)| !w.dying && w.inflight.len() < prefetch)
                         .min_by_key(|(_, w)| w.inflight.len());
                     match least {
                         Some((i, _)) => i,
@@ -491,6 +556,10 @@ impl CallableExecutor {
             // as the ones before them are reported done.
             let worker = &mut self.workers[idx];
             worker.inflight.push_back(pod_id);
+            if !self.config.reuse_workers {
+                // Its one pod: the worker exits after it.
+                worker.dying = true;
+            }
             if worker.running.is_none() {
                 worker.running = Some(pod_id);
                 out.push(Outcome::Started(pod_id, now));
@@ -504,9 +573,36 @@ impl CallableExecutor {
         out
     }
 
+    /// Whether a worker may be started now: not while a delay after early deaths runs (a
+    /// wake-up is scheduled for its end), and not at all once too many died in a row (the
+    /// queued pods fail; the count is lowered so that their replacements try once more).
+    fn may_start_worker(&mut self, now: Instant, out: &mut Vec<Outcome>) -> bool {
+        if self.early_deaths >= MAX_EARLY_DEATHS {
+            let message = format!(
+                "the Python worker exited before it could run a pod, {} times in a row (see the \
+                 Job's events and the worker log)",
+                self.early_deaths
+            );
+            out.extend(self.queue.drain(..).map(|p| Outcome::Unrunnable(p, message.clone())));
+            self.early_deaths = MAX_EARLY_DEATHS - 1;
+            return false;
+        }
+        match self.respawn_after {
+            Some(t) if t > now => false,
+            _ => {
+                self.respawn_after = None;
+                true
+            }
+        }
+    }
+
     /// Takes an idle worker (or starts one) and loads this Job's callable into it.
     fn add_worker(&mut self) -> io::Result<usize> {
-        let idle = IDLE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let idle = if self.config.reuse_workers {
+            IDLE.lock().unwrap_or_else(|e| e.into_inner()).pop()
+        } else {
+            None
+        };
         let mut proc = match idle {
             Some(p) => p,
             None => spawn_worker(&self.config.worker_argv)?,
@@ -528,6 +624,7 @@ impl CallableExecutor {
             running: None,
             log_path: Arc::from(log_path),
             dying: false,
+            reported: false,
         });
         Ok(self.workers.len() - 1)
     }
@@ -543,8 +640,10 @@ impl CallableExecutor {
             if !w.inflight.contains(&pod) {
                 continue;
             }
-            // The slot, not the order of reports, says what the worker runs right now.
-            if w.proc.slot.running() == Some(pod) {
+            // The pod the worker is running (as reports tell, or as its slot says right now)
+            // goes with its process: the pid `pods()` shows is gone after a delete. A pod it
+            // has not reached yet is only cancelled.
+            if w.running == Some(pod) || w.proc.slot.running() == Some(pod) {
                 w.dying = true;
                 super::job::kill(w.proc.handle.clone(), grace);
                 return None;
@@ -584,7 +683,9 @@ impl CallableExecutor {
         let mut out = Vec::new();
         match event {
             WorkerEvent::Done { worker, pod, exit_code, log, payload, at } => {
+                self.early_deaths = 0;
                 if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
+                    w.reported = true;
                     w.remove(pod);
                     let log = (w.log_path.clone(), log.0, log.1);
                     out.push(Outcome::Finished { pod, exit_code, log, payload, at });
@@ -593,15 +694,27 @@ impl CallableExecutor {
             }
             WorkerEvent::Cancelled { worker, pod, at } => {
                 if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
+                    w.reported = true;
                     w.remove(pod);
                     w.next_running(pod, at, &mut out);
                 }
                 out.push(Outcome::Cancelled(pod, at));
             }
+            WorkerEvent::Retiring { worker } => {
+                if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
+                    // Its exit is not a crash: it runs nothing more and its pods go elsewhere.
+                    w.dying = true;
+                    w.reported = true;
+                }
+            }
+            WorkerEvent::RespawnDue => {}
             WorkerEvent::Exited { worker, exit_code, running, at } => {
                 if let Some(pos) = self.workers.iter().position(|w| w.proc.id == worker) {
                     let w = self.workers.remove(pos);
                     w.proc.forget_cancels();
+                    if !w.reported && !w.dying && running.is_none() {
+                        self.died_early(at, exit_code, &mut out);
+                    }
                     // Only the pod in the slot was running: pods before it ended with their
                     // reports still in the worker (they run again), pods after it never began.
                     for pod in w.inflight.iter().rev() {
@@ -626,11 +739,29 @@ impl CallableExecutor {
         out
     }
 
+    /// A worker died before it ran a pod: the next one starts after a delay that doubles
+    /// with each such death in a row, so a worker that cannot start is not restarted in a
+    /// tight loop.
+    fn died_early(&mut self, at: Instant, exit_code: i32, out: &mut Vec<Outcome>) {
+        self.early_deaths += 1;
+        let delay = RESPAWN_DELAY * 2u32.saturating_pow(self.early_deaths.saturating_sub(1).min(8));
+        self.respawn_after = Some(at + delay);
+        out.push(Outcome::Warning(
+            "WorkerDied",
+            format!("a Python worker exited with code {exit_code} before it ran a pod; another starts in {delay:?}"),
+        ));
+        let route = Arc::clone(&self.route);
+        tokio_runtime().spawn(async move {
+            tokio::time::sleep(delay).await;
+            route(vec![WorkerEvent::RespawnDue]);
+        });
+    }
+
     /// The Job is finished or deleted: idle workers go back to the pool (forgetting this
     /// Job's callable), busy ones are killed.
     pub fn release(&mut self) {
         for mut w in self.workers.drain(..) {
-            if w.dying || !w.inflight.is_empty() {
+            if w.dying || !w.inflight.is_empty() || !self.config.reuse_workers {
                 w.proc.handle.signal_group(libc::SIGKILL);
                 continue;
             }

@@ -8,6 +8,8 @@
 
 import sys
 
+from ._config import configure
+from ._failures import JobFailedError
 from ._job import Job
 from ._kjob import KjobError
 from ._types import Condition, Event, JobStatus, Pod, PodCondition
@@ -30,12 +32,14 @@ __all__ = [
     "Condition",
     "Event",
     "Job",
+    "JobFailedError",
     "JobStatus",
     "KjobError",
     "KjobWarning",
     "Pod",
     "PodCondition",
     "PodContext",
+    "configure",
     "pod_context",
     "__version__",
 ]

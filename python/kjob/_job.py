@@ -251,19 +251,12 @@ class Job:
         if not callable_pods:
             check_command_job(manifest)
         configured_initial, configured_max = _config.default_backoff()
-        try:
-            self._setup(
-                manifest,
-                log_dir,
-                _first_set(backoff_initial_seconds, configured_initial),
-                _first_set(backoff_max_seconds, configured_max),
-            )
-        except ValueError as e:
-            if container_name is None and "containers[0].name" in str(e):
-                # The user never wrote a container name: say where it came from.
-                raise ValueError(f"{e}\n(the container is named after the Job; container_name= "
-                                 "names it otherwise)") from None
-            raise
+        self._setup(
+            manifest,
+            log_dir,
+            _first_set(backoff_initial_seconds, configured_initial),
+            _first_set(backoff_max_seconds, configured_max),
+        )
         if target is not None:
             self._callable = _Callable(
                 target=target,

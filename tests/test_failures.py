@@ -4,6 +4,7 @@ the ResourceWarning of a running Job dropped, and ``kjob.configure``."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import pickle
 import subprocess
@@ -61,6 +62,14 @@ def test_wait_check_true_raises_and_check_false_returns_the_failed_status(fast_b
     with pytest.raises(kjob.JobFailedError, match=r"(?s)^Job 'quiet' failed: BackoffLimitExceeded: .*"
                                                   r"exit code 7; its log is empty$"):
         job.wait(timeout=30, check=True)
+    job.delete()
+
+
+def test_wait_async_check_true_raises_too(fast_backoff: Backoff) -> None:
+    job = kjob.Job(name="async", command="exit 5", backoff_limit=0, **fast_backoff)
+    job.start()
+    with pytest.raises(kjob.JobFailedError, match=r"^Job 'async' failed: BackoffLimitExceeded: "):
+        asyncio.run(job.wait_async(timeout=30, check=True))
     job.delete()
 
 

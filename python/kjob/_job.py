@@ -497,14 +497,18 @@ class Job:
         self.start()
         return self.wait(timeout, progress=progress, check=check)
 
-    async def wait_async(self, timeout: float | None = None) -> JobStatus:
+    async def wait_async(self, timeout: float | None = None, *, check: bool = False) -> JobStatus:
         """``await job.wait_async()``: :meth:`wait` for asyncio code. No thread is parked
-        while it waits; cancelling the await leaves the Job running (delete it to stop it)."""
+        while it waits; cancelling the await leaves the Job running (delete it to stop it).
+        ``check=True`` raises :class:`kjob.JobFailedError` if the Job failed, as in :meth:`wait`."""
         from ._watch import wait_async
 
         if timeout is not None:
             timeout = check_seconds("timeout", timeout)
-        return await wait_async(self, timeout)
+        status = await wait_async(self, timeout)
+        if check:
+            status.raise_for_status()
+        return status
 
     def __await__(self) -> Generator[Any, None, JobStatus]:
         """``await job`` (after ``start()``) is ``await job.wait_async()``."""

@@ -128,8 +128,9 @@ def test_run_pi_example_exits_0() -> None:
 
 def test_failed_job_exits_1(tmp_path: Path) -> None:
     path = write_job(tmp_path, "exit 4", extra="  backoffLimit: 0\n")
-    out = subprocess.run([*KJOB, "run", "-f", str(path)], capture_output=True, text=True,
-                         timeout=60)
+    # A failed Job's log folder is kept for the user: here, the test's own folder.
+    out = subprocess.run([*KJOB, "run", "-f", str(path), "--log-dir", str(tmp_path)], capture_output=True,
+                         text=True, timeout=60)
     assert out.returncode == 1
     assert "condition Failed=True reason=BackoffLimitExceeded" in out.stdout
 
@@ -203,7 +204,7 @@ def test_run_output_json_of_a_failed_job_exits_1(tmp_path: Path) -> None:
     path = write(tmp_path, job_doc("bad", "exit 3", spec="  backoffLimit: 1\n",
                                    annotations="    kjob.io/backoff-initial-seconds: '0.01'\n"))
     start = time.monotonic()
-    out = kjob("run", "-f", str(path), "-o", "json")
+    out = kjob("run", "-f", str(path), "-o", "json", "--log-dir", str(tmp_path))
     assert time.monotonic() - start < 5
     assert out.returncode == 1, out.stderr
     doc = json.loads(out.stdout)
@@ -409,9 +410,9 @@ def test_create_job_indexed_pods_see_their_index(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("backoff_limit", [0, 2])
-def test_create_job_failing_command_exits_1(backoff_limit: int) -> None:
+def test_create_job_failing_command_exits_1(backoff_limit: int, tmp_path: Path) -> None:
     start = time.monotonic()
-    out = kjob("create", "job", "bad", "--backoff-limit", str(backoff_limit),
+    out = kjob("create", "job", "bad", "--backoff-limit", str(backoff_limit), "--log-dir", str(tmp_path),
                "--backoff-initial-seconds", "0.01", "--", "sh", "-c", "exit 3")
     assert time.monotonic() - start < 5
     assert out.returncode == 1
@@ -567,7 +568,7 @@ def test_no_progress_bar_off_a_terminal() -> None:
     ("args", "expected"),
     [
         (["--help"], [
-            "usage: kjob [-h] COMMAND ...",
+            "usage: kjob [-h] [--version] COMMAND ...",
             "run run the Job in a manifest, in the foreground",
             "validate check manifests without running them",
             "kjob create job hello --image=busybox --dry-run -o yaml -- echo hi > job.yaml",
@@ -614,7 +615,7 @@ def test_help(args: list[str], expected: list[str]) -> None:
 def test_no_command_prints_the_help_and_exits_2() -> None:
     out = kjob()
     assert out.returncode == 2
-    assert out.stdout.startswith("usage: kjob [-h] COMMAND ...\n")
+    assert out.stdout.startswith("usage: kjob [-h] [--version] COMMAND ...\n")
 
 
 def test_logs_of_a_job_its_ttl_removes_at_once_are_still_printed(tmp_path: Path) -> None:

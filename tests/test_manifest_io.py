@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 import kjob
+from kjob import _export
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -178,14 +179,24 @@ def test_callable_job_cannot_be_exported() -> None:
         job.to_manifest()
 
 
+def command_manifest(name: str, policy: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+        "spec": {"podFailurePolicy": policy, "template": {"spec": {"restartPolicy": "Never", "containers": [
+            {"name": name, "image": "busybox", "command": ["true"]}]}}},
+    }
+
+
 def test_on_exceptions_rules_are_dropped_from_an_export_with_a_warning() -> None:
     policy = {"rules": [
         {"action": "FailJob", "onExceptions": {"operator": "In", "values": ["ValueError"]}},
         {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}},
     ]}
-    job = kjob.Job(name="exc", image="busybox", command=["true"], pod_failure_policy=policy)
+    # A command Job refuses onExceptions rules (test_small_fixes.py), so the export's own guard
+    # is tested on a manifest directly.
+    manifest = command_manifest("exc", policy)
     with pytest.warns(kjob.KjobWarning, match=r"dropped from the export: spec\.podFailurePolicy\.rules\[0\]"):
-        exported = job.to_manifest()
+        exported = _export.export_manifest(manifest, backoff_initial=10.0, backoff_max=600.0)
     assert exported["spec"]["podFailurePolicy"] == {"rules": [policy["rules"][1]]}
     cluster_accepts(exported)
 
@@ -405,9 +416,9 @@ def test_backoff_annotations_round_trip_exactly() -> None:
 
 def test_dropping_on_exceptions_rules_keeps_the_replacement_policy() -> None:
     policy = {"rules": [{"action": "FailJob", "onExceptions": {"operator": "In", "values": ["E"]}}]}
-    job = kjob.Job(name="keep", image="busybox", command=["true"], pod_failure_policy=policy)
     with pytest.warns(kjob.KjobWarning):
-        spec = job.to_manifest()["spec"]
+        spec = _export.export_manifest(command_manifest("keep", policy), backoff_initial=10.0,
+                                       backoff_max=600.0)["spec"]
     assert "podFailurePolicy" not in spec and spec["podReplacementPolicy"] == "Failed"
 
 

@@ -8,6 +8,8 @@
 
 import sys
 
+from ._config import configure
+from ._failures import JobFailedError
 from ._job import Job
 from ._kjob import KjobError
 from ._kjob import shutdown_workers as _shutdown_workers
@@ -38,12 +40,14 @@ __all__ = [
     "Condition",
     "Event",
     "Job",
+    "JobFailedError",
     "JobStatus",
     "KjobError",
     "KjobWarning",
     "Pod",
     "PodCondition",
     "PodContext",
+    "configure",
     "pod_context",
     "shutdown_workers",
     "__version__",

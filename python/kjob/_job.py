@@ -17,6 +17,7 @@ import tempfile
 import threading
 import types
 import uuid
+import warnings
 import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,14 +27,17 @@ from typing import Any
 
 import yaml
 
-from . import _export, _kjob
+from . import _config, _export, _kjob
 from . import _shepherd as _shepherd_script
+from ._failures import JobFailedError, failed_pods, failure_message
 from ._kjob import KjobError, NativeJob
+from ._signature import check_target_call
 from ._types import Event, JobStatus, Pod
 from .manifest import (
     _NAME_ALPHABET,
     Command,
     EnvLike,
+    check_command_job,
     check_seconds,
     load_job_manifest,
     load_job_manifests,
@@ -42,9 +46,6 @@ from .manifest import (
 )
 
 __all__ = ["Job"]
-
-_DEFAULT_INITIAL = _export.DEFAULT_BACKOFF_INITIAL
-_DEFAULT_MAX = _export.DEFAULT_BACKOFF_MAX
 
 
 def _random_suffix() -> str:
@@ -200,15 +201,54 @@ def _first_set(*values: float | None) -> float:
     return next(v for v in values if v is not None)
 
 
-def _finalize(native: NativeJob, log_dir: str | None) -> None:
-    """Runs when a Job object is garbage-collected (or at interpreter exit): its pods are
-    deleted in the background and a private log folder is removed."""
+def _finalize(native: NativeJob, log_dir: str | None, name: str) -> None:
+    """Runs when a Job object is garbage-collected, at interpreter exit, or by ``delete()``:
+    its pods are deleted in the background and a private log folder is removed.
+
+    A Job dropped while it still runs is killed with a ``ResourceWarning``, as
+    ``subprocess.Popen`` warns of a child still running when it is collected: otherwise the
+    lost work would be silent. Not at interpreter exit (every Job ends then, by design), and
+    not for a Job that finished or was deleted."""
+    running = False
+    if not _exit.started and native.started and not native.deleted:
+        running = not any(c["type"] in ("Complete", "Failed") and c["status"] == "True"
+                          for c in native.status()["conditions"])
     try:
         native.delete(timeout=0)
     finally:
         if log_dir is not None:
             shutil.rmtree(log_dir, ignore_errors=True)
             _shepherd.disown(log_dir)
+    if running:
+        # Warned last: with warnings made errors this raises, and the Job must be gone first.
+        warnings.warn(
+            f"Job {name!r} was garbage-collected while running; its pods were killed. Keep a "
+            "reference to the Job until it finishes, or call delete() (or use `with`)",
+            ResourceWarning,
+            stacklevel=2,
+        )
+
+
+class _ExitFlag:
+    """Whether the interpreter is exiting, for ``_finalize``. ``weakref.finalize`` runs the
+    finalizers of live Jobs from an atexit hook and flags its own shutdown only afterwards, so
+    this flag is set by a hook registered after that one (atexit runs hooks last-in,
+    first-out): once, right after the first Job's finalizer is made."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self._hooked = False
+
+    def hook(self) -> None:
+        if not self._hooked:
+            self._hooked = True
+            atexit.register(self._set)
+
+    def _set(self) -> None:
+        self.started = True
+
+
+_exit = _ExitFlag()
 
 
 class Job:
@@ -217,7 +257,12 @@ class Job:
     Keyword names are the snake_case of the Kubernetes fields and take the Kubernetes
     defaults. ``command`` is a list (no shell) or a string run by ``/bin/sh -c``.
     ``backoff_initial_seconds``/``backoff_max_seconds`` shorten the 10 s doubling, 10 min
-    capped delays before failed pods are replaced (a kjob extension).
+    capped delays before failed pods are replaced (a kjob extension; None means the default
+    set with :func:`kjob.configure`).
+
+    A ``target`` callable's signature is checked here against the call its pods make,
+    ``fn(index, *args, **kwargs)`` for an Indexed Job and ``fn(*args, **kwargs)`` otherwise:
+    a mismatch raises ``TypeError`` at once instead of failing every pod.
     """
 
     _callable: _Callable | None
@@ -237,8 +282,8 @@ class Job:
         restart_policy: str = "Never",
         termination_grace_period_seconds: int | None = None,
         log_dir: str | Path | None = None,
-        backoff_initial_seconds: float = 10.0,
-        backoff_max_seconds: float = 600.0,
+        backoff_initial_seconds: float | None = None,
+        backoff_max_seconds: float | None = None,
         backoff_limit_per_index: int | None = None,
         max_failed_indexes: int | None = None,
         pod_failure_policy: Mapping[str, Any] | None = None,
@@ -270,10 +315,19 @@ class Job:
                 raise ValueError(f"max_workers must be a positive int, got {max_workers!r}")
             if kwargs is not None and not isinstance(kwargs, Mapping):
                 raise TypeError(f"kwargs must be a mapping, not {type(kwargs).__name__}")
+            check_target_call(target, tuple(args or ()), dict(kwargs or {}), completion_mode == "Indexed")
             # The container's command only documents the callable; workers run it.
             command = ["kjob-callable", getattr(target, "__qualname__", type(target).__name__)]
             call_args: tuple[Any, ...] = tuple(args or ())
             args = None
+        else:
+            # These shape the call of a target callable; with a command they would be ignored.
+            for keyword, value in (("kwargs", kwargs), ("max_workers", max_workers)):
+                if value is not None:
+                    raise ValueError(
+                        f"{keyword}: Forbidden: only a Job with a target callable uses {keyword}; "
+                        "a command Job would ignore it"
+                    )
         if name is None:
             base = getattr(target, "__name__", "") if callable_pods else ""
             name = _job_name(base)
@@ -305,7 +359,15 @@ class Job:
             pod_replacement_policy=pod_replacement_policy,
             managed_by=managed_by,
         )
-        self._setup(manifest, log_dir, backoff_initial_seconds, backoff_max_seconds)
+        if not callable_pods:
+            check_command_job(manifest)
+        configured_initial, configured_max = _config.default_backoff()
+        self._setup(
+            manifest,
+            log_dir,
+            _first_set(backoff_initial_seconds, configured_initial),
+            _first_set(backoff_max_seconds, configured_max),
+        )
         if target is not None:
             self._callable = _Callable(
                 target=target,
@@ -332,7 +394,8 @@ class Job:
         Fields kjob cannot honour here (resources, volumes, a second container, ...) are
         ignored with one :class:`kjob.KjobWarning` naming them; ``strict=True`` makes that a
         ``ValueError``. The backoff delays default to the manifest's ``kjob.io/backoff-*``
-        annotations, else Kubernetes' 10 s and 600 s."""
+        annotations, else those set with :func:`kjob.configure` (Kubernetes' 10 s and 600 s
+        unless changed)."""
         return cls._from_normalized(
             normalize_manifest(manifest, strict=strict), log_dir, backoff_initial_seconds, backoff_max_seconds
         )
@@ -383,13 +446,16 @@ class Job:
         backoff_initial_seconds: float | None,
         backoff_max_seconds: float | None,
     ) -> Job:
+        # A manifest runs a command: kjob's callable-only fields are refused (see Job()).
+        check_command_job(manifest)
         annotated_initial, annotated_max = _export.backoff_from_annotations(manifest)
+        configured_initial, configured_max = _config.default_backoff()
         job = cls.__new__(cls)
         job._setup(
             manifest,
             log_dir,
-            _first_set(backoff_initial_seconds, annotated_initial, _DEFAULT_INITIAL),
-            _first_set(backoff_max_seconds, annotated_max, _DEFAULT_MAX),
+            _first_set(backoff_initial_seconds, annotated_initial, configured_initial),
+            _first_set(backoff_max_seconds, annotated_max, configured_max),
         )
         return job
 
@@ -428,7 +494,8 @@ class Job:
         self._uid: str = spec["uid"]
         self._spec = spec
         self._callable = None
-        self._finalizer = weakref.finalize(self, _finalize, self._native, private_dir)
+        self._finalizer = weakref.finalize(self, _finalize, self._native, private_dir, self._name)
+        _exit.hook()
 
     # ---- identity -------------------------------------------------------------------------
 
@@ -510,13 +577,16 @@ class Job:
         if not self._native.started and not self._native.deleted:
             raise KjobError(f"Job {self._name!r} has not been started: call start() or run()")
 
-    def wait(self, timeout: float | None = None, *, progress: bool = False) -> JobStatus:
+    def wait(self, timeout: float | None = None, *, progress: bool = False, check: bool = False) -> JobStatus:
         """Blocks until the Job is ``Complete`` or ``Failed`` and returns its status.
 
         Raises ``TimeoutError`` after ``timeout`` seconds (the Job keeps running). The GIL is
         released while waiting and Ctrl-C raises ``KeyboardInterrupt`` promptly.
         ``progress=True`` draws a bar of succeeded pods out of ``completions`` (tqdm: a
         widget in Jupyter, text in a terminal; ``pip install 'kjob[progress]'``).
+        ``check=True`` raises :class:`kjob.JobFailedError` if the Job failed, as
+        ``subprocess.run(check=True)`` does for a failed command (see
+        :meth:`JobStatus.raise_for_status`).
         """
         self._require_started()
         if timeout is not None:
@@ -524,28 +594,36 @@ class Job:
         if progress:
             from ._progress import wait_with_tqdm
 
-            return wait_with_tqdm(self, timeout)
-        if not self._native.wait(timeout):
+            status = wait_with_tqdm(self, timeout)
+        elif not self._native.wait(timeout):
             raise TimeoutError(f"Job {self._name!r} did not finish within {timeout} s")
-        return self.status
+        else:
+            status = self.status
+        if check:
+            status.raise_for_status()
+        return status
 
-    def run(self, timeout: float | None = None, *, progress: bool = False) -> JobStatus:
-        """``start()`` then ``wait(timeout, progress=progress)``."""
+    def run(self, timeout: float | None = None, *, progress: bool = False, check: bool = False) -> JobStatus:
+        """``start()`` then ``wait(timeout, progress=progress, check=check)``."""
         if progress:
             from ._progress import require_tqdm
 
             require_tqdm()  # before any pod runs
         self.start()
-        return self.wait(timeout, progress=progress)
+        return self.wait(timeout, progress=progress, check=check)
 
-    async def wait_async(self, timeout: float | None = None) -> JobStatus:
+    async def wait_async(self, timeout: float | None = None, *, check: bool = False) -> JobStatus:
         """``await job.wait_async()``: :meth:`wait` for asyncio code. No thread is parked
-        while it waits; cancelling the await leaves the Job running (delete it to stop it)."""
+        while it waits; cancelling the await leaves the Job running (delete it to stop it).
+        ``check=True`` raises :class:`kjob.JobFailedError` if the Job failed, as in :meth:`wait`."""
         from ._watch import wait_async
 
         if timeout is not None:
             timeout = check_seconds("timeout", timeout)
-        return await wait_async(self, timeout)
+        status = await wait_async(self, timeout)
+        if check:
+            status.raise_for_status()
+        return status
 
     def __await__(self) -> Generator[Any, None, JobStatus]:
         """``await job`` (after ``start()``) is ``await job.wait_async()``."""
@@ -645,17 +723,41 @@ class Job:
     @property
     def status(self) -> JobStatus:
         """A snapshot of the Job's status."""
-        return JobStatus._from_dict(self._native.status())
+        return JobStatus._from_dict(self._native.status(), self)
 
-    def results(self) -> dict[int, Any] | list[Any]:
-        """Return values of the succeeded pods of a callable Job: ``{index: value}`` for an
-        Indexed Job, a list in completion order otherwise."""
+    def results(self, *, partial: bool = False) -> dict[int, Any] | list[Any]:
+        """Return values of the succeeded pods of a callable Job: ``{index: value}`` ordered by
+        index for an Indexed Job, a list in completion order otherwise.
+
+        Raises :class:`kjob.JobFailedError` unless the Job completed (it failed, or has not
+        finished yet): a partial answer is easy to take for a whole one. ``partial=True``
+        gives the values of the pods that succeeded so far instead."""
         if self._callable is None:
             raise KjobError(f"Job {self._name!r} runs a command; results() needs a target callable")
-        return self._native.results(pickle.loads, self._spec["completion_mode"] == "Indexed")
+        if not partial:
+            status = self.status
+            if not status.is_complete:
+                failed = failed_pods(self._all_pods())
+                message = failure_message(self._name, status, failed)
+                hint = "results(partial=True) gives the values of the pods that succeeded"
+                raise JobFailedError(f"{message}\n({hint})", status, failed)
+        indexed = self._spec["completion_mode"] == "Indexed"
+        values = self._native.results(pickle.loads, indexed)
+        if isinstance(values, dict):
+            # Pods finish in any order; a dict by index reads (and prints) best in index order.
+            return dict(sorted(values.items()))
+        return values
 
     def pods(self) -> list[Pod]:
-        """Every pod the Job has created, oldest first."""
+        """Every pod the Job has created, oldest first; empty once the Job is deleted (by
+        ``delete()`` or ``ttl_seconds_after_finished``), as Kubernetes' garbage collector
+        deletes a deleted Job's pods."""
+        if self._native.deleted:
+            return []
+        return self._all_pods()
+
+    def _all_pods(self) -> list[Pod]:
+        """Every pod, even after the Job is deleted: what a report of how it ended needs."""
         return [Pod._from_dict(d) for d in self._native.pods()]
 
     def logs(self, index: int | None = None, pod: str | None = None) -> str:
@@ -665,7 +767,8 @@ class Job:
         with neither, the latest succeeded pod, else the latest pod (as ``kubectl logs
         job/NAME`` picks one pod).
         """
-        pods = self.pods()
+        # Read from every pod, so a deleted Job's logs stay readable while its folder exists.
+        pods = self._all_pods()
         if pod is not None:
             chosen = [p for p in pods if p.name == pod]
             if not chosen:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as _dt
+import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._job import Job
 
 __all__ = ["Condition", "Event", "JobStatus", "Pod", "PodCondition"]
 
@@ -50,10 +54,13 @@ class JobStatus:
     start_time: _dt.datetime | None = None
     completion_time: _dt.datetime | None = None
     conditions: list[Condition] = field(default_factory=list)
+    # The Job this snapshot came from, weakly (a status must not keep its Job's pods running),
+    # so that raise_for_status() can list the failed pods. Not part of the value.
+    _job_ref: weakref.ReferenceType[Job] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
-    def _from_dict(cls, d: dict[str, Any]) -> JobStatus:
-        return cls(
+    def _from_dict(cls, d: dict[str, Any], job: Job | None = None) -> JobStatus:
+        status = cls(
             active=d["active"],
             ready=d["ready"],
             succeeded=d["succeeded"],
@@ -65,6 +72,35 @@ class JobStatus:
             completion_time=_time(d["completion_time"]),
             conditions=[Condition._from_dict(c) for c in d["conditions"]],
         )
+        if job is not None:
+            object.__setattr__(status, "_job_ref", weakref.ref(job))
+        return status
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A weak reference cannot be pickled (nor deep-copied); a copy is a plain snapshot.
+        state = dict(self.__dict__)
+        state["_job_ref"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+
+    def raise_for_status(self) -> None:
+        """Raises :class:`kjob.JobFailedError` if the Job failed (``Failed=True``), as
+        ``requests``' ``Response.raise_for_status()`` does for an error status; else nothing.
+
+        A status read from a Job (``job.status``, ``job.wait()``) names the Job and lists its
+        failed pods with the end of their logs while that Job object is alive; any other
+        status gives the Failed condition only (``failed_pods`` is then empty)."""
+        if not self.is_failed:
+            return
+        from ._failures import job_failed_error
+
+        job = self._job_ref() if self._job_ref is not None else None
+        if job is None:
+            raise job_failed_error(None, self, None)
+        raise job_failed_error(job.name, self, job._all_pods())
 
     def _counts(self, manifest_keys: bool = False) -> str:
         """``active=1 succeeded=2 failed=0`` and, when set, terminating and the index sets:

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 import yaml
 
 from . import _export
+from ._failures import describe_failed_pods, failed_pods
 from ._job import Job
 from ._kjob import KjobError
 from ._progress import TerminalBar
@@ -119,7 +120,9 @@ class _LogFollower:
 
     def poll(self, final: bool = False) -> list[str]:
         lines_out: list[str] = []
-        for pod in self._job.pods():
+        # Every pod, even once a ttlSecondsAfterFinished of 0 has deleted the Job: its last
+        # lines are still to be shown.
+        for pod in self._job._all_pods():
             path = Path(pod.log_path)
             start, end = pod.log_range if pod.log_range is not None else (0, None)
             offset = self._offsets.get(pod.name, start)
@@ -258,6 +261,9 @@ def _run_job(job: Job, args: argparse.Namespace) -> int:
         print(f"job.batch/{job.name} created", file=out, flush=True)
         code = _follow(job, args, out, logs_out=out)
         _print_object(job, args.output, sys.stdout)
+        status = job.status
+        if status.is_failed:
+            _report_failure(job, status, args)
         return code
     except KeyboardInterrupt:
         print(f"\ninterrupted: deleting job.batch/{job.name}", file=sys.stderr, flush=True)
@@ -266,6 +272,17 @@ def _run_job(job: Job, args: argparse.Namespace) -> int:
     finally:
         if not job.is_deleted:
             job.delete()
+
+
+def _report_failure(job: Job, status: JobStatus, args: argparse.Namespace) -> None:
+    """Why the Job failed, its failed pods with the end of their logs (the text of
+    ``JobFailedError``), and where the logs are: the folder is kept for a failed Job."""
+    condition = status.condition("Failed")
+    reason = f": {condition.reason}: {condition.message}" if condition is not None else ""
+    print(f"error: job.batch/{job.name} failed{reason}", file=sys.stderr)
+    print(describe_failed_pods(failed_pods(job._all_pods())), file=sys.stderr)
+    args.keep_logs = True
+    print(f"pod logs kept in {args.log_dir}", file=sys.stderr, flush=True)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -401,6 +418,13 @@ exit status: 0 complete (or valid), 1 failed or timed out, 2 invalid input, 130 
 (Ctrl-C deletes the Job first: nothing is left running)."""
 
 
+def _cmd_version(args: argparse.Namespace) -> int:
+    from . import __version__
+
+    print(f"kjob {__version__}")
+    return EXIT_COMPLETE
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kjob",
@@ -410,7 +434,13 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # Handled in main (not argparse's "version" action, which exits instead of returning).
+    parser.add_argument("--version", action="store_true", help="print kjob's version and exit")
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND")
+
+    version = sub.add_parser("version", help="print kjob's version",
+                             description="Print kjob's version, as `kjob VERSION`.")
+    version.set_defaults(handler=_cmd_version)
 
     run = sub.add_parser(
         "run",
@@ -495,21 +525,25 @@ def main(argv: list[str] | None = None) -> int:
     if command and getattr(args, "handler", None) is not _cmd_create_job:
         parser.error("only `kjob create job` takes a command after --")
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if args.version:
+        handler = _cmd_version
     if handler is None:
         parser.print_help()
         return EXIT_INVALID
     # Pod logs go to a folder this command owns and removes at its very end, so that they can
     # still be read after the Job is gone (a ttlSecondsAfterFinished of 0 deletes it at once).
+    # A failed Job's folder is kept (and its path printed) for the user to read the logs.
     own_logs = handler in (_cmd_run, _cmd_create_job) and args.log_dir is None
     if own_logs:
         args.log_dir = tempfile.mkdtemp(prefix="kjob-logs-")
+    args.keep_logs = False
     try:
         return handler(args)
     except InvalidInput as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
     finally:
-        if own_logs:
+        if own_logs and not args.keep_logs:
             shutil.rmtree(args.log_dir, ignore_errors=True)
 
 

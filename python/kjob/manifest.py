@@ -18,6 +18,7 @@ EnvLike = Union[Mapping[str, str], Sequence[tuple[str, str]], None]
 
 __all__ = [
     "KjobWarning",
+    "check_command_job",
     "load_job_manifest",
     "load_job_manifests",
     "manifest_from_kwargs",
@@ -334,6 +335,10 @@ def _command_list(command: Command | None) -> list[str]:
     if command is None:
         return []
     if isinstance(command, str):
+        if not command.strip():
+            # `sh -c ""` succeeds doing nothing: a Job of it would "complete" silently.
+            raise ValueError(f"command: Invalid value: {_json_text(command)}: must be a non-empty "
+                             "shell command line (or a list of strings)")
         # A string is a shell command line, as users of subprocess(shell=True) expect.
         return ["/bin/sh", "-c", command]
     if isinstance(command, (bytes, bytearray)) or not isinstance(command, Sequence):
@@ -343,6 +348,24 @@ def _command_list(command: Command | None) -> list[str]:
         if not isinstance(item, str):
             raise TypeError(f"command[{i}] must be a string, not {type(item).__name__}")
     return items
+
+
+def check_command_job(manifest: Mapping[str, Any]) -> None:
+    """Refuses what only a Job with a target callable can use: ``onExceptions`` rules match
+    the exception a callable raised, and a command's pods only exit with a code, so such a
+    rule would never match."""
+    try:
+        rules = manifest["spec"]["podFailurePolicy"]["rules"]
+    except (KeyError, TypeError):
+        return
+    if not isinstance(rules, list):
+        return
+    for i, rule in enumerate(rules):
+        if isinstance(rule, Mapping) and "onExceptions" in rule:
+            raise ValueError(
+                f"spec.podFailurePolicy.rules[{i}].onExceptions: Forbidden: only a Job with a target "
+                "callable raises exceptions; a command Job's pods fail with exit codes (use onExitCodes)"
+            )
 
 
 def _args_list(args: Sequence[str] | None) -> list[str]:

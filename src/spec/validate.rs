@@ -12,6 +12,8 @@ const COMPLETIONS_SOFT_LIMIT: i32 = 100_000;
 const PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS: i32 = 10_000;
 const MAX_MAX_FAILED_INDEXES: i32 = 100_000;
 const MAX_MANAGED_BY_LENGTH: usize = 63;
+/// `validation.DNS1123LabelMaxLength`.
+const MAX_DNS1123_LABEL_LENGTH: usize = 63;
 pub(super) const NONNEGATIVE: &str = "must be greater than or equal to 0";
 const RESTART_POLICIES: &[&str] = &["OnFailure", "Never"];
 const COMPLETION_MODES: &[&str] = &["NonIndexed", "Indexed"];
@@ -292,8 +294,19 @@ pub fn validate_scale(
 fn validate_container(container: &Container, path: &str, errs: &mut FieldErrors) {
     if container.name.is_empty() {
         errs.push(FieldError::required(format!("{path}.name"), ""));
-    } else if !is_dns1123_label(&container.name) {
-        errs.push(FieldError::invalid_str(format!("{path}.name"), &container.name, DNS1123_LABEL_MSG));
+    } else {
+        // As IsDNS1123Label: the length and the characters are separate errors, so a name
+        // that is only too long (the Job's name, copied into the container's) says the limit.
+        if container.name.len() > MAX_DNS1123_LABEL_LENGTH {
+            errs.push(FieldError::invalid_str(
+                format!("{path}.name"),
+                &container.name,
+                format!("must be no more than {MAX_DNS1123_LABEL_LENGTH} characters"),
+            ));
+        }
+        if !is_dns1123_label_any_len(&container.name) {
+            errs.push(FieldError::invalid_str(format!("{path}.name"), &container.name, DNS1123_LABEL_MSG));
+        }
     }
     // A cluster would fall back on the image's ENTRYPOINT; locally there is no image to ask.
     if container.command.is_empty() {
@@ -514,6 +527,30 @@ mod tests {
         assert_eq!(errs[3], "spec.template.spec.containers[0].env[0].name: Required value");
         j.metadata.name = None;
         assert_eq!(errors(&j)[0], "metadata.name: Required value: name or generateName is required");
+    }
+
+    /// `IsDNS1123Label` reports the length and the characters as two errors: a container name
+    /// that is only too long names the 63-character limit.
+    #[test]
+    fn container_name_over_63_characters_names_the_limit() {
+        let mut j = job();
+        let long = "a".repeat(64);
+        j.spec.template.spec.containers[0].name = long.clone();
+        assert_eq!(
+            errors(&j),
+            vec![format!(
+                "spec.template.spec.containers[0].name: Invalid value: \"{long}\": must be no more than 63 characters"
+            )]
+        );
+        let bad = format!("{}_", "a".repeat(63));
+        j.spec.template.spec.containers[0].name = bad.clone();
+        let errs = errors(&j);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[1].starts_with(&format!(
+            "spec.template.spec.containers[0].name: Invalid value: \"{bad}\": a lowercase RFC 1123 label"
+        )));
+        j.spec.template.spec.containers[0].name = "a".repeat(63);
+        assert!(errors(&j).is_empty());
     }
 
     /// `validateEnvVarValueFrom` / `validateObjectFieldSelector` (pkg/apis/core/validation).

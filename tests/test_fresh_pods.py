@@ -333,3 +333,24 @@ def test_a_traceback_shows_the_source_of_a_function_defined_in_a_notebook_cell()
         job.delete()
     finally:
         linecache.cache.pop(filename, None)
+
+
+def test_command_pods_ignoring_sigterm_are_killed_when_the_grace_period_ends() -> None:
+    # The same timer path for command pods, with many of them at once: SIGTERM (ignored here),
+    # then SIGKILL at the end of the grace period for every one.
+    job = kjob.Job(
+        command="trap '' TERM; echo started; sleep 60 & wait",
+        completions=20,
+        parallelism=20,
+        termination_grace_period_seconds=1,
+    )
+    job.start()
+    try:
+        _wait_for(lambda: job.status.active == 20 and all(p.pid is not None for p in job.pods()))
+        time.sleep(0.2)
+        started = time.monotonic()
+        job.delete(timeout=20)
+        assert time.monotonic() - started >= 0.9
+        assert no_pids_left(job.uid) == []
+    finally:
+        job.delete()

@@ -13,7 +13,7 @@ from ._failures import JobFailedError
 from ._job import Job
 from ._kjob import KjobError
 from ._kjob import shutdown_workers as _shutdown_workers
-from ._types import Condition, Event, JobStatus, Pod, PodCondition
+from ._types import Condition, Event, ExceptionText, JobStatus, Pod, PodCondition
 from ._worker import PodContext
 from .manifest import KjobWarning
 
@@ -39,6 +39,7 @@ def shutdown_workers() -> int:
 __all__ = [
     "Condition",
     "Event",
+    "ExceptionText",
     "Job",
     "JobFailedError",
     "JobStatus",

@@ -87,7 +87,7 @@ def _signal_note(exit_code: int) -> str:
 
 def _outcome(pod: Pod) -> str:
     if pod.exception is not None:
-        return f"exception {pod.exception}"
+        return f"exception {pod.exception.summary}"
     parts = []
     if pod.exit_code is not None:
         parts.append(f"exit code {pod.exit_code}{_signal_note(pod.exit_code)}")

@@ -185,6 +185,46 @@ class Event:
         )
 
 
+class ExceptionText(str):
+    """The exception that failed a callable pod: ``"<qualified type>: <message>"`` on the first
+    line (:attr:`summary`), then the traceback as the pod's log shows it (:attr:`traceback`),
+    source lines of functions from a notebook or ``__main__`` included.
+
+    It compares equal to its full text and to its summary line alone, so
+    ``pod.exception == "ValueError: bad input"`` reads as one would expect."""
+
+    __slots__ = ()
+
+    @classmethod
+    def _from_parts(cls, summary: str | None, traceback: str | None) -> ExceptionText | None:
+        if summary is None:
+            return None
+        traceback = (traceback or "").rstrip("\n")
+        return cls(f"{summary}\n{traceback}" if traceback else summary)
+
+    @property
+    def summary(self) -> str:
+        """``"<qualified type>: <message>"`` (the first line)."""
+        return self.partition("\n")[0]
+
+    @property
+    def traceback(self) -> str:
+        """The formatted traceback (empty when there is none)."""
+        return self.partition("\n")[2]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str) and not isinstance(other, ExceptionText):
+            return str.__eq__(self, other) or self.summary == other
+        return str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        # Equal to its summary, so hashed as it.
+        return hash(self.summary)
+
+
 @dataclass(frozen=True)
 class Pod:
     """A snapshot of one pod (one attempt) of a Job."""
@@ -207,8 +247,9 @@ class Pod:
     conditions: list[PodCondition] = field(default_factory=list)
     #: Earlier failed attempts of this index (Indexed) or of the Job (NonIndexed).
     attempt: int = 0
-    #: Callable pods: ``"<qualified type name>: <message>"`` of the exception that failed it.
-    exception: str | None = None
+    #: Callable pods: the exception that failed it, as :class:`ExceptionText`: its first line
+    #: ``"<qualified type name>: <message>"``, then its traceback.
+    exception: ExceptionText | None = None
     #: Callable pods share a worker's log file; their output is this byte range of it.
     log_range: tuple[int, int] | None = None
 
@@ -232,6 +273,6 @@ class Pod:
             index_ignored_failure_count=d["index_ignored_failure_count"],
             conditions=[PodCondition(**c) for c in d["conditions"]],
             attempt=d["attempt"],
-            exception=d["exception"],
+            exception=ExceptionText._from_parts(d["exception"], d.get("exception_traceback")),
             log_range=tuple(d["log_range"]) if d["log_range"] is not None else None,
         )

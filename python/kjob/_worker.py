@@ -20,8 +20,8 @@ To the parent:
                      NUL, its message, a NUL, its formatted traceback;
                    3 start error: the pod could not be set up (its Job's target or arguments
                      could not be unpickled here, its working directory is missing): a message;
-                   4 result error: the return value could not be pickled: a NUL-separated
-                     reason and message
+                   4 result error: the return value could not be pickled: as 2, for the
+                     pickling error, with why the pod failed in place of the traceback
   ``X`` cancelled: u32 job key, u64 pod id
   ``R`` retiring: u32 job key -- the worker's imported modules changed on disk since it
                  loaded them; it exits without running the Job's pods (the parent runs them
@@ -552,9 +552,8 @@ def _pickle_result(value: Any, index: int, name: bytes) -> tuple[int, bytes, int
     except Exception as exc:
         # The value cannot cross to the parent: the pod fails and says why.
         reason = f"the return value of {_pod_words(index, name)} could not be sent back"
-        message = f"{reason}: {type(exc).__name__}: {_message_of(exc)}"
-        _write_quietly(2, f"kjob: {message}\n")
-        return KIND_RESULT_ERROR, (reason + "\0" + message).encode("utf-8", errors="replace"), 1
+        _write_quietly(2, f"kjob: {reason}: {type(exc).__name__}: {_message_of(exc)}\n")
+        return KIND_RESULT_ERROR, _exception_info(exc, reason), 1
 
 
 class _TrackedEnviron(dict):  # type: ignore[type-arg]

@@ -667,13 +667,9 @@ fn on_worker_event(st: &mut State, event: WorkerEvent, origin: Instant) {
                         st.controller.observe(Event::ContainerStartFailed { pod, message, at });
                         continue;
                     }
-                    Payload::ResultError(types, reason, message) => {
-                        let detail = message.strip_prefix(&format!("{reason}: ")).unwrap_or(&message);
-                        let exception = PodException {
-                            types,
-                            message: format!("{reason}: {detail}"),
-                            traceback: String::new(),
-                        };
+                    Payload::ResultError(types, message, reason) => {
+                        let message = format!("{reason}: {message}");
+                        let exception = PodException { types, message, traceback: String::new() };
                         st.controller.observe(Event::ContainerRaised { pod, exception });
                     }
                     _ => {}

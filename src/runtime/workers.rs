@@ -66,8 +66,8 @@ pub enum Payload {
     /// The pod could not be set up in the worker (its function or arguments could not be
     /// unpickled, its working directory is missing).
     StartError(String),
-    /// The return value could not be pickled: the pickling error's class and bases, why the
-    /// pod failed (one line), and the whole message.
+    /// The return value could not be pickled: the pickling error's class and bases, its
+    /// message, and why the pod failed (one line).
     ResultError(Vec<String>, String, String),
 }
 
@@ -640,10 +640,14 @@ impl CallableExecutor {
             if !w.inflight.contains(&pod) {
                 continue;
             }
-            // The pod the worker is running (as reports tell, or as its slot says right now)
-            // goes with its process: the pid `pods()` shows is gone after a delete. A pod it
-            // has not reached yet is only cancelled.
-            if w.running == Some(pod) || w.proc.slot.running() == Some(pod) {
+            // The pod the worker is running goes with its process: the pid `pods()` shows is
+            // gone after a delete. That is the pod its slot names or, while the slot names
+            // none (the worker is still loading the Job's function, or between pods), the pod
+            // reports say it runs. When the slot names another pod, this one has ended with
+            // its report still in the worker: it is only cancelled, as a pod the worker has
+            // not reached yet is, and the pod it runs now is spared.
+            let in_slot = w.proc.slot.running();
+            if in_slot == Some(pod) || (in_slot.is_none() && w.running == Some(pod)) {
                 w.dying = true;
                 super::job::kill(w.proc.handle.clone(), grace);
                 return None;

@@ -11,7 +11,7 @@ use super::events::{EventLog, EventType};
 use super::failure_policy::{match_pod_failure_policy, PfpAction, PfpMatch};
 use super::indexed::{first_pending_indexes, IndexBits};
 use super::names::{generate_name, generate_name_with_index, SuffixGenerator};
-use super::pod::{Pod, PodCondition, PodException, PodId, PodPhase};
+use super::pod::{Pod, PodCondition, PodException, PodId, PodPhase, ProcessEnd};
 use super::success_policy::{match_success_policy, REASON_SUCCESS_POLICY};
 use crate::spec::{FieldError, FieldErrors};
 use crate::status::{ConditionType, IndexSet, JobStatus, Time};
@@ -44,9 +44,19 @@ pub enum Event {
         pod: PodId,
         at: Time,
     },
+    /// The container exited with this code (`128 + signal` when a signal ended it). The
+    /// runtime reports what it saw with [`Event::ContainerEnded`]; this shorter form remains
+    /// for callers that only know a code.
     ContainerExited {
         pod: PodId,
         exit_code: i32,
+        at: Time,
+    },
+    /// The container's process ended as `end` says: the pod gets its exit code, and a message
+    /// (and, for `OOMKilled` or a lost status, a reason) saying how it ended.
+    ContainerEnded {
+        pod: PodId,
+        end: ProcessEnd,
         at: Time,
     },
     /// The process could not be started at all (missing executable, bad working directory).
@@ -242,8 +252,12 @@ impl Controller {
             Event::ContainerExited { pod, exit_code, at } => {
                 self.container_terminated(pod, exit_code, None, at);
             }
+            Event::ContainerEnded { pod, end, at } => {
+                let why = end.message().map(|m| (end.reason().map(String::from), m));
+                self.container_terminated(pod, end.exit_code(), why, at);
+            }
             Event::ContainerStartFailed { pod, message, at } => {
-                let why = Some(("StartError".to_string(), message));
+                let why = Some((Some("StartError".to_string()), message));
                 self.container_terminated(pod, START_ERROR_EXIT_CODE, why, at);
             }
             Event::ContainerCancelled { pod, at } => {

@@ -41,7 +41,7 @@ impl Controller {
         &mut self,
         pod: PodId,
         exit_code: i32,
-        why: Option<(String, String)>,
+        why: Option<(Option<String>, String)>,
         at: Time,
     ) {
         let restart_policy = self.spec.restart_policy;
@@ -66,7 +66,7 @@ impl Controller {
             self.note_failed(pod);
             return;
         }
-        let (reason, message) = why.map_or((None, None), |(r, m)| (Some(r), Some(m)));
+        let (reason, message) = why.map_or((None, None), |(r, m)| (r, Some(m)));
         p.reason = reason;
         p.message = message;
         let restart_in_place =

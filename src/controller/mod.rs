@@ -26,4 +26,4 @@ pub use defaults::{
 };
 pub use events::{EventType, JobEvent};
 pub use job_controller::{Action, Controller, Event, Plan};
-pub use pod::{ContainerState, Pod, PodCondition, PodException, PodId, PodPhase};
+pub use pod::{ContainerState, Pod, PodCondition, PodException, PodId, PodPhase, ProcessEnd};

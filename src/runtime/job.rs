@@ -12,6 +12,7 @@ use super::workers::{CallableConfig, CallableExecutor, Outcome, Payload, Sink, W
 use crate::controller::container_env::{container_argv, container_env, PodFields};
 use crate::controller::{
     labels, Action, Controller, EffectiveSpec, Event, JobEvent, Plan, Pod, PodException, PodId, PodPhase,
+    ProcessEnd,
 };
 use crate::status::{JobStatus, Time};
 use std::collections::HashMap;
@@ -72,7 +73,7 @@ pub struct PodView {
 enum Msg {
     Exited {
         pod: PodId,
-        exit_code: i32,
+        end: ProcessEnd,
         at: Instant,
     },
     Suspend(bool),
@@ -464,10 +465,10 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
     let mut worker_news = false;
     for msg in msgs {
         match msg {
-            Msg::Exited { pod, exit_code, at } => {
+            Msg::Exited { pod, end, at } => {
                 st.procs.remove(&pod);
                 let at = at.duration_since(origin);
-                st.controller.observe(Event::ContainerExited { pod, exit_code, at });
+                st.controller.observe(Event::ContainerEnded { pod, end, at });
             }
             Msg::Suspend(suspend) => st.controller.observe(Event::SetSuspend(suspend)),
             Msg::Evict(name) => {
@@ -649,10 +650,12 @@ fn on_worker_event(st: &mut State, event: WorkerEvent, origin: Instant) {
                 let at = at_now(origin);
                 st.controller.observe(Event::ContainerStartFailed { pod, message, at });
             }
-            Outcome::Finished { pod, exit_code, log, payload, at } => {
+            Outcome::Finished { pod, exit_code, end, log, payload, at } => {
                 if log.2 > log.1 || !st.log_ranges.contains_key(&pod) {
                     st.log_ranges.insert(pod, log);
                 }
+                // A pod that raised reports its exception, not how its code ended.
+                let raised = matches!(payload, Payload::Exception(..));
                 match payload {
                     Payload::Result(bytes) if exit_code == 0 => st.results.push((pod, bytes)),
                     Payload::Exception(types, message) => {
@@ -662,7 +665,14 @@ fn on_worker_event(st: &mut State, event: WorkerEvent, origin: Instant) {
                     _ => {}
                 }
                 let at = at.duration_since(origin);
-                st.controller.observe(Event::ContainerExited { pod, exit_code, at });
+                if raised {
+                    st.controller.observe(Event::ContainerExited { pod, exit_code, at });
+                } else {
+                    // The worker died with the pod (`os._exit`, a signal), or the pod's code
+                    // ended with this exit code (`sys.exit`).
+                    let end = end.unwrap_or(ProcessEnd::Exited(exit_code));
+                    st.controller.observe(Event::ContainerEnded { pod, end, at });
+                }
             }
         }
     }
@@ -711,9 +721,9 @@ fn start_container(st: &mut State, pod_id: PodId, now: Time, shared: &Arc<Shared
             st.controller.observe(Event::ContainerStarted { pod: pod_id, at: now });
             let shared = Arc::downgrade(shared);
             tokio_runtime().spawn(async move {
-                let exit_code = process::wait_for_exit(spawned).await;
+                let end = process::wait_for_exit(spawned).await;
                 if let Some(shared) = shared.upgrade() {
-                    step(&shared, vec![Msg::Exited { pod: pod_id, exit_code, at: Instant::now() }]);
+                    step(&shared, vec![Msg::Exited { pod: pod_id, end, at: Instant::now() }]);
                 }
             });
             false

@@ -10,7 +10,7 @@ use super::defaults::{EffectiveSpec, PodReplacementPolicy, RestartPolicy};
 use super::events::{EventLog, EventType};
 use super::failure_policy::{match_pod_failure_policy, PfpAction, PfpMatch};
 use super::indexed::{first_pending_indexes, IndexBits};
-use super::names::{generate_name, generate_name_with_index, SuffixGenerator};
+use super::names::{generate_name, generate_name_with_index, NameClaim, SuffixGenerator, UsedNames};
 use super::pod::{Pod, PodCondition, PodException, PodId, PodPhase, ProcessEnd};
 use super::success_policy::{match_success_policy, REASON_SUCCESS_POLICY};
 use crate::spec::{FieldError, FieldErrors};
@@ -163,6 +163,8 @@ pub struct Controller {
     pub(super) unsettled: BTreeSet<PodId>,
     pub(super) backoff: BackoffRecord,
     names: SuffixGenerator,
+    /// Names already handed out: a new pod never gets one of them.
+    used_names: UsedNames,
     pub(super) deleting: bool,
     /// Pods this sync asked to stop. Like upstream, which works on the pods it listed before
     /// deleting, the sync that deletes a pod does not yet see it as terminating.
@@ -183,12 +185,19 @@ impl Controller {
             unsettled: BTreeSet::new(),
             backoff: BackoffRecord::default(),
             names,
+            used_names: UsedNames::default(),
             deleting: false,
             killed_this_sync: HashSet::new(),
             events: EventLog::default(),
             failed_per_index: HashMap::new(),
             failed_total: 0,
         }
+    }
+
+    /// Pod names must also be free outside this Job (in its namespace): `claim` says whether
+    /// a name is, and takes it. The controller stays pure; the runtime's hook holds the state.
+    pub fn set_name_claim(&mut self, claim: NameClaim) {
+        self.used_names.set_claim(claim);
     }
 
     /// Records that a pod ended `Failed` (for the `attempt` of later pods). Pods the
@@ -855,7 +864,7 @@ impl Controller {
             Some(ix) => generate_name_with_index(&self.spec.name, ix),
             None => generate_name(&self.spec.name),
         };
-        let name = format!("{prefix}{}", self.names.suffix());
+        let name = self.used_names.unique(&prefix, &mut self.names);
         let mut pod = Pod::new(id, name.clone(), index, now);
         pod.attempt = match index {
             Some(ix) => self.failed_per_index.get(&ix).copied().unwrap_or(0),

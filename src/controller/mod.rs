@@ -10,7 +10,7 @@ mod indexed;
 mod job_controller;
 mod kubelet;
 pub mod labels;
-mod names;
+pub mod names;
 pub mod pod;
 pub mod success_policy;
 

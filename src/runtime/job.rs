@@ -155,9 +155,13 @@ pub struct Job {
 
 impl Job {
     pub fn new(spec: EffectiveSpec, log_dir: PathBuf, owns_log_dir: bool) -> Self {
+        // Pod names are unique among the live Jobs of the namespace, not only within this one.
+        let names = super::pod_names::JobNames::new(&spec.namespace);
+        let mut controller = Controller::new(spec);
+        controller.set_name_claim(Box::new(move |name| names.claim(name)));
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                controller: Controller::new(spec),
+                controller,
                 log_dir,
                 owns_log_dir,
                 procs: HashMap::new(),

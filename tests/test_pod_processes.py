@@ -11,7 +11,10 @@ import sys
 import tempfile
 import textwrap
 import time
+import uuid
 from pathlib import Path
+
+import pytest
 
 import kjob
 from conftest import no_pids_left
@@ -45,14 +48,18 @@ def test_three_thousand_pods_have_three_thousand_names() -> None:
     job.delete()
 
 
-def test_pods_of_two_jobs_never_share_a_name() -> None:
-    # Job `pair-2` and index 2 of Indexed Job `pair` both name pods `pair-2-xxxxx`.
-    indexed = kjob.Job(name="pair", command="true", completions=3, parallelism=3, completion_mode="Indexed")
-    plain = kjob.Job(name="pair-2", command="true", completions=200, parallelism=50)
+def test_pods_of_two_jobs_never_share_a_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Job `pair-2` and index 2 of Indexed Job `pair` both name pods `pair-2-xxxxx`. Given the
+    # same uid (which seeds the suffixes), they would draw the same suffixes in the same order.
+    fixed = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    monkeypatch.setattr(uuid, "uuid4", lambda: fixed)
+    indexed = kjob.Job(name="pair", command="true", completions=3, parallelism=1, completion_mode="Indexed")
+    plain = kjob.Job(name="pair-2", command="true", completions=3, parallelism=1)
+    assert indexed.uid == plain.uid == str(fixed)
     indexed.run(timeout=60)
     plain.run(timeout=60)
     names = [p.name for p in indexed.pods()] + [p.name for p in plain.pods()]
-    assert len(set(names)) == len(names) == 203
+    assert len(set(names)) == len(names) == 6
     indexed.delete()
     plain.delete()
 

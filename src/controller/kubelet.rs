@@ -160,11 +160,14 @@ mod tests {
     use super::*;
     use crate::controller::Event;
 
+    /// How a process ended, then the pod's phase, exit code, reason and message.
+    type Case = (ProcessEnd, PodPhase, i32, Option<&'static str>, Option<&'static str>);
+
     /// One pod per case, each ended as the runtime saw it: its phase, exit code, reason and
     /// message as `kjob.Pod` shows them.
     #[test]
     fn a_pod_says_how_its_container_ended() {
-        let cases: Vec<(ProcessEnd, PodPhase, i32, Option<&str>, Option<&str>)> = vec![
+        let cases: Vec<Case> = vec![
             (ProcessEnd::Exited(0), PodPhase::Succeeded, 0, None, None),
             (ProcessEnd::Exited(5), PodPhase::Failed, 5, None, Some("exited with code 5")),
             (

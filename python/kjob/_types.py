@@ -240,7 +240,11 @@ class Pod:
     pid: int | None
     labels: dict[str, str]
     annotations: dict[str, str]
+    #: Why the pod ended when not by an ordinary exit: ``StartError``, ``DeadlineExceeded``,
+    #: ``OOMKilled``, ``ContainerStatusUnknown`` (its exit status was lost), ...
     reason: str | None = None
+    #: How it ended, for a pod that did not exit 0: ``"exited with code 5"``,
+    #: ``"killed by signal 11 (SIGSEGV)"``, ``"exit status lost: ..."``.
     message: str | None = None
     index_failure_count: int = 0
     index_ignored_failure_count: int = 0

@@ -40,7 +40,7 @@ the one running (and a pod sent to a worker with nothing else to do runs at once
 not reported. With nothing left to run, the worker asks for more for ~50 us before it sleeps.
 ``D`` reports are written in batches while pods are quick (one write per pod would cost more
 than a trivial pod), and at once when a pod was slow or nothing is left to run. The pod
-running now is also kept in the slot: the file named by ``--slot``, mapped here, holding the
+running now is also kept in the slot: the memory file passed as ``--slot-fd``, mapped here, holding the
 pod id + 1 (0 between pods) as a little-endian u64, which the parent reads when it must know
 for sure (a kill, this worker's death).
 """
@@ -763,16 +763,15 @@ def _track_environment() -> None:
 
 
 def _map_slot(argv: list[str]) -> mmap.mmap | None:
-    """Maps the slot file named by ``--slot PATH`` and removes its name (the parent keeps its
-    own descriptor)."""
-    if len(argv) < 2 or argv[0] != "--slot":
+    """Maps the slot, the unnamed memory file inherited as descriptor ``--slot-fd N``, and
+    closes the descriptor (the mapping keeps the file; the parent keeps its own descriptor)."""
+    if len(argv) < 2 or argv[0] != "--slot-fd":
         return None
-    fd = os.open(argv[1], os.O_RDWR)
+    fd = int(argv[1])
     try:
         slot = mmap.mmap(fd, _SLOT.size)
     finally:
         os.close(fd)
-    os.unlink(argv[1])
     return slot
 
 

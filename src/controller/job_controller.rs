@@ -10,8 +10,8 @@ use super::defaults::{EffectiveSpec, PodReplacementPolicy, RestartPolicy};
 use super::events::{EventLog, EventType};
 use super::failure_policy::{match_pod_failure_policy, PfpAction, PfpMatch};
 use super::indexed::{first_pending_indexes, IndexBits};
-use super::names::{generate_name, generate_name_with_index, SuffixGenerator};
-use super::pod::{Pod, PodCondition, PodException, PodId, PodPhase};
+use super::names::{generate_name, generate_name_with_index, NameClaim, SuffixGenerator, UsedNames};
+use super::pod::{Pod, PodCondition, PodException, PodId, PodPhase, ProcessEnd};
 use super::success_policy::{match_success_policy, REASON_SUCCESS_POLICY};
 use crate::spec::{FieldError, FieldErrors};
 use crate::status::{ConditionType, IndexSet, JobStatus, Time};
@@ -44,9 +44,28 @@ pub enum Event {
         pod: PodId,
         at: Time,
     },
+    /// The container exited with this code (`128 + signal` when a signal ended it). The
+    /// runtime reports what it saw with [`Event::ContainerEnded`]; this shorter form remains
+    /// for callers that only know a code.
     ContainerExited {
         pod: PodId,
         exit_code: i32,
+        at: Time,
+    },
+    /// The container's process ended as `end` says: the pod gets its exit code, and a message
+    /// (and, for `OOMKilled` or a lost status, a reason) saying how it ended.
+    ContainerEnded {
+        pod: PodId,
+        end: ProcessEnd,
+        at: Time,
+    },
+    /// The container ended with this code for a reason the runtime can say in words (a
+    /// callable pod whose return value could not be sent back).
+    ContainerFailed {
+        pod: PodId,
+        exit_code: i32,
+        reason: String,
+        message: String,
         at: Time,
     },
     /// The process could not be started at all (missing executable, bad working directory).
@@ -153,6 +172,8 @@ pub struct Controller {
     pub(super) unsettled: BTreeSet<PodId>,
     pub(super) backoff: BackoffRecord,
     names: SuffixGenerator,
+    /// Names already handed out: a new pod never gets one of them.
+    used_names: UsedNames,
     pub(super) deleting: bool,
     /// Pods this sync asked to stop. Like upstream, which works on the pods it listed before
     /// deleting, the sync that deletes a pod does not yet see it as terminating.
@@ -173,12 +194,19 @@ impl Controller {
             unsettled: BTreeSet::new(),
             backoff: BackoffRecord::default(),
             names,
+            used_names: UsedNames::default(),
             deleting: false,
             killed_this_sync: HashSet::new(),
             events: EventLog::default(),
             failed_per_index: HashMap::new(),
             failed_total: 0,
         }
+    }
+
+    /// Pod names must also be free outside this Job (in its namespace): `claim` says whether
+    /// a name is, and takes it. The controller stays pure; the runtime's hook holds the state.
+    pub fn set_name_claim(&mut self, claim: NameClaim) {
+        self.used_names.set_claim(claim);
     }
 
     /// Records that a pod ended `Failed` (for the `attempt` of later pods). Pods the
@@ -242,8 +270,15 @@ impl Controller {
             Event::ContainerExited { pod, exit_code, at } => {
                 self.container_terminated(pod, exit_code, None, at);
             }
+            Event::ContainerEnded { pod, end, at } => {
+                let why = end.message().map(|m| (end.reason().map(String::from), m));
+                self.container_terminated(pod, end.exit_code(), why, at);
+            }
+            Event::ContainerFailed { pod, exit_code, reason, message, at } => {
+                self.container_terminated(pod, exit_code, Some((Some(reason), message)), at);
+            }
             Event::ContainerStartFailed { pod, message, at } => {
-                let why = Some(("StartError".to_string(), message));
+                let why = Some((Some("StartError".to_string()), message));
                 self.container_terminated(pod, START_ERROR_EXIT_CODE, why, at);
             }
             Event::ContainerCancelled { pod, at } => {
@@ -847,7 +882,7 @@ impl Controller {
             Some(ix) => generate_name_with_index(&self.spec.name, ix),
             None => generate_name(&self.spec.name),
         };
-        let name = format!("{prefix}{}", self.names.suffix());
+        let name = self.used_names.unique(&prefix, &mut self.names);
         let mut pod = Pod::new(id, name.clone(), index, now);
         pod.attempt = match index {
             Some(ix) => self.failed_per_index.get(&ix).copied().unwrap_or(0),

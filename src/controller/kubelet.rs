@@ -41,7 +41,7 @@ impl Controller {
         &mut self,
         pod: PodId,
         exit_code: i32,
-        why: Option<(String, String)>,
+        why: Option<(Option<String>, String)>,
         at: Time,
     ) {
         let restart_policy = self.spec.restart_policy;
@@ -66,7 +66,7 @@ impl Controller {
             self.note_failed(pod);
             return;
         }
-        let (reason, message) = why.map_or((None, None), |(r, m)| (Some(r), Some(m)));
+        let (reason, message) = why.map_or((None, None), |(r, m)| (r, Some(m)));
         p.reason = reason;
         p.message = message;
         let restart_in_place =
@@ -149,6 +149,69 @@ impl Controller {
         }
         for id in failed {
             self.note_failed(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pod::ProcessEnd;
+    use super::super::test_support::{apply, secs, spec};
+    use super::*;
+    use crate::controller::Event;
+
+    /// How a process ended, then the pod's phase, exit code, reason and message.
+    type Case = (ProcessEnd, PodPhase, i32, Option<&'static str>, Option<&'static str>);
+
+    /// One pod per case, each ended as the runtime saw it: its phase, exit code, reason and
+    /// message as `kjob.Pod` shows them.
+    #[test]
+    fn a_pod_says_how_its_container_ended() {
+        let cases: Vec<Case> = vec![
+            (ProcessEnd::Exited(0), PodPhase::Succeeded, 0, None, None),
+            (ProcessEnd::Exited(5), PodPhase::Failed, 5, None, Some("exited with code 5")),
+            (
+                ProcessEnd::Signaled { signal: 11, oom_killed: false },
+                PodPhase::Failed,
+                139,
+                None,
+                Some("killed by signal 11 (SIGSEGV)"),
+            ),
+            // The kubelet's terminated reason for the OOM killer.
+            (
+                ProcessEnd::Signaled { signal: 9, oom_killed: true },
+                PodPhase::Failed,
+                137,
+                Some("OOMKilled"),
+                Some("killed by signal 9 (SIGKILL)"),
+            ),
+            (
+                ProcessEnd::Signaled { signal: 40, oom_killed: false },
+                PodPhase::Failed,
+                168,
+                None,
+                Some("killed by signal 40"),
+            ),
+            // Never a success when the status is unknown (kubelet's ContainerStatusUnknown).
+            (
+                ProcessEnd::Unknown("exit status lost: test".into()),
+                PodPhase::Failed,
+                137,
+                Some("ContainerStatusUnknown"),
+                Some("exit status lost: test"),
+            ),
+        ];
+        for (end, phase, code, reason, message) in cases {
+            let mut c = Controller::new(spec(1, Some(1), 0, false));
+            let plan = c.sync(secs(0));
+            let (created, ..) = apply(&mut c, &plan, secs(0));
+            c.observe(Event::ContainerEnded { pod: created[0], end: end.clone(), at: secs(1) });
+            let p = c.pod(created[0]).expect("the pod");
+            assert_eq!(
+                (p.phase, p.exit_code, p.reason.as_deref(), p.message.as_deref()),
+                (phase, Some(code), reason, message),
+                "{end:?}"
+            );
         }
     }
 }

@@ -10,7 +10,7 @@ mod indexed;
 mod job_controller;
 mod kubelet;
 pub mod labels;
-mod names;
+pub mod names;
 pub mod pod;
 pub mod success_policy;
 
@@ -26,4 +26,4 @@ pub use defaults::{
 };
 pub use events::{EventType, JobEvent};
 pub use job_controller::{Action, Controller, Event, Plan};
-pub use pod::{ContainerState, Pod, PodCondition, PodException, PodId, PodPhase};
+pub use pod::{ContainerState, Pod, PodCondition, PodException, PodId, PodPhase, ProcessEnd};

@@ -1,6 +1,14 @@
 //! Pod names as the API server generates them: a prefix plus five random characters from
 //! `names.SimpleNameGenerator`'s alphabet. The "randomness" is a deterministic stream seeded by
 //! the Job's UID, which keeps the controller pure and its tests repeatable.
+//!
+//! Five characters give 27^5 ≈ 14 million names, so a Job of 20,000 pods draws some suffix
+//! twice. The API server refuses a pod whose name is taken and the controller tries again
+//! with a new one; [`UsedNames`] does the same: a name this Job (or, through the runtime's
+//! hook, another Job of the namespace) already uses is never handed out again.
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 
 /// `MaxGeneratedNameLength` = 63 − 5.
 const MAX_GENERATED_NAME_LENGTH: usize = 58;
@@ -71,6 +79,48 @@ impl SuffixGenerator {
     }
 }
 
+/// Tells whether a name is free and claims it if so. The runtime passes one that consults
+/// the names of every Job of the process in the same namespace.
+pub type NameClaim = Box<dyn FnMut(&str) -> bool + Send>;
+
+/// The names one Job has handed out, kept as 64-bit hashes: a hash collision of two
+/// different names costs a needless retry, never a duplicate.
+#[derive(Default)]
+pub struct UsedNames {
+    hashes: HashSet<u64>,
+    claim: Option<NameClaim>,
+}
+
+impl UsedNames {
+    pub fn set_claim(&mut self, claim: NameClaim) {
+        self.claim = Some(claim);
+    }
+
+    /// Draws `prefix` + suffix until a name is free (for this Job, then for the hook), and
+    /// takes it.
+    pub fn unique(&mut self, prefix: &str, suffixes: &mut SuffixGenerator) -> String {
+        // 14 million suffixes per prefix: a free one comes after a few draws at most.
+        loop {
+            let name = format!("{prefix}{}", suffixes.suffix());
+            let hash = name_hash(&name);
+            if self.hashes.contains(&hash) {
+                continue;
+            }
+            if self.claim.as_mut().is_none_or(|claim| claim(&name)) {
+                self.hashes.insert(hash);
+                return name;
+            }
+        }
+    }
+}
+
+/// A stable 64-bit hash of a name (SipHash with fixed keys).
+pub fn name_hash(name: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    name.hash(&mut h);
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +148,44 @@ mod tests {
             assert_eq!(s, b.suffix());
         }
         assert_eq!(generate_name("pi"), "pi-");
+    }
+
+    #[test]
+    fn a_suffix_drawn_twice_is_not_handed_out_twice() {
+        // A stream that repeats itself: every suffix comes twice in a row.
+        let mut used = UsedNames::default();
+        let mut names = Vec::new();
+        for i in 0..50 {
+            let mut stream = SuffixGenerator::new(&format!("seed-{}", i / 2));
+            names.push(used.unique("job-", &mut stream));
+        }
+        let distinct: HashSet<&String> = names.iter().collect();
+        assert_eq!(distinct.len(), 50);
+        // The repeat drew the stream's next suffix instead.
+        let mut stream = SuffixGenerator::new("seed-0");
+        assert_eq!(names[0], format!("job-{}", stream.suffix()));
+        assert_eq!(names[1], format!("job-{}", stream.suffix()));
+    }
+
+    #[test]
+    fn a_name_the_hook_says_is_taken_is_skipped() {
+        let taken: std::sync::Arc<std::sync::Mutex<Vec<String>>> = std::sync::Arc::default();
+        let seen = std::sync::Arc::clone(&taken);
+        let mut accept = true;
+        let mut used = UsedNames::default();
+        // Another Job holds every other name, starting with the first.
+        used.set_claim(Box::new(move |name| {
+            accept = !accept;
+            if accept {
+                seen.lock().unwrap_or_else(|e| e.into_inner()).push(name.to_string());
+            }
+            accept
+        }));
+        let mut stream = SuffixGenerator::new("uid");
+        let expected: Vec<String> = (0..6).map(|_| format!("a-{}", stream.suffix())).collect();
+        let mut stream = SuffixGenerator::new("uid");
+        let got: Vec<String> = (0..3).map(|_| used.unique("a-", &mut stream)).collect();
+        assert_eq!(got, vec![expected[1].clone(), expected[3].clone(), expected[5].clone()]);
+        assert_eq!(*taken.lock().unwrap_or_else(|e| e.into_inner()), got);
     }
 }

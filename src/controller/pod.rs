@@ -119,6 +119,96 @@ pub struct PodException {
     pub traceback: String,
 }
 
+/// How a container's process ended, as the runtime observed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcessEnd {
+    /// It exited with this code (`exit`, `os._exit`).
+    Exited(i32),
+    /// A signal ended it. `oom_killed` when the kernel's OOM killer sent it.
+    Signaled { signal: i32, oom_killed: bool },
+    /// Its exit status cannot be known (another waiter reaped the process): why.
+    Unknown(String),
+}
+
+/// The kubelet's terminated reason for a container the kernel's OOM killer ended.
+pub const OOM_KILLED_REASON: &str = "OOMKilled";
+/// The kubelet's reason (and exit code) for a container whose status could not be found
+/// (`ContainerStatusUnknown`, reported with exit code 137 by `kubelet_pods.go`).
+pub const STATUS_UNKNOWN_REASON: &str = "ContainerStatusUnknown";
+pub const STATUS_UNKNOWN_EXIT_CODE: i32 = 137;
+
+impl ProcessEnd {
+    /// The exit code as container runtimes report it: the code, or `128 + signal`.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Exited(code) => *code,
+            Self::Signaled { signal, .. } => 128 + signal,
+            Self::Unknown(_) => STATUS_UNKNOWN_EXIT_CODE,
+        }
+    }
+
+    /// The container's terminated reason, when it is not an ordinary exit.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Signaled { oom_killed: true, .. } => Some(OOM_KILLED_REASON),
+            Self::Unknown(_) => Some(STATUS_UNKNOWN_REASON),
+            _ => None,
+        }
+    }
+
+    /// How it ended, in words (`exited with code 5`, `killed by signal 11 (SIGSEGV)`); nothing
+    /// for a successful exit, which needs no explaining.
+    pub fn message(&self) -> Option<String> {
+        match self {
+            Self::Exited(0) => None,
+            Self::Exited(code) => Some(format!("exited with code {code}")),
+            Self::Signaled { signal, .. } => Some(match signal_name(*signal) {
+                Some(name) => format!("killed by signal {signal} ({name})"),
+                None => format!("killed by signal {signal}"),
+            }),
+            Self::Unknown(why) => Some(why.clone()),
+        }
+    }
+}
+
+/// The conventional name of a Linux signal number.
+pub fn signal_name(signal: i32) -> Option<&'static str> {
+    const NAMES: [&str; 31] = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    usize::try_from(signal).ok().and_then(|s| s.checked_sub(1)).and_then(|i| NAMES.get(i).copied())
+}
+
 impl Pod {
     pub fn new(id: PodId, name: String, index: Option<u32>, now: Time) -> Self {
         Self {

@@ -12,6 +12,7 @@ use super::workers::{CallableConfig, CallableExecutor, Outcome, Payload, Sink, W
 use crate::controller::container_env::{container_argv, container_env, PodFields};
 use crate::controller::{
     labels, Action, Controller, EffectiveSpec, Event, JobEvent, Plan, Pod, PodException, PodId, PodPhase,
+    ProcessEnd,
 };
 use crate::status::{JobStatus, Time};
 use std::collections::HashMap;
@@ -72,7 +73,7 @@ pub struct PodView {
 enum Msg {
     Exited {
         pod: PodId,
-        exit_code: i32,
+        end: ProcessEnd,
         at: Instant,
     },
     Suspend(bool),
@@ -154,9 +155,13 @@ pub struct Job {
 
 impl Job {
     pub fn new(spec: EffectiveSpec, log_dir: PathBuf, owns_log_dir: bool) -> Self {
+        // Pod names are unique among the live Jobs of the namespace, not only within this one.
+        let names = super::pod_names::JobNames::new(&spec.namespace);
+        let mut controller = Controller::new(spec);
+        controller.set_name_claim(Box::new(move |name| names.claim(name)));
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                controller: Controller::new(spec),
+                controller,
                 log_dir,
                 owns_log_dir,
                 procs: HashMap::new(),
@@ -464,10 +469,10 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
     let mut worker_news = false;
     for msg in msgs {
         match msg {
-            Msg::Exited { pod, exit_code, at } => {
+            Msg::Exited { pod, end, at } => {
                 st.procs.remove(&pod);
                 let at = at.duration_since(origin);
-                st.controller.observe(Event::ContainerExited { pod, exit_code, at });
+                st.controller.observe(Event::ContainerEnded { pod, end, at });
             }
             Msg::Suspend(suspend) => st.controller.observe(Event::SetSuspend(suspend)),
             Msg::Evict(name) => {
@@ -651,10 +656,14 @@ fn on_worker_event(st: &mut State, event: WorkerEvent, origin: Instant) {
                 st.controller.observe(Event::ContainerStartFailed { pod, message, at });
             }
             Outcome::Warning(reason, message) => st.controller.warn(at_now(origin), reason, message),
-            Outcome::Finished { pod, exit_code, log, payload, at } => {
+            Outcome::Finished { pod, exit_code, end, log, payload, at } => {
                 if log.2 > log.1 || !st.log_ranges.contains_key(&pod) {
                     st.log_ranges.insert(pod, log);
                 }
+                // A pod that raised reports its exception, not how its code ended; one whose
+                // return value could not be sent back says so.
+                let raised = matches!(payload, Payload::Exception(..));
+                let mut failed_because = None;
                 match payload {
                     Payload::Result(bytes) if exit_code == 0 => st.results.push((pod, bytes)),
                     Payload::Exception(types, message, traceback) => {
@@ -668,14 +677,28 @@ fn on_worker_event(st: &mut State, event: WorkerEvent, origin: Instant) {
                         continue;
                     }
                     Payload::ResultError(types, message, reason) => {
-                        let message = format!("{reason}: {message}");
-                        let exception = PodException { types, message, traceback: String::new() };
+                        let exception = PodException {
+                            message: format!("{reason}: {message}"),
+                            traceback: String::new(),
+                            types: types.clone(),
+                        };
                         st.controller.observe(Event::ContainerRaised { pod, exception });
+                        let kind = types.first().map_or("", String::as_str);
+                        failed_because = Some((reason.clone(), format!("{reason}: {kind}: {message}")));
                     }
                     _ => {}
                 }
                 let at = at.duration_since(origin);
-                st.controller.observe(Event::ContainerExited { pod, exit_code, at });
+                if let Some((reason, message)) = failed_because {
+                    st.controller.observe(Event::ContainerFailed { pod, exit_code, reason, message, at });
+                } else if raised {
+                    st.controller.observe(Event::ContainerExited { pod, exit_code, at });
+                } else {
+                    // The worker died with the pod (`os._exit`, a signal), or the pod's code
+                    // ended with this exit code (`sys.exit`).
+                    let end = end.unwrap_or(ProcessEnd::Exited(exit_code));
+                    st.controller.observe(Event::ContainerEnded { pod, end, at });
+                }
             }
         }
     }
@@ -724,9 +747,9 @@ fn start_container(st: &mut State, pod_id: PodId, now: Time, shared: &Arc<Shared
             st.controller.observe(Event::ContainerStarted { pod: pod_id, at: now });
             let shared = Arc::downgrade(shared);
             tokio_runtime().spawn(async move {
-                let exit_code = process::wait_for_exit(spawned).await;
+                let end = process::wait_for_exit(spawned).await;
                 if let Some(shared) = shared.upgrade() {
-                    step(&shared, vec![Msg::Exited { pod: pod_id, exit_code, at: Instant::now() }]);
+                    step(&shared, vec![Msg::Exited { pod: pod_id, end, at: Instant::now() }]);
                 }
             });
             false

@@ -3,6 +3,7 @@
 
 mod job;
 mod notify;
+mod pod_names;
 pub mod process;
 mod spawn_raw;
 mod workers;

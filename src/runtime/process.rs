@@ -2,17 +2,19 @@
 //! file, wait through a pidfd, signal the whole group, and report exit status as a container
 //! runtime does (`128 + signal` when a signal ended it).
 //!
-//! Pods are spawned by `spawn_raw` (a vfork-style clone: the cost does not grow with the
-//! parent's memory); workers by std's `Command` with `process_group(0)` and no `pre_exec`,
-//! which takes the same posix_spawn path.
+//! Pods and workers are spawned by `spawn_raw` (a vfork-style clone: the cost does not grow
+//! with the parent's memory). Their exit status survives a host program that ignores SIGCHLD
+//! or calls `wait()` (see [`wait_for_exit`]); where it is lost all the same, the pod says so
+//! instead of passing for a success.
 
+use crate::controller::ProcessEnd;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -32,13 +34,20 @@ pub struct ProcessHandle {
     pub pid: i32,
     /// `true` once reaped: the pid (and so the group id) may then belong to someone else.
     reaped: Arc<Mutex<bool>>,
+    /// kjob signalled the group: a SIGKILL death is then kjob's doing, not the OOM killer's.
+    signalled: Arc<AtomicBool>,
 }
 
 impl ProcessHandle {
+    fn new(pid: i32) -> Self {
+        Self { pid, reaped: Arc::new(Mutex::new(false)), signalled: Arc::new(AtomicBool::new(false)) }
+    }
+
     /// Sends `signal` to the whole process group, unless the leader was already reaped.
     pub fn signal_group(&self, signal: i32) {
         let reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());
         if !*reaped {
+            self.signalled.store(true, Ordering::Relaxed);
             // SAFETY: plain syscall on a group id we own while its leader is not reaped.
             unsafe {
                 libc::kill(-self.pid, signal);
@@ -56,6 +65,14 @@ impl ProcessHandle {
 pub struct Spawned {
     pub handle: ProcessHandle,
     pidfd: OwnedFd,
+    /// The kernel's OOM-kill count when it started (see [`oom_kills`]).
+    oom_kills_before: Option<u64>,
+}
+
+impl Spawned {
+    fn new(pid: i32, pidfd: OwnedFd) -> Self {
+        Self { handle: ProcessHandle::new(pid), pidfd, oom_kills_before: oom_kills_recent() }
+    }
 }
 
 /// Opens the log file for appending, creating it if needed. Its folder must exist.
@@ -66,63 +83,54 @@ pub fn open_log(path: &Path) -> io::Result<File> {
 /// Starts the process. Its stdin is `/dev/null`; stdout and stderr are the log file itself.
 pub fn spawn(req: &SpawnRequest) -> io::Result<Spawned> {
     let log = open_log(&req.log_path)?;
-    let (pid, pidfd) = super::spawn_raw::spawn(
-        &req.argv,
-        &req.env,
-        req.working_dir.as_deref(),
-        dev_null_fd()?,
-        std::os::fd::AsRawFd::as_raw_fd(&log),
-    )?;
+    let log_fd = log.as_raw_fd();
+    let fds = super::spawn_raw::ChildFds { stdin: dev_null_fd()?, stdout: log_fd, stderr: log_fd, keep: &[] };
+    let (pid, pidfd) = super::spawn_raw::spawn(&req.argv, &req.env, req.working_dir.as_deref(), &fds)?;
     // The child has its own copies of the log descriptor now.
     drop(log);
-    Ok(Spawned { handle: ProcessHandle { pid, reaped: Arc::new(Mutex::new(false)) }, pidfd })
+    Ok(Spawned::new(pid, pidfd))
 }
 
-/// `/dev/null`, opened once for every pod's stdin.
+/// `/dev/null` for reading and writing, opened once for every pod's stdin and every worker's
+/// first stderr.
 fn dev_null_fd() -> io::Result<RawFd> {
     static DEV_NULL: std::sync::OnceLock<File> = std::sync::OnceLock::new();
     if let Some(f) = DEV_NULL.get() {
-        return Ok(std::os::fd::AsRawFd::as_raw_fd(f));
+        return Ok(f.as_raw_fd());
     }
-    let f = File::open("/dev/null")?;
-    Ok(std::os::fd::AsRawFd::as_raw_fd(DEV_NULL.get_or_init(|| f)))
+    let f = OpenOptions::new().read(true).write(true).open("/dev/null")?;
+    Ok(DEV_NULL.get_or_init(|| f).as_raw_fd())
 }
 
-/// Starts a Python worker: its stdin and stdout are pipes to us (the protocol), stderr is
-/// /dev/null until the worker points it at a log. Returns the process and the pipe ends.
-pub fn spawn_piped(argv: &[String]) -> io::Result<(Spawned, ChildStdin, ChildStdout)> {
-    let (program, args) =
-        argv.split_first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-    let mut cmd = Command::new(program);
-    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).process_group(0);
-    cmd.envs(super::job::session_env());
-    let mut child = cmd.spawn()?;
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take();
-    let spawned = follow(child)?;
-    match (stdin, stdout) {
-        (Some(i), Some(o)) => Ok((spawned, i, o)),
-        _ => Err(io::Error::other("worker pipes missing")),
+/// A pipe whose both ends are close-on-exec: (read end, write end).
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut ends = [0 as RawFd; 2];
+    // SAFETY: pipe2 fills the two-element array with fresh descriptors or fails.
+    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
     }
+    // SAFETY: both descriptors are new and ours alone.
+    Ok(unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) })
 }
 
-/// Takes over a child: from now on its pidfd tells when it ends. Dropping the std `Child`
-/// neither waits nor kills.
-fn follow(child: Child) -> io::Result<Spawned> {
-    let pid = child.id() as i32;
-    drop(child);
-    let pidfd = match pidfd_open(pid) {
-        Ok(fd) => fd,
-        Err(e) => {
-            // Without a pidfd we cannot follow the process: do not leave it behind.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
-            return Err(e);
-        }
+/// Starts a Python worker the way pods start (see the module doc): its stdin and stdout are
+/// pipes to us (the protocol), stderr is /dev/null until the worker points it at a log, and
+/// it keeps the descriptors in `keep` open. Returns the process, then the write end of its
+/// stdin and the read end of its stdout.
+pub fn spawn_piped(argv: &[String], keep: &[RawFd]) -> io::Result<(Spawned, OwnedFd, OwnedFd)> {
+    let (stdin_r, stdin_w) = pipe()?;
+    let (stdout_r, stdout_w) = pipe()?;
+    let env: Vec<(String, String)> = super::job::session_env().into_iter().collect();
+    let fds = super::spawn_raw::ChildFds {
+        stdin: stdin_r.as_raw_fd(),
+        stdout: stdout_w.as_raw_fd(),
+        stderr: dev_null_fd()?,
+        keep,
     };
-    Ok(Spawned { handle: ProcessHandle { pid, reaped: Arc::new(Mutex::new(false)) }, pidfd })
+    let (pid, pidfd) = super::spawn_raw::spawn(argv, &env, None, &fds)?;
+    // The worker holds its own ends now; ours must close, or its reads would never see EOF.
+    drop((stdin_r, stdout_w));
+    Ok((Spawned::new(pid, pidfd), stdin_w, stdout_r))
 }
 
 /// SIGKILLs every process whose environment holds `marker` (`NAME=value`), skipping zombies
@@ -156,42 +164,170 @@ pub fn append_to_log(path: &Path, line: &str) {
     }
 }
 
-fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the syscall returned a fresh descriptor that we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
 /// Waits for the process to end, then kills whatever is left of its group (a container's
-/// processes do not outlive its main process) and reaps it. Returns the container exit code.
-pub async fn wait_for_exit(spawned: Spawned) -> i32 {
-    let Spawned { handle, pidfd } = spawned;
+/// processes do not outlive its main process) and reaps it. Returns how it ended.
+///
+/// The host program may take the exit status first: the kernel reaps children itself when
+/// SIGCHLD is ignored, and a `wait()` in the host reaps any child. The status is then read
+/// from the pidfd (`PIDFD_GET_INFO` with `PIDFD_INFO_EXIT`, Linux 6.15+), which keeps it
+/// after the process is reaped. Only where that is missing is the status truly lost, and the
+/// pod says so ([`ProcessEnd::Unknown`]) rather than pass for a success.
+///
+/// (`spawn_raw` starts pods as "clone children", which both would pass over, but exec turns
+/// them back into ordinary children on current kernels: see its module doc.)
+pub async fn wait_for_exit(spawned: Spawned) -> ProcessEnd {
+    let Spawned { handle, pidfd, oom_kills_before } = spawned;
+    let pidfd_raw = pidfd.as_raw_fd();
     // SAFETY: the OwnedFd stays open and unchanged for as long as the AsyncFd owns it.
     let registered = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) };
-    if let Ok(async_fd) = registered {
+    // `registered` keeps the pidfd open until the status was read from it.
+    if let Ok(async_fd) = &registered {
         // A pidfd becomes readable when its process exits.
         let _ = async_fd.readable().await;
     } else {
         // Registration failed (should not happen on Linux ≥ 5.3): poll instead.
         while !has_exited(handle.pid) {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    let mut reaped = handle.reaped.lock().unwrap_or_else(|e| e.into_inner());
-    let mut status: libc::c_int = 0;
-    // SAFETY: the leader is a zombie until waitpid below, so the group id is still ours.
-    unsafe {
-        libc::kill(-handle.pid, libc::SIGKILL);
-        libc::waitpid(handle.pid, &mut status, 0);
-    }
-    *reaped = true;
-    exit_code_of(status)
+    // A block, not `drop`, ends the guard's life before the await below (futures are Send).
+    let waited = {
+        let mut reaped = handle.reaped.lock().unwrap_or_else(|e| e.into_inner());
+        let mut status: libc::c_int = 0;
+        // SAFETY: the group is signalled only while its leader is a zombie nobody reaped, so
+        // the group id is still ours; waitpid only writes `status`.
+        let waited = unsafe {
+            if is_zombie(handle.pid) {
+                libc::kill(-handle.pid, libc::SIGKILL);
+            }
+            loop {
+                let r = libc::waitpid(handle.pid, &mut status, libc::__WALL);
+                let e = io::Error::last_os_error();
+                if r >= 0 || e.kind() != io::ErrorKind::Interrupted {
+                    break if r == handle.pid { Ok(status) } else { Err(e) };
+                }
+            }
+        };
+        *reaped = true;
+        waited
+    };
+    let waited = match waited {
+        Ok(status) => Ok(status),
+        // Someone else reaped it: what it left behind in its group goes with the Job's sweep
+        // (its group id may already name someone else's group).
+        Err(e) => exit_status_from_pidfd(pidfd_raw).await.ok_or(e),
+    };
+    let end = match waited {
+        Ok(status) => {
+            let signalled = handle.signalled.load(Ordering::Relaxed);
+            // The counter is read only for a SIGKILL kjob did not send (the OOM killer's).
+            let after = || if signalled { None } else { oom_kills_now() };
+            process_end(status, oom_kills_before, after)
+        }
+        Err(e) => ProcessEnd::Unknown(lost_status_message(&e)),
+    };
+    drop(registered);
+    end
 }
 
+/// `PIDFD_GET_INFO`: `_IOWR(0xFF, 11, struct pidfd_info)` for the 64-byte first version of
+/// the struct (`PIDFD_INFO_SIZE_VER0`), which the kernel accepts from any caller.
+const PIDFD_GET_INFO: libc::c_ulong = (3 << 30) | (64 << 16) | (0xFF << 8) | 11;
+/// Asks for (and, in the answer's mask, confirms) the exit status.
+const PIDFD_INFO_EXIT: u64 = 1 << 3;
+
+/// `struct pidfd_info`, version 0 (`include/uapi/linux/pidfd.h`).
+#[repr(C)]
+#[derive(Default)]
+struct PidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    ids: [u32; 11],
+    exit_code: i32,
+}
+
+/// The wait status of a reaped process, kept by its pidfd (Linux 6.15+). The kernel records
+/// it while it releases the process, which may still be under way when `waitpid` already
+/// answers ECHILD: ask again for a little while.
+async fn exit_status_from_pidfd(pidfd: RawFd) -> Option<libc::c_int> {
+    for _ in 0..50 {
+        let mut info = PidfdInfo { mask: PIDFD_INFO_EXIT, ..PidfdInfo::default() };
+        // SAFETY: the kernel writes at most the 64 bytes the command's size names into `info`.
+        let r = unsafe { libc::ioctl(pidfd, PIDFD_GET_INFO as _, &mut info as *mut PidfdInfo) };
+        if r == 0 && info.mask & PIDFD_INFO_EXIT != 0 {
+            return Some(info.exit_code);
+        }
+        let e = io::Error::last_os_error();
+        // An older kernel does not know the command (or the exit field): give up at once.
+        if r != 0 && e.raw_os_error() != Some(libc::ESRCH) {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    None
+}
+
+/// The message of a pod whose exit status someone else took.
+fn lost_status_message(e: &io::Error) -> String {
+    format!("exit status lost: the process was reaped by someone else (waitpid: {e})")
+}
+
+/// How a process ended, from its wait status. A SIGKILL is the OOM killer's when the kernel's
+/// OOM-kill count grew since the process started (`after` reads it then; it says `None` when
+/// the count is not to be read, as when kjob itself sent the kill).
+fn process_end(status: libc::c_int, before: Option<u64>, after: impl FnOnce() -> Option<u64>) -> ProcessEnd {
+    if libc::WIFEXITED(status) {
+        return ProcessEnd::Exited(libc::WEXITSTATUS(status));
+    }
+    if !libc::WIFSIGNALED(status) {
+        return ProcessEnd::Exited(128);
+    }
+    let signal = libc::WTERMSIG(status);
+    let oom_killed = signal == libc::SIGKILL && before.zip(after()).is_some_and(|(b, a)| a > b);
+    ProcessEnd::Signaled { signal, oom_killed }
+}
+
+/// The kernel's count of OOM kills (`oom_kill` in /proc/vmstat; memory cgroups' OOM kills
+/// count there too), when it can be read.
+fn oom_kills_now() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/vmstat").ok()?;
+    let value = text.lines().find_map(|l| l.strip_prefix("oom_kill "))?.trim().parse().ok()?;
+    let mut cached = OOM_KILLS.lock().unwrap_or_else(|e| e.into_inner());
+    *cached = Some((Instant::now(), value));
+    Some(value)
+}
+
+/// The last OOM-kill count read, and when.
+static OOM_KILLS: Mutex<Option<(Instant, u64)>> = Mutex::new(None);
+
+/// The OOM-kill count as of at most a second ago. Reading /proc/vmstat for every spawn would
+/// cost more than the spawn's own syscalls; a count older than the process's start can only
+/// mistake a SIGKILL from a third party for the OOM killer's when an unrelated OOM kill
+/// happened in that second.
+fn oom_kills_recent() -> Option<u64> {
+    let cached = *OOM_KILLS.lock().unwrap_or_else(|e| e.into_inner());
+    match cached {
+        Some((at, value)) if at.elapsed() < Duration::from_secs(1) => Some(value),
+        _ => oom_kills_now(),
+    }
+}
+
+/// Whether the process has ended and waits, unreaped, for us.
+fn is_zombie(pid: i32) -> bool {
+    // SAFETY: waitid with WNOWAIT only inspects the child.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
+        );
+        r == 0 && info.si_pid() != 0
+    }
+}
+
+/// Whether the process has ended (or is gone: someone else reaped it).
 fn has_exited(pid: i32) -> bool {
     // SAFETY: waitid with WNOWAIT only inspects the child.
     unsafe {
@@ -200,19 +336,55 @@ fn has_exited(pid: i32) -> bool {
             libc::P_PID,
             pid as libc::id_t,
             &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
         );
-        r == 0 && info.si_pid() != 0
+        r != 0 || info.si_pid() != 0
     }
 }
 
-/// The exit code as Kubernetes reports it: the code, or `128 + signal`.
-pub fn exit_code_of(status: libc::c_int) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        128
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wait status as the kernel builds it.
+    fn exited(code: i32) -> libc::c_int {
+        (code & 0xff) << 8
+    }
+
+    #[test]
+    fn exit_codes_and_signals_are_told_apart() {
+        assert_eq!(process_end(exited(3), Some(0), || Some(0)), ProcessEnd::Exited(3));
+        assert_eq!(process_end(exited(0), None, || None), ProcessEnd::Exited(0));
+        let segv = process_end(libc::SIGSEGV, Some(0), || Some(0));
+        assert_eq!(segv, ProcessEnd::Signaled { signal: 11, oom_killed: false });
+        assert_eq!(segv.exit_code(), 139);
+        assert_eq!(segv.message().as_deref(), Some("killed by signal 11 (SIGSEGV)"));
+    }
+
+    #[test]
+    fn a_sigkill_is_the_oom_killers_only_when_the_oom_kill_count_grew() {
+        let oom = ProcessEnd::Signaled { signal: 9, oom_killed: true };
+        let plain = ProcessEnd::Signaled { signal: 9, oom_killed: false };
+        assert_eq!(process_end(libc::SIGKILL, Some(4), || Some(5)), oom);
+        assert_eq!(oom.reason(), Some("OOMKilled"));
+        assert_eq!(oom.exit_code(), 137);
+        // No OOM kill happened meanwhile: someone sent the SIGKILL.
+        assert_eq!(process_end(libc::SIGKILL, Some(4), || Some(4)), plain);
+        // kjob sent it (the count is not read then), or the count cannot be read.
+        assert_eq!(process_end(libc::SIGKILL, Some(4), || None), plain);
+        assert_eq!(process_end(libc::SIGKILL, None, || Some(5)), plain);
+        // Only SIGKILL comes from the OOM killer.
+        let term = ProcessEnd::Signaled { signal: 15, oom_killed: false };
+        assert_eq!(process_end(libc::SIGTERM, Some(4), || Some(5)), term);
+        assert_eq!(plain.reason(), None);
+    }
+
+    #[test]
+    fn a_lost_status_fails_the_pod_and_says_why() {
+        let end = ProcessEnd::Unknown(lost_status_message(&io::Error::from_raw_os_error(libc::ECHILD)));
+        assert_eq!(end.exit_code(), 137);
+        assert_eq!(end.reason(), Some("ContainerStatusUnknown"));
+        let message = end.message().unwrap_or_default();
+        assert!(message.starts_with("exit status lost: the process was reaped by someone else (waitpid: "));
     }
 }

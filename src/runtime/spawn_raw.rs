@@ -1,13 +1,24 @@
 //! Spawning pods the way posix_spawn does (a vfork: the child borrows our memory until it
 //! execs, so the cost does not grow with the parent's size), minus what it does not need.
 //!
-//! `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD)` on a per-thread stack mapped once:
+//! `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)` on a per-thread stack mapped once:
 //! the pidfd comes from the clone itself (no `pidfd_open`), no child stack is mapped and
 //! unmapped per spawn (no TLB-shootdown interrupts), no `prlimit64` calls, no /dev/null open or
 //! log `dup` in the parent, no per-spawn copy of the environment. SIGCHLD stays unblocked in the
 //! spawning thread (posix_spawn blocks every signal): a blocked SIGCHLD is routed to, and wakes,
-//! the Python main thread. Measured against std's `Command` in `benches/spawn_bench.py`: about a
-//! third less CPU per pod and half the syscalls.
+//! the Python main thread. Measured against std's `Command` in `benches/spawn_bench.py`: about
+//! a third less CPU per pod and half the syscalls.
+//!
+//! The child's exit signal is 0, not SIGCHLD: it is a "clone child" in the kernel's sense. The
+//! kernel only reaps a child by itself (when the parent ignores SIGCHLD or set SA_NOCLDWAIT)
+//! if its exit signal is SIGCHLD, and `wait()` / `waitpid(-1, ...)` without `__WALL` never see
+//! clone children, so the host program cannot take the status of a child that fails before
+//! its exec. Exec itself, though, resets the exit signal to SIGCHLD (seen on Linux 6.18), so a
+//! running pod is an ordinary child again: `process::wait_for_exit` then reads a status the
+//! host took from the pidfd. Reap with `__WALL` either way.
+//!
+//! Workers (`process::spawn_piped`) start the same way, with pipes for stdin and stdout and
+//! their slot descriptor kept open (`ChildFds::keep`).
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::io;
@@ -23,7 +34,10 @@ struct ChildArgs {
     argv: Vec<*const c_char>,
     envp: Vec<*const c_char>,
     stdin: RawFd,
-    out: RawFd,
+    stdout: RawFd,
+    stderr: RawFd,
+    /// Descriptors the child keeps across exec (their close-on-exec flag is cleared there).
+    keep: Vec<RawFd>,
     cwd: Option<CString>,
     errno: c_int,
 }
@@ -61,8 +75,11 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // Runs in the parent's memory while the parent thread is suspended: raw syscalls only.
     unsafe {
         let a = &mut *(arg as *mut ChildArgs);
-        // No parent handler may run here: every caught signal goes back to its default (the
-        // kernel's k_sigaction: handler, flags, restorer, mask; zero = SIG_DFL).
+        // No parent handler may run here, and a pod starts as a container does (and as
+        // `subprocess.Popen` starts a child): every signal at its default. Caught signals would
+        // be reset by exec anyway, but ignored ones would stay ignored: Python ignores SIGPIPE
+        // and SIGXFSZ, and `yes | head -1` must end quietly by SIGPIPE, not with a write error.
+        // (The kernel's k_sigaction: handler, flags, restorer, mask; zero = SIG_DFL.)
         let zero = [0usize; 4];
         let mut cur = [0usize; 4];
         for sig in 1..65 {
@@ -72,7 +89,6 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
             if libc::syscall(libc::SYS_rt_sigaction, sig, std::ptr::null::<c_void>(), cur.as_mut_ptr(), 8)
                 == 0
                 && cur[0] != libc::SIG_DFL
-                && cur[0] != libc::SIG_IGN
             {
                 libc::syscall(libc::SYS_rt_sigaction, sig, zero.as_ptr(), std::ptr::null_mut::<c_void>(), 8);
             }
@@ -85,10 +101,17 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         };
         if libc::setpgid(0, 0) != 0
             || libc::dup2(a.stdin, 0) < 0
-            || libc::dup2(a.out, 1) < 0
-            || libc::dup2(a.out, 2) < 0
+            || libc::dup2(a.stdout, 1) < 0
+            || libc::dup2(a.stderr, 2) < 0
         {
             return fail(a);
+        }
+        // The descriptor table is the child's own copy (no CLONE_FILES): this changes nothing
+        // in the parent, where the descriptors stay close-on-exec for every other spawn.
+        for i in 0..a.keep.len() {
+            if libc::fcntl(a.keep[i], libc::F_SETFD, 0) != 0 {
+                return fail(a);
+            }
         }
         if let Some(dir) = &a.cwd {
             if libc::chdir(dir.as_ptr()) != 0 {
@@ -128,13 +151,22 @@ extern "C" {
     static environ: *const *const c_char;
 }
 
-/// Starts `argv` with `env` over the inherited environment. Returns (pid, pidfd).
+/// Where a child's standard streams come from, and which other descriptors it keeps (at
+/// their own numbers, which must be 3 or more).
+pub struct ChildFds<'a> {
+    pub stdin: RawFd,
+    pub stdout: RawFd,
+    pub stderr: RawFd,
+    pub keep: &'a [RawFd],
+}
+
+/// Starts `argv` with `env` over the inherited environment, in a process group of its own.
+/// Returns (pid, pidfd). The child must be reaped with `__WALL` (see the module doc).
 pub fn spawn(
     argv: &[String],
     env: &[(String, String)],
     cwd: Option<&Path>,
-    stdin: RawFd,
-    out: RawFd,
+    fds: &ChildFds<'_>,
 ) -> io::Result<(i32, OwnedFd)> {
     let program = argv.first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
     let argv_c = argv.iter().map(|s| cstr(s.as_bytes())).collect::<io::Result<Vec<_>>>()?;
@@ -175,14 +207,20 @@ pub fn spawn(
             })
             .collect::<io::Result<Vec<_>>>()?
     };
-    let stdin_hi = high_fd(stdin)?;
-    let out_hi = high_fd(out)?;
+    if fds.keep.iter().any(|&fd| fd < 3) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "kept descriptors must be 3 or more"));
+    }
+    let stdin_hi = high_fd(fds.stdin)?;
+    let stdout_hi = high_fd(fds.stdout)?;
+    let stderr_hi = high_fd(fds.stderr)?;
     let mut args = ChildArgs {
         candidates,
         argv: argv_c.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect(),
         envp,
-        stdin: stdin_hi.as_ref().map_or(stdin, std::os::fd::AsRawFd::as_raw_fd),
-        out: out_hi.as_ref().map_or(out, std::os::fd::AsRawFd::as_raw_fd),
+        stdin: stdin_hi.as_ref().map_or(fds.stdin, std::os::fd::AsRawFd::as_raw_fd),
+        stdout: stdout_hi.as_ref().map_or(fds.stdout, std::os::fd::AsRawFd::as_raw_fd),
+        stderr: stderr_hi.as_ref().map_or(fds.stderr, std::os::fd::AsRawFd::as_raw_fd),
+        keep: fds.keep.to_vec(),
         cwd: cwd.map(|d| cstr(d.as_os_str().as_bytes())).transpose()?,
         errno: 0,
     };
@@ -199,7 +237,8 @@ pub fn spawn(
         let pid = libc::clone(
             child_main,
             top,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+            // Exit signal 0: see the module doc.
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD,
             &mut args as *mut ChildArgs as *mut c_void,
             &mut pidfd as *mut c_int,
         );
@@ -212,7 +251,7 @@ pub fn spawn(
     };
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     if args.errno != 0 {
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL) };
         return Err(io::Error::from_raw_os_error(args.errno));
     }
     Ok((pid, pidfd))

@@ -17,7 +17,7 @@
 
 use super::process::{self, ProcessHandle};
 use super::tokio_runtime;
-use crate::controller::{Controller, PodId};
+use crate::controller::{Controller, PodId, ProcessEnd};
 use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -87,10 +87,10 @@ pub enum WorkerEvent {
         pod: PodId,
         at: Instant,
     },
-    /// The worker died; `running` is the pod its slot named then.
+    /// The worker died as `end` says; `running` is the pod its slot named then.
     Exited {
         worker: u64,
-        exit_code: i32,
+        end: ProcessEnd,
         running: Option<PodId>,
         at: Instant,
     },
@@ -102,31 +102,43 @@ pub enum WorkerEvent {
     RespawnDue,
 }
 
-/// The pod a worker is running, as the worker writes it into a shared file: a little-endian
-/// u64, the pod id + 1, or 0 between pods. The worker unlinks the file once it has mapped it;
-/// this side keeps its descriptor.
+/// The pod a worker is running, as the worker writes it into a shared memory file: a
+/// little-endian u64, the pod id + 1, or 0 between pods. The file has no name (a memfd, or
+/// an `O_TMPFILE` where memfds are missing): the worker inherits it as a descriptor
+/// (`--slot-fd N`) and maps it, so no file can outlive the two processes, whatever kills them.
+/// Its page is allocated up front: a full `/dev/shm` fails the worker's start instead of
+/// raising SIGBUS in the worker when it first writes the slot.
 struct Slot {
     file: std::fs::File,
-    path: PathBuf,
 }
 
 impl Slot {
-    fn create(worker: u64) -> io::Result<Self> {
-        // Memory-backed when /dev/shm is there and writable; the temporary folder otherwise.
-        let name = format!("kjob-slot-{}-{worker}", std::process::id());
-        match Self::create_in(Path::new("/dev/shm"), &name) {
-            Ok(slot) => Ok(slot),
-            Err(_) => Self::create_in(&std::env::temp_dir(), &name),
+    fn create() -> io::Result<Self> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: memfd_create takes a NUL-terminated name and flags, and returns a new fd.
+        let fd = unsafe { libc::memfd_create(c"kjob-slot".as_ptr(), libc::MFD_CLOEXEC) };
+        let file = if fd >= 0 {
+            // SAFETY: a fresh descriptor that nothing else owns.
+            unsafe { std::fs::File::from_raw_fd(fd) }
+        } else {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_TMPFILE)
+                .mode(0o600)
+                .open(std::env::temp_dir())?
+        };
+        file.set_len(8)?;
+        // SAFETY: fallocate on a descriptor we own, within the 8 bytes set above.
+        if unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&file), 0, 0, 8) } != 0 {
+            return Err(io::Error::last_os_error());
         }
+        Ok(Self { file })
     }
 
-    fn create_in(dir: &Path, name: &str) -> io::Result<Self> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = dir.join(name);
-        let file =
-            std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path)?;
-        file.set_len(8)?;
-        Ok(Self { file, path })
+    fn fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.file)
     }
 
     fn running(&self) -> Option<PodId> {
@@ -134,11 +146,6 @@ impl Slot {
         let mut bytes = [0u8; 8];
         self.file.read_exact_at(&mut bytes, 0).ok()?;
         u64::from_le_bytes(bytes).checked_sub(1).map(PodId)
-    }
-
-    /// Removes the file if the worker has not (it died first, or never started).
-    fn unlink(&self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -228,23 +235,17 @@ fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
 
 fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
     let id = NEXT_WORKER.fetch_add(1, Ordering::Relaxed);
-    let slot = Arc::new(Slot::create(id)?);
+    let slot = Arc::new(Slot::create()?);
     let mut argv = argv.to_vec();
-    argv.push("--slot".into());
-    argv.push(slot.path.to_string_lossy().into_owned());
-    let (spawned, stdin, stdout) = match process::spawn_piped(&argv) {
-        Ok(spawned) => spawned,
-        Err(e) => {
-            slot.unlink();
-            return Err(e);
-        }
-    };
+    argv.push("--slot-fd".into());
+    argv.push(slot.fd().to_string());
+    let (spawned, stdin, stdout) = process::spawn_piped(&argv, &[slot.fd()])?;
     let handle = spawned.handle.clone();
     let route: Route = Arc::new(Mutex::new(None));
     let rt = tokio_runtime();
     let _guard = rt.enter();
-    let pipe = Arc::new(tokio::net::unix::pipe::Sender::from_owned_fd(stdin.into())?);
-    let mut reader = tokio::net::unix::pipe::Receiver::from_owned_fd(stdout.into())?;
+    let pipe = Arc::new(tokio::net::unix::pipe::Sender::from_owned_fd(stdin)?);
+    let mut reader = tokio::net::unix::pipe::Receiver::from_owned_fd(stdout)?;
     let writer = WorkerWriter {
         pipe: Arc::clone(&pipe),
         backlog: Arc::new(Mutex::new((VecDeque::new(), false))),
@@ -276,7 +277,7 @@ fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
     });
     let read_route = Arc::clone(&route);
     let read_slot = Arc::clone(&slot);
-    let (exit_tx, exit_rx) = tokio::sync::oneshot::channel::<i32>();
+    let (exit_tx, exit_rx) = tokio::sync::oneshot::channel::<ProcessEnd>();
     rt.spawn(async move {
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
         let mut chunk = vec![0u8; 1 << 16];
@@ -305,19 +306,15 @@ fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
         }
         // The exit is reported by the reader, after the last frame it read: a pod the worker
         // finished just before dying keeps its result.
-        let exit_code = exit_rx.await.unwrap_or(128 + libc::SIGKILL);
+        let end = exit_rx.await.unwrap_or(ProcessEnd::Signaled { signal: libc::SIGKILL, oom_killed: false });
         let running = read_slot.running();
-        read_slot.unlink();
-        deliver(
-            &read_route,
-            vec![WorkerEvent::Exited { worker: id, exit_code, running, at: Instant::now() }],
-        );
+        deliver(&read_route, vec![WorkerEvent::Exited { worker: id, end, running, at: Instant::now() }]);
     });
     rt.spawn(async move {
-        let exit_code = process::wait_for_exit(spawned).await;
+        let end = process::wait_for_exit(spawned).await;
         // An idle worker that died is simply dropped from the pool.
         IDLE.lock().unwrap_or_else(|e| e.into_inner()).retain(|w| w.id != id);
-        let _ = exit_tx.send(exit_code);
+        let _ = exit_tx.send(end);
     });
     Ok(WorkerProc { id, handle, slot, frames: writer, route, loaded: Vec::new(), cancels: Arc::default() })
 }
@@ -432,6 +429,8 @@ pub enum Outcome {
     Finished {
         pod: PodId,
         exit_code: i32,
+        /// How the worker process ended, when the pod ended with it.
+        end: Option<ProcessEnd>,
         log: (Arc<Path>, u64, u64),
         payload: Payload,
         at: Instant,
@@ -692,7 +691,7 @@ impl CallableExecutor {
                     w.reported = true;
                     w.remove(pod);
                     let log = (w.log_path.clone(), log.0, log.1);
-                    out.push(Outcome::Finished { pod, exit_code, log, payload, at });
+                    out.push(Outcome::Finished { pod, exit_code, end: None, log, payload, at });
                     w.next_running(pod, at, &mut out);
                 }
             }
@@ -712,12 +711,12 @@ impl CallableExecutor {
                 }
             }
             WorkerEvent::RespawnDue => {}
-            WorkerEvent::Exited { worker, exit_code, running, at } => {
+            WorkerEvent::Exited { worker, end, running, at } => {
                 if let Some(pos) = self.workers.iter().position(|w| w.proc.id == worker) {
                     let w = self.workers.remove(pos);
                     w.proc.forget_cancels();
                     if !w.reported && !w.dying && running.is_none() {
-                        self.died_early(at, exit_code, &mut out);
+                        self.died_early(at, &end, &mut out);
                     }
                     // Only the pod in the slot was running: pods before it ended with their
                     // reports still in the worker (they run again), pods after it never began.
@@ -726,7 +725,8 @@ impl CallableExecutor {
                             let log = (w.log_path.clone(), 0, 0);
                             out.push(Outcome::Finished {
                                 pod: *pod,
-                                exit_code,
+                                exit_code: end.exit_code(),
+                                end: Some(end.clone()),
                                 log,
                                 payload: Payload::None,
                                 at,
@@ -746,13 +746,16 @@ impl CallableExecutor {
     /// A worker died before it ran a pod: the next one starts after a delay that doubles
     /// with each such death in a row, so a worker that cannot start is not restarted in a
     /// tight loop.
-    fn died_early(&mut self, at: Instant, exit_code: i32, out: &mut Vec<Outcome>) {
+    fn died_early(&mut self, at: Instant, end: &ProcessEnd, out: &mut Vec<Outcome>) {
         self.early_deaths += 1;
         let delay = RESPAWN_DELAY * 2u32.saturating_pow(self.early_deaths.saturating_sub(1).min(8));
         self.respawn_after = Some(at + delay);
         out.push(Outcome::Warning(
             "WorkerDied",
-            format!("a Python worker exited with code {exit_code} before it ran a pod; another starts in {delay:?}"),
+            format!(
+                "a Python worker {} before it ran a pod; another starts in {delay:?}",
+                end.message().unwrap_or_else(|| "exited with code 0".into())
+            ),
         ));
         let route = Arc::clone(&self.route);
         tokio_runtime().spawn(async move {

@@ -192,7 +192,9 @@ def test_a_missing_working_dir_fails_the_callable_pod_naming_the_directory(
     (pod,) = job.pods()
     assert pod.phase == "Failed"
     assert pod.reason == "StartError"
-    assert pod.message is not None and str(missing) in pod.message
+    assert pod.message == (
+        f'failed to change to the working directory "{missing}": No such file or directory (os error 2)'
+    )
     job.delete()
 
 
@@ -354,3 +356,17 @@ def test_command_pods_ignoring_sigterm_are_killed_when_the_grace_period_ends() -
         assert no_pids_left(job.uid) == []
     finally:
         job.delete()
+
+
+def test_a_missing_working_dir_of_a_command_pod_names_the_directory_not_the_program(
+    tmp_path: Path, fast_backoff: Backoff
+) -> None:
+    missing = tmp_path / "nowhere"
+    job = kjob.Job(command=["true"], working_dir=str(missing), backoff_limit=0, **fast_backoff)
+    assert job.run(timeout=60).is_failed
+    (pod,) = job.pods()
+    assert (pod.reason, pod.message) == (
+        "StartError",
+        f'failed to change to the working directory "{missing}": No such file or directory (os error 2)',
+    )
+    job.delete()

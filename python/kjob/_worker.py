@@ -421,9 +421,10 @@ class Worker:
             try:
                 os.chdir(job.cwd)
             except OSError as exc:
+                # Worded as for a command pod (the runtime's WorkingDirError).
                 self._setup_error = (
-                    f"failed to change to the working directory {job.cwd!r}: "
-                    f"{exc.strerror or type(exc).__name__}"
+                    f'failed to change to the working directory "{job.cwd}": '
+                    f"{exc.strerror or type(exc).__name__} (os error {exc.errno})"
                 )
 
     def _run(

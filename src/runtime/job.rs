@@ -755,8 +755,12 @@ fn start_container(st: &mut State, pod_id: PodId, now: Time, shared: &Arc<Shared
             false
         }
         Err(e) => {
-            let message =
-                format!("failed to start {:?}: {e}", request.argv.first().map_or("", String::as_str));
+            let message = if e.get_ref().is_some_and(|inner| inner.is::<super::spawn_raw::WorkingDirError>())
+            {
+                e.to_string()
+            } else {
+                format!("failed to start {:?}: {e}", request.argv.first().map_or("", String::as_str))
+            };
             process::append_to_log(&request.log_path, &format!("kjob: {message}"));
             st.controller.observe(Event::ContainerStartFailed { pod: pod_id, message, at: now });
             true

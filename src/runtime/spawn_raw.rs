@@ -40,6 +40,18 @@ struct ChildArgs {
     keep: Vec<RawFd>,
     cwd: Option<CString>,
     errno: c_int,
+    /// The child failed to change to `cwd` (not to exec the program).
+    cwd_failed: bool,
+}
+
+/// The working directory could not be entered: the error names the directory, not the
+/// program, which never ran.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to change to the working directory {dir:?}: {source}")]
+pub struct WorkingDirError {
+    pub dir: std::path::PathBuf,
+    #[source]
+    pub source: io::Error,
 }
 
 thread_local! {
@@ -115,6 +127,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         }
         if let Some(dir) = &a.cwd {
             if libc::chdir(dir.as_ptr()) != 0 {
+                a.cwd_failed = true;
                 return fail(a);
             }
         }
@@ -223,6 +236,7 @@ pub fn spawn(
         keep: fds.keep.to_vec(),
         cwd: cwd.map(|d| cstr(d.as_os_str().as_bytes())).transpose()?,
         errno: 0,
+        cwd_failed: false,
     };
     let top = stack_top()?;
     let mut pidfd: c_int = -1;
@@ -252,7 +266,12 @@ pub fn spawn(
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     if args.errno != 0 {
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL) };
-        return Err(io::Error::from_raw_os_error(args.errno));
+        let error = io::Error::from_raw_os_error(args.errno);
+        if let (true, Some(dir)) = (args.cwd_failed, cwd) {
+            let kind = error.kind();
+            return Err(io::Error::new(kind, WorkingDirError { dir: dir.to_path_buf(), source: error }));
+        }
+        return Err(error);
     }
     Ok((pid, pidfd))
 }

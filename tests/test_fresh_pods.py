@@ -370,3 +370,26 @@ def test_a_missing_working_dir_of_a_command_pod_names_the_directory_not_the_prog
         f'failed to change to the working directory "{missing}": No such file or directory (os error 2)',
     )
     job.delete()
+
+
+def test_a_callable_pod_is_terminating_until_its_process_is_gone(tmp_path: Path) -> None:
+    # Kubernetes: a deleted pod counts in status.terminating until its containers stopped; it is
+    # not Failed while its process still runs the function.
+    flag = tmp_path / "ready"
+    job = kjob.Job(target=ignores_sigterm, args=[str(flag)], termination_grace_period_seconds=2)
+    job.start()
+    try:
+        _wait_for(flag.exists)
+        pid = job.pods()[0].pid
+        assert pid is not None
+        job.suspend()
+        _wait_for(lambda: job.status.terminating == 1)
+        time.sleep(0.3)
+        assert _alive(pid)
+        assert job.pods()[0].phase == "Running"
+        _wait_for(lambda: not _alive(pid), timeout=5)
+        _wait_for(lambda: job.pods()[0].phase == "Failed")
+        assert job.pods()[0].exit_code == 137
+        assert job.status.terminating == 0
+    finally:
+        job.delete()

@@ -742,11 +742,8 @@ class Job:
                 hint = "results(partial=True) gives the values of the pods that succeeded"
                 raise JobFailedError(f"{message}\n({hint})", status, failed)
         indexed = self._spec["completion_mode"] == "Indexed"
-        values = self._native.results(pickle.loads, indexed)
-        if isinstance(values, dict):
-            # Pods finish in any order; a dict by index reads (and prints) best in index order.
-            return dict(sorted(values.items()))
-        return values
+        # Indexed: a dict in index order (the extension sorts it).
+        return self._native.results(pickle.loads, indexed)
 
     def pods(self) -> list[Pod]:
         """Every pod the Job has created, oldest first; empty once the Job is deleted (by

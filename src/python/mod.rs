@@ -118,7 +118,7 @@ impl NativeJob {
         self.inner.set_callable(config).map_err(|e| BindingError::from(e).into())
     }
 
-    /// The return values of the succeeded callable pods: `{index: value}` when `indexed`
+    /// The return values of the succeeded callable pods: `{index: value}` in index order when `indexed`
     /// (pods without an index left out), else a list in completion order. Values are
     /// unpickled with `loads` once the Job's lock is released (unpickling may run user code).
     fn results<'py>(
@@ -127,8 +127,11 @@ impl NativeJob {
         loads: Bound<'py, PyAny>,
         indexed: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let pickled = self.inner.visit_results(|index, bytes| (index, pyo3::types::PyBytes::new(py, bytes)));
+        let mut pickled =
+            self.inner.visit_results(|index, bytes| (index, pyo3::types::PyBytes::new(py, bytes)));
         if indexed {
+            // Pods finish in any order; a dict by index reads (and prints) best in index order.
+            pickled.sort_unstable_by_key(|(index, _)| *index);
             let dict = PyDict::new(py);
             for (index, bytes) in pickled {
                 if let Some(index) = index {

@@ -393,3 +393,8 @@ def test_a_callable_pod_is_terminating_until_its_process_is_gone(tmp_path: Path)
         assert job.status.terminating == 0
     finally:
         job.delete()
+
+
+def test_reuse_workers_false_with_a_command_is_an_error() -> None:
+    with pytest.raises(ValueError, match=r"^reuse_workers: Forbidden: only a Job with a target callable"):
+        kjob.Job(command="true", reuse_workers=False)

@@ -322,7 +322,12 @@ class Job:
             args = None
         else:
             # These shape the call of a target callable; with a command they would be ignored.
-            for keyword, value in (("kwargs", kwargs), ("max_workers", max_workers)):
+            # reuse_workers counts when changed from its default (True).
+            for keyword, value in (
+                ("kwargs", kwargs),
+                ("max_workers", max_workers),
+                ("reuse_workers", None if reuse_workers is True else reuse_workers),
+            ):
                 if value is not None:
                     raise ValueError(
                         f"{keyword}: Forbidden: only a Job with a target callable uses {keyword}; "

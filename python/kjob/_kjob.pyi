@@ -4,7 +4,16 @@ from typing import Any, Callable, final
 
 from typing_extensions import Self
 
-__all__ = ["ChangeFeed", "KjobError", "NativeJob", "kill_all_jobs", "set_session_token"]
+__all__ = [
+    "ChangeFeed",
+    "KjobError",
+    "NativeJob",
+    "after_fork_in_child",
+    "after_fork_in_parent",
+    "before_fork",
+    "kill_all_jobs",
+    "set_session_token",
+]
 
 class KjobError(Exception):
     """Base class of kjob's own errors."""
@@ -44,9 +53,15 @@ class NativeJob:
     def started(self) -> bool: ...
     @property
     def deleted(self) -> bool: ...
+    @property
+    def forked(self) -> bool:
+        """Whether the Job was made by the parent of a fork (every other call then raises)."""
     def spec(self) -> dict[str, Any]: ...
     def status(self) -> dict[str, Any]: ...
     def pods(self) -> list[dict[str, Any]]: ...
 
 def kill_all_jobs() -> None: ...
 def set_session_token(token: str) -> None: ...
+def before_fork() -> None: ...
+def after_fork_in_parent() -> None: ...
+def after_fork_in_child() -> None: ...

@@ -3,10 +3,18 @@ even by SIGKILL (when no Python code of its can run).
 
 kjob starts one shepherd per interpreter, in its own process group, with a pipe on its stdin
 whose only write end the interpreter holds. Every pod and worker process carries the
-session's random token in ``KJOB_SESSION``. When the pipe reaches end of file (the owner exited,
-however it exited), the shepherd sends SIGKILL to every process that carries the token, which
-also reaches descendants that left their pod's process group, then removes the private log
-folders of the session's Jobs that are still there, and exits.
+session's random token in ``KJOB_SESSION``, and in ``KJOB_OWNERS`` the tokens and Job UIDs of
+every session and Job enclosing it (a pod that runs kjob itself starts processes with its own
+markers). When the pipe reaches end of file (the owner exited, however it exited), the
+shepherd sends SIGKILL to every process that carries the token in either variable, which also
+reaches descendants that left their pod's process group and the processes of nested Jobs at
+any depth. It then waits (up to ``SHEPHERD_WAIT`` seconds) for the shepherds of nested
+interpreters to finish their own clean-up, removes the private log folders of the session's
+Jobs that are still there, and exits.
+
+A shepherd carries none of those markers itself, so that an outer sweep leaves it alive to
+remove its folders once its interpreter is dead; instead ``KJOB_SHEPHERD_FOR`` lists the
+owners of the interpreter it watches, and outer sweeps wait for it to end.
 
 The interpreter names those folders on the pipe, a line each: ``+PATH`` when a Job that owns
 one starts, ``-PATH`` once the Job removed it. Paths are UTF-8 with backslash escapes
@@ -21,10 +29,39 @@ import os
 import shutil
 import signal
 import sys
+import time
+
+JOB_UID_ENV = "KJOB_JOB_UID"
+SESSION_ENV = "KJOB_SESSION"
+OWNERS_ENV = "KJOB_OWNERS"
+SHEPHERD_ENV = "KJOB_SHEPHERD_FOR"
+#: The variables a shepherd must not inherit from its interpreter.
+MARKERS = (JOB_UID_ENV, SESSION_ENV, OWNERS_ENV, SHEPHERD_ENV)
+#: How long a shepherd waits for the shepherds of nested interpreters.
+SHEPHERD_WAIT = 5.0
 
 
-def session_processes(token: str) -> list[int]:
-    marker = f"KJOB_SESSION={token}".encode()
+def owners_of(environ: dict[str, str]) -> list[str]:
+    """The sessions and Jobs a process with this environment belongs to, outermost first."""
+    owners: list[str] = []
+    for value in [*environ.get(OWNERS_ENV, "").split(","), environ.get(JOB_UID_ENV, ""),
+                  environ.get(SESSION_ENV, "")]:
+        if value and value not in owners:
+            owners.append(value)
+    return owners
+
+
+def _marks(environ: bytes) -> dict[bytes, bytes]:
+    marks = {}
+    for var in environ.split(b"\0"):
+        if var.startswith(b"KJOB_"):
+            name, _, value = var.partition(b"=")
+            marks[name] = value
+    return marks
+
+
+def _processes() -> list[tuple[int, dict[bytes, bytes]]]:
+    """Every other process with the kjob variables of its environment."""
     me = os.getpid()
     found = []
     for name in os.listdir("/proc"):
@@ -35,9 +72,36 @@ def session_processes(token: str) -> list[int]:
                 environ = f.read()
         except OSError:
             continue
-        if marker in environ.split(b"\0"):
-            found.append(int(name))
+        found.append((int(name), _marks(environ)))
     return found
+
+
+def session_processes(token: str) -> list[int]:
+    """The processes that belong to the session, directly or through nested Jobs."""
+    owner = token.encode()
+    return [
+        pid
+        for pid, marks in _processes()
+        if marks.get(SESSION_ENV.encode()) == owner
+        or owner in marks.get(OWNERS_ENV.encode(), b"").split(b",")
+    ]
+
+
+def nested_shepherds(token: str) -> list[int]:
+    """The shepherds of interpreters that ran inside this session's pods."""
+    owner = token.encode()
+    return [pid for pid, marks in _processes() if owner in marks.get(SHEPHERD_ENV.encode(), b"").split(b",")]
+
+
+def is_alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    state = stat[stat.rfind(b")") + 2:][:1]
+    return state not in (b"Z", b"X")
 
 
 def encode_path(path: str) -> bytes:
@@ -91,6 +155,12 @@ def main() -> None:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+    # Nested interpreters' shepherds remove their folders once their interpreter is dead.
+    shepherds = nested_shepherds(token)
+    deadline = time.monotonic() + SHEPHERD_WAIT
+    while shepherds and time.monotonic() < deadline:
+        time.sleep(0.002)
+        shepherds = [pid for pid in shepherds if is_alive(pid)]
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -104,7 +104,7 @@ def test_nested_depth_two_command_pods_die_with_the_outer_job(tmp_path: Path) ->
     outer = kjob.Job(name="outer", target=nested_pod, args=(str(report), 1))
     outer.start()
     reports = wait_for_reports(report, 3)
-    assert sorted(r["level"] for r in reports) == [0, 1, 2]
+    assert sorted(int(str(r["level"])) for r in reports) == [0, 1, 2]
     outer.delete()
     for r in reports:
         assert no_pids_left(str(r["uid"]), 2) == []

@@ -649,7 +649,7 @@ class _Shepherd:
             owners = [*_shepherd_script.owners_of(dict(os.environ)), self.token]
             env[_shepherd_script.SHEPHERD_ENV] = ",".join(owners)
             self.process = subprocess.Popen(
-                [sys.executable, "-S", str(script), self.token],
+                [sys.executable, "-S", str(script), self.token, str(os.getpid())],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

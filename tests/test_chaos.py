@@ -230,7 +230,7 @@ def forking_program(rng: random.Random) -> tuple[str, tuple[str, ...]]:
     shape = "target=time.sleep, args=(0.4,)" if callable_pods else 'command="sleep 0.4"'
     program = "ACTIONS = " + repr(FORK_ACTIONS) + "\n" + FORKING.format(
         shape=shape, delay=rng.uniform(0.0, 0.2), actions=actions,
-        callable="sorted(job.results())" if callable_pods else "[]",
+        callable="job.results()" if callable_pods else "[]",
     )
     results = [None] * 4 if callable_pods else []
     return program, (f"children {[0] * len(actions)}", f"parent 4 0 {results}")

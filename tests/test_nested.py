@@ -210,3 +210,21 @@ def test_nested_callable_job_workers_die_with_the_outer_job(tmp_path: Path) -> N
     while pids_owned_by(outer.uid) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert pids_owned_by(outer.uid) == []
+
+
+def inner_and_return() -> int:
+    """A callable pod that runs a short nested Job and returns: its worker (with the shepherd
+    of its kjob session) lives on in the pool."""
+    job = kjob.Job(name="inner", command=["true"])
+    job.run(timeout=20)
+    job.delete()
+    return 1
+
+
+def test_nested_outer_job_is_deleted_at_once_while_a_worker_that_ran_kjob_lives_on() -> None:
+    outer = kjob.Job(name="outer", target=inner_and_return)
+    assert outer.run(timeout=30).succeeded == 1
+    started = time.monotonic()
+    outer.delete()
+    # The sweep must not wait for the shepherd of a live worker (it would wait 5 s).
+    assert time.monotonic() - started < 2

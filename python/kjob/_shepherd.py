@@ -93,10 +93,26 @@ def session_processes(token: str) -> list[int]:
     ]
 
 
-def nested_shepherds(token: str) -> list[int]:
-    """The shepherds of interpreters that ran inside this session's pods."""
+def nested_shepherds(token: str, killed: set[int]) -> list[int]:
+    """The shepherds of interpreters that ran inside this session's pods and are dead or
+    were just killed (a shepherd whose interpreter lives on is not waited for)."""
     owner = token.encode()
-    return [pid for pid, marks in _processes() if owner in marks.get(SHEPHERD_ENV.encode(), b"").split(b",")]
+    found = []
+    for pid, marks in _processes():
+        if owner in marks.get(SHEPHERD_ENV.encode(), b"").split(b","):
+            watched = shepherd_owner(pid)
+            if watched is None or watched in killed or not is_alive(watched):
+                found.append(pid)
+    return found
+
+
+def shepherd_owner(pid: int) -> int | None:
+    """The interpreter a shepherd watches (the last argument of its command line)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return int(f.read().rstrip(b"\0").rsplit(b"\0", 1)[-1])
+    except (OSError, ValueError):
+        return None
 
 
 def is_alive(pid: int) -> bool:
@@ -168,17 +184,19 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     folders = read_folders(0)
     # Processes may fork while we kill: repeat until none is left (bounded).
+    killed: set[int] = set()
     for _ in range(10):
         pids = session_processes(token)
         if not pids:
             break
+        killed.update(pids)
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
     # Nested interpreters' shepherds remove their folders once their interpreter is dead.
-    shepherds = nested_shepherds(token)
+    shepherds = nested_shepherds(token, killed)
     deadline = time.monotonic() + SHEPHERD_WAIT
     while shepherds and time.monotonic() < deadline:
         time.sleep(0.002)

@@ -192,10 +192,11 @@ const SHEPHERD_WAIT: Duration = Duration::from_secs(5);
 /// group (a `setsid` daemon) are found this way, and so are the pods and workers of Jobs
 /// nested in its pods at any depth. Then it waits (up to `SHEPHERD_WAIT`) for the shepherds
 /// of the nested interpreters to end: they remove those Jobs' private log folders once their
-/// interpreter is dead. Returns how many processes were signalled.
+/// interpreter is dead. A shepherd whose interpreter lives on (an idle worker that once ran a
+/// nested Job) is not waited for. Returns how many processes were signalled.
 pub fn sweep(uid: &str) -> usize {
     let owner = uid.as_bytes();
-    let mut killed = 0;
+    let mut killed = Vec::new();
     let mut shepherds = Vec::new();
     each_process(|pid, environ| {
         let marks = Marks::parse(environ);
@@ -204,11 +205,12 @@ pub fn sweep(uid: &str) -> usize {
             unsafe {
                 libc::kill(pid as i32, libc::SIGKILL);
             }
-            killed += 1;
+            killed.push(pid);
         } else if listed(marks.shepherd_for, owner) {
             shepherds.push(pid);
         }
     });
+    shepherds.retain(|pid| shepherd_owner(*pid).is_none_or(|o| killed.contains(&o) || !is_alive(o)));
     let deadline = Instant::now() + SHEPHERD_WAIT;
     while !shepherds.is_empty() && Instant::now() < deadline {
         shepherds.retain(|pid| is_alive(*pid));
@@ -216,7 +218,14 @@ pub fn sweep(uid: &str) -> usize {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    killed
+    killed.len()
+}
+
+/// The interpreter a shepherd watches: the last argument of `_shepherd.py TOKEN PID`.
+fn shepherd_owner(pid: u32) -> Option<u32> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let last = cmdline.strip_suffix(b"\0").unwrap_or(&cmdline).rsplit(|b| *b == 0).next()?;
+    std::str::from_utf8(last).ok()?.parse().ok()
 }
 
 /// Whether `pid` exists and is not a zombie.

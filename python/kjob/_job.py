@@ -203,12 +203,15 @@ def _first_set(*values: float | None) -> float:
 
 def _finalize(native: NativeJob, log_dir: str | None, name: str) -> None:
     """Runs when a Job object is garbage-collected, at interpreter exit, or by ``delete()``:
-    its pods are deleted in the background and a private log folder is removed.
+    its pods are deleted in the background and a private log folder is removed. In a forked
+    child the Job (and its folder) is the parent's: nothing is done.
 
     A Job dropped while it still runs is killed with a ``ResourceWarning``, as
     ``subprocess.Popen`` warns of a child still running when it is collected: otherwise the
     lost work would be silent. Not at interpreter exit (every Job ends then, by design), and
     not for a Job that finished or was deleted."""
+    if native.forked:
+        return
     running = False
     if not _exit.started and native.started and not native.deleted:
         running = not any(c["type"] in ("Complete", "Failed") and c["status"] == "True"
@@ -859,14 +862,40 @@ class _Shepherd:
             if self.process is not None and self.process.poll() is None:
                 return
             script = Path(__file__).with_name("_shepherd.py")
+            # Without this interpreter's markers (when it is itself a pod): the sweeps of the
+            # Jobs and sessions enclosing it must let the shepherd live to remove its folders.
+            env = {k: v for k, v in os.environ.items() if k not in _shepherd_script.MARKERS}
+            owners = [*_shepherd_script.owners_of(dict(os.environ)), self.token]
+            env[_shepherd_script.SHEPHERD_ENV] = ",".join(owners)
             self.process = subprocess.Popen(
-                [sys.executable, "-S", str(script), self.token],
+                [sys.executable, "-S", str(script), self.token, str(os.getpid())],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
+                env=env,
             )
             _kjob.set_session_token(self.token)
+
+    def after_fork_in_child(self) -> None:
+        """A forked child is a session of its own: it closes its copy of the pipe to the
+        parent's shepherd (which must see end of file when the parent dies) and starts its
+        own shepherd, with a new token, when it first starts a Job."""
+        self.lock = threading.Lock()  # another thread may have held it at the fork
+        process, self.process = self.process, None
+        self.token = secrets.token_hex(16)
+        if process is not None:
+            if process.stdin is not None:
+                # Closed without a flush: bytes a thread left half-written at the fork belong
+                # to the parent, not to this process.
+                stdin = process.stdin
+                process.stdin = None
+                if isinstance(stdin, io.BufferedWriter):
+                    stdin.detach().close()
+                else:
+                    os.close(stdin.fileno())
+            # Not this process's child: never waited for, never signalled here.
+            process.returncode = 0
 
     def own(self, folder: str) -> None:
         """The shepherd removes this folder if the interpreter dies first."""
@@ -897,6 +926,20 @@ class _Shepherd:
 
 
 _shepherd = _Shepherd()
+
+
+def _after_fork_in_child() -> None:
+    _kjob.after_fork_in_child()
+    _shepherd.after_fork_in_child()
+
+
+# A forked child never touches its parent's Jobs, pods or workers (see src/runtime/fork.rs);
+# kjob works in it with a runtime and a shepherd of its own.
+os.register_at_fork(
+    before=_kjob.before_fork,
+    after_in_parent=_kjob.after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 # At interpreter exit every pod of every Job is killed at once (SIGKILL): the grace period of
 # a normal delete would hold the interpreter up. Then the shepherd sweeps the rest.

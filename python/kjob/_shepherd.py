@@ -3,16 +3,29 @@ even by SIGKILL (when no Python code of its can run).
 
 kjob starts one shepherd per interpreter, in its own process group, with a pipe on its stdin
 whose only write end the interpreter holds. Every pod and worker process carries the
-session's random token in ``KJOB_SESSION``. When the pipe reaches end of file (the owner exited,
-however it exited), the shepherd sends SIGKILL to every process that carries the token, which
-also reaches descendants that left their pod's process group, then removes the private log
-folders of the session's Jobs that are still there, and exits.
+session's random token in ``KJOB_SESSION``, and in ``KJOB_OWNERS`` the tokens and Job UIDs of
+every session and Job enclosing it (a pod that runs kjob itself starts processes with its own
+markers). When the pipe reaches end of file (the owner exited, however it exited), the
+shepherd sends SIGKILL to every process that carries the token in either variable, which also
+reaches descendants that left their pod's process group and the processes of nested Jobs at
+any depth. It then waits (up to ``SHEPHERD_WAIT`` seconds) for the shepherds of nested
+interpreters to finish their own clean-up, removes the private log folders of the session's
+Jobs that are still there, and exits.
+
+A shepherd carries none of those markers itself, so that an outer sweep leaves it alive to
+remove its folders once its interpreter is dead; instead ``KJOB_SHEPHERD_FOR`` lists the
+owners of the interpreter it watches, and outer sweeps wait for it to end.
 
 The interpreter names those folders on the pipe, a line each: ``+PATH`` when a Job that owns
 one starts, ``-PATH`` once the Job removed it. Paths are UTF-8 with backslash escapes
 (``\\``, ``\n``), so any folder name fits on a line.
 
-Run as ``python -S _shepherd.py TOKEN``: it needs nothing but the standard library.
+The worker slot files of the interpreter (``kjob-slot-PID-*`` in /dev/shm or the temporary
+folder, see ``src/runtime/workers.rs``) are removed too: a worker killed before it started
+leaves its slot behind, and nothing else of the interpreter's is left to remove it.
+
+Run as ``python -S _shepherd.py TOKEN PID`` (PID: the interpreter's): it needs nothing but the
+standard library.
 """
 
 from __future__ import annotations
@@ -21,10 +34,40 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
+import time
+
+JOB_UID_ENV = "KJOB_JOB_UID"
+SESSION_ENV = "KJOB_SESSION"
+OWNERS_ENV = "KJOB_OWNERS"
+SHEPHERD_ENV = "KJOB_SHEPHERD_FOR"
+#: The variables a shepherd must not inherit from its interpreter.
+MARKERS = (JOB_UID_ENV, SESSION_ENV, OWNERS_ENV, SHEPHERD_ENV)
+#: How long a shepherd waits for the shepherds of nested interpreters.
+SHEPHERD_WAIT = 5.0
 
 
-def session_processes(token: str) -> list[int]:
-    marker = f"KJOB_SESSION={token}".encode()
+def owners_of(environ: dict[str, str]) -> list[str]:
+    """The sessions and Jobs a process with this environment belongs to, outermost first."""
+    owners: list[str] = []
+    for value in [*environ.get(OWNERS_ENV, "").split(","), environ.get(JOB_UID_ENV, ""),
+                  environ.get(SESSION_ENV, "")]:
+        if value and value not in owners:
+            owners.append(value)
+    return owners
+
+
+def _marks(environ: bytes) -> dict[bytes, bytes]:
+    marks = {}
+    for var in environ.split(b"\0"):
+        if var.startswith(b"KJOB_"):
+            name, _, value = var.partition(b"=")
+            marks[name] = value
+    return marks
+
+
+def _processes() -> list[tuple[int, dict[bytes, bytes]]]:
+    """Every other process with the kjob variables of its environment."""
     me = os.getpid()
     found = []
     for name in os.listdir("/proc"):
@@ -35,9 +78,52 @@ def session_processes(token: str) -> list[int]:
                 environ = f.read()
         except OSError:
             continue
-        if marker in environ.split(b"\0"):
-            found.append(int(name))
+        found.append((int(name), _marks(environ)))
     return found
+
+
+def session_processes(token: str) -> list[int]:
+    """The processes that belong to the session, directly or through nested Jobs."""
+    owner = token.encode()
+    return [
+        pid
+        for pid, marks in _processes()
+        if marks.get(SESSION_ENV.encode()) == owner
+        or owner in marks.get(OWNERS_ENV.encode(), b"").split(b",")
+    ]
+
+
+def nested_shepherds(token: str, killed: set[int]) -> list[int]:
+    """The shepherds of interpreters that ran inside this session's pods and are dead or
+    were just killed (a shepherd whose interpreter lives on is not waited for)."""
+    owner = token.encode()
+    found = []
+    for pid, marks in _processes():
+        if owner in marks.get(SHEPHERD_ENV.encode(), b"").split(b","):
+            watched = shepherd_owner(pid)
+            if watched is None or watched in killed or not is_alive(watched):
+                found.append(pid)
+    return found
+
+
+def shepherd_owner(pid: int) -> int | None:
+    """The interpreter a shepherd watches (the last argument of its command line)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return int(f.read().rstrip(b"\0").rsplit(b"\0", 1)[-1])
+    except (OSError, ValueError):
+        return None
+
+
+def is_alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    state = stat[stat.rfind(b")") + 2:][:1]
+    return state not in (b"Z", b"X")
 
 
 def encode_path(path: str) -> bytes:
@@ -76,23 +162,49 @@ def read_folders(fd: int) -> set[str]:
                 folders.discard(decode_path(line[1:]))
 
 
+def remove_slots(owner_pid: int) -> None:
+    """The worker slot files of the dead interpreter ``owner_pid``."""
+    for folder in ("/dev/shm", tempfile.gettempdir()):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(f"kjob-slot-{owner_pid}-"):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                except OSError:
+                    pass
+
+
 def main() -> None:
     token = sys.argv[1]
+    owner_pid = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     # Terminal signals are for the user's process, not for its watchdog.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     folders = read_folders(0)
     # Processes may fork while we kill: repeat until none is left (bounded).
+    killed: set[int] = set()
     for _ in range(10):
         pids = session_processes(token)
         if not pids:
             break
+        killed.update(pids)
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+    # Nested interpreters' shepherds remove their folders once their interpreter is dead.
+    shepherds = nested_shepherds(token, killed)
+    deadline = time.monotonic() + SHEPHERD_WAIT
+    while shepherds and time.monotonic() < deadline:
+        time.sleep(0.002)
+        shepherds = [pid for pid in shepherds if is_alive(pid)]
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
+    if owner_pid > 0:
+        remove_slots(owner_pid)
 
 
 if __name__ == "__main__":

@@ -580,9 +580,9 @@ class _TrackedEnviron(dict):  # type: ignore[type-arg]
 # os.environ's own bytes mapping (POSIX), kept in step with the C environment by hand; a
 # _TrackedEnviron once main() has run.
 _environ_data: Any = None
-# Variables of the worker's own that every Job's environment keeps (the session marker the
-# shepherd finds the worker by).
-_MARKERS = (b"KJOB_SESSION",)
+# Variables of the worker's own that every Job's environment keeps: the markers the shepherd
+# and the sweeps of enclosing Jobs find the worker's processes by (see _shepherd.py).
+_MARKERS = (b"KJOB_SESSION", b"KJOB_OWNERS")
 _worker_markers: dict[bytes, bytes] = {}
 
 

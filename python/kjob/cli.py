@@ -1,16 +1,22 @@
 """``kjob``: run Kubernetes Job manifests on this machine, in the spirit of kubectl.
 
 Exit codes: 0 the Job completed (or the input is valid), 1 it failed or timed out, 2 invalid
-input, 130 interrupted (Ctrl-C deletes the Job first, so nothing is left running).
+input, 130 interrupted (Ctrl-C deletes the Job first, so nothing is left running), 128 + the
+signal's number after SIGTERM (143) or SIGHUP (129), which clean up the same way, and 141
+(128 + SIGPIPE) when the reader of the output went away (``kjob run --logs | head -1``):
+the Job is deleted quietly, as a command killed by SIGPIPE would print nothing either.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -32,6 +38,7 @@ EXIT_COMPLETE = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 # How often pod logs are read while --logs follows them (log writes wake no watcher).
 _LOG_POLL_SECONDS = 0.1
@@ -41,6 +48,43 @@ _CLOCK_SECONDS = 0.5
 
 class InvalidInput(Exception):
     """Input kjob refuses: printed as ``error: ...``, exit status 2."""
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: like Ctrl-C, the Job is deleted and kjob exits with
+    ``128 + signal``. A BaseException, so that no ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+def _say(line: str) -> None:
+    """A message on stderr, which may be gone (a closed terminal, a closed pipe)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def _quiet_closed_pipes() -> None:
+    """After a write to a closed pipe: what is still buffered for stdout and stderr could
+    only fail again when the interpreter flushes them at exit (with a traceback of its own),
+    so each of them whose reader is gone writes to /dev/null from now on."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
 
 
 def _invalid_message(where: str, manifest: Any, error: Exception) -> str:
@@ -269,6 +313,13 @@ def _run_job(job: Job, args: argparse.Namespace) -> int:
         print(f"\ninterrupted: deleting job.batch/{job.name}", file=sys.stderr, flush=True)
         job.delete()
         return EXIT_INTERRUPTED
+    except Terminated as e:
+        # Further SIGTERMs and SIGHUPs would only cut the clean-up short.
+        for signum in _CLEAN_UP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        _say(f"\n{signal.Signals(e.signum).name}: deleting job.batch/{job.name}")
+        job.delete()
+        return 128 + e.signum
     finally:
         if not job.is_deleted:
             job.delete()
@@ -533,18 +584,50 @@ def main(argv: list[str] | None = None) -> int:
     # Pod logs go to a folder this command owns and removes at its very end, so that they can
     # still be read after the Job is gone (a ttlSecondsAfterFinished of 0 deletes it at once).
     # A failed Job's folder is kept (and its path printed) for the user to read the logs.
-    own_logs = handler in (_cmd_run, _cmd_create_job) and args.log_dir is None
-    if own_logs:
-        args.log_dir = tempfile.mkdtemp(prefix="kjob-logs-")
+    runs_jobs = handler in (_cmd_run, _cmd_create_job)
+    own_logs = runs_jobs and args.log_dir is None
     args.keep_logs = False
+    previous = _catch_signals() if runs_jobs else {}
     try:
+        if own_logs:
+            args.log_dir = tempfile.mkdtemp(prefix="kjob-logs-")
         return handler(args)
     except InvalidInput as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
+    except Terminated as e:
+        return 128 + e.signum
+    except BrokenPipeError:
+        # The Job (if any) was deleted on the way out; nothing is printed about it.
+        _quiet_closed_pipes()
+        return EXIT_BROKEN_PIPE
     finally:
-        if own_logs and not args.keep_logs:
+        # A signal now would cut the removal of the folder short.
+        for signum in previous:
+            signal.signal(signum, signal.SIG_IGN)
+        if own_logs and args.log_dir is not None and not args.keep_logs:
             shutil.rmtree(args.log_dir, ignore_errors=True)
+        for signum, handler_before in previous.items():
+            signal.signal(signum, handler_before)
+
+
+# A terminal closing (SIGHUP) or a service manager stopping kjob (SIGTERM) must not leave its
+# pods or log folder behind: they are handled as Ctrl-C is.
+_CLEAN_UP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _catch_signals() -> dict[int, Any]:
+    """Turns SIGTERM and SIGHUP into :class:`Terminated`; returns the handlers they had. A
+    signal the caller ignores (``nohup`` ignores SIGHUP) stays ignored. Signal handlers can
+    only be set from the main thread: elsewhere, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous: dict[int, Any] = {}
+    for signum in _CLEAN_UP_SIGNALS:
+        before = signal.getsignal(signum)
+        if before is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, _terminate)
+    return previous
 
 
 if __name__ == "__main__":

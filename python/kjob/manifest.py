@@ -48,6 +48,7 @@ def load_job_manifests(path_or_text: str | Path) -> tuple[list[dict[str, Any]], 
     """Every ``kind: Job`` document of a YAML file or text (other kinds are skipped, as a
     file for ``kubectl apply`` may hold a ConfigMap too), and where they came from."""
     text, where = _read(path_or_text)
+    _check_yaml_depth(text, where)
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as e:
@@ -65,6 +66,24 @@ def load_job_manifests(path_or_text: str | Path) -> tuple[list[dict[str, Any]], 
         found = f" (found kind: {', '.join(kinds)})" if kinds else ""
         raise ValueError(f"{where}: no document of kind Job{found}")
     return [dict(j) for j in jobs], where
+
+
+def _check_yaml_depth(text: str, where: str) -> None:
+    """Refuses YAML nested deeper than MAX_DEPTH before it is loaded: PyYAML builds nodes
+    recursively, and a few hundred levels exhaust Python's stack (``RecursionError``). Its
+    parser is not recursive, so the events are counted first. Syntax errors are left to the
+    load, which reports them."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ValueError(f"{where}: manifest nested too deeply (more than {MAX_DEPTH} levels)")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
 
 
 def load_job_manifest(path_or_text: str | Path) -> tuple[dict[str, Any], str]:

@@ -75,6 +75,7 @@ impl NativeJob {
     }
 
     fn start(&self) -> PyResult<()> {
+        self.live()?;
         self.inner.start().map_err(|e| BindingError::from(e).into())
     }
 
@@ -82,6 +83,7 @@ impl NativeJob {
     /// on timeout; Ctrl-C raises `KeyboardInterrupt` within 50 ms.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        self.live()?;
         let deadline = deadline_after(timeout)?;
         self.block(py, deadline, |job, slice| job.wait_finished(slice))
     }
@@ -90,18 +92,23 @@ impl NativeJob {
     /// period; returns once every process is reaped (or `False` after `timeout`).
     #[pyo3(signature = (timeout=None))]
     fn delete(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        self.live()?;
         self.inner.request_delete();
         let deadline = deadline_after(timeout)?;
         self.block(py, deadline, |job, slice| job.wait_deleted(slice))
     }
 
     /// SIGKILL every pod now and delete the Job (used at interpreter exit).
-    fn kill(&self) {
+    fn kill(&self) -> PyResult<()> {
+        self.live()?;
         self.inner.kill_all();
+        Ok(())
     }
 
-    fn suspend(&self, suspend: bool) {
+    fn suspend(&self, suspend: bool) -> PyResult<()> {
+        self.live()?;
         self.inner.suspend(suspend);
+        Ok(())
     }
 
     /// Makes the pods run a Python callable in worker processes (before `start()`).
@@ -113,6 +120,7 @@ impl NativeJob {
         max_workers: usize,
         reuse_workers: bool,
     ) -> PyResult<()> {
+        self.live()?;
         let config =
             runtime::CallableConfig { worker_argv, init, max_workers: max_workers.max(1), reuse_workers };
         self.inner.set_callable(config).map_err(|e| BindingError::from(e).into())
@@ -127,6 +135,7 @@ impl NativeJob {
         loads: Bound<'py, PyAny>,
         indexed: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        self.live()?;
         let mut pickled =
             self.inner.visit_results(|index, bytes| (index, pyo3::types::PyBytes::new(py, bytes)));
         if indexed {
@@ -149,17 +158,20 @@ impl NativeJob {
     }
 
     fn evict(&self, pod_name: &str) -> PyResult<()> {
+        self.live()?;
         self.inner.evict(pod_name).map_err(|e| BindingError::from(e).into())
     }
 
     #[pyo3(signature = (parallelism=None, completions=None))]
     fn scale(&self, parallelism: Option<i64>, completions: Option<i64>) -> PyResult<()> {
+        self.live()?;
         self.inner.scale(parallelism, completions).map_err(|e| BindingError::from(e).into())
     }
 
     /// `(events numbered since and later, the next number)`: watchers pass the number back.
     #[pyo3(signature = (since=0))]
     fn events<'py>(&self, py: Python<'py>, since: u64) -> PyResult<(Bound<'py, PyList>, u64)> {
+        self.live()?;
         let list = PyList::empty(py);
         let (events, next) = self.inner.events(since);
         for e in events {
@@ -175,22 +187,32 @@ impl NativeJob {
 
     /// A change feed: a file descriptor that becomes readable after each change of the Job.
     fn subscribe(&self) -> PyResult<ChangeFeed> {
+        self.live()?;
         let change = self.inner.subscribe()?;
         Ok(ChangeFeed { change: std::sync::Mutex::new(Some(change)) })
     }
 
     #[getter]
-    fn started(&self) -> bool {
-        self.inner.is_started()
+    fn started(&self) -> PyResult<bool> {
+        self.live()?;
+        Ok(self.inner.is_started())
     }
 
     #[getter]
-    fn deleted(&self) -> bool {
-        self.inner.is_deleted()
+    fn deleted(&self) -> PyResult<bool> {
+        self.live()?;
+        Ok(self.inner.is_deleted())
+    }
+
+    /// Whether the Job was made by the parent of a fork (every other call then raises).
+    #[getter]
+    fn forked(&self) -> bool {
+        self.inner.is_foreign()
     }
 
     /// The defaulted spec, as the controller runs it.
     fn spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.live()?;
         let spec = self.inner.spec();
         let d = PyDict::new(py);
         d.set_item("name", &spec.name)?;
@@ -217,11 +239,13 @@ impl NativeJob {
     }
 
     fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.live()?;
         let status = self.inner.status();
         status_dict(py, &status, |t| epoch_seconds(self.inner.wall_time(t)))
     }
 
     fn pods<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.live()?;
         let list = PyList::empty(py);
         for view in self.inner.pods() {
             list.append(pod_dict(py, &view, |t| epoch_seconds(self.inner.wall_time(t)))?)?;
@@ -231,6 +255,11 @@ impl NativeJob {
 }
 
 impl NativeJob {
+    /// Fails in a forked child, whose copy of the parent's Job must not be touched.
+    fn live(&self) -> Result<(), BindingError> {
+        Ok(self.inner.check_process()?)
+    }
+
     /// Blocks in slices with the GIL released, checking for signals between slices.
     fn block(
         &self,
@@ -400,8 +429,33 @@ fn shutdown_workers() -> usize {
     runtime::kill_idle_workers()
 }
 
+/// `os.register_at_fork(before=...)`: holds the runtime's locks across the fork.
+#[pyfunction]
+fn before_fork() {
+    runtime::before_fork();
+}
+
+/// `os.register_at_fork(after_in_parent=...)`.
+#[pyfunction]
+fn after_fork_in_parent() {
+    runtime::after_fork_in_parent();
+}
+
+/// `os.register_at_fork(after_in_child=...)`: the child forgets the parent's runtime, Jobs,
+/// workers and session token; its own are made on first use.
+#[pyfunction]
+fn after_fork_in_child() {
+    runtime::after_fork_in_child();
+}
+
 #[pymodule(gil_used = false)]
 mod _kjob {
+    #[pymodule_export]
+    use super::after_fork_in_child;
+    #[pymodule_export]
+    use super::after_fork_in_parent;
+    #[pymodule_export]
+    use super::before_fork;
     #[pymodule_export]
     use super::kill_all_jobs;
     #[pymodule_export]

@@ -17,6 +17,7 @@ use crate::controller::{
 use crate::status::{JobStatus, Time};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -27,16 +28,75 @@ pub const JOB_UID_ENV: &str = "KJOB_JOB_UID";
 /// Carried by every pod and worker process: the interpreter's session token, which the
 /// shepherd (`python/kjob/_shepherd.py`) looks for when the interpreter dies.
 pub const SESSION_ENV: &str = "KJOB_SESSION";
+/// Carried by every pod and worker process: the Job UIDs and session tokens of its own Job
+/// and session and of every Job and session enclosing them, comma-separated. A pod that runs
+/// kjob itself (a nested Job) starts processes with their own `KJOB_JOB_UID` and
+/// `KJOB_SESSION`; this list keeps the outer ones findable, so an outer Job's sweep and an
+/// outer interpreter's shepherd reach processes at any depth of nesting.
+pub const OWNERS_ENV: &str = "KJOB_OWNERS";
+/// Carried by a shepherd (and only by it, which carries none of the markers above, so that
+/// the sweeps of outer Jobs leave it to finish its work): the owners of the interpreter it
+/// watches. An outer Job's sweep waits for these shepherds to end.
+pub const SHEPHERD_ENV: &str = "KJOB_SHEPHERD_FOR";
 
 static SESSION: Mutex<Option<String>> = Mutex::new(None);
+
+/// Bumped in a forked child: Jobs made in an earlier generation belong to the parent.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// Sets the token every later pod and worker carries in `KJOB_SESSION`.
 pub fn set_session_token(token: &str) {
     *SESSION.lock().unwrap_or_else(|e| e.into_inner()) = Some(token.to_string());
 }
 
-pub(super) fn session_env() -> Option<(String, String)> {
-    SESSION.lock().unwrap_or_else(|e| e.into_inner()).clone().map(|t| (SESSION_ENV.to_string(), t))
+/// The markers of a process this interpreter starts (`job_uid` for a pod, `None` for a
+/// worker, which serves many Jobs): `KJOB_SESSION` and `KJOB_OWNERS`. The enclosing Jobs and
+/// sessions are read from this process's own environment each time, because a worker
+/// interpreter that runs kjob changes its `KJOB_JOB_UID` with every Job it serves.
+pub(super) fn marker_env(job_uid: Option<&str>) -> Vec<(String, String)> {
+    let token = SESSION.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut owners: Vec<String> = Vec::new();
+    let mut add = |value: &str| {
+        if !value.is_empty() && !owners.iter().any(|o| o == value) {
+            owners.push(value.to_string());
+        }
+    };
+    if let Ok(inherited) = std::env::var(OWNERS_ENV) {
+        inherited.split(',').for_each(&mut add);
+    }
+    for name in [JOB_UID_ENV, SESSION_ENV] {
+        if let Ok(value) = std::env::var(name) {
+            add(&value);
+        }
+    }
+    job_uid.into_iter().chain(token.as_deref()).for_each(&mut add);
+    let mut env = vec![(OWNERS_ENV.to_string(), owners.join(","))];
+    if let Some(token) = token {
+        env.push((SESSION_ENV.to_string(), token));
+    }
+    env
+}
+
+/// The locks a forked child needs, held across the fork (see `super::fork`).
+pub(super) struct ForkLocks {
+    registry: MutexGuard<'static, Vec<Weak<Shared>>>,
+    session: MutexGuard<'static, Option<String>>,
+}
+
+impl ForkLocks {
+    pub(super) fn take() -> Self {
+        let registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        let session = SESSION.lock().unwrap_or_else(|e| e.into_inner());
+        Self { registry, session }
+    }
+
+    /// In a forked child: the Jobs are the parent's, and so is the token. The registry's
+    /// entries are leaked rather than dropped (nothing of the parent's is dropped in the child).
+    pub(super) fn forget_parent(mut self) {
+        GENERATION.fetch_add(1, Ordering::SeqCst);
+        std::mem::forget(std::mem::take(&mut *self.registry));
+        *self.session = None;
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +116,11 @@ pub enum RuntimeError {
     NotFound(String),
     #[error("{0}")]
     Invalid(#[from] crate::spec::FieldErrors),
+    #[error(
+        "Job '{name}' belongs to process {pid}, which forked this process: a forked child cannot use \
+         its parent's Jobs (create a new Job in the child)"
+    )]
+    Forked { name: String, pid: u32 },
 }
 
 /// A pod as the user sees it.
@@ -108,8 +173,16 @@ struct State {
     wake_at: Option<Instant>,
     /// The time the actor sleeps toward.
     actor_target: Option<Instant>,
-    /// Escaped descendants were swept after the Job ended.
-    swept: bool,
+    /// Escaped descendants are swept once the Job has ended (see [`Sweep`]).
+    swept: Sweep,
+}
+
+/// The sweep of a Job's escaped descendants: a deleted Job is gone only once it is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sweep {
+    NotYet,
+    Running,
+    Done,
 }
 
 impl State {
@@ -132,6 +205,10 @@ fn actor_target(needs_sync: bool, next_sync: Instant, wake_at: Option<Instant>) 
 
 struct Shared {
     state: Mutex<State>,
+    /// The fork generation (see [`GENERATION`]) and the process the Job was made in.
+    generation: u64,
+    pid: u32,
+    name: String,
     changed: Condvar,
     /// Watchers are woken after every step, not only at the end.
     watchers: Watchers,
@@ -155,11 +232,15 @@ pub struct Job {
 
 impl Job {
     pub fn new(spec: EffectiveSpec, log_dir: PathBuf, owns_log_dir: bool) -> Self {
+        let name = spec.name.clone();
         // Pod names are unique among the live Jobs of the namespace, not only within this one.
         let names = super::pod_names::JobNames::new(&spec.namespace);
         let mut controller = Controller::new(spec);
         controller.set_name_claim(Box::new(move |name| names.claim(name)));
         let shared = Arc::new(Shared {
+            generation: GENERATION.load(Ordering::SeqCst),
+            pid: std::process::id(),
+            name,
             state: Mutex::new(State {
                 controller,
                 log_dir,
@@ -175,7 +256,7 @@ impl Job {
                 next_sync: Instant::now(),
                 wake_at: None,
                 actor_target: None,
-                swept: false,
+                swept: Sweep::NotYet,
             }),
             changed: Condvar::new(),
             watchers: Watchers::default(),
@@ -186,6 +267,21 @@ impl Job {
         registry.retain(|w| w.strong_count() > 0);
         registry.push(Arc::downgrade(&shared));
         Self { shared }
+    }
+
+    /// Fails in a forked child: the Job is the parent's. Every entry point of the bindings
+    /// asks this first, before any lock (the parent's runtime thread may have held one when it
+    /// forked, and nothing in the child would ever release it).
+    pub fn check_process(&self) -> Result<(), RuntimeError> {
+        if self.is_foreign() {
+            return Err(RuntimeError::Forked { name: self.shared.name.clone(), pid: self.shared.pid });
+        }
+        Ok(())
+    }
+
+    /// Whether the Job was made by the parent of a fork.
+    pub fn is_foreign(&self) -> bool {
+        self.shared.generation != GENERATION.load(Ordering::SeqCst)
     }
 
     pub fn spec(&self) -> EffectiveSpec {
@@ -389,6 +485,13 @@ impl Job {
 
 impl Drop for Job {
     fn drop(&mut self) {
+        if self.is_foreign() {
+            // The parent's Job, dropped in a forked child: its state is leaked, not dropped
+            // (dropping its pipes would deregister them from the epoll set shared with the
+            // parent), and nothing is sent to its actor, which does not run here.
+            std::mem::forget(Arc::clone(&self.shared));
+            return;
+        }
         let st = self.shared.lock();
         if st.sender.is_some() && !st.deleted {
             drop(st);
@@ -541,15 +644,23 @@ fn step(shared: &Arc<Shared>, msgs: Vec<Msg>) {
         if let Some(executor) = &mut st.executor {
             executor.release();
         }
-        if !st.swept {
+        if st.swept == Sweep::NotYet {
             // A container's processes end with it: whatever a pod left behind outside its
-            // process group (a daemon that called setsid) goes when the Job ends.
-            st.swept = true;
-            let marker = format!("{JOB_UID_ENV}={}", st.controller.spec().uid);
-            tokio_runtime().spawn_blocking(move || process::kill_marked(&marker));
+            // process group (a daemon that called setsid, the pods of a nested Job) goes
+            // when the Job ends. A deleted Job is gone once that is done.
+            st.swept = Sweep::Running;
+            let uid = st.controller.spec().uid.clone();
+            let weak = Arc::downgrade(shared);
+            tokio_runtime().spawn_blocking(move || {
+                process::sweep(&uid);
+                if let Some(shared) = weak.upgrade() {
+                    shared.lock().swept = Sweep::Done;
+                    step(&shared, vec![Msg::Wake]);
+                }
+            });
         }
     }
-    if st.controller.is_deleting() && settled {
+    if st.controller.is_deleting() && settled && st.swept == Sweep::Done {
         st.deleted = true;
         if st.owns_log_dir {
             let _ = std::fs::remove_dir_all(&st.log_dir);
@@ -734,7 +845,7 @@ fn start_container(st: &mut State, pod_id: PodId, now: Time, shared: &Arc<Shared
     let mut env = container_env(&spec.container, pod.index, &fields);
     let argv = container_argv(&spec.container, &env);
     env.push((JOB_UID_ENV.to_string(), spec.uid.clone()));
-    env.extend(session_env());
+    env.extend(marker_env(Some(&spec.uid)));
     let request = SpawnRequest {
         argv,
         env,

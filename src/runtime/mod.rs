@@ -1,6 +1,7 @@
 //! The runtime: one lazily started tokio runtime per process hosts every Job's actor, the
 //! pod processes' exit watchers and the kill timers.
 
+mod fork;
 mod job;
 mod notify;
 mod pod_names;
@@ -8,33 +9,87 @@ pub mod process;
 mod spawn_raw;
 mod workers;
 
-pub use job::{kill_all_jobs, set_session_token, Job, PodView, RuntimeError, JOB_UID_ENV, SESSION_ENV};
+pub use fork::{after_fork_in_child, after_fork_in_parent, before_fork};
+pub use job::{
+    kill_all_jobs, set_session_token, Job, PodView, RuntimeError, JOB_UID_ENV, OWNERS_ENV, SESSION_ENV,
+};
 pub use notify::ChangeFd;
 pub use workers::{kill_idle_workers, CallableConfig};
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
-/// The shared runtime, built on first use: one thread drives every Job. The work is mostly
-/// waiting, and a single thread saves the wake-ups between threads (and the contention for
-/// a Job's lock) that a multi-threaded scheduler costs on every pod event.
+/// One runtime: its handle and the spinner task that keeps its thread awake between close
+/// steps (see [`stay_awake`]).
+struct Runtime {
+    handle: Handle,
+    spinner: Spinner,
+}
+
+struct Spinner {
+    notify: Arc<Notify>,
+    last_step: Mutex<Option<Instant>>,
+}
+
+/// The current runtime, leaked on purpose: it lives as long as the process. A forked child
+/// starts a new one (see [`fork`]): the parent's, copied by fork without its thread, is
+/// never used again, nor dropped (its epoll descriptor is shared with the parent).
+static RUNTIME: AtomicPtr<Runtime> = AtomicPtr::new(std::ptr::null_mut());
+/// Serialises building the runtime.
+static RUNTIME_INIT: Mutex<()> = Mutex::new(());
+
+fn current() -> &'static Runtime {
+    let ptr = RUNTIME.load(Ordering::Acquire);
+    if !ptr.is_null() {
+        // SAFETY: a non-null pointer always comes from `Box::leak` below and is never freed.
+        return unsafe { &*ptr };
+    }
+    let _guard = RUNTIME_INIT.lock().unwrap_or_else(|e| e.into_inner());
+    let ptr = RUNTIME.load(Ordering::Acquire);
+    if !ptr.is_null() {
+        // SAFETY: as above.
+        return unsafe { &*ptr };
+    }
+    let runtime: &'static Runtime = Box::leak(Box::new(build()));
+    RUNTIME.store(std::ptr::from_ref(runtime).cast_mut(), Ordering::Release);
+    runtime
+}
+
+/// Builds the runtime and its thread: one thread drives every Job. The work is mostly
+/// waiting, and a single thread saves the wake-ups between threads (and the contention for a
+/// Job's lock) that a multi-threaded scheduler costs on every pod event.
+fn build() -> Runtime {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .expect("failed to build the kjob tokio runtime");
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("kjob-runtime".into())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))
+        .expect("failed to start the kjob runtime thread");
+    let notify = Arc::new(Notify::new());
+    let wait = Arc::clone(&notify);
+    handle.spawn(async move {
+        loop {
+            wait.notified().await;
+            let until = Instant::now() + STAY_AWAKE;
+            while Instant::now() < until {
+                // Each yield lets the scheduler poll for I/O without blocking.
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    Runtime { handle, spinner: Spinner { notify, last_step: Mutex::new(None) } }
+}
+
+/// The shared runtime, built on first use.
 pub fn tokio_runtime() -> &'static Handle {
-    static HANDLE: OnceLock<Handle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .expect("failed to build the kjob tokio runtime");
-        let handle = runtime.handle().clone();
-        std::thread::Builder::new()
-            .name("kjob-runtime".into())
-            .spawn(move || runtime.block_on(std::future::pending::<()>()))
-            .expect("failed to start the kjob runtime thread");
-        handle
-    })
+    &current().handle
 }
 
 /// How long the runtime thread keeps polling after a step (see [`stay_awake`]).
@@ -46,29 +101,15 @@ const STAY_AWAKE: Duration = Duration::from_micros(50);
 /// within that, and waking a sleeping thread costs more than the poll. Steps further apart
 /// (slow pods) let it sleep at once.
 pub(crate) fn stay_awake() {
-    struct Spinner {
-        notify: Arc<Notify>,
-        last_step: Mutex<Option<Instant>>,
-    }
-    static SPINNER: OnceLock<Spinner> = OnceLock::new();
-    let spinner = SPINNER.get_or_init(|| {
-        let notify = Arc::new(Notify::new());
-        let wait = Arc::clone(&notify);
-        tokio_runtime().spawn(async move {
-            loop {
-                wait.notified().await;
-                let until = Instant::now() + STAY_AWAKE;
-                while Instant::now() < until {
-                    // Each yield lets the scheduler poll for I/O without blocking.
-                    tokio::task::yield_now().await;
-                }
-            }
-        });
-        Spinner { notify, last_step: Mutex::new(None) }
-    });
+    let spinner = &current().spinner;
     let now = Instant::now();
     let previous = spinner.last_step.lock().unwrap_or_else(|e| e.into_inner()).replace(now);
     if previous.is_some_and(|p| now.duration_since(p) < 2 * STAY_AWAKE) {
         spinner.notify.notify_one();
     }
+}
+
+/// A forked child forgets the parent's runtime (see [`fork`]); the next use builds its own.
+fn forget_runtime() {
+    RUNTIME.store(std::ptr::null_mut(), Ordering::Release);
 }

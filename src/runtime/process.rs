@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use super::job::{JOB_UID_ENV, OWNERS_ENV, SESSION_ENV, SHEPHERD_ENV};
+
 /// Everything needed to start one container process.
 #[derive(Clone, Debug)]
 pub struct SpawnRequest {
@@ -120,7 +122,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 pub fn spawn_piped(argv: &[String], keep: &[RawFd]) -> io::Result<(Spawned, OwnedFd, OwnedFd)> {
     let (stdin_r, stdin_w) = pipe()?;
     let (stdout_r, stdout_w) = pipe()?;
-    let env: Vec<(String, String)> = super::job::session_env().into_iter().collect();
+    let env = super::job::marker_env(None);
     let fds = super::spawn_raw::ChildFds {
         stdin: stdin_r.as_raw_fd(),
         stdout: stdout_w.as_raw_fd(),
@@ -133,28 +135,117 @@ pub fn spawn_piped(argv: &[String], keep: &[RawFd]) -> io::Result<(Spawned, Owne
     Ok((Spawned::new(pid, pidfd), stdin_w, stdout_r))
 }
 
-/// SIGKILLs every process whose environment holds `marker` (`NAME=value`), skipping zombies
-/// and this process. Descendants that left their pod's process group (a `setsid` daemon) are
-/// found this way. Returns how many were signalled.
-pub fn kill_marked(marker: &str) -> usize {
+/// The variables of a process's environment that name what it belongs to.
+struct Marks<'a> {
+    job_uid: Option<&'a [u8]>,
+    session: Option<&'a [u8]>,
+    owners: Option<&'a [u8]>,
+    /// A shepherd's: the owners of the interpreter it watches.
+    shepherd_for: Option<&'a [u8]>,
+}
+
+impl<'a> Marks<'a> {
+    fn parse(environ: &'a [u8]) -> Self {
+        let mut marks = Marks { job_uid: None, session: None, owners: None, shepherd_for: None };
+        for var in environ.split(|b| *b == 0) {
+            if !var.starts_with(b"KJOB_") {
+                continue;
+            }
+            let value = |name: &str| var.strip_prefix(name.as_bytes()).and_then(|v| v.strip_prefix(b"="));
+            if let Some(v) = value(JOB_UID_ENV) {
+                marks.job_uid = Some(v);
+            } else if let Some(v) = value(SESSION_ENV) {
+                marks.session = Some(v);
+            } else if let Some(v) = value(OWNERS_ENV) {
+                marks.owners = Some(v);
+            } else if let Some(v) = value(SHEPHERD_ENV) {
+                marks.shepherd_for = Some(v);
+            }
+        }
+        marks
+    }
+
+    /// Whether the process belongs to `owner` (a Job UID or a session token), directly or
+    /// through nested Jobs.
+    fn belongs_to(&self, owner: &[u8]) -> bool {
+        self.job_uid == Some(owner) || self.session == Some(owner) || listed(self.owners, owner)
+    }
+}
+
+fn listed(list: Option<&[u8]>, owner: &[u8]) -> bool {
+    list.is_some_and(|l| l.split(|b| *b == b',').any(|o| o == owner))
+}
+
+/// Visits every other process's pid and environment.
+fn each_process(mut visit: impl FnMut(u32, &[u8])) {
     let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
-    let mut killed = 0;
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
     for entry in entries.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
         if pid == me {
             continue;
         }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
-        if environ.split(|b| *b == 0).any(|var| var == marker.as_bytes()) {
+        if let Ok(environ) = std::fs::read(entry.path().join("environ")) {
+            visit(pid, &environ);
+        }
+    }
+}
+
+/// How long a Job's sweep waits for the shepherds of nested kjob interpreters to finish.
+const SHEPHERD_WAIT: Duration = Duration::from_secs(5);
+
+/// The sweep when a Job ends: SIGKILLs every process that belongs to the Job `uid` (see
+/// [`Marks::belongs_to`]), skipping this process. Descendants that left their pod's process
+/// group (a `setsid` daemon) are found this way, and so are the pods and workers of Jobs
+/// nested in its pods at any depth. Then it waits (up to `SHEPHERD_WAIT`) for the shepherds
+/// of the nested interpreters to end: they remove those Jobs' private log folders once their
+/// interpreter is dead. A shepherd whose interpreter lives on (an idle worker that once ran a
+/// nested Job) is not waited for. Returns how many processes were signalled.
+pub fn sweep(uid: &str) -> usize {
+    let owner = uid.as_bytes();
+    let mut killed = Vec::new();
+    let mut shepherds = Vec::new();
+    each_process(|pid, environ| {
+        let marks = Marks::parse(environ);
+        if marks.belongs_to(owner) {
             // SAFETY: plain signal to a pid that carries this Job's marker.
             unsafe {
                 libc::kill(pid as i32, libc::SIGKILL);
             }
-            killed += 1;
+            killed.push(pid);
+        } else if listed(marks.shepherd_for, owner) {
+            shepherds.push(pid);
+        }
+    });
+    shepherds.retain(|pid| shepherd_owner(*pid).is_none_or(|o| killed.contains(&o) || !is_alive(o)));
+    let deadline = Instant::now() + SHEPHERD_WAIT;
+    while !shepherds.is_empty() && Instant::now() < deadline {
+        shepherds.retain(|pid| is_alive(*pid));
+        if !shepherds.is_empty() {
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
-    killed
+    killed.len()
+}
+
+/// The interpreter a shepherd watches: the last argument of `_shepherd.py TOKEN PID`.
+fn shepherd_owner(pid: u32) -> Option<u32> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let last = cmdline.strip_suffix(b"\0").unwrap_or(&cmdline).rsplit(|b| *b == 0).next()?;
+    std::str::from_utf8(last).ok()?.parse().ok()
+}
+
+/// Whether `pid` exists and is not a zombie.
+fn is_alive(pid: u32) -> bool {
+    match std::fs::read(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold any byte.
+        Ok(stat) => stat
+            .iter()
+            .rposition(|b| *b == b')')
+            .and_then(|i| stat.get(i + 2))
+            .is_some_and(|state| *state != b'Z' && *state != b'X'),
+        Err(_) => false,
+    }
 }
 
 /// Appends a line to a pod's log, for failures that happen before the process could.

@@ -215,6 +215,22 @@ static IDLE: Mutex<Vec<WorkerProc>> = Mutex::new(Vec::new());
 static NEXT_WORKER: AtomicU64 = AtomicU64::new(1);
 static NEXT_JOB_KEY: AtomicU32 = AtomicU32::new(1);
 
+/// The pool's lock held across a fork (see `super::fork`).
+pub(super) struct IdleGuard(std::sync::MutexGuard<'static, Vec<WorkerProc>>);
+
+impl IdleGuard {
+    pub(super) fn take() -> Self {
+        Self(IDLE.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// In a forked child: the idle workers are the parent's. They are leaked, not dropped:
+    /// dropping would deregister their pipes from the epoll instance the child shares with
+    /// the parent.
+    pub(super) fn forget_workers(mut self) {
+        std::mem::forget(std::mem::take(&mut *self.0));
+    }
+}
+
 /// Kills every idle worker (interpreter exit, `kjob.shutdown_workers()`). Returns how many.
 pub fn kill_idle_workers() -> usize {
     let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());

@@ -318,6 +318,10 @@ fn validate_container(container: &Container, path: &str, errs: &mut FieldErrors)
     for (i, var) in container.env.iter().enumerate() {
         if var.name.is_empty() {
             errs.push(FieldError::required(format!("{path}.env[{i}].name"), ""));
+        } else {
+            for detail in env_var_name_problems(&var.name) {
+                errs.push(FieldError::invalid_str(format!("{path}.env[{i}].name"), &var.name, detail));
+            }
         }
         no_nul(errs, &format!("{path}.env[{i}].name"), &var.name);
         no_nul(errs, &format!("{path}.env[{i}].value"), var.value.as_deref().unwrap_or(""));
@@ -332,6 +336,33 @@ fn validate_container(container: &Container, path: &str, errs: &mut FieldErrors)
         }
     }
     no_nul(errs, &format!("{path}.workingDir"), container.working_dir.as_deref().unwrap_or(""));
+}
+
+/// Upstream's `IsEnvVarName` (apimachinery `util/validation`), as `validateEnv` applies it
+/// without the `RelaxedEnvironmentVariableValidation` feature: the regex, then the names a
+/// shell would take for a directory change.
+pub(super) const ENV_VAR_NAME_MSG: &str = "a valid environment variable name must consist of alphabetic \
+characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or \
+'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')";
+
+fn env_var_name_problems(name: &str) -> Vec<&'static str> {
+    let mut problems = Vec::new();
+    let valid_first = |c: u8| c.is_ascii_alphabetic() || matches!(c, b'-' | b'.' | b'_');
+    let bytes = name.as_bytes();
+    let matches = bytes.first().is_some_and(|c| valid_first(*c))
+        && bytes[1..].iter().all(|c| valid_first(*c) || c.is_ascii_digit());
+    if !matches {
+        problems.push(ENV_VAR_NAME_MSG);
+    }
+    // Upstream's `hasChDirPrefix`.
+    if name == "." {
+        problems.push("must not be '.'");
+    } else if name == ".." {
+        problems.push("must not be '..'");
+    } else if name.starts_with("..") {
+        problems.push("must not start with '..'");
+    }
+    problems
 }
 
 /// Upstream's `validateEnvVarValueFrom` and `validateObjectFieldSelector`, for the one source
@@ -551,6 +582,36 @@ mod tests {
         )));
         j.spec.template.spec.containers[0].name = "a".repeat(63);
         assert!(errors(&j).is_empty());
+    }
+
+    /// `validateEnv` with `IsEnvVarName` (pkg/apis/core/validation, apimachinery
+    /// util/validation): names are checked against the regex and for directory changes.
+    #[test]
+    fn env_names_are_validated_like_upstream() {
+        for good in ["my.env-name", "MY_ENV.NAME", "MyEnvName1", "_x", "-a", ".a", "a..b"] {
+            assert!(env_var_name_problems(good).is_empty(), "{good}");
+        }
+        assert_eq!(env_var_name_problems("A=B"), vec![ENV_VAR_NAME_MSG]);
+        assert_eq!(env_var_name_problems("1A"), vec![ENV_VAR_NAME_MSG]);
+        assert_eq!(env_var_name_problems("a b"), vec![ENV_VAR_NAME_MSG]);
+        assert_eq!(env_var_name_problems("é"), vec![ENV_VAR_NAME_MSG]);
+        assert_eq!(env_var_name_problems("."), vec!["must not be '.'"]);
+        assert_eq!(env_var_name_problems(".."), vec!["must not be '..'"]);
+        assert_eq!(env_var_name_problems("..a"), vec!["must not start with '..'"]);
+        assert_eq!(env_var_name_problems("../x"), vec![ENV_VAR_NAME_MSG, "must not start with '..'"]);
+        let mut j = job();
+        j.spec.template.spec.containers[0].env.push(EnvVar {
+            name: "A=B".into(),
+            value: Some("c".into()),
+            ..EnvVar::default()
+        });
+        let errs = errors(&j);
+        assert_eq!(
+            errs,
+            vec![format!(
+                "spec.template.spec.containers[0].env[0].name: Invalid value: \"A=B\": {ENV_VAR_NAME_MSG}"
+            )]
+        );
     }
 
     /// `validateEnvVarValueFrom` / `validateObjectFieldSelector` (pkg/apis/core/validation).

@@ -55,8 +55,8 @@ SHAPES = [
     'kjob.Job(name="chaos", target=quick, completions=20000, parallelism=20000, completion_mode="Indexed", '
     "max_workers=2, termination_grace_period_seconds=1)",
     # callable pods running Jobs of their own (nested Jobs), whose pods escape with setsid
-    'kjob.Job(name="chaos", target=nested, completions=2, parallelism=2, max_workers=2, '
-    "termination_grace_period_seconds=1)",
+    'kjob.Job(name="chaos", target=nested, completions=2, parallelism=2, completion_mode="Indexed", '
+    "max_workers=2, termination_grace_period_seconds=1)",
 ]
 
 

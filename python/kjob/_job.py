@@ -485,7 +485,7 @@ class Job:
         if log_dir is None:
             metadata = manifest.get("metadata")
             name = str((metadata.get("name") if isinstance(metadata, dict) else None) or "job")[:40]
-            private_dir = tempfile.mkdtemp(prefix=f"kjob-{name}-")
+            private_dir = _owned_private_dir(name)
             log_dir = private_dir
         try:
             self._native = NativeJob(
@@ -494,6 +494,7 @@ class Job:
         except BaseException:
             if private_dir is not None:
                 shutil.rmtree(private_dir, ignore_errors=True)
+                _shepherd.disown(private_dir)
             raise
         self._log_dir = str(log_dir)
         self._private_log_dir = private_dir
@@ -570,8 +571,6 @@ class Job:
         For a callable Job the target is pickled (with cloudpickle) first: a target that
         cannot be pickled raises ``TypeError`` here, before any pod runs."""
         _shepherd.ensure()
-        if self._private_log_dir is not None and not self._native.started:
-            _shepherd.own(self._private_log_dir)
         if self._callable is not None and not self._native.started:
             indexed = self._spec["completion_mode"] == "Indexed"
             init = self._callable.init_payload(self._name, self._uid, indexed)
@@ -926,6 +925,23 @@ class _Shepherd:
 
 
 _shepherd = _Shepherd()
+
+
+def _owned_private_dir(name: str) -> str:
+    """Makes a private log folder (``kjob-<name>-<random>`` in the temporary folder) that the
+    shepherd owns before it exists: an interpreter killed at any moment (say, a pod running a
+    nested Job, deleted with its outer Job) leaves no folder behind."""
+    _shepherd.ensure()
+    base = tempfile.gettempdir()
+    for _ in range(100):
+        path = os.path.join(base, f"kjob-{name}-{secrets.token_hex(4)}")
+        _shepherd.own(path)
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            _shepherd.disown(path)
+    raise FileExistsError(f"no free name for a log folder kjob-{name}-* in {base}")
 
 
 def _after_fork_in_child() -> None:

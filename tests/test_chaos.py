@@ -280,9 +280,7 @@ def test_no_process_survives_a_kill_path(path: str) -> None:
     [
         "forking",
         "nested",
-        # A host ignoring SIGCHLD gets right statuses once the runtime stops depending on
-        # waitpid (done on another branch of this issue).
-        pytest.param("sigchld-ignored", marks=pytest.mark.xfail(reason="fixed on another branch", strict=False)),
+        "sigchld-ignored",
     ],
 )
 def test_hostile_host_gets_right_statuses_and_leaves_nothing(name: str) -> None:

@@ -17,9 +17,9 @@ os.kill(os.getpid(), signal.SIGTERM)
 """
 
 
-def test_shepherd_removes_the_worker_slots_of_an_interpreter_killed_by_sigterm() -> None:
-    # Workers killed before they start leave their slot file (/dev/shm/kjob-slot-PID-N):
-    # found by the chaos run's file count (sigterm kill path).
+def test_no_worker_slot_file_outlives_an_interpreter_killed_by_sigterm() -> None:
+    # Workers killed before they started used to leave their slot file (/dev/shm/kjob-slot-PID-N),
+    # found by the chaos run's file count (sigterm kill path); slots are unnamed memory now.
     for _ in range(3):
         done = subprocess.run([sys.executable, "-c", HOST], capture_output=True, text=True, timeout=30)
         assert done.returncode == -signal.SIGTERM

@@ -20,12 +20,12 @@ The interpreter names those folders on the pipe, a line each: ``+PATH`` when a J
 one starts, ``-PATH`` once the Job removed it. Paths are UTF-8 with backslash escapes
 (``\\``, ``\n``), so any folder name fits on a line.
 
-The worker slot files of the interpreter (``kjob-slot-PID-*`` in /dev/shm or the temporary
-folder, see ``src/runtime/workers.rs``) are removed too: a worker killed before it started
-leaves its slot behind, and nothing else of the interpreter's is left to remove it.
+(Worker slots are unnamed memory files, see ``src/runtime/workers.rs``: there is nothing of
+them to remove.)
 
-Run as ``python -S _shepherd.py TOKEN PID`` (PID: the interpreter's): it needs nothing but the
-standard library.
+Run as ``python -S _shepherd.py TOKEN PID`` (PID: the interpreter it watches, which outer sweeps
+read to tell a dead nested interpreter's shepherd from a living one's): it needs nothing but
+the standard library.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 
 JOB_UID_ENV = "KJOB_JOB_UID"
@@ -162,24 +161,8 @@ def read_folders(fd: int) -> set[str]:
                 folders.discard(decode_path(line[1:]))
 
 
-def remove_slots(owner_pid: int) -> None:
-    """The worker slot files of the dead interpreter ``owner_pid``."""
-    for folder in ("/dev/shm", tempfile.gettempdir()):
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            continue
-        for name in names:
-            if name.startswith(f"kjob-slot-{owner_pid}-"):
-                try:
-                    os.unlink(os.path.join(folder, name))
-                except OSError:
-                    pass
-
-
 def main() -> None:
     token = sys.argv[1]
-    owner_pid = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     # Terminal signals are for the user's process, not for its watchdog.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     folders = read_folders(0)
@@ -203,8 +186,6 @@ def main() -> None:
         shepherds = [pid for pid in shepherds if is_alive(pid)]
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
-    if owner_pid > 0:
-        remove_slots(owner_pid)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import pids_of_job
+from conftest import pids_of_job, pids_with_variable
 
 # Each path ends the Job's owner in its own way; the child interpreter prints the Job uid first.
 KILL_PATHS = {
@@ -111,19 +111,7 @@ class Round:
 
 def round_processes(mark: str) -> list[int]:
     """Live processes carrying ``CHAOS_ROUND=<mark>``."""
-    needle = f"CHAOS_ROUND={mark}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0") and stat.rsplit(")", 1)[1].split()[0] != "Z":
-            found.append(int(entry.name))
-    return found
+    return pids_with_variable("CHAOS_ROUND", mark)
 
 
 def run_host(name: str, program: str, expect: tuple[str, ...] = ()) -> Round:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import pids_with_variable
+
 KJOB = [sys.executable, "-m", "kjob.cli"]
 
 
@@ -32,19 +34,7 @@ def write_job(tmp_path: Path, command: str, mark: str) -> Path:
 
 def marked(mark: str) -> list[int]:
     """Live processes carrying ``MARK=<mark>``."""
-    needle = f"MARK={mark}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0") and stat.rsplit(")", 1)[1].split()[0] != "Z":
-            found.append(int(entry.name))
-    return found
+    return pids_with_variable("MARK", mark)
 
 
 def wait_for(condition: object, timeout: float = 10) -> None:

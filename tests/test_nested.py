@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import kjob
-from conftest import no_pids_left, pids_of_job
+from conftest import no_pids_left, pids_listing, pids_of_job
 
 # A pod's program: runs a Job of `sleep 30` pods, writes its UID and log folder (one JSON
 # line appended to REPORT), then waits for ever. Level N > 0 runs a Job whose pod runs the
@@ -60,20 +60,7 @@ def wait_for_reports(report: Path, count: int, inner_pods: int = 2) -> list[dict
 
 def shepherds_for(owner: str) -> list[int]:
     """Live shepherds whose interpreter ran inside `owner` (a Job UID or session token)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        for var in environ.split(b"\0"):
-            if var.startswith(b"KJOB_SHEPHERD_FOR=") and owner.encode() in var[18:].split(b","):
-                if stat.rsplit(")", 1)[1].split()[0] != "Z":
-                    found.append(int(entry.name))
-    return found
+    return pids_listing("KJOB_SHEPHERD_FOR", owner)
 
 
 def gone(paths: list[str], timeout: float) -> list[str]:
@@ -169,20 +156,7 @@ def test_nested_pods_keep_the_innermost_job_uid_and_list_every_owner(tmp_path: P
 
 def pids_owned_by(owner: str) -> list[int]:
     """Live processes that list `owner` in ``KJOB_OWNERS``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        for var in environ.split(b"\0"):
-            if var.startswith(b"KJOB_OWNERS=") and owner.encode() in var[12:].split(b","):
-                if stat.rsplit(")", 1)[1].split()[0] != "Z":
-                    found.append(int(entry.name))
-    return found
+    return pids_listing("KJOB_OWNERS", owner)
 
 
 def callable_in_callable(report: str) -> None:

@@ -174,8 +174,15 @@ def _exception_info(exc: BaseException, traceback_text: str) -> bytes:
         module = cls.__module__
         qual = cls.__qualname__
         names.append(qual if module in ("builtins", "__main__") else f"{module}.{qual}")
+    if len(traceback_text) > _MAX_TRACEBACK:
+        # The parent keeps it with the pod: bounded, its end (the innermost frames) kept.
+        traceback_text = "[... traceback cut ...]\n" + traceback_text[-_MAX_TRACEBACK:]
     text = "\n".join(names) + "\0" + _message_of(exc) + "\0" + traceback_text
     return text.encode("utf-8", errors="replace")
+
+
+#: The longest traceback sent with a pod's report (the whole one is in the pod's log).
+_MAX_TRACEBACK = 16384
 
 
 def _message_of(exc: BaseException) -> str:

@@ -31,8 +31,9 @@ def frame(kind: bytes, body: bytes) -> bytes:
 
 
 def frames(pods: int, log_path: str) -> bytes:
-    init = {"name": "bench", "uid": "u", "indexed": True, "sys_path": [], "cwd": "", "env": {},
-            "fn": cloudpickle.dumps({"fn": f, "args": (), "kwargs": {}})}
+    # As _job._Callable.init_payload makes it (the pods' whole environment, the working directory).
+    init = {"name": "bench", "uid": "u", "indexed": True, "sys_path": [], "cwd": os.getcwd(),
+            "environ": dict(os.environ), "fn": cloudpickle.dumps(f), "args": cloudpickle.dumps(((), {}))}
     path = log_path.encode()
     out = [frame(b"J", struct.pack("<II", 1, len(path)) + path + pickle.dumps(init))]
     for i in range(pods):
@@ -79,6 +80,7 @@ def one_run(pods: int, log_dir: str) -> tuple[float, float]:
     os.close(tasks_w)
     os.close(reports_r)
     saved_out, saved_err = os.dup(1), os.dup(2)
+    _worker._track_environment()  # as the worker's main() does
     wall, cpu = time.perf_counter(), time.process_time()
     try:
         _worker.Worker(tasks_r, reports_w).serve()  # returns at end of input

@@ -58,7 +58,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 _HEADER = struct.Struct("<I")
 _FRAME_HEAD = struct.Struct("<Ic")
@@ -229,6 +229,8 @@ class Worker:
         # installing the working directory failed.
         self._current_job: _Job | None = None
         self._setup_error: str | None = None
+        # The current Job's pods cannot run here (one flag for the hot path to test).
+        self._blocked = False
         self._tasks: collections.deque[tuple[int, int, int, int, bytes]] = collections.deque()
         self._current_log: int | None = None
         # The log's size after the last pod: the next pod's output starts there (saves a
@@ -433,6 +435,7 @@ class Worker:
                     f'failed to change to the working directory "{job.cwd}": '
                     f"{exc.strerror or type(exc).__name__} (os error {exc.errno})"
                 )
+        self._blocked = job.error is not None or self._setup_error is not None
 
     def _run(
         self, job: _Job, key: int, pod: int, index: int, attempt: int, name: bytes
@@ -442,7 +445,7 @@ class Worker:
         global _running
         if key != self._current_log:
             self._switch_to(key, job)
-        if job.error is not None or self._setup_error is not None:
+        if self._blocked:
             return self._cannot_run(job, key, pod, index, name)
         began = _monotonic()
         # If this process dies from now on, the parent reads which pod it was running here.
@@ -472,7 +475,7 @@ class Worker:
         finally:
             _running = None
             _flush_quietly()
-        if _environ_data is not None and _environ_data.dirty:
+        if _environ.dirty:  # type: ignore[attr-defined]
             # The pod changed the environment: the next pod sees the Job's again.
             _install_environment(job.environ)
         end = _log_size()
@@ -564,29 +567,33 @@ def _pickle_result(value: Any, index: int, name: bytes) -> tuple[int, bytes, int
         return KIND_RESULT_ERROR, _exception_info(exc, reason), 1
 
 
-class _TrackedEnviron(dict):  # type: ignore[type-arg]
-    """``os.environ``'s bytes mapping, noting whether a pod changed it: ``os.environ`` writes go
-    through ``__setitem__``/``__delitem__`` here (a change made by C code calling ``setenv``
-    directly is not seen). Installed by :func:`main` in the worker only."""
+if TYPE_CHECKING:
+    _EnvironBase = os._Environ[str]
+else:  # not subscriptable at run time on every Python kjob supports
+    _EnvironBase = os._Environ
 
-    __slots__ = ("dirty",)
 
-    def __init__(self, data: dict[bytes, bytes]) -> None:
-        super().__init__(data)
-        self.dirty = False
+class _TrackedEnviron(_EnvironBase):
+    """The class ``os.environ`` takes in a worker (see :func:`_track_environment`): it notes
+    whether a pod changed the environment. Every write through ``os.environ`` (item
+    assignment, ``update``, ``pop``, ``clear``, ...) goes through these two methods; kjob's own
+    changes go to the mapping underneath and do not count. A change made by C code calling
+    ``setenv`` directly is not seen."""
 
-    def __setitem__(self, key: bytes, value: bytes) -> None:
+    dirty = False
+
+    def __setitem__(self, key: str, value: str) -> None:
         self.dirty = True
-        dict.__setitem__(self, key, value)
+        super().__setitem__(key, value)
 
-    def __delitem__(self, key: bytes) -> None:
+    def __delitem__(self, key: str) -> None:
         self.dirty = True
-        dict.__delitem__(self, key)
+        super().__delitem__(key)
 
 
-# os.environ's own bytes mapping (POSIX), kept in step with the C environment by hand; a
-# _TrackedEnviron once main() has run.
-_environ_data: Any = None
+# os.environ's own bytes mapping (POSIX), kept in step with the C environment by hand.
+_environ_data: dict[bytes, bytes] | None = None
+_environ = os.environ
 # Variables of the worker's own that every Job's environment keeps: the markers the shepherd
 # and the sweeps of enclosing Jobs find the worker's processes by (see _shepherd.py).
 _MARKERS = (b"KJOB_SESSION", b"KJOB_OWNERS")
@@ -603,12 +610,12 @@ def _install_environment(environ: dict[bytes, bytes]) -> None:
         return
     for key in [k for k in data if k not in environ]:
         os.unsetenv(key)
-        dict.__delitem__(data, key)
+        del data[key]
     for key, value in environ.items():
         if data.get(key) != value:
             os.putenv(key, value)
-            dict.__setitem__(data, key, value)
-    data.dirty = False
+            data[key] = value
+    os.environ.dirty = False  # type: ignore[attr-defined]
     # JOB_COMPLETION_INDEX is set again from scratch for the next pod.
     _index_variable.forget()
 
@@ -641,7 +648,7 @@ class _IndexVariable:
         if index < 0:
             if _INDEX_VAR in data:
                 os.unsetenv(_INDEX_VAR)
-                dict.__delitem__(data, _INDEX_VAR)
+                del data[_INDEX_VAR]
             self._last = None
             return
         terminated = b"%d\0" % index
@@ -651,7 +658,7 @@ class _IndexVariable:
             view[len(_INDEX_VAR) + 1 : len(_INDEX_VAR) + 1 + len(terminated)] = terminated
         elif not self._install(terminated):
             os.putenv(_INDEX_VAR, value)
-        dict.__setitem__(data, _INDEX_VAR, value)
+        data[_INDEX_VAR] = value
         self._last = value
 
     def forget(self) -> None:
@@ -758,12 +765,13 @@ def main() -> None:
 
 
 def _track_environment() -> None:
-    """Puts a :class:`_TrackedEnviron` under ``os.environ`` and notes the worker's markers."""
+    """Makes ``os.environ`` a :class:`_TrackedEnviron` and notes the worker's markers."""
     global _environ_data
+    if type(os.environ) is os._Environ:
+        os.environ.__class__ = _TrackedEnviron
     data = getattr(os.environ, "_data", None)
     if isinstance(data, dict):
-        _environ_data = _TrackedEnviron(data)
-        os.environ._data = _environ_data  # type: ignore[attr-defined]
+        _environ_data = data
     for name in _MARKERS:
         value = os.environb.get(name) if hasattr(os, "environb") else None
         if value is not None:

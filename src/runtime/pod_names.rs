@@ -3,13 +3,12 @@
 //! gives them back when the Job is gone. Two Jobs can otherwise draw the same name: Job `a-2`
 //! and index 2 of Indexed Job `a` share the prefix `a-2-`, and so do two Jobs of one name.
 
-use crate::controller::names::name_hash;
-use std::collections::HashSet;
+use crate::controller::names::{name_hash, NameHashes};
 use std::sync::{Arc, Mutex};
 
 /// Hashes of (namespace, name) of every live pod name of the process. A hash collision of
 /// two different names costs a needless retry, never a duplicate.
-static LIVE: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
+static LIVE: Mutex<Option<NameHashes>> = Mutex::new(None);
 
 /// The names one Job claimed; they are freed when it is dropped.
 pub struct JobNames {
@@ -24,9 +23,9 @@ impl JobNames {
 
     /// Takes `name` if no live pod of the namespace has it. Returns whether it did.
     pub fn claim(&self, name: &str) -> bool {
-        let hash = name_hash(&format!("{}/{name}", self.namespace));
+        let hash = name_hash(&[self.namespace.as_bytes(), b"/", name.as_bytes()]);
         let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
-        if !live.get_or_insert_with(HashSet::new).insert(hash) {
+        if !live.get_or_insert_with(NameHashes::default).insert(hash) {
             return false;
         }
         drop(live);

@@ -405,21 +405,17 @@ fn oom_kills_recent() -> Option<u64> {
 
 /// Whether the process has ended and waits, unreaped, for us.
 fn is_zombie(pid: i32) -> bool {
-    // SAFETY: waitid with WNOWAIT only inspects the child.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let r = libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
-        );
-        r == 0 && info.si_pid() != 0
-    }
+    peek_exit(pid) == Some(true)
 }
 
 /// Whether the process has ended (or is gone: someone else reaped it).
 fn has_exited(pid: i32) -> bool {
+    peek_exit(pid) != Some(false)
+}
+
+/// Looks at the child without reaping it: `Some(true)` once it has ended, `Some(false)` while
+/// it runs, `None` when it is not (or no longer) a child to wait for.
+fn peek_exit(pid: i32) -> Option<bool> {
     // SAFETY: waitid with WNOWAIT only inspects the child.
     unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
@@ -429,7 +425,7 @@ fn has_exited(pid: i32) -> bool {
             &mut info,
             libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
         );
-        r != 0 || info.si_pid() != 0
+        (r == 0).then(|| info.si_pid() != 0)
     }
 }
 

@@ -14,7 +14,7 @@
 //! never inherits one locked by the runtime thread, which does not exist there to unlock it.
 //! Python calls the three through `os.register_at_fork`.
 
-use super::{job, workers};
+use super::{job, pod_names, process, workers};
 use std::cell::RefCell;
 use std::sync::MutexGuard;
 
@@ -22,6 +22,8 @@ struct Held {
     init: MutexGuard<'static, ()>,
     locks: job::ForkLocks,
     idle: workers::IdleGuard,
+    names: pod_names::LiveGuard,
+    oom: process::OomCacheGuard,
 }
 
 thread_local! {
@@ -35,7 +37,9 @@ pub fn before_fork() {
     let init = super::RUNTIME_INIT.lock().unwrap_or_else(|e| e.into_inner());
     let locks = job::ForkLocks::take();
     let idle = workers::IdleGuard::take();
-    HELD.with(|held| *held.borrow_mut() = Some(Held { init, locks, idle }));
+    let names = pod_names::LiveGuard::take();
+    let oom = process::OomCacheGuard::take();
+    HELD.with(|held| *held.borrow_mut() = Some(Held { init, locks, idle, names, oom }));
 }
 
 /// In the parent after a fork: everything goes on as before.
@@ -47,18 +51,21 @@ pub fn after_fork_in_parent() {
 /// session token (the child gets its own shepherd and token).
 pub fn after_fork_in_child() {
     let held = HELD.with(|held| held.borrow_mut().take());
-    let (init, locks, idle) = match held {
-        Some(Held { init, locks, idle }) => (init, locks, idle),
+    let Held { init, locks, idle, names, oom } = held.unwrap_or_else(|| {
         // A fork that did not go through `before_fork` (a hook registered in between):
         // take the locks now, which is as good as it gets.
-        None => (
-            super::RUNTIME_INIT.lock().unwrap_or_else(|e| e.into_inner()),
-            job::ForkLocks::take(),
-            workers::IdleGuard::take(),
-        ),
-    };
+        Held {
+            init: super::RUNTIME_INIT.lock().unwrap_or_else(|e| e.into_inner()),
+            locks: job::ForkLocks::take(),
+            idle: workers::IdleGuard::take(),
+            names: pod_names::LiveGuard::take(),
+            oom: process::OomCacheGuard::take(),
+        }
+    });
     super::forget_runtime();
     locks.forget_parent();
     idle.forget_workers();
+    names.forget_parent();
+    drop(oom);
     drop(init);
 }

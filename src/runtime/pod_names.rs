@@ -4,7 +4,7 @@
 //! and index 2 of Indexed Job `a` share the prefix `a-2-`, and so do two Jobs of one name.
 
 use crate::controller::names::{name_hash, NameHashes};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Hashes of (namespace, name) of every live pod name of the process. A hash collision of
 /// two different names costs a needless retry, never a duplicate.
@@ -31,6 +31,22 @@ impl JobNames {
         drop(live);
         self.claimed.lock().unwrap_or_else(|e| e.into_inner()).push(hash);
         true
+    }
+}
+
+/// The lock on the live names, held across a fork (see `super::fork`): the runtime thread
+/// takes it for every pod it creates, and a child inheriting it locked could never create one.
+pub(super) struct LiveGuard(MutexGuard<'static, Option<NameHashes>>);
+
+impl LiveGuard {
+    pub(super) fn take() -> Self {
+        Self(LIVE.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// In a forked child: the names are the parent's Jobs' (never released there, as the
+    /// child never drops the parent's Jobs); the child's namespace starts empty.
+    pub(super) fn forget_parent(mut self) {
+        std::mem::forget(self.0.take());
     }
 }
 

@@ -391,6 +391,16 @@ fn oom_kills_now() -> Option<u64> {
 /// The last OOM-kill count read, and when.
 static OOM_KILLS: Mutex<Option<(Instant, u64)>> = Mutex::new(None);
 
+/// The OOM-kill cache's lock, held across a fork (see `super::fork`): pod exits take it on the
+/// runtime thread, and a child inheriting it locked would hang at its first pod's exit.
+pub(super) struct OomCacheGuard(#[allow(dead_code)] std::sync::MutexGuard<'static, Option<(Instant, u64)>>);
+
+impl OomCacheGuard {
+    pub(super) fn take() -> Self {
+        Self(OOM_KILLS.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// The OOM-kill count as of at most a second ago. Reading /proc/vmstat for every spawn would
 /// cost more than the spawn's own syscalls; a count older than the process's start can only
 /// mistake a SIGKILL from a third party for the OOM killer's when an unrelated OOM kill

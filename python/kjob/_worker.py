@@ -607,14 +607,15 @@ def _install_environment(environ: dict[bytes, bytes]) -> None:
     if data is None:
         os.environ.clear()
         os.environ.update({os.fsdecode(k): os.fsdecode(v) for k, v in environ.items()})
-        return
-    for key in [k for k in data if k not in environ]:
-        os.unsetenv(key)
-        del data[key]
-    for key, value in environ.items():
-        if data.get(key) != value:
-            os.putenv(key, value)
-            data[key] = value
+    else:
+        for key in [k for k in data if k not in environ]:
+            os.unsetenv(key)
+            del data[key]
+        for key, value in environ.items():
+            if data.get(key) != value:
+                os.putenv(key, value)
+                data[key] = value
+    # Installed by kjob, not changed by a pod (the fallback above went through os.environ).
     os.environ.dirty = False  # type: ignore[attr-defined]
     # JOB_COMPLETION_INDEX is set again from scratch for the next pod.
     _index_variable.forget()

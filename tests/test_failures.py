@@ -167,6 +167,10 @@ def test_results_of_a_job_still_running_raise_unless_partial() -> None:
 
     job = kjob.Job(name="slow", target=slow, termination_grace_period_seconds=0)
     job.start()
+    # start() returns before the controller's first sync has made the pod active.
+    deadline = time.monotonic() + 10
+    while job.status.active != 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
     with pytest.raises(kjob.JobFailedError, match=r"^Job 'slow' did not complete \(active=1 succeeded=0 "
                                                   r"failed=0\)\nno pod failed\n\(results\(partial=True\)"):
         job.results()

@@ -107,8 +107,12 @@ class HandOff:
 
     def __init__(self, workers: int) -> None:
         child = HANDOFF_CHILD.format(seconds=SLEEP_SECONDS)
-        self.procs = [subprocess.Popen([sys.executable, "-c", child], stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, bufsize=0) for _ in range(workers)]
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", child], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
+            )
+            for _ in range(workers)
+        ]
 
     def run(self, tasks: int) -> float:
         answers = select.poll()
@@ -148,10 +152,16 @@ def check(what: str, got: object, want: object) -> None:
 # ---- one run of each tool ---------------------------------------------------------------------
 
 
-def run_kjob(fn: Callable[[int], int], pods: int, parallelism: int, max_workers: int,
-             want: dict[int, int]) -> float:
-    job = kjob.Job(target=fn, completions=pods, parallelism=parallelism, completion_mode="Indexed",
-                   max_workers=max_workers)
+def run_kjob(
+    fn: Callable[[int], int], pods: int, parallelism: int, max_workers: int, want: dict[int, int]
+) -> float:
+    job = kjob.Job(
+        target=fn,
+        completions=pods,
+        parallelism=parallelism,
+        completion_mode="Indexed",
+        max_workers=max_workers,
+    )
     try:
         start = time.perf_counter()
         job.start()
@@ -234,8 +244,9 @@ def cold_rounds(pods: int, runs: int) -> dict[str, list[float]]:
 
     def runner(tool: str) -> Runner:
         def run() -> float:
-            proc = subprocess.run([sys.executable, script, "--_cold", tool, "--pods", str(pods)],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, script, "--_cold", tool, "--pods", str(pods)], capture_output=True, text=True
+            )
             if proc.returncode != 0:
                 raise RuntimeError(f"cold {tool} run failed ({proc.returncode}):\n{proc.stderr}")
             return float(json.loads(proc.stdout.strip().splitlines()[-1])["seconds"])
@@ -252,8 +263,10 @@ def print_table(title: str, pods: int, times: dict[str, list[float]]) -> None:
     for name, values in times.items():
         median = statistics.median(values)
         ratio = "" if name == KJOB else f"{median / kjob_median:.2f}x"
-        print(f"  {name:<26} {median:>9.3f} {min(values):>8.3f} {max(values):>8.3f} "
-              f"{pods / median:>10,.0f} {ratio:>9}")
+        print(
+            f"  {name:<26} {median:>9.3f} {min(values):>8.3f} {max(values):>8.3f} "
+            f"{pods / median:>10,.0f} {ratio:>9}"
+        )
 
 
 def summary_line(label: str, pods: int, times: dict[str, list[float]]) -> str:
@@ -319,11 +332,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         label = f"warm p={pods}"
         pool = multiprocessing.Pool(2)
         try:
-            times = rounds({
-                KJOB: lambda: run_kjob(f, pods, pods, 2, square_map),
-                JOBLIB: lambda: run_joblib(pods, squares),
-                POOL: lambda: run_pool(pool, pods, None, squares),
-            }, args.runs, warm_up=True)
+            times = rounds(
+                {
+                    KJOB: lambda: run_kjob(f, pods, pods, 2, square_map),
+                    JOBLIB: lambda: run_joblib(pods, squares),
+                    POOL: lambda: run_pool(pool, pods, None, squares),
+                },
+                args.runs,
+                warm_up=True,
+            )
         finally:
             pool.close()
             pool.join()
@@ -336,11 +353,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         pool = multiprocessing.Pool(2)
         executor = ProcessPoolExecutor(2)
         try:
-            times = rounds({
-                KJOB: lambda: run_kjob(f, pods, 2, 2, square_map),
-                PPE: lambda: run_ppe(executor, pods, squares),
-                POOL_1: lambda: run_pool(pool, pods, 1, squares),
-            }, args.runs, warm_up=True)
+            times = rounds(
+                {
+                    KJOB: lambda: run_kjob(f, pods, 2, 2, square_map),
+                    PPE: lambda: run_ppe(executor, pods, squares),
+                    POOL_1: lambda: run_pool(pool, pods, 1, squares),
+                },
+                args.runs,
+                warm_up=True,
+            )
         finally:
             executor.shutdown()
             pool.close()
@@ -355,10 +376,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         want = {i: i for i in range(n)}
         handoff = HandOff(SLEEP_PARALLELISM)
         try:
-            times = rounds({
-                KJOB: lambda: run_kjob(nap, n, SLEEP_PARALLELISM, SLEEP_PARALLELISM, want),
-                HANDOFF: lambda: handoff.run(n),
-            }, args.runs, warm_up=True)
+            times = rounds(
+                {
+                    KJOB: lambda: run_kjob(nap, n, SLEEP_PARALLELISM, SLEEP_PARALLELISM, want),
+                    HANDOFF: lambda: handoff.run(n),
+                },
+                args.runs,
+                warm_up=True,
+            )
         finally:
             handoff.close()
         median = statistics.median(times[KJOB])
@@ -367,18 +392,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n3. {label}, max_workers={SLEEP_PARALLELISM}: {n:,} pods")
         # What the sleeps alone take here: one worker's share, back to back in this process.
         floor = statistics.median(sleep_floor(n // SLEEP_PARALLELISM) for _ in range(3))
-        print(f"  median {median:.3f} s (min {min(times[KJOB]):.3f}, max {max(times[KJOB]):.3f}); "
-              f"ideal {ideal:.3f} s; ratio {median / ideal:.3f}x")
-        print(f"  floor: {n // SLEEP_PARALLELISM} back-to-back sleeps in one process take {floor:.3f} s "
-              f"({floor / ideal:.3f}x the ideal)")
-        print(f"  bare hand-off (8 processes, one sleep at a time each over a pipe): median {bare:.3f} s "
-              f"({bare / ideal:.3f}x the ideal); kjob takes {median / bare:.3f}x that")
+        print(
+            f"  median {median:.3f} s (min {min(times[KJOB]):.3f}, max {max(times[KJOB]):.3f}); "
+            f"ideal {ideal:.3f} s; ratio {median / ideal:.3f}x"
+        )
+        print(
+            f"  floor: {n // SLEEP_PARALLELISM} back-to-back sleeps in one process take {floor:.3f} s "
+            f"({floor / ideal:.3f}x the ideal)"
+        )
+        print(
+            f"  bare hand-off (8 processes, one sleep at a time each over a pipe): median {bare:.3f} s "
+            f"({bare / ideal:.3f}x the ideal); kjob takes {median / bare:.3f}x that"
+        )
         report["seconds"][label] = times
         report["sleep_ideal_seconds"] = ideal
         report["sleep_floor_seconds"] = floor
-        summary.append(f"{label}: kjob {median:.3f} s for {n:,} pods ({median / ideal:.3f}x the ideal "
-                       f"{ideal:.2f} s; {n / median:,.0f} pods/s); the sleeps alone, back to back: "
-                       f"{floor / ideal:.3f}x; the bare hand-off: {bare / ideal:.3f}x")
+        summary.append(
+            f"{label}: kjob {median:.3f} s for {n:,} pods ({median / ideal:.3f}x the ideal "
+            f"{ideal:.2f} s; {n / median:,.0f} pods/s); the sleeps alone, back to back: "
+            f"{floor / ideal:.3f}x; the bare hand-off: {bare / ideal:.3f}x"
+        )
 
     print("\nsummary (medians; ratio = kjob throughput / peer throughput, above 1 = kjob faster)")
     for line in summary:

@@ -33,8 +33,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=6, help="rounds run at once (they mostly wait)")
     kinds = sorted(KILL_PATHS) + list(HOSTILE)
-    parser.add_argument("--only", default=",".join(kinds),
-                        help=f"comma-separated kinds of round (default: all of {', '.join(kinds)})")
+    parser.add_argument(
+        "--only",
+        default=",".join(kinds),
+        help=f"comma-separated kinds of round (default: all of {', '.join(kinds)})",
+    )
     args = parser.parse_args()
     chosen = sorted(args.only.split(","))
     unknown = set(chosen) - set(kinds)
@@ -63,11 +66,16 @@ def main() -> int:
                 print(f"round {i}: {r.name}: Job {r.uid!r} left files {r.files}", flush=True)
             if done % 100 == 0:
                 elapsed = time.monotonic() - started
-                print(f"{done} rounds, {sum(wrong.values())} wrong, {sum(leaked.values())} leaked processes, "
-                      f"{sum(files.values())} leaked files, {elapsed:.0f} s", flush=True)
-    print(f"rounds run: {args.rounds}; wrong statuses: {sum(wrong.values())} {dict(wrong)}; "
-          f"processes leaked: {sum(leaked.values())} {dict(leaked)}; "
-          f"files leaked: {sum(files.values())} {dict(files)}")
+                print(
+                    f"{done} rounds, {sum(wrong.values())} wrong, {sum(leaked.values())} leaked processes, "
+                    f"{sum(files.values())} leaked files, {elapsed:.0f} s",
+                    flush=True,
+                )
+    print(
+        f"rounds run: {args.rounds}; wrong statuses: {sum(wrong.values())} {dict(wrong)}; "
+        f"processes leaked: {sum(leaked.values())} {dict(leaked)}; "
+        f"files leaked: {sum(files.values())} {dict(files)}"
+    )
     return 1 if wrong or leaked or files else 0
 
 

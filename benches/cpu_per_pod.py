@@ -42,8 +42,9 @@ def children_cpu() -> dict[int, float]:
 
 
 def one_job(pods: int, parallelism: int) -> float:
-    job = kjob.Job(target=f, completions=pods, parallelism=parallelism, completion_mode="Indexed",
-                   max_workers=2)
+    job = kjob.Job(
+        target=f, completions=pods, parallelism=parallelism, completion_mode="Indexed", max_workers=2
+    )
     start = time.perf_counter()
     job.start()
     job.wait()
@@ -69,9 +70,11 @@ def main() -> int:
     pods = args.pods * args.jobs
     own = (own_after.user + own_after.system - own_before.user - own_before.system) / pods
     workers = sum(cpu - workers_before.get(pid, 0.0) for pid, cpu in workers_after.items()) / pods
-    print(f"pods={args.pods} parallelism={parallelism} jobs={args.jobs}: wall median "
-          f"{statistics.median(times) * 1e3:.1f} ms (min {min(times) * 1e3:.1f}); CPU per pod: "
-          f"controller process {own * 1e6:.2f} us, workers {workers * 1e6:.2f} us")
+    print(
+        f"pods={args.pods} parallelism={parallelism} jobs={args.jobs}: wall median "
+        f"{statistics.median(times) * 1e3:.1f} ms (min {min(times) * 1e3:.1f}); CPU per pod: "
+        f"controller process {own * 1e6:.2f} us, workers {workers * 1e6:.2f} us"
+    )
     return 0
 
 

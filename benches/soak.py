@@ -32,8 +32,10 @@ def main() -> int:
         done += 2 * args.batch
     after = resources()
     print(f"pods: {done} in {time.monotonic() - started:.1f} s")
-    print(f"open fds: {before[0]} -> {after[0]}; threads: {before[1]} -> {after[1]}; "
-          f"RSS: {before[2]} KiB -> {after[2]} KiB ({after[2] - before[2]:+d} KiB)")
+    print(
+        f"open fds: {before[0]} -> {after[0]}; threads: {before[1]} -> {after[1]}; "
+        f"RSS: {before[2]} KiB -> {after[2]} KiB ({after[2] - before[2]:+d} KiB)"
+    )
     return 0 if after[0] <= before[0] and after[1] <= before[1] else 1
 
 

@@ -32,8 +32,16 @@ def frame(kind: bytes, body: bytes) -> bytes:
 
 def frames(pods: int, log_path: str) -> bytes:
     # As _job._Callable.init_payload makes it (the pods' whole environment, the working directory).
-    init = {"name": "bench", "uid": "u", "indexed": True, "sys_path": [], "cwd": os.getcwd(),
-            "environ": dict(os.environ), "fn": cloudpickle.dumps(f), "args": cloudpickle.dumps(((), {}))}
+    init = {
+        "name": "bench",
+        "uid": "u",
+        "indexed": True,
+        "sys_path": [],
+        "cwd": os.getcwd(),
+        "environ": dict(os.environ),
+        "fn": cloudpickle.dumps(f),
+        "args": cloudpickle.dumps(((), {})),
+    }
     path = log_path.encode()
     out = [frame(b"J", struct.pack("<II", 1, len(path)) + path + pickle.dumps(init))]
     for i in range(pods):
@@ -103,8 +111,10 @@ def main() -> int:
         runs = [one_run(args.pods, log_dir) for _ in range(args.runs)]
     wall = statistics.median(r[0] for r in runs)
     cpu = statistics.median(r[1] for r in runs)
-    print(f"worker loop, {args.pods:,} trivial pods, median of {args.runs}: "
-          f"{wall * 1e6:.2f} us/pod wall, {cpu * 1e6:.2f} us/pod CPU ({1 / wall:,.0f} pods/s)")
+    print(
+        f"worker loop, {args.pods:,} trivial pods, median of {args.runs}: "
+        f"{wall * 1e6:.2f} us/pod wall, {cpu * 1e6:.2f} us/pod CPU ({1 / wall:,.0f} pods/s)"
+    )
     return 0
 
 

@@ -37,7 +37,7 @@ def pids_listing(name: str, item: str) -> list[int]:
     return [
         pid
         for pid, variables in live_environments()
-        if any(v.startswith(prefix) and wanted in v[len(prefix):].split(b",") for v in variables)
+        if any(v.startswith(prefix) and wanted in v[len(prefix) :].split(b",") for v in variables)
     ]
 
 

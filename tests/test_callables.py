@@ -26,8 +26,15 @@ def test_indexed_results_map_and_prints_in_logs() -> None:
         print(f"working on {i}")
         return (i + offset) * scale
 
-    job = kjob.Job(target=work, args=(1,), kwargs={"scale": 10}, completions=6, parallelism=6,
-                   completion_mode="Indexed", max_workers=2)
+    job = kjob.Job(
+        target=work,
+        args=(1,),
+        kwargs={"scale": 10},
+        completions=6,
+        parallelism=6,
+        completion_mode="Indexed",
+        max_workers=2,
+    )
     status = job.run(timeout=60)
     assert (status.succeeded, status.completed_indexes) == (6, "0-5")
     assert job.results() == {i: (i + 1) * 10 for i in range(6)}
@@ -61,9 +68,15 @@ def test_exception_fails_the_pod_with_its_traceback() -> None:
     assert job.results(partial=True) == {}
 
 
-@pytest.mark.parametrize(("code", "want"), [("sys.exit(3)", 3), ("os._exit(5)", 5),
-                                            ("os.kill(os.getpid(), signal.SIGKILL)", 137),
-                                            ("sys.exit(0)", 0)])
+@pytest.mark.parametrize(
+    ("code", "want"),
+    [
+        ("sys.exit(3)", 3),
+        ("os._exit(5)", 5),
+        ("os.kill(os.getpid(), signal.SIGKILL)", 137),
+        ("sys.exit(0)", 0),
+    ],
+)
 def test_exit_codes_of_callable_pods(code: str, want: int) -> None:
     def die() -> None:
         import os  # noqa: F401
@@ -85,8 +98,14 @@ def test_a_dead_worker_is_replaced_and_the_job_goes_on() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         return i
 
-    job = kjob.Job(target=maybe_die, completions=4, parallelism=1, completion_mode="Indexed",
-                   max_workers=1, backoff_limit_per_index=0)
+    job = kjob.Job(
+        target=maybe_die,
+        completions=4,
+        parallelism=1,
+        completion_mode="Indexed",
+        max_workers=1,
+        backoff_limit_per_index=0,
+    )
     status = job.run(timeout=60)
     assert (status.completed_indexes, status.failed_indexes) == ("0,2,3", "1")
     assert job.results(partial=True) == {0: 0, 2: 2, 3: 3}
@@ -100,8 +119,15 @@ def test_backoff_limit_with_attempts_from_pod_context() -> None:
             raise RuntimeError(f"attempt {ctx.attempt} of index {ctx.index}")
         return f"{ctx.job_name}/{ctx.index}/{ctx.attempt}/{os.environ['JOB_COMPLETION_INDEX']}"
 
-    job = kjob.Job(name="flaky", target=flaky, completions=2, parallelism=2, completion_mode="Indexed",
-                   backoff_limit=4, backoff_initial_seconds=0.01)
+    job = kjob.Job(
+        name="flaky",
+        target=flaky,
+        completions=2,
+        parallelism=2,
+        completion_mode="Indexed",
+        backoff_limit=4,
+        backoff_initial_seconds=0.01,
+    )
     status = job.run(timeout=60)
     assert (status.succeeded, status.failed) == (2, 4)
     assert job.results() == {0: "flaky/0/2/0", 1: "flaky/1/2/1"}
@@ -120,8 +146,12 @@ def test_completion_index_reaches_subprocesses_threads_and_is_unset_for_non_inde
         thread = threading.Thread(target=lambda: seen.append(kjob.pod_context().index))
         thread.start()
         thread.join()
-        child = subprocess.run([sys.executable, "-c", "import os; print(os.environ.get('JOB_COMPLETION_INDEX'))"],
-                               capture_output=True, text=True, check=True)
+        child = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.environ.get('JOB_COMPLETION_INDEX'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         seen_here = os.environ.get("JOB_COMPLETION_INDEX")
         # Pods may change or remove the variable; the next pod still gets its own.
         if index == (1,):
@@ -147,12 +177,21 @@ def test_on_exceptions_fail_job() -> None:
     def work(i: int) -> None:
         raise Fatal("stop everything") if i == 0 else ValueError("retry me")
 
-    job = kjob.Job(name="exc", target=work, completions=1, completion_mode="Indexed", backoff_limit=5,
-                   pod_failure_policy={"rules": [
-                       {"action": "FailJob", "onExceptions": {"operator": "In", "values": ["Fatal"]}}]})
+    job = kjob.Job(
+        name="exc",
+        target=work,
+        completions=1,
+        completion_mode="Indexed",
+        backoff_limit=5,
+        pod_failure_policy={
+            "rules": [{"action": "FailJob", "onExceptions": {"operator": "In", "values": ["Fatal"]}}]
+        },
+    )
     status = job.run(timeout=60)
     [pod] = job.pods()
-    message = f"Pod default/{pod.name} failed with exception {pod.exception.split(':')[0] if pod.exception else ''}"
+    message = (
+        f"Pod default/{pod.name} failed with exception {pod.exception.split(':')[0] if pod.exception else ''}"
+    )
     assert status.conditions[-1].reason == "PodFailurePolicy"
     assert status.conditions[-1].message.startswith(message)
     assert status.conditions[-1].message.endswith("matching FailJob rule at index 0")
@@ -167,8 +206,12 @@ def test_stuck_pod_is_killed_with_its_worker(how: str, tmp_path: Path) -> None:
         entered.touch()
         time.sleep(3600)
 
-    job = kjob.Job(target=stuck, termination_grace_period_seconds=1, backoff_limit=0,
-                   active_deadline_seconds=1 if how == "deadline" else None)
+    job = kjob.Job(
+        target=stuck,
+        termination_grace_period_seconds=1,
+        backoff_limit=0,
+        active_deadline_seconds=1 if how == "deadline" else None,
+    )
     job.start()
     deadline = time.monotonic() + 30
     # Running from the moment a worker with nothing else to do got it; in the function once
@@ -210,8 +253,9 @@ def test_unpicklable_target_raises_at_start() -> None:
 
 def test_main_script_function_and_lambda(tmp_path: Path) -> None:
     script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(
-        """
+    script.write_text(
+        textwrap.dedent(
+            """
         import kjob
 
         def triple(i):
@@ -225,9 +269,11 @@ def test_main_script_function_and_lambda(tmp_path: Path) -> None:
             k.run(timeout=60)
             print(sorted(j.results().items()), sorted(k.results().items()))
         """
-    ))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                         cwd=tmp_path)
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[(0, 0), (1, 3), (2, 6)] [(0, -1), (1, 0)]"
 
@@ -279,8 +325,15 @@ def test_worker_death_fails_exactly_the_pod_it_was_running() -> None:
             os._exit(3)
         return i
 
-    job = kjob.Job(target=crash_once_at_50, completions=200, parallelism=200, completion_mode="Indexed",
-                   max_workers=1, backoff_limit=1, backoff_initial_seconds=0.01)
+    job = kjob.Job(
+        target=crash_once_at_50,
+        completions=200,
+        parallelism=200,
+        completion_mode="Indexed",
+        max_workers=1,
+        backoff_limit=1,
+        backoff_initial_seconds=0.01,
+    )
     status = job.run(timeout=60)
     assert status.is_complete and status.failed == 1
     [failed] = [p for p in job.pods() if p.phase == "Failed"]
@@ -305,8 +358,14 @@ class SlowToLoad:
 def test_delete_while_a_worker_is_still_loading_the_function_does_not_hang() -> None:
     # The cancels for both pods reach the worker while it unpickles the target: it must see
     # them before running the first pod, or (if it ran one anyway) be killed for it.
-    job = kjob.Job(target=SlowToLoad(), completions=2, parallelism=2, completion_mode="Indexed",
-                   max_workers=1, termination_grace_period_seconds=1)
+    job = kjob.Job(
+        target=SlowToLoad(),
+        completions=2,
+        parallelism=2,
+        completion_mode="Indexed",
+        max_workers=1,
+        termination_grace_period_seconds=1,
+    )
     job.start()
     time.sleep(0.05)
     job.delete(timeout=20)  # raises TimeoutError if a pod is left running
@@ -338,6 +397,7 @@ def test_slot_files_do_not_outlive_their_workers() -> None:
 def test_suspend_and_resume_while_quick_pods_are_queued_in_workers(tmp_path: Path) -> None:
     """Pods queued ahead in workers are cancelled by a suspend (or killed with their worker if
     one had started); after resume every index completes exactly once."""
+
     # Indexes from 1000 on wait for a gate (opened before the resume), so the suspend
     # always finds both workers busy with pods queued behind them, however fast they are.
     def gated_square(i: int, gate: str) -> int:
@@ -346,8 +406,15 @@ def test_suspend_and_resume_while_quick_pods_are_queued_in_workers(tmp_path: Pat
         return i * i
 
     gate = tmp_path / "gate"
-    job = kjob.Job(target=gated_square, args=(str(gate),), completions=5000, parallelism=5000,
-                   completion_mode="Indexed", max_workers=2, termination_grace_period_seconds=1)
+    job = kjob.Job(
+        target=gated_square,
+        args=(str(gate),),
+        completions=5000,
+        parallelism=5000,
+        completion_mode="Indexed",
+        max_workers=2,
+        termination_grace_period_seconds=1,
+    )
     job.start()
     deadline = time.monotonic() + 30
     while job.status.succeeded < 500:

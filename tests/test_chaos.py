@@ -41,10 +41,10 @@ KILL_PATHS = {
 SHAPES = [
     # command pods with a grandchild in the group and one that escaped with setsid
     'kjob.Job(name="chaos", command="sleep 300 & setsid sleep 300 & sleep 300", completions=3, '
-    'parallelism=2, termination_grace_period_seconds=1)',
+    "parallelism=2, termination_grace_period_seconds=1)",
     # pods that ignore SIGTERM
     'kjob.Job(name="chaos", command="trap \'\' TERM; sleep 300", parallelism=2, '
-    'termination_grace_period_seconds=1)',
+    "termination_grace_period_seconds=1)",
     # callable pods that start children of their own
     'kjob.Job(name="chaos", target=stuck, completions=4, parallelism=4, completion_mode="Indexed", '
     "max_workers=2, termination_grace_period_seconds=1)",
@@ -67,8 +67,9 @@ def child_program(shape: str, path: str, delay: float) -> str:
         body = "with job:\n" + textwrap.indent(body + "raise RuntimeError('boom')\n", "    ")
     else:
         body += action + "\n"
-    return textwrap.dedent(
-        """
+    return (
+        textwrap.dedent(
+            """
         import os, signal, subprocess, sys, time
         import kjob
 
@@ -92,7 +93,9 @@ def child_program(shape: str, path: str, delay: float) -> str:
 
         job = {shape}
         """
-    ).format(shape=shape) + body
+        ).format(shape=shape)
+        + body
+    )
 
 
 @dataclasses.dataclass
@@ -120,8 +123,13 @@ def run_host(name: str, program: str, expect: tuple[str, ...] = ()) -> Round:
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         mark = uuid.uuid4().hex
         env = {**os.environ, "TMPDIR": tmp, "CHAOS_ROUND": mark}
-        with subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True, env=env) as proc:
+        with subprocess.Popen(
+            [sys.executable, "-c", program],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        ) as proc:
             assert proc.stdout is not None
             uid = proc.stdout.readline().strip()
             try:
@@ -179,7 +187,7 @@ FORK_ACTIONS = {
     "exit": "sys.exit(0)",
     # runs a Job of its own
     "own-job": "ok = kjob.Job(name='c', command='true', completions=2).run(timeout=20).succeeded == 2\n"
-               "os._exit(0 if ok else 1)",
+    "os._exit(0 if ok else 1)",
     # starts a Job of long pods and leaves at once: its own shepherd cleans up
     "leave-own-job": "kjob.Job(name='c', command='sleep 300', parallelism=2).start()\nos._exit(0)",
     # touches the parent's Job: a clear error
@@ -216,9 +224,16 @@ def forking_program(rng: random.Random) -> tuple[str, tuple[str, ...]]:
     actions = [rng.choice([*sorted(FORK_ACTIONS), "pool"]) for _ in range(rng.randint(1, 3))]
     callable_pods = rng.random() < 0.5
     shape = "target=time.sleep, args=(0.4,)" if callable_pods else 'command="sleep 0.4"'
-    program = "ACTIONS = " + repr(FORK_ACTIONS) + "\n" + FORKING.format(
-        shape=shape, delay=rng.uniform(0.0, 0.2), actions=actions,
-        callable="job.results()" if callable_pods else "[]",
+    program = (
+        "ACTIONS = "
+        + repr(FORK_ACTIONS)
+        + "\n"
+        + FORKING.format(
+            shape=shape,
+            delay=rng.uniform(0.0, 0.2),
+            actions=actions,
+            callable="job.results()" if callable_pods else "[]",
+        )
     )
     results = [None] * 4 if callable_pods else []
     return program, (f"children {[0] * len(actions)}", f"parent 4 0 {results}")

@@ -32,7 +32,9 @@ KJOB_INTERACTIVE = [
 # Pod names end in five characters of Kubernetes' alphabet for generated names.
 SUFFIX = "[bcdfghjklmnpqrstvwxz2456789]{5}"
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-IGNORED_RESOURCES = "kjob ignores fields it cannot honour on this machine: spec.template.spec.containers[0].resources"
+IGNORED_RESOURCES = (
+    "kjob ignores fields it cannot honour on this machine: spec.template.spec.containers[0].resources"
+)
 CONFIG_MAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: fast\n"
 
 
@@ -46,8 +48,15 @@ def write_job(tmp_path: Path, command: str, extra: str = "") -> Path:
     return path
 
 
-def job_doc(name: str, command: str, *, spec: str = "", container: str = "",
-            api_version: str = "batch/v1", annotations: str = "") -> str:
+def job_doc(
+    name: str,
+    command: str,
+    *,
+    spec: str = "",
+    container: str = "",
+    api_version: str = "batch/v1",
+    annotations: str = "",
+) -> str:
     """One Job document; `spec` and `container` are extra lines indented for their place."""
     meta = f"  annotations:\n{annotations}" if annotations else ""
     return (
@@ -64,8 +73,14 @@ def write(tmp_path: Path, *docs: str) -> Path:
 
 
 def kjob(*args: str, stdin: str | None = None, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*KJOB, *args], input=stdin, capture_output=True, text=True, timeout=timeout,
-                          stdin=None if stdin is not None else subprocess.DEVNULL)
+    return subprocess.run(
+        [*KJOB, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+    )
 
 
 def pids_matching(pattern: str) -> list[str]:
@@ -118,8 +133,9 @@ def keys_of(value: Any) -> list[str]:
 
 
 def test_run_pi_example_exits_0() -> None:
-    out = subprocess.run([*KJOB, "run", "-f", str(EXAMPLES / "pi.yaml"), "--logs"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [*KJOB, "run", "-f", str(EXAMPLES / "pi.yaml"), "--logs"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "job.batch/pi created" in out.stdout
     assert "condition Complete=True reason=CompletionsReached" in out.stdout
@@ -129,16 +145,19 @@ def test_run_pi_example_exits_0() -> None:
 def test_failed_job_exits_1(tmp_path: Path) -> None:
     path = write_job(tmp_path, "exit 4", extra="  backoffLimit: 0\n")
     # A failed Job's log folder is kept for the user: here, the test's own folder.
-    out = subprocess.run([*KJOB, "run", "-f", str(path), "--log-dir", str(tmp_path)], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [*KJOB, "run", "-f", str(path), "--log-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1
     assert "condition Failed=True reason=BackoffLimitExceeded" in out.stdout
 
 
 def test_invalid_manifest_exits_2_with_the_field_error(tmp_path: Path) -> None:
     path = write_job(tmp_path, "true", extra="  completions: -1\n")
-    out = subprocess.run([*KJOB, "run", "-f", str(path)], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run([*KJOB, "run", "-f", str(path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stdout == ""
     assert out.stderr == (
@@ -201,8 +220,15 @@ def test_run_output_json_or_yaml_prints_only_the_finished_job(tmp_path: Path, ou
 
 def test_run_output_json_of_a_failed_job_exits_1(tmp_path: Path) -> None:
     # kjob's own annotation shortens the replacement delay (10 s by default).
-    path = write(tmp_path, job_doc("bad", "exit 3", spec="  backoffLimit: 1\n",
-                                   annotations="    kjob.io/backoff-initial-seconds: '0.01'\n"))
+    path = write(
+        tmp_path,
+        job_doc(
+            "bad",
+            "exit 3",
+            spec="  backoffLimit: 1\n",
+            annotations="    kjob.io/backoff-initial-seconds: '0.01'\n",
+        ),
+    )
     start = time.monotonic()
     out = kjob("run", "-f", str(path), "-o", "json", "--log-dir", str(tmp_path))
     assert time.monotonic() - start < 5
@@ -215,15 +241,29 @@ def test_run_output_json_of_a_failed_job_exits_1(tmp_path: Path) -> None:
 
 
 def test_run_output_wide_prints_a_kubectl_table(tmp_path: Path) -> None:
-    path = write(tmp_path, job_doc("wide", "echo hi", spec="  completions: 2\n  parallelism: 2\n",
-                                   container="        image: busybox:1.36\n"))
+    path = write(
+        tmp_path,
+        job_doc(
+            "wide",
+            "echo hi",
+            spec="  completions: 2\n  parallelism: 2\n",
+            container="        image: busybox:1.36\n",
+        ),
+    )
     out = kjob("run", "-f", str(path), "-o", "wide")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "job.batch/wide created"
     header, row = lines[-2:]
     assert header.split() == [
-        "NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"
+        "NAME",
+        "STATUS",
+        "COMPLETIONS",
+        "DURATION",
+        "AGE",
+        "CONTAINERS",
+        "IMAGES",
+        "SELECTOR",
     ]
     cells = row.split()
     assert cells[:3] == ["wide", "Complete", "2/2"]
@@ -294,8 +334,9 @@ def test_run_rejects_a_command_after_double_dash(tmp_path: Path) -> None:
 def test_ctrl_c_deletes_the_job_and_exits_130(tmp_path: Path) -> None:
     marker = tmp_path / "started"
     path = write_job(tmp_path, f"touch {marker}; sleep 300")
-    proc = subprocess.Popen([*KJOB_INTERACTIVE, "run", "-f", str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*KJOB_INTERACTIVE, "run", "-f", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 30
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -317,8 +358,12 @@ def test_ctrl_c_deletes_the_job_and_exits_130(tmp_path: Path) -> None:
 
 def test_validate_checks_every_job_and_skips_other_kinds(tmp_path: Path) -> None:
     ran = tmp_path / "ran"
-    path = write(tmp_path, CONFIG_MAP, job_doc("one", f"touch {ran}"),
-                 job_doc("two", f"touch {ran}", spec="  completions: 3\n"))
+    path = write(
+        tmp_path,
+        CONFIG_MAP,
+        job_doc("one", f"touch {ran}"),
+        job_doc("two", f"touch {ran}", spec="  completions: 3\n"),
+    )
     out = kjob("validate", "-f", str(path))
     assert out.returncode == 0, out.stderr
     assert out.stdout == f"job.batch/one valid ({path})\njob.batch/two valid ({path})\n"
@@ -327,8 +372,9 @@ def test_validate_checks_every_job_and_skips_other_kinds(tmp_path: Path) -> None
 
 
 def test_validate_invalid_job_exits_2_with_the_field_error(tmp_path: Path) -> None:
-    path = write(tmp_path, CONFIG_MAP, job_doc("one", "true"),
-                 job_doc("two", "true", spec="  backoffLimit: -1\n"))
+    path = write(
+        tmp_path, CONFIG_MAP, job_doc("one", "true"), job_doc("two", "true", spec="  backoffLimit: -1\n")
+    )
     out = kjob("validate", "-f", str(path))
     assert out.returncode == 2
     assert out.stdout == ""
@@ -339,7 +385,9 @@ def test_validate_invalid_job_exits_2_with_the_field_error(tmp_path: Path) -> No
 
 
 def test_validate_warns_of_ignored_fields_and_strict_refuses_them(tmp_path: Path) -> None:
-    path = write(tmp_path, job_doc("one", "true", container="        resources:\n          limits: {cpu: '1'}\n"))
+    path = write(
+        tmp_path, job_doc("one", "true", container="        resources:\n          limits: {cpu: '1'}\n")
+    )
     out = kjob("validate", "-f", str(path))
     assert out.returncode == 0, out.stderr
     assert out.stdout == f"job.batch/one valid ({path})\n"
@@ -399,8 +447,21 @@ def test_validate_reads_stdin() -> None:
 
 
 def test_create_job_indexed_pods_see_their_index(tmp_path: Path) -> None:
-    out = kjob("create", "job", "idx", "--completions", "3", "--parallelism", "3", "--indexed",
-               "--logs", "--", "sh", "-c", 'echo "index=$JOB_COMPLETION_INDEX"')
+    out = kjob(
+        "create",
+        "job",
+        "idx",
+        "--completions",
+        "3",
+        "--parallelism",
+        "3",
+        "--indexed",
+        "--logs",
+        "--",
+        "sh",
+        "-c",
+        'echo "index=$JOB_COMPLETION_INDEX"',
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("job.batch/idx created\n")
     logged = re.findall(rf"^\[idx-(\d+)-{SUFFIX}\] (.*)$", out.stdout, flags=re.MULTILINE)
@@ -412,8 +473,21 @@ def test_create_job_indexed_pods_see_their_index(tmp_path: Path) -> None:
 @pytest.mark.parametrize("backoff_limit", [0, 2])
 def test_create_job_failing_command_exits_1(backoff_limit: int, tmp_path: Path) -> None:
     start = time.monotonic()
-    out = kjob("create", "job", "bad", "--backoff-limit", str(backoff_limit), "--log-dir", str(tmp_path),
-               "--backoff-initial-seconds", "0.01", "--", "sh", "-c", "exit 3")
+    out = kjob(
+        "create",
+        "job",
+        "bad",
+        "--backoff-limit",
+        str(backoff_limit),
+        "--log-dir",
+        str(tmp_path),
+        "--backoff-initial-seconds",
+        "0.01",
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+    )
     assert time.monotonic() - start < 5
     assert out.returncode == 1
     assert f"job.batch/bad: active=0 succeeded=0 failed={backoff_limit + 1}\n" in out.stdout
@@ -430,8 +504,9 @@ def test_create_job_dry_run_prints_a_manifest_a_cluster_accepts(
     flags = ["--completions", "3", "--parallelism", "2", "--backoff-limit", "1"]
     if indexed:
         flags.append("--indexed")
-    out = kjob("create", "job", "dry", "--image", "busybox", *flags, "--dry-run", "-o", output,
-               "--", *command)
+    out = kjob(
+        "create", "job", "dry", "--image", "busybox", *flags, "--dry-run", "-o", output, "--", *command
+    )
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""
     doc = yaml.safe_load(out.stdout) if output == "yaml" else json.loads(out.stdout)
@@ -469,7 +544,9 @@ def test_create_job_dry_run_without_output_only_says_so(tmp_path: Path) -> None:
     assert not ran.exists()
 
 
-@pytest.mark.parametrize("flags", [["--dry-run", "dry"], ["dry", "--dry-run=client"], ["dry", "--dry-run=server"]])
+@pytest.mark.parametrize(
+    "flags", [["--dry-run", "dry"], ["dry", "--dry-run=client"], ["dry", "--dry-run=server"]]
+)
 def test_dry_run_is_a_flag_or_takes_kubectls_values(flags: list[str], tmp_path: Path) -> None:
     ran = tmp_path / "ran"
     out = kjob("create", "job", *flags, "--", "touch", str(ran))
@@ -518,8 +595,21 @@ def test_create_job_invalid_option_value_exits_2() -> None:
 def test_create_job_leaves_the_command_options_to_the_command() -> None:
     # After `--`, -o and --dry-run are the command's arguments: the Job runs, nothing is printed
     # as YAML. `echo -n` leaves a last line without newline, printed all the same at the end.
-    out = kjob("create", "job", "echo", "--logs", "--", "sh", "-c", 'echo -n x; printf "|%s" "$@"',
-               "sh", "-o", "yaml", "--dry-run", "--image")
+    out = kjob(
+        "create",
+        "job",
+        "echo",
+        "--logs",
+        "--",
+        "sh",
+        "-c",
+        'echo -n x; printf "|%s" "$@"',
+        "sh",
+        "-o",
+        "yaml",
+        "--dry-run",
+        "--image",
+    )
     assert out.returncode == 0, out.stderr
     assert re.findall(rf"^\[echo-{SUFFIX}\] (.*)$", out.stdout, flags=re.MULTILINE) == [
         "x|-o|yaml|--dry-run|--image"
@@ -538,8 +628,11 @@ def test_progress_bar_redraws_in_place_on_a_terminal() -> None:
     assert code == 0, text
     assert text.startswith("job.batch/bar created\n")
     # The first state (nothing done yet) and the last are always drawn; each draw starts with \r.
-    draws = re.findall(r"\rjob\.batch/bar \[([#.]{24})\] (\d)/4 active=(\d) failed=0 "
-                       r"\d\d:\d\d<(?:\d\d:\d\d|--:--) (\w+)", text)
+    draws = re.findall(
+        r"\rjob\.batch/bar \[([#.]{24})\] (\d)/4 active=(\d) failed=0 "
+        r"\d\d:\d\d<(?:\d\d:\d\d|--:--) (\w+)",
+        text,
+    )
     assert len(draws) >= 2, text
     assert (draws[0][0], draws[0][1], draws[0][3]) == ("." * 24, "0", "Running")
     assert max(int(active) for _, _, active, _ in draws) <= 2  # parallelism
@@ -567,44 +660,57 @@ def test_no_progress_bar_off_a_terminal() -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--help"], [
-            "usage: kjob [-h] [--version] COMMAND ...",
-            "run run the Job in a manifest, in the foreground",
-            "validate check manifests without running them",
-            "kjob create job hello --image=busybox --dry-run -o yaml -- echo hi > job.yaml",
-            "exit status: 0 complete (or valid), 1 failed or timed out, 2 invalid input, 130 interrupted",
-        ]),
-        (["run", "--help"], [
-            "-f FILE, --filename FILE",
-            "--timeout SECONDS",
-            "-o {json,yaml,wide,name}, --output {json,yaml,wide,name}",
-            "--logs",
-            "--strict",
-            "--backoff-initial-seconds SECONDS",
-            "Exit status: 0 Complete, 1 Failed or timed out, 2 invalid input, 130 interrupted",
-        ]),
-        (["validate", "--help"], [
-            "-f FILE, --filename FILE",
-            "--strict",
-            "Exit status 0 if all are valid, 2 if not.",
-        ]),
-        (["create", "job", "--help"], [
-            "usage: kjob create job NAME [options] -- CMD [ARGS...]",
-            "--image IMAGE",
-            "--completions N",
-            "--parallelism N",
-            "--indexed",
-            "--backoff-limit N",
-            "--dry-run=client",
-            "-o {json,yaml,wide,name}",
-            "example: kjob create job hello --completions=3 --parallelism=2 -- echo hi",
-        ]),
+        (
+            ["--help"],
+            [
+                "usage: kjob [-h] [--version] COMMAND ...",
+                "run run the Job in a manifest, in the foreground",
+                "validate check manifests without running them",
+                "kjob create job hello --image=busybox --dry-run -o yaml -- echo hi > job.yaml",
+                "exit status: 0 complete (or valid), 1 failed or timed out, 2 invalid input, 130 interrupted",
+            ],
+        ),
+        (
+            ["run", "--help"],
+            [
+                "-f FILE, --filename FILE",
+                "--timeout SECONDS",
+                "-o {json,yaml,wide,name}, --output {json,yaml,wide,name}",
+                "--logs",
+                "--strict",
+                "--backoff-initial-seconds SECONDS",
+                "Exit status: 0 Complete, 1 Failed or timed out, 2 invalid input, 130 interrupted",
+            ],
+        ),
+        (
+            ["validate", "--help"],
+            [
+                "-f FILE, --filename FILE",
+                "--strict",
+                "Exit status 0 if all are valid, 2 if not.",
+            ],
+        ),
+        (
+            ["create", "job", "--help"],
+            [
+                "usage: kjob create job NAME [options] -- CMD [ARGS...]",
+                "--image IMAGE",
+                "--completions N",
+                "--parallelism N",
+                "--indexed",
+                "--backoff-limit N",
+                "--dry-run=client",
+                "-o {json,yaml,wide,name}",
+                "example: kjob create job hello --completions=3 --parallelism=2 -- echo hi",
+            ],
+        ),
     ],
     ids=["kjob", "run", "validate", "create-job"],
 )
 def test_help(args: list[str], expected: list[str]) -> None:
-    out = subprocess.run([*KJOB, *args], capture_output=True, text=True, timeout=20,
-                         env={**os.environ, "COLUMNS": "1000"})
+    out = subprocess.run(
+        [*KJOB, *args], capture_output=True, text=True, timeout=20, env={**os.environ, "COLUMNS": "1000"}
+    )
     assert out.returncode == 0
     assert out.stderr == ""
     text = " ".join(out.stdout.split())

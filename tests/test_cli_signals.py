@@ -60,8 +60,9 @@ def test_cli_run_signal_deletes_the_pods_removes_the_logs_and_exits_128_plus_sig
     mark = uuid.uuid4().hex
     path = write_job(tmp_path, "exec sleep 30", mark)
     env = kjob_env(tmp_path)
-    with subprocess.Popen([*KJOB, "run", "-f", str(path)], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, env=env) as proc:
+    with subprocess.Popen(
+        [*KJOB, "run", "-f", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as proc:
         wait_for(lambda: len(marked(mark)) == 2)
         assert len(os.listdir(env["TMPDIR"])) == 1  # the CLI's kjob-logs-* folder
         proc.send_signal(signum)
@@ -79,8 +80,9 @@ def test_cli_run_logs_into_a_closed_pipe_is_quiet_and_cleans_up(tmp_path: Path) 
     mark = uuid.uuid4().hex
     path = write_job(tmp_path, "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.01; done", mark)
     env = kjob_env(tmp_path)
-    with subprocess.Popen([*KJOB, "run", "--logs", "-f", str(path)], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, env=env) as proc:
+    with subprocess.Popen(
+        [*KJOB, "run", "--logs", "-f", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    ) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         assert proc.stdout.readline() == b"job.batch/sig created\n"
         wait_for(lambda: len(marked(mark)) >= 2)
@@ -97,8 +99,13 @@ def test_cli_run_logs_piped_to_head_prints_no_traceback(tmp_path: Path) -> None:
     path = write_job(tmp_path, "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.01; done", mark)
     env = kjob_env(tmp_path)
     command = " ".join([*KJOB, "run", "--logs", "-f", str(path)])
-    done = subprocess.run(["bash", "-o", "pipefail", "-c", f"{command} | head -1"], capture_output=True,
-                          text=True, env=env, timeout=20)
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"{command} | head -1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=20,
+    )
     assert done.stdout == "job.batch/sig created\n"
     assert done.stderr == ""
     assert done.returncode == 128 + signal.SIGPIPE

@@ -65,7 +65,11 @@ def test_sigchld_ignored_by_the_host_keeps_a_command_pods_exit_code() -> None:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         """
     )
-    assert (result["succeeded"], result["failed"], result["conditions"]) == (0, 1, ["FailureTarget", "Failed"])
+    assert (result["succeeded"], result["failed"], result["conditions"]) == (
+        0,
+        1,
+        ["FailureTarget", "Failed"],
+    )
     assert ended(result) == [("Failed", 3, None, "exited with code 3")]
 
 
@@ -154,7 +158,12 @@ def test_a_status_taken_by_waitpid_on_the_pods_pid_is_recovered_or_reported_lost
             assert os.waitstatus_to_exitcode(taken[0]) == 3
         if PIDFD_KEEPS_STATUS or not taken:
             # kjob reaped it, or the pidfd kept the status the thief took.
-            assert (pod.phase, pod.exit_code, pod.reason, pod.message) == ("Failed", 3, None, "exited with code 3")
+            assert (pod.phase, pod.exit_code, pod.reason, pod.message) == (
+                "Failed",
+                3,
+                None,
+                "exited with code 3",
+            )
         else:
             assert (pod.phase, pod.exit_code, pod.reason) == ("Failed", 137, LOST_REASON)
             assert pod.message is not None and pod.message.startswith(LOST_MESSAGE)
@@ -168,8 +177,15 @@ def test_a_status_taken_by_waitpid_on_the_pods_pid_is_recovered_or_reported_lost
 def test_command_pods_say_how_they_ended(fast_backoff: Backoff) -> None:
     # `$$$$` is the shell's `$$` (Kubernetes expands `$$` to `$` in a command).
     command = "case $JOB_COMPLETION_INDEX in 1) exit 5;; 2) kill -11 $$$$;; 3) kill -9 $$$$;; esac"
-    job = kjob.Job(command=command, completions=4, parallelism=4,
-                   completion_mode="Indexed", backoff_limit_per_index=0, max_failed_indexes=4, **fast_backoff)
+    job = kjob.Job(
+        command=command,
+        completions=4,
+        parallelism=4,
+        completion_mode="Indexed",
+        backoff_limit_per_index=0,
+        max_failed_indexes=4,
+        **fast_backoff,
+    )
     job.run(timeout=30)
     pods = sorted(job.pods(), key=lambda p: p.index or 0)
     assert [(p.phase, p.exit_code, p.reason, p.message) for p in pods] == [
@@ -195,13 +211,20 @@ def raise_value_error() -> None:
 
 
 def test_callable_pods_that_end_their_worker_say_how() -> None:
-    for target, code, message in [(exit_five, 5, "exited with code 5"),
-                                  (segfault, 139, "killed by signal 11 (SIGSEGV)")]:
+    for target, code, message in [
+        (exit_five, 5, "exited with code 5"),
+        (segfault, 139, "killed by signal 11 (SIGSEGV)"),
+    ]:
         job = kjob.Job(target=target, backoff_limit=0)
         job.run(timeout=30)
         pod = job.pods()[0]
         assert (pod.phase, pod.exit_code, pod.reason, pod.message, pod.exception) == (
-            "Failed", code, None, message, None)
+            "Failed",
+            code,
+            None,
+            message,
+            None,
+        )
         job.delete()
 
 
@@ -210,7 +233,12 @@ def test_a_callable_pod_that_raised_shows_its_exception_only() -> None:
     job.run(timeout=30)
     pod = job.pods()[0]
     assert (pod.phase, pod.exit_code, pod.reason, pod.message, pod.exception) == (
-        "Failed", 1, None, None, "ValueError: no good")
+        "Failed",
+        1,
+        None,
+        None,
+        "ValueError: no good",
+    )
     job.delete()
 
 
@@ -219,7 +247,9 @@ def memory_cgroup() -> Path | None:
     cgroups are not writable here."""
     name = f"kjob-oom-test-{os.getpid()}"
     v2 = Path("/sys/fs/cgroup")
-    candidates = [(v2 / name, "memory.max", "memory.swap.max")] if (v2 / "cgroup.controllers").exists() else []
+    candidates = (
+        [(v2 / name, "memory.max", "memory.swap.max")] if (v2 / "cgroup.controllers").exists() else []
+    )
     v1 = Path("/sys/fs/cgroup/memory")
     if (v1 / "memory.limit_in_bytes").exists():
         candidates.append((v1 / name, "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"))
@@ -255,15 +285,21 @@ def test_a_pod_killed_by_the_oom_killer_is_oomkilled(kind: str) -> None:
     try:
         if kind == "command":
             # The pod moves itself into the small cgroup, then touches 256 MiB (`$$$$` is `$$`).
-            command = (f'echo $$$$ > {cgroup}/cgroup.procs && exec {sys.executable} -c '
-                       '"b = bytearray(256 << 20); b[::4096] = b\'x\' * len(b[::4096])"')
+            command = (
+                f"echo $$$$ > {cgroup}/cgroup.procs && exec {sys.executable} -c "
+                "\"b = bytearray(256 << 20); b[::4096] = b'x' * len(b[::4096])\""
+            )
             job = kjob.Job(command=command, backoff_limit=0)
         else:
             job = kjob.Job(target=swell, args=(str(cgroup),), backoff_limit=0)
         job.run(timeout=60)
         pod = job.pods()[0]
         assert (pod.phase, pod.exit_code, pod.reason, pod.message) == (
-            "Failed", 137, "OOMKilled", "killed by signal 9 (SIGKILL)")
+            "Failed",
+            137,
+            "OOMKilled",
+            "killed by signal 9 (SIGKILL)",
+        )
         job.delete()
     finally:
         deadline = time.monotonic() + 5

@@ -30,7 +30,7 @@ def tail_of(message: str, pod_name: str) -> list[str]:
     lines = message.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(f"pod {pod_name}"))
     tail = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.startswith("    "):
             break
         tail.append(line[4:])
@@ -59,8 +59,11 @@ def test_wait_check_true_raises_and_check_false_returns_the_failed_status(fast_b
     job.start()
     status = job.wait(timeout=30)
     assert status.is_failed
-    with pytest.raises(kjob.JobFailedError, match=r"(?s)^Job 'quiet' failed: BackoffLimitExceeded: .*"
-                                                  r"exit code 7; its log is empty$"):
+    with pytest.raises(
+        kjob.JobFailedError,
+        match=r"(?s)^Job 'quiet' failed: BackoffLimitExceeded: .*"
+        r"exit code 7; its log is empty$",
+    ):
         job.wait(timeout=30, check=True)
     job.delete()
 
@@ -109,8 +112,14 @@ def test_raise_for_status_lists_the_pods_while_the_job_lives_and_the_condition_a
 
 
 def test_at_most_five_failed_pods_are_described_and_the_rest_counted() -> None:
-    job = kjob.Job(name="many", command="echo index $JOB_COMPLETION_INDEX; exit 1", completions=7,
-                   parallelism=7, completion_mode="Indexed", backoff_limit_per_index=0)
+    job = kjob.Job(
+        name="many",
+        command="echo index $JOB_COMPLETION_INDEX; exit 1",
+        completions=7,
+        parallelism=7,
+        completion_mode="Indexed",
+        backoff_limit_per_index=0,
+    )
     with pytest.raises(kjob.JobFailedError) as caught:
         job.run(timeout=30, check=True)
     message = str(caught.value)
@@ -131,8 +140,9 @@ def test_a_callable_pods_exception_and_traceback_end_are_in_the_error() -> None:
             raise ValueError(f"bad input {i}")
         return i
 
-    job = kjob.Job(name="calls", target=boom, completions=3, completion_mode="Indexed",
-                   backoff_limit_per_index=0)
+    job = kjob.Job(
+        name="calls", target=boom, completions=3, completion_mode="Indexed", backoff_limit_per_index=0
+    )
     with pytest.raises(kjob.JobFailedError) as caught:
         job.run(timeout=60, check=True)
     [pod] = caught.value.failed_pods
@@ -148,8 +158,9 @@ def test_results_of_a_failed_job_raise_unless_partial() -> None:
             raise RuntimeError("no")
         return i * 10
 
-    job = kjob.Job(name="half", target=half, completions=3, completion_mode="Indexed",
-                   backoff_limit_per_index=0)
+    job = kjob.Job(
+        name="half", target=half, completions=3, completion_mode="Indexed", backoff_limit_per_index=0
+    )
     status = job.run(timeout=60)
     assert status.is_failed
     with pytest.raises(kjob.JobFailedError) as caught:
@@ -171,8 +182,11 @@ def test_results_of_a_job_still_running_raise_unless_partial() -> None:
     deadline = time.monotonic() + 10
     while job.status.active != 1 and time.monotonic() < deadline:
         time.sleep(0.005)
-    with pytest.raises(kjob.JobFailedError, match=r"^Job 'slow' did not complete \(active=1 succeeded=0 "
-                                                  r"failed=0\)\nno pod failed\n\(results\(partial=True\)"):
+    with pytest.raises(
+        kjob.JobFailedError,
+        match=r"^Job 'slow' did not complete \(active=1 succeeded=0 "
+        r"failed=0\)\nno pod failed\n\(results\(partial=True\)",
+    ):
         job.results()
     assert job.results(partial=True) == []
     job.delete()
@@ -191,25 +205,39 @@ def takes_nothing() -> None:
 
 
 def test_an_indexed_target_must_take_the_index_then_args_and_kwargs() -> None:
-    with pytest.raises(TypeError, match=r"^target takes_nothing\(\) cannot be called as a pod of an Indexed "
-                                        r"Job calls it, fn\(index, \*args, \*\*kwargs\), with 0 positional "
-                                        r"arguments in args and no kwargs: too many positional arguments$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^target takes_nothing\(\) cannot be called as a pod of an Indexed "
+        r"Job calls it, fn\(index, \*args, \*\*kwargs\), with 0 positional "
+        r"arguments in args and no kwargs: too many positional arguments$",
+    ):
         kjob.Job(target=takes_nothing, completions=2, completion_mode="Indexed")
-    with pytest.raises(TypeError, match=r"fn\(index, \*args, \*\*kwargs\), with 0 positional arguments in "
-                                        r"args and no kwargs: missing a required argument: 'x'$"):
+    with pytest.raises(
+        TypeError,
+        match=r"fn\(index, \*args, \*\*kwargs\), with 0 positional arguments in "
+        r"args and no kwargs: missing a required argument: 'x'$",
+    ):
         kjob.Job(target=takes_index_and_one, completions=2, completion_mode="Indexed")
-    with pytest.raises(TypeError, match=r"with 0 positional arguments in args and keyword arguments \['x', 'y'\]: "
-                                        r"got an unexpected keyword argument 'y'$"):
-        kjob.Job(target=takes_index_and_one, completions=2, completion_mode="Indexed", kwargs={"x": 1, "y": 2})
+    with pytest.raises(
+        TypeError,
+        match=r"with 0 positional arguments in args and keyword arguments \['x', 'y'\]: "
+        r"got an unexpected keyword argument 'y'$",
+    ):
+        kjob.Job(
+            target=takes_index_and_one, completions=2, completion_mode="Indexed", kwargs={"x": 1, "y": 2}
+        )
     for good in ({"args": (1,)}, {"kwargs": {"x": 1}}):
         kjob.Job(target=takes_index_and_one, completions=2, completion_mode="Indexed", **good).delete()
 
 
 def test_a_non_indexed_target_is_called_with_args_and_kwargs_only() -> None:
-    with pytest.raises(TypeError, match=r"^target takes_index_and_one\(index, x\) cannot be "
-                                        r"called as a pod of a NonIndexed Job calls it, fn\(\*args, \*\*kwargs\), "
-                                        r"with 1 positional argument in args and no kwargs: missing a required "
-                                        r"argument: 'x'$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^target takes_index_and_one\(index, x\) cannot be "
+        r"called as a pod of a NonIndexed Job calls it, fn\(\*args, \*\*kwargs\), "
+        r"with 1 positional argument in args and no kwargs: missing a required "
+        r"argument: 'x'$",
+    ):
         kjob.Job(target=takes_index_and_one, args=(1,))
     kjob.Job(target=takes_nothing).delete()
     kjob.Job(target=print, args=(1, 2), kwargs={"sep": ","}).delete()
@@ -226,8 +254,11 @@ def test_a_running_job_garbage_collected_is_killed_with_a_resource_warning() -> 
     job = kjob.Job(name="dropped", command="sleep 300", termination_grace_period_seconds=0)
     job.start()
     uid = job.uid
-    with pytest.warns(ResourceWarning, match=r"^Job 'dropped' was garbage-collected while running; its pods "
-                                             r"were killed\. Keep a reference"):
+    with pytest.warns(
+        ResourceWarning,
+        match=r"^Job 'dropped' was garbage-collected while running; its pods "
+        r"were killed\. Keep a reference",
+    ):
         del job
         gc.collect()
     assert no_pids_left(uid) == []
@@ -248,10 +279,13 @@ def test_no_resource_warning_for_a_job_finished_deleted_or_never_started() -> No
 
 
 def test_no_resource_warning_for_a_job_running_at_interpreter_exit() -> None:
-    code = ("import kjob; job = kjob.Job(command='sleep 300', termination_grace_period_seconds=0); "
-            "job.start(); print(job.uid)")
-    out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True,
-                         timeout=30)
+    code = (
+        "import kjob; job = kjob.Job(command='sleep 300', termination_grace_period_seconds=0); "
+        "job.start(); print(job.uid)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=30
+    )
     assert (out.returncode, out.stderr) == (0, "")
     assert no_pids_left(out.stdout.strip()) == []
 
@@ -279,17 +313,24 @@ def test_configure_sets_the_backoff_of_jobs_made_afterwards() -> None:
     # A Job's own values and a manifest's annotations still win; a keyword left out is kept.
     kjob.configure(backoff_max_seconds=2)
     assert kjob.Job(command="true", backoff_initial_seconds=1)._backoff == (1.0, 2.0)
-    annotated = kjob.Job.from_manifest({
-        "metadata": {"name": "a", "annotations": {"kjob.io/backoff-initial-seconds": "0.5"}},
-        "spec": {"template": {"spec": {"restartPolicy": "Never",
-                                       "containers": [{"name": "a", "command": ["true"]}]}}},
-    })
+    annotated = kjob.Job.from_manifest(
+        {
+            "metadata": {"name": "a", "annotations": {"kjob.io/backoff-initial-seconds": "0.5"}},
+            "spec": {
+                "template": {
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "a", "command": ["true"]}]}
+                }
+            },
+        }
+    )
     assert annotated._backoff == (0.5, 2.0)
 
 
 @pytest.mark.usefixtures("restore_configuration")
 def test_configure_refuses_values_that_are_not_seconds_and_changes_nothing() -> None:
-    with pytest.raises(ValueError, match=r"^backoff_max_seconds: must be a finite number of seconds >= 0, got -1$"):
+    with pytest.raises(
+        ValueError, match=r"^backoff_max_seconds: must be a finite number of seconds >= 0, got -1$"
+    ):
         kjob.configure(backoff_initial_seconds=1, backoff_max_seconds=-1)
     with pytest.raises(ValueError, match="backoff_initial_seconds"):
         kjob.configure(backoff_initial_seconds=float("nan"))
@@ -311,8 +352,13 @@ def test_kjob_run_of_a_failed_job_prints_the_pods_log_tails_and_keeps_the_logs(t
     )
     env_tmp = tmp_path / "tmp"
     env_tmp.mkdir()
-    out = subprocess.run([sys.executable, "-m", "kjob.cli", "run", "-f", str(path)], capture_output=True,
-                         text=True, timeout=60, env={"TMPDIR": str(env_tmp), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-m", "kjob.cli", "run", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"TMPDIR": str(env_tmp), "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 1, out.stderr
     [log_dir] = env_tmp.iterdir()
     logs = sorted(log_dir.iterdir())
@@ -334,7 +380,12 @@ def test_kjob_run_of_a_complete_job_removes_its_log_folder(tmp_path: Path) -> No
     )
     env_tmp = tmp_path / "tmp"
     env_tmp.mkdir()
-    out = subprocess.run([sys.executable, "-m", "kjob.cli", "run", "-f", str(path)], capture_output=True,
-                         text=True, timeout=60, env={"TMPDIR": str(env_tmp), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-m", "kjob.cli", "run", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"TMPDIR": str(env_tmp), "PATH": "/usr/bin:/bin"},
+    )
     assert (out.returncode, out.stderr) == (0, "")
     assert list(env_tmp.iterdir()) == []

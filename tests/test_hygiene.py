@@ -39,8 +39,14 @@ def noop(i: int) -> int:
 def run_batch(pods: int) -> None:
     for job in (
         kjob.Job(name="soak-cmd", command=["/bin/true"], completions=pods, parallelism=4),
-        kjob.Job(name="soak-fn", target=noop, completions=pods, parallelism=pods, completion_mode="Indexed",
-                 max_workers=2),
+        kjob.Job(
+            name="soak-fn",
+            target=noop,
+            completions=pods,
+            parallelism=pods,
+            completion_mode="Indexed",
+            max_workers=2,
+        ),
     ):
         status = job.run(timeout=300)
         assert status.succeeded == pods
@@ -78,11 +84,23 @@ def test_fifty_jobs_from_several_threads_end_consistent() -> None:
             mine = []
             for i in range(10):
                 if rng.random() < 0.3:
-                    job = kjob.Job(name=f"t{seed}-{i}", target=noop, completions=3, parallelism=2,
-                                   completion_mode="Indexed", max_workers=2, termination_grace_period_seconds=1)
+                    job = kjob.Job(
+                        name=f"t{seed}-{i}",
+                        target=noop,
+                        completions=3,
+                        parallelism=2,
+                        completion_mode="Indexed",
+                        max_workers=2,
+                        termination_grace_period_seconds=1,
+                    )
                 else:
-                    job = kjob.Job(name=f"t{seed}-{i}", command=f"sleep 0.0{rng.randrange(1, 9)}", completions=3,
-                                   parallelism=2, termination_grace_period_seconds=1)
+                    job = kjob.Job(
+                        name=f"t{seed}-{i}",
+                        command=f"sleep 0.0{rng.randrange(1, 9)}",
+                        completions=3,
+                        parallelism=2,
+                        termination_grace_period_seconds=1,
+                    )
                 job.start()
                 mine.append(job)
             for _ in range(20):

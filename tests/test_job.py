@@ -140,8 +140,9 @@ def test_on_failure_restarts_in_place_until_success(tmp_path: Path, fast_backoff
 
 def test_on_failure_restarts_count_toward_backoff_limit(fast_backoff: Backoff) -> None:
     # §5.2 pastBackoffLimitOnFailure: restarts of running pods reaching backoffLimit fail the Job.
-    job = kjob.Job(name="crashloop", command="exit 1", restart_policy="OnFailure", backoff_limit=2,
-                   **fast_backoff)
+    job = kjob.Job(
+        name="crashloop", command="exit 1", restart_policy="OnFailure", backoff_limit=2, **fast_backoff
+    )
     status = job.run(timeout=30)
     assert status.is_failed
     assert status.conditions[-1].reason == "BackoffLimitExceeded"
@@ -151,8 +152,9 @@ def test_on_failure_restarts_count_toward_backoff_limit(fast_backoff: Backoff) -
 
 def test_recreation_delay_doubles_between_attempts() -> None:
     # §5.3: replacements wait initial * 2^(n-1) after the n-th consecutive failure.
-    job = kjob.Job(name="delayed", command="exit 1", backoff_limit=2,
-                   backoff_initial_seconds=0.2, backoff_max_seconds=10)
+    job = kjob.Job(
+        name="delayed", command="exit 1", backoff_limit=2, backoff_initial_seconds=0.2, backoff_max_seconds=10
+    )
     job.run(timeout=30)
     pods = job.pods()
     assert len(pods) == 3
@@ -181,8 +183,7 @@ def test_missing_executable_fails_the_pod_with_start_error() -> None:
 
 
 def test_delete_kills_the_pod_and_its_grandchildren() -> None:
-    job = kjob.Job(name="tree", command="sleep 300 & sleep 300 & wait",
-                   termination_grace_period_seconds=5)
+    job = kjob.Job(name="tree", command="sleep 300 & sleep 300 & wait", termination_grace_period_seconds=5)
     job.start()
     deadline = time.monotonic() + 10
     while len(pids_of_job(job.uid)) < 3 and time.monotonic() < deadline:
@@ -195,8 +196,7 @@ def test_delete_kills_the_pod_and_its_grandchildren() -> None:
 
 
 def test_zero_grace_period_kills_at_once() -> None:
-    job = kjob.Job(name="trap", command="trap '' TERM; sleep 300",
-                   termination_grace_period_seconds=0)
+    job = kjob.Job(name="trap", command="trap '' TERM; sleep 300", termination_grace_period_seconds=0)
     job.start()
     while not job.pods() or job.pods()[0].phase != "Running":
         time.sleep(0.01)
@@ -277,8 +277,7 @@ def test_private_log_dir_is_removed_on_delete_and_given_one_is_kept(tmp_path: Pa
 def test_repr_reads_well() -> None:
     job = kjob.Job(name="pretty", command="true", completions=2, parallelism=2)
     assert repr(job) == (
-        "<kjob.Job 'pretty' NotStarted NonIndexed completions=2 parallelism=2 "
-        "active=0 succeeded=0 failed=0>"
+        "<kjob.Job 'pretty' NotStarted NonIndexed completions=2 parallelism=2 active=0 succeeded=0 failed=0>"
     )
     job.run(timeout=30)
     assert repr(job).startswith("<kjob.Job 'pretty' Complete ")

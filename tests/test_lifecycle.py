@@ -26,8 +26,9 @@ def test_interpreter_exit_kills_running_pods() -> None:
         print(job.uid, flush=True)
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
     uid = out.stdout.strip()
     assert uid
     deadline = time.monotonic() + 5
@@ -39,7 +40,9 @@ def test_interpreter_exit_kills_running_pods() -> None:
 def _run_and_kill_parent(body: str, sig: int) -> str:
     """Runs `body` (which prints a Job uid once its pods run) in a child interpreter, then
     kills that interpreter with `sig` and returns the uid."""
-    with subprocess.Popen([sys.executable, "-c", textwrap.dedent(body)], stdout=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(body)], stdout=subprocess.PIPE, text=True
+    ) as proc:
         assert proc.stdout is not None
         try:
             # Never leave the child behind if it does not get as far as printing the uid.
@@ -153,8 +156,14 @@ def test_outside_sigkill_fails_the_pod_and_the_job_goes_on() -> None:
 
     import kjob
 
-    job = kjob.Job(name="victim2", command="sleep 300", completions=2, parallelism=1, backoff_limit=1,
-                   backoff_initial_seconds=0.01)
+    job = kjob.Job(
+        name="victim2",
+        command="sleep 300",
+        completions=2,
+        parallelism=1,
+        backoff_limit=1,
+        backoff_initial_seconds=0.01,
+    )
     job.start()
     deadline = time.monotonic() + 20
     while not (job.pods() and job.pods()[0].pid):
@@ -180,8 +189,11 @@ def test_huge_output_goes_to_disk_without_blocking(tmp_path: Path) -> None:
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # 256 MiB on stdout, a line without newline and binary bytes: the pod never blocks.
-    job = kjob.Job(name="loud", command="head -c 268435456 /dev/zero; printf 'no newline'; head -c 1024 /dev/urandom",
-                   log_dir=tmp_path)
+    job = kjob.Job(
+        name="loud",
+        command="head -c 268435456 /dev/zero; printf 'no newline'; head -c 1024 /dev/urandom",
+        log_dir=tmp_path,
+    )
     status = job.run(timeout=120)
     assert status.is_complete
     [pod] = job.pods()

@@ -55,7 +55,10 @@ EVERY_FIELD: dict[str, Any] = {
         "activeDeadlineSeconds": 600,
         "podFailurePolicy": {
             "rules": [
-                {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]}},
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]},
+                },
                 {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [7]}},
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
             ]
@@ -139,8 +142,12 @@ def test_keyword_job_exports_with_kjob_settings_as_annotations() -> None:
     }
     assert exported["metadata"]["labels"] == {"team": "data"}
     container = exported["spec"]["template"]["spec"]["containers"][0]
-    assert container == {"name": "kw", "image": "python:3.12", "command": ["python", "-c", "print(1)"],
-                         "env": [{"name": "A", "value": "1"}]}
+    assert container == {
+        "name": "kw",
+        "image": "python:3.12",
+        "command": ["python", "-c", "print(1)"],
+        "env": [{"name": "A", "value": "1"}],
+    }
     back = load_quietly(exported)
     assert back._backoff == (0.5, 2.0)
     assert native_spec(back) == native_spec(job)
@@ -181,17 +188,28 @@ def test_callable_job_cannot_be_exported() -> None:
 
 def command_manifest(name: str, policy: dict[str, Any]) -> dict[str, Any]:
     return {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-        "spec": {"podFailurePolicy": policy, "template": {"spec": {"restartPolicy": "Never", "containers": [
-            {"name": name, "image": "busybox", "command": ["true"]}]}}},
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "podFailurePolicy": policy,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": name, "image": "busybox", "command": ["true"]}],
+                }
+            },
+        },
     }
 
 
 def test_on_exceptions_rules_are_dropped_from_an_export_with_a_warning() -> None:
-    policy = {"rules": [
-        {"action": "FailJob", "onExceptions": {"operator": "In", "values": ["ValueError"]}},
-        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}},
-    ]}
+    policy = {
+        "rules": [
+            {"action": "FailJob", "onExceptions": {"operator": "In", "values": ["ValueError"]}},
+            {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}},
+        ]
+    }
     # A command Job refuses onExceptions rules (test_small_fixes.py), so the export's own guard
     # is tested on a manifest directly.
     manifest = command_manifest("exc", policy)
@@ -273,7 +291,10 @@ def test_kubectl_view_has_defaults_labels_selector_and_status() -> None:
     assert seen["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": job.uid}}
     assert seen["spec"]["template"]["metadata"]["labels"]["batch.kubernetes.io/controller-uid"] == job.uid
     assert (seen["spec"]["backoffLimit"], seen["spec"]["completionMode"], seen["spec"]["suspend"]) == (
-        6, "NonIndexed", False)
+        6,
+        "NonIndexed",
+        False,
+    )
     assert seen["spec"]["podReplacementPolicy"] == "TerminatingOrFailed"
     assert seen["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 30
     status = seen["status"]
@@ -286,8 +307,15 @@ def test_kubectl_view_has_defaults_labels_selector_and_status() -> None:
 
 
 def test_scale_and_suspend_show_in_the_manifest() -> None:
-    job = kjob.Job(name="sc", image="busybox", command=["true"], completions=4, parallelism=1,
-                   completion_mode="Indexed", suspend=True)
+    job = kjob.Job(
+        name="sc",
+        image="busybox",
+        command=["true"],
+        completions=4,
+        parallelism=1,
+        completion_mode="Indexed",
+        suspend=True,
+    )
     job.scale(parallelism=3, completions=3)
     job.resume()
     job.suspend()
@@ -368,6 +396,7 @@ def test_unsupported_field_path_is_refused_with_the_api_servers_words() -> None:
 
 # ---- the documentation's examples -------------------------------------------------------
 
+
 def test_docs_pi_example() -> None:
     job = kjob.Job.from_yaml(EXAMPLES / "pi.yaml")
     cluster_accepts(job.to_manifest())
@@ -398,8 +427,14 @@ def test_docs_pod_failure_policy_example_fails_the_job_on_exit_42() -> None:
 
 
 def test_view_of_a_per_index_job_has_failed_indexes_even_when_empty() -> None:
-    job = kjob.Job(name="pi-ix", image="busybox", command=["true"], completions=2, completion_mode="Indexed",
-                   backoff_limit_per_index=1)
+    job = kjob.Job(
+        name="pi-ix",
+        image="busybox",
+        command=["true"],
+        completions=2,
+        completion_mode="Indexed",
+        backoff_limit_per_index=1,
+    )
     job.run(timeout=30)
     status = job.to_manifest(include_status=True)["status"]
     assert status["failedIndexes"] == "" and status["completedIndexes"] == "0,1"
@@ -407,27 +442,39 @@ def test_view_of_a_per_index_job_has_failed_indexes_even_when_empty() -> None:
 
 
 def test_backoff_annotations_round_trip_exactly() -> None:
-    job = kjob.Job(name="exact", image="busybox", command=["true"], backoff_initial_seconds=0.1234567,
-                   backoff_max_seconds=1234567.0)
+    job = kjob.Job(
+        name="exact",
+        image="busybox",
+        command=["true"],
+        backoff_initial_seconds=0.1234567,
+        backoff_max_seconds=1234567.0,
+    )
     annotations = job.to_manifest()["metadata"]["annotations"]
-    assert annotations == {"kjob.io/backoff-initial-seconds": "0.1234567", "kjob.io/backoff-max-seconds": "1234567"}
+    assert annotations == {
+        "kjob.io/backoff-initial-seconds": "0.1234567",
+        "kjob.io/backoff-max-seconds": "1234567",
+    }
     assert kjob.Job.from_manifest(job.to_manifest())._backoff == (0.1234567, 1234567.0)
 
 
 def test_dropping_on_exceptions_rules_keeps_the_replacement_policy() -> None:
     policy = {"rules": [{"action": "FailJob", "onExceptions": {"operator": "In", "values": ["E"]}}]}
     with pytest.warns(kjob.KjobWarning):
-        spec = _export.export_manifest(command_manifest("keep", policy), backoff_initial=10.0,
-                                       backoff_max=600.0)["spec"]
+        spec = _export.export_manifest(
+            command_manifest("keep", policy), backoff_initial=10.0, backoff_max=600.0
+        )["spec"]
     assert "podFailurePolicy" not in spec and spec["podReplacementPolicy"] == "Failed"
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("suspend", "false", 'spec.suspend: Invalid value: "false": must be a boolean (true or false)'),
-    ("suspend", 1, "spec.suspend: Invalid value: 1: must be a boolean (true or false)"),
-    ("completions", True, "spec.completions: Invalid value: true: must be an integer"),
-    ("backoffLimit", False, "spec.backoffLimit: Invalid value: false: must be an integer"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("suspend", "false", 'spec.suspend: Invalid value: "false": must be a boolean (true or false)'),
+        ("suspend", 1, "spec.suspend: Invalid value: 1: must be a boolean (true or false)"),
+        ("completions", True, "spec.completions: Invalid value: true: must be an integer"),
+        ("backoffLimit", False, "spec.backoffLimit: Invalid value: false: must be an integer"),
+    ],
+)
 def test_json_types_are_checked_not_coerced(field: str, value: Any, message: str) -> None:
     """YAML's `suspend: "false"` is a string: Kubernetes refuses it, and so does kjob (rather
     than take its truthiness)."""
@@ -457,8 +504,14 @@ def test_self_referencing_yaml_is_refused() -> None:
 def test_view_defaults_come_from_the_controller() -> None:
     """With a podFailurePolicy, podReplacementPolicy defaults to Failed (reference §1.1)."""
     policy = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}
-    job = kjob.Job(name="dflt", image="busybox", command=["true"], pod_failure_policy=policy,
-                   restart_policy="Never", suspend=True)
+    job = kjob.Job(
+        name="dflt",
+        image="busybox",
+        command=["true"],
+        pod_failure_policy=policy,
+        restart_policy="Never",
+        suspend=True,
+    )
     seen = job.to_manifest(include_status=True)
     assert seen["spec"]["podReplacementPolicy"] == "Failed"
     assert seen["spec"]["suspend"] is True

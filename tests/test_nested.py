@@ -74,7 +74,9 @@ def test_nested_delete_of_outer_callable_job_kills_inner_pods_and_removes_inner_
     tmp_path: Path,
 ) -> None:
     report = tmp_path / "report"
-    outer = kjob.Job(name="outer", target=nested_pod, args=(str(report), 0), termination_grace_period_seconds=0)
+    outer = kjob.Job(
+        name="outer", target=nested_pod, args=(str(report), 0), termination_grace_period_seconds=0
+    )
     outer.start()
     reports = wait_for_reports(report, 2)
     outer.delete()

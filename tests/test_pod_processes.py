@@ -94,8 +94,9 @@ def test_a_parent_sigkilled_just_after_starting_a_callable_job_leaves_no_slot_fi
     time.sleep(0.005)
     os.kill(os.getpid(), signal.SIGKILL)
     """
-    with subprocess.Popen([sys.executable, "-c", textwrap.dedent(body)], stdout=subprocess.PIPE,
-                          text=True) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(body)], stdout=subprocess.PIPE, text=True
+    ) as proc:
         assert proc.stdout is not None
         try:
             ready, _, _ = select.select([proc.stdout], [], [], 60)
@@ -124,8 +125,11 @@ def test_callable_pods_run_with_their_slot_in_memory_only() -> None:
                 continue  # the descriptor listdir itself used
             if "kjob-slot" in target:
                 found.append(target)
-        found += [line.split()[-2] for line in Path("/proc/self/maps").read_text().splitlines()
-                  if "kjob-slot" in line]
+        found += [
+            line.split()[-2]
+            for line in Path("/proc/self/maps").read_text().splitlines()
+            if "kjob-slot" in line
+        ]
         return found
 
     job = kjob.Job(target=where_is_the_slot, backoff_limit=0)

@@ -95,14 +95,19 @@ def test_pod_failure_policy_fail_job_message(fast_backoff: Backoff) -> None:
         pod_failure_policy={
             "rules": [
                 {"action": "Ignore", "on_exit_codes": {"operator": "In", "values": [1]}},
-                {"action": "FailJob", "on_exit_codes": {"container_name": "main", "operator": "In", "values": [42]}},
+                {
+                    "action": "FailJob",
+                    "on_exit_codes": {"container_name": "main", "operator": "In", "values": [42]},
+                },
             ]
         },
         **fast_backoff,
     )
     status = job.run(timeout=30)
     [pod] = job.pods()
-    message = f"Container main for pod team-a/{pod.name} failed with exit code 42 matching FailJob rule at index 1"
+    message = (
+        f"Container main for pod team-a/{pod.name} failed with exit code 42 matching FailJob rule at index 1"
+    )
     assert reasons(status) == [
         ("FailureTarget", "True", "PodFailurePolicy", message),
         ("Failed", "True", "PodFailurePolicy", message),
@@ -118,7 +123,9 @@ def test_pod_failure_policy_ignore_does_not_count(tmp_path: Path, fast_backoff: 
         name="ignore",
         command=f"n=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}; [ $n -ge 2 ] || exit 3",
         backoff_limit=0,
-        pod_failure_policy={"rules": [{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}]},
+        pod_failure_policy={
+            "rules": [{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}]
+        },
         log_dir=tmp_path / "logs",
         **fast_backoff,
     )
@@ -136,7 +143,9 @@ def test_fail_index_action(fast_backoff: Backoff) -> None:
         parallelism=3,
         completion_mode="Indexed",
         backoff_limit_per_index=5,
-        pod_failure_policy={"rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [7]}}]},
+        pod_failure_policy={
+            "rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [7]}}]
+        },
         **fast_backoff,
     )
     status = job.run(timeout=30)
@@ -196,8 +205,14 @@ def test_success_policy_kills_the_rest_without_counting_them() -> None:
 
 
 def test_active_deadline_fails_the_job_and_kills_its_pods() -> None:
-    job = kjob.Job(name="deadline", command="sleep 300", parallelism=2, completions=2,
-                   active_deadline_seconds=1, termination_grace_period_seconds=1)
+    job = kjob.Job(
+        name="deadline",
+        command="sleep 300",
+        parallelism=2,
+        completions=2,
+        active_deadline_seconds=1,
+        termination_grace_period_seconds=1,
+    )
     status = job.run(timeout=30)
     assert reasons(status) == [
         ("FailureTarget", "True", "DeadlineExceeded", "Job was active longer than specified deadline"),
@@ -210,8 +225,13 @@ def test_active_deadline_fails_the_job_and_kills_its_pods() -> None:
 
 
 def test_pod_active_deadline_fails_just_the_pod() -> None:
-    job = kjob.Job(name="pod-deadline", command="sleep 300", backoff_limit=0,
-                   pod_active_deadline_seconds=1, termination_grace_period_seconds=1)
+    job = kjob.Job(
+        name="pod-deadline",
+        command="sleep 300",
+        backoff_limit=0,
+        pod_active_deadline_seconds=1,
+        termination_grace_period_seconds=1,
+    )
     status = job.run(timeout=30)
     [pod] = job.pods()
     assert (pod.phase, pod.reason) == ("Failed", "DeadlineExceeded")
@@ -223,8 +243,9 @@ def test_pod_active_deadline_fails_just_the_pod() -> None:
 def test_suspend_and_resume() -> None:
     # §6.2: suspend kills active pods and sets Suspended=True; resume flips it to False,
     # resets startTime and creates pods again. Both are idempotent.
-    job = kjob.Job(name="pausable", command="sleep 300", completions=2, parallelism=2,
-                   termination_grace_period_seconds=1)
+    job = kjob.Job(
+        name="pausable", command="sleep 300", completions=2, parallelism=2, termination_grace_period_seconds=1
+    )
     job.start()
     wait_for(lambda: job.status.active == 2)
     first_start = job.status.start_time
@@ -243,7 +264,10 @@ def test_suspend_and_resume() -> None:
     ]
     assert status.start_time is not None and first_start is not None and status.start_time > first_start
     assert len(job.pods()) == 4
-    assert [e.reason for e in job.events() if e.reason in ("Suspended", "Resumed")] == ["Suspended", "Resumed"]
+    assert [e.reason for e in job.events() if e.reason in ("Suspended", "Resumed")] == [
+        "Suspended",
+        "Resumed",
+    ]
     job.delete()
     assert no_pids_left(job.uid) == []
 
@@ -259,14 +283,17 @@ def test_created_suspended_runs_nothing_until_resumed() -> None:
     assert [c.type for c in status.conditions] == ["Suspended", "SuccessCriteriaMet", "Complete"]
 
 
-@pytest.mark.parametrize(
-    ("policy", "early_replacement"), [("TerminatingOrFailed", True), ("Failed", False)]
-)
+@pytest.mark.parametrize(("policy", "early_replacement"), [("TerminatingOrFailed", True), ("Failed", False)])
 def test_pod_replacement_policy(policy: str, early_replacement: bool) -> None:
     # §5.6: with TerminatingOrFailed a terminating pod is replaced at once (and counted as
     # failed); with Failed the replacement waits until the old pod is gone.
-    job = kjob.Job(name="replace", command=STUBBORN, pod_replacement_policy=policy,
-                   termination_grace_period_seconds=2, backoff_initial_seconds=0.01)
+    job = kjob.Job(
+        name="replace",
+        command=STUBBORN,
+        pod_replacement_policy=policy,
+        termination_grace_period_seconds=2,
+        backoff_initial_seconds=0.01,
+    )
     job.start()
     wait_for(lambda: job.status.active == 1 and job.logs() == "ready\n")
     job.evict(job.pods()[0].name)
@@ -305,15 +332,24 @@ def test_ttl_after_finished_deletes_the_job() -> None:
 
 
 def test_elastic_indexed_scaling() -> None:
-    job = kjob.Job(name="elastic", command="sleep 0.2", completions=4, parallelism=1,
-                   completion_mode="Indexed", termination_grace_period_seconds=1)
+    job = kjob.Job(
+        name="elastic",
+        command="sleep 0.2",
+        completions=4,
+        parallelism=1,
+        completion_mode="Indexed",
+        termination_grace_period_seconds=1,
+    )
     job.start()
     wait_for(lambda: job.status.active == 1)
     job.scale(parallelism=2)
     wait_for(lambda: job.status.active == 2)
     with pytest.raises(ValueError) as info:
         job.scale(completions=3)
-    assert str(info.value) == "spec.completions: Invalid value: 3: can only be modified in tandem with spec.parallelism"
+    assert (
+        str(info.value)
+        == "spec.completions: Invalid value: 3: can only be modified in tandem with spec.parallelism"
+    )
     job.scale(parallelism=2, completions=2)
     status = job.wait(timeout=30)
     assert status.is_complete and status.succeeded == 2
@@ -361,7 +397,9 @@ def test_policy_validation_messages() -> None:
     ]
     assert errors(
         restart_policy="OnFailure",
-        pod_failure_policy={"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [1, 0, 2, 2]}}]},
+        pod_failure_policy={
+            "rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [1, 0, 2, 2]}}]
+        },
     ) == [
         "spec.podFailurePolicy.rules[0].onExitCodes.values[1]: Invalid value: 0: must not be 0 for the In operator",
         "spec.podFailurePolicy.rules[0].onExitCodes.values[3]: Duplicate value: 2",
@@ -379,7 +417,8 @@ def test_policy_validation_messages() -> None:
         "spec.successPolicy.rules: Required value: at least one rules must be specified when the successPolicy is specified",
     ]
     assert errors(
-        completions=5, completion_mode="Indexed",
+        completions=5,
+        completion_mode="Indexed",
         success_policy={"rules": [{"succeededIndexes": "invalid-format"}, {"succeededCount": 6}]},
     ) == [
         'spec.successPolicy.rules[0].succeededIndexes: Invalid value: "invalid-format": error parsing succeededIndexes: cannot convert string to integer for index: "invalid"',
@@ -390,7 +429,9 @@ def test_policy_validation_messages() -> None:
     ]
     assert errors(
         pod_replacement_policy="TerminatingOrFailed",
-        pod_failure_policy={"rules": [{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [1]}}]},
+        pod_failure_policy={
+            "rules": [{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [1]}}]
+        },
     ) == ['spec.podReplacementPolicy: Unsupported value: "TerminatingOrFailed": supported values: "Failed"']
     assert errors(managed_by="invalid custom controller name") == [
         'spec.managedBy: Invalid value: "invalid custom controller name": must be a domain-prefixed path (such as "acme.io/foo")'

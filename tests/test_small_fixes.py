@@ -34,16 +34,22 @@ def test_a_job_name_over_63_characters_says_the_limit() -> None:
 
 @pytest.mark.parametrize("command", ["", "   \n"])
 def test_an_empty_command_string_is_an_error_not_a_job_that_does_nothing(command: str) -> None:
-    with pytest.raises(ValueError, match=r'^command: Invalid value: ".*": must be a non-empty shell command '
-                                         r"line \(or a list of strings\)$"):
+    with pytest.raises(
+        ValueError,
+        match=r'^command: Invalid value: ".*": must be a non-empty shell command '
+        r"line \(or a list of strings\)$",
+    ):
         kjob.Job(command=command)
 
 
 @pytest.mark.parametrize("keyword", ["kwargs", "max_workers"])
 def test_callable_only_keywords_with_a_command_are_an_error(keyword: str) -> None:
     value = {"kwargs": {"x": 1}, "max_workers": 2}[keyword]
-    with pytest.raises(ValueError, match=rf"^{keyword}: Forbidden: only a Job with a target callable uses "
-                                         rf"{keyword}; a command Job would ignore it$"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^{keyword}: Forbidden: only a Job with a target callable uses "
+        rf"{keyword}; a command Job would ignore it$",
+    ):
         kjob.Job(command="true", **{keyword: value})  # type: ignore[arg-type]
 
 
@@ -51,10 +57,12 @@ ON_EXCEPTIONS_FORBIDDEN = (
     "spec.podFailurePolicy.rules[1].onExceptions: Forbidden: only a Job with a target callable raises "
     "exceptions; a command Job's pods fail with exit codes (use onExitCodes)"
 )
-POLICY = {"rules": [
-    {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}},
-    {"action": "FailJob", "onExceptions": {"operator": "In", "values": ["ValueError"]}},
-]}
+POLICY = {
+    "rules": [
+        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}},
+        {"action": "FailJob", "onExceptions": {"operator": "In", "values": ["ValueError"]}},
+    ]
+}
 
 
 def test_on_exceptions_rules_on_a_command_job_are_an_error() -> None:
@@ -63,8 +71,12 @@ def test_on_exceptions_rules_on_a_command_job_are_an_error() -> None:
     assert str(caught.value) == ON_EXCEPTIONS_FORBIDDEN
     manifest = {
         "metadata": {"name": "m"},
-        "spec": {"podFailurePolicy": POLICY, "template": {"spec": {
-            "restartPolicy": "Never", "containers": [{"name": "m", "command": ["true"]}]}}},
+        "spec": {
+            "podFailurePolicy": POLICY,
+            "template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "command": ["true"]}]}
+            },
+        },
     }
     with pytest.raises(ValueError) as caught:
         kjob.Job.from_manifest(manifest)
@@ -76,8 +88,9 @@ def test_results_of_an_indexed_job_are_ordered_by_index() -> None:
         time.sleep((3 - i) * 0.05)
         return i
 
-    job = kjob.Job(target=later_for_lower, completions=4, parallelism=4, completion_mode="Indexed",
-                   max_workers=4)
+    job = kjob.Job(
+        target=later_for_lower, completions=4, parallelism=4, completion_mode="Indexed", max_workers=4
+    )
     assert job.run(timeout=60).succeeded == 4
     assert list(job.results().items()) == [(0, 0), (1, 1), (2, 2), (3, 3)]  # type: ignore[union-attr]
     job.delete()
@@ -87,7 +100,9 @@ def test_results_of_an_indexed_job_are_ordered_by_index() -> None:
 def test_version(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(args) == 0
     assert capsys.readouterr().out == f"kjob {kjob.__version__}\n"
-    out = subprocess.run([sys.executable, "-m", "kjob.cli", *args], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "kjob.cli", *args], capture_output=True, text=True, timeout=30
+    )
     assert (out.returncode, out.stdout, out.stderr) == (0, "kjob 0.1.0\n", "")
 
 

@@ -24,8 +24,9 @@ def test_negative_completions_message_is_exact() -> None:
 
 
 def test_every_error_is_reported_at_once_in_kubernetes_order() -> None:
-    assert error_lines(parallelism=-1, completions=-2, backoff_limit=-3,
-                       termination_grace_period_seconds=-4) == [
+    assert error_lines(
+        parallelism=-1, completions=-2, backoff_limit=-3, termination_grace_period_seconds=-4
+    ) == [
         "spec.parallelism: Invalid value: -1: must be greater than or equal to 0",
         "spec.completions: Invalid value: -2: must be greater than or equal to 0",
         "spec.backoffLimit: Invalid value: -3: must be greater than or equal to 0",

@@ -153,7 +153,9 @@ def test_reprs_read_well() -> None:
 
 
 def test_html_escapes_what_it_shows() -> None:
-    condition = Condition("Failed", "True", "PodFailurePolicy", "exit <42> & more", dt.datetime.now(dt.timezone.utc))
+    condition = Condition(
+        "Failed", "True", "PodFailurePolicy", "exit <42> & more", dt.datetime.now(dt.timezone.utc)
+    )
     html = JobStatus(failed=1, conditions=[condition])._repr_html_()
     assert "exit &lt;42&gt; &amp; more" in html and "<42>" not in html
 

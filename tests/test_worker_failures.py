@@ -91,7 +91,9 @@ def prints_a_line(index: int) -> int:
     return os.getpid()
 
 
-def test_a_pod_whose_log_hits_enospc_fails_and_its_worker_lives_on(tmp_path: Path, fast_backoff: Backoff) -> None:
+def test_a_pod_whose_log_hits_enospc_fails_and_its_worker_lives_on(
+    tmp_path: Path, fast_backoff: Backoff
+) -> None:
     # /dev/full answers every write with ENOSPC, as a full disk does.
     for n in range(4):
         (tmp_path / f"enospc-worker-{n}.log").symlink_to("/dev/full")

@@ -137,5 +137,6 @@ def failure_message(job_name: str | None, status: JobStatus, pods: Sequence[Pod]
 def job_failed_error(job_name: str | None, status: JobStatus, pods: Sequence[Pod] | None) -> JobFailedError:
     """The error for a Job with this status and these pods (all of them, in creation order)."""
     ranked = failed_pods(pods) if pods is not None else []
-    return JobFailedError(failure_message(job_name, status, ranked if pods is not None else None),
-                          status, ranked)
+    return JobFailedError(
+        failure_message(job_name, status, ranked if pods is not None else None), status, ranked
+    )

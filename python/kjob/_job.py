@@ -214,8 +214,10 @@ def _finalize(native: NativeJob, log_dir: str | None, name: str) -> None:
         return
     running = False
     if not _exit.started and native.started and not native.deleted:
-        running = not any(c["type"] in ("Complete", "Failed") and c["status"] == "True"
-                          for c in native.status()["conditions"])
+        running = not any(
+            c["type"] in ("Complete", "Failed") and c["status"] == "True"
+            for c in native.status()["conditions"]
+        )
     try:
         native.delete(timeout=0)
     finally:
@@ -313,8 +315,9 @@ class Job:
                 raise TypeError(f"target must be callable, not {type(target).__name__}")
             if command is not None:
                 raise ValueError("a Job runs either a command or a target callable, not both")
-            if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int)
-                                            or max_workers < 1):
+            if max_workers is not None and (
+                isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
+            ):
                 raise ValueError(f"max_workers must be a positive int, got {max_workers!r}")
             if kwargs is not None and not isinstance(kwargs, Mapping):
                 raise TypeError(f"kwargs must be a mapping, not {type(kwargs).__name__}")
@@ -575,9 +578,7 @@ class Job:
             indexed = self._spec["completion_mode"] == "Indexed"
             init = self._callable.init_payload(self._name, self._uid, indexed)
             worker = [sys.executable, str(Path(__file__).with_name("_worker.py"))]
-            self._native.set_callable(
-                worker, init, self._callable.max_workers, self._callable.reuse_workers
-            )
+            self._native.set_callable(worker, init, self._callable.max_workers, self._callable.reuse_workers)
         self._native.start()
 
     def _require_started(self) -> None:
@@ -835,8 +836,10 @@ class Job:
         spec = self._spec_copy()
         status = self.status
         details: list[tuple[str, object]] = [
-            ("completions", _export.completions_column(status.succeeded, spec["completions"],
-                                                       spec["parallelism"])),
+            (
+                "completions",
+                _export.completions_column(status.succeeded, spec["completions"], spec["parallelism"]),
+            ),
             ("parallelism", spec["parallelism"]),
             ("mode", spec["completion_mode"]),
             ("backoffLimit", spec["backoff_limit"]),

@@ -49,8 +49,11 @@ SHEPHERD_WAIT = 5.0
 def owners_of(environ: dict[str, str]) -> list[str]:
     """The sessions and Jobs a process with this environment belongs to, outermost first."""
     owners: list[str] = []
-    for value in [*environ.get(OWNERS_ENV, "").split(","), environ.get(JOB_UID_ENV, ""),
-                  environ.get(SESSION_ENV, "")]:
+    for value in [
+        *environ.get(OWNERS_ENV, "").split(","),
+        environ.get(JOB_UID_ENV, ""),
+        environ.get(SESSION_ENV, ""),
+    ]:
         if value and value not in owners:
             owners.append(value)
     return owners
@@ -121,7 +124,7 @@ def is_alive(pid: int) -> bool:
             stat = f.read()
     except OSError:
         return False
-    state = stat[stat.rfind(b")") + 2:][:1]
+    state = stat[stat.rfind(b")") + 2 :][:1]
     return state not in (b"Z", b"X")
 
 

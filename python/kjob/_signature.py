@@ -24,8 +24,11 @@ def check_target_call(
     try:
         signature.bind(*positional, **kwargs)
     except TypeError as e:
-        mode, expected = ("an Indexed", "fn(index, *args, **kwargs)") if indexed else (
-            "a NonIndexed", "fn(*args, **kwargs)")
+        mode, expected = (
+            ("an Indexed", "fn(index, *args, **kwargs)")
+            if indexed
+            else ("a NonIndexed", "fn(*args, **kwargs)")
+        )
         name = getattr(target, "__qualname__", None) or type(target).__name__
         # Parameter names say what was expected; annotations (maybe strings) only add noise.
         bare = signature.replace(

@@ -358,18 +358,20 @@ class Worker:
             fn = pickle.loads(init["fn"])
         except BaseException as exc:
             error = (
-                f"the target of Job {init['name']} could not be unpickled in the worker: "
-                f"{type(exc).__name__}: {_message_of(exc)}"
-            ).replace("{", "{{").replace("}", "}}")
+                (
+                    f"the target of Job {init['name']} could not be unpickled in the worker: "
+                    f"{type(exc).__name__}: {_message_of(exc)}"
+                )
+                .replace("{", "{{")
+                .replace("}", "}}")
+            )
         else:
             try:
                 args, kwargs = pickle.loads(init["args"])
             except BaseException as exc:
                 reason = f"{type(exc).__name__}: {_message_of(exc)}".replace("{", "{{").replace("}", "}}")
                 error = "the arguments of {pod} could not be unpickled in the worker: " + reason
-        environ = {
-            os.fsencode(k): os.fsencode(v) for k, v in init["environ"].items() if k and "=" not in k
-        }
+        environ = {os.fsencode(k): os.fsencode(v) for k, v in init["environ"].items() if k and "=" not in k}
         environ.update(_worker_markers)
         return _Job(
             name=init["name"],

@@ -95,7 +95,7 @@ def _invalid_message(where: str, manifest: Any, error: Exception) -> str:
         name = str(manifest["metadata"].get("name") or manifest["metadata"].get("generateName") or "")
     lines = str(error).splitlines() or [type(error).__name__]
     if lines[0].startswith(f"{where}: "):
-        lines[0] = lines[0][len(where) + 2:]
+        lines[0] = lines[0][len(where) + 2 :]
     head = f'{where}: The Job "{name}" is invalid: ' if name else f"{where}: "
     if len(lines) == 1:
         return head + lines[0]
@@ -238,8 +238,9 @@ def _follow(job: Job, args: argparse.Namespace, out: TextIO, logs_out: TextIO) -
                 return EXIT_COMPLETE if status.is_complete else EXIT_FAILED
             if deadline is not None and time.monotonic() >= deadline:
                 reporter.update(status, final=True)
-                print(f"error: job.batch/{job.name} did not finish within {args.timeout:g} s",
-                      file=sys.stderr)
+                print(
+                    f"error: job.batch/{job.name} did not finish within {args.timeout:g} s", file=sys.stderr
+                )
                 return EXIT_FAILED
             # Changes wake us; besides, a live bar redraws its clock and logs are read on a timer.
             waits = []
@@ -440,21 +441,47 @@ def _non_negative_seconds(text: str) -> float:
 
 
 def _add_run_options(p: argparse.ArgumentParser, outputs: list[str]) -> None:
-    p.add_argument("--timeout", type=_non_negative_seconds, default=None, metavar="SECONDS",
-                   help="give up after this many seconds: delete the Job and exit 1")
-    p.add_argument("-o", "--output", choices=outputs, default=None,
-                   help="when the Job ends, print it like `kubectl get job -o FORMAT` "
-                        "(json/yaml: the whole object with its status; wide: a table row)")
-    p.add_argument("--logs", action="store_true",
-                   help="stream the pods' output, each line prefixed [pod-name] like `kubectl logs --prefix`")
-    p.add_argument("--log-dir", default=None, metavar="DIR",
-                   help="keep the pods' log files in DIR "
-                        "(default: a temporary folder, removed at the end)")
-    p.add_argument("--backoff-initial-seconds", type=_non_negative_seconds, default=None, metavar="SECONDS",
-                   help="delay before a failed pod is replaced the first time; it doubles each time "
-                        "(default: the manifest's kjob.io/backoff-initial-seconds annotation, else 10)")
-    p.add_argument("--backoff-max-seconds", type=_non_negative_seconds, default=None, metavar="SECONDS",
-                   help="cap of that doubling delay (default: kjob.io/backoff-max-seconds, else 600)")
+    p.add_argument(
+        "--timeout",
+        type=_non_negative_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="give up after this many seconds: delete the Job and exit 1",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=outputs,
+        default=None,
+        help="when the Job ends, print it like `kubectl get job -o FORMAT` "
+        "(json/yaml: the whole object with its status; wide: a table row)",
+    )
+    p.add_argument(
+        "--logs",
+        action="store_true",
+        help="stream the pods' output, each line prefixed [pod-name] like `kubectl logs --prefix`",
+    )
+    p.add_argument(
+        "--log-dir",
+        default=None,
+        metavar="DIR",
+        help="keep the pods' log files in DIR (default: a temporary folder, removed at the end)",
+    )
+    p.add_argument(
+        "--backoff-initial-seconds",
+        type=_non_negative_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="delay before a failed pod is replaced the first time; it doubles each time "
+        "(default: the manifest's kjob.io/backoff-initial-seconds annotation, else 10)",
+    )
+    p.add_argument(
+        "--backoff-max-seconds",
+        type=_non_negative_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="cap of that doubling delay (default: kjob.io/backoff-max-seconds, else 600)",
+    )
 
 
 EPILOG = """\
@@ -480,8 +507,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kjob",
         description="Run Kubernetes batch/v1 Jobs on this machine: each pod is a local process, "
-                    "with the Job controller's rules (completions, parallelism, backoff, policies, "
-                    "deadlines). The YAML is the same file `kubectl apply -f` takes.",
+        "with the Job controller's rules (completions, parallelism, backoff, policies, "
+        "deadlines). The YAML is the same file `kubectl apply -f` takes.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -489,23 +516,32 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print kjob's version and exit")
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND")
 
-    version = sub.add_parser("version", help="print kjob's version",
-                             description="Print kjob's version, as `kjob VERSION`.")
+    version = sub.add_parser(
+        "version", help="print kjob's version", description="Print kjob's version, as `kjob VERSION`."
+    )
     version.set_defaults(handler=_cmd_version)
 
     run = sub.add_parser(
         "run",
         help="run the Job in a manifest, in the foreground",
         description="Run the Job in FILE until it is Complete or Failed. On a terminal a live bar "
-                    "shows succeeded/failed/active pods, elapsed time and an estimate of the time "
-                    "left; otherwise a line is printed per change. Exit status: 0 Complete, "
-                    "1 Failed or timed out, 2 invalid input, 130 interrupted (the Job is deleted).",
+        "shows succeeded/failed/active pods, elapsed time and an estimate of the time "
+        "left; otherwise a line is printed per change. Exit status: 0 Complete, "
+        "1 Failed or timed out, 2 invalid input, 130 interrupted (the Job is deleted).",
     )
-    run.add_argument("-f", "--filename", required=True, metavar="FILE",
-                     help="the Job manifest (YAML or JSON; - reads standard input)")
-    run.add_argument("--strict", action="store_true",
-                     help="refuse fields kjob cannot honour locally (resources, volumes, ...) "
-                          "instead of ignoring them with a warning")
+    run.add_argument(
+        "-f",
+        "--filename",
+        required=True,
+        metavar="FILE",
+        help="the Job manifest (YAML or JSON; - reads standard input)",
+    )
+    run.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse fields kjob cannot honour locally (resources, volumes, ...) "
+        "instead of ignoring them with a warning",
+    )
     _add_run_options(run, ["json", "yaml", "wide", "name"])
     run.set_defaults(handler=_cmd_run)
 
@@ -513,44 +549,71 @@ def _parser() -> argparse.ArgumentParser:
         "validate",
         help="check manifests without running them",
         description="Check every Job in FILE the way the API server would, printing its errors "
-                    "in Kubernetes' words (field path first). Exit status 0 if all are valid, 2 if not.",
+        "in Kubernetes' words (field path first). Exit status 0 if all are valid, 2 if not.",
     )
-    validate.add_argument("-f", "--filename", required=True, metavar="FILE",
-                          help="the manifest file (YAML or JSON; - reads standard input)")
-    validate.add_argument("--strict", action="store_true",
-                          help="also fail on fields kjob would ignore")
+    validate.add_argument(
+        "-f",
+        "--filename",
+        required=True,
+        metavar="FILE",
+        help="the manifest file (YAML or JSON; - reads standard input)",
+    )
+    validate.add_argument("--strict", action="store_true", help="also fail on fields kjob would ignore")
     validate.set_defaults(handler=_cmd_validate)
 
-    create = sub.add_parser("create", help="create a resource from the command line (kubectl create)",
-                            description="Create a resource from the command line, as `kubectl create` does.")
+    create = sub.add_parser(
+        "create",
+        help="create a resource from the command line (kubectl create)",
+        description="Create a resource from the command line, as `kubectl create` does.",
+    )
     create_sub = create.add_subparsers(dest="kind", metavar="KIND", required=True)
     job = create_sub.add_parser(
         "job",
         help="create and run a Job running CMD",
         usage="kjob create job NAME [options] -- CMD [ARGS...]",
         description="Create a Job named NAME that runs CMD ARGS... (after `--`) and run it in the "
-                    "foreground, or with --dry-run print the manifest `kubectl apply` would take.",
+        "foreground, or with --dry-run print the manifest `kubectl apply` would take.",
         epilog="example: kjob create job hello --completions=3 --parallelism=2 -- echo hi",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     job.add_argument("name", metavar="NAME", help="the Job's name (a DNS subdomain, e.g. my-job)")
-    job.add_argument("--image", default=None,
-                     help="container image for a cluster "
-                          "(ignored locally; needed for --dry-run -o yaml|json)")
+    job.add_argument(
+        "--image",
+        default=None,
+        help="container image for a cluster (ignored locally; needed for --dry-run -o yaml|json)",
+    )
     job.add_argument("--completions", type=int, default=None, metavar="N", help="pods that must succeed")
-    job.add_argument("--parallelism", type=int, default=None, metavar="N",
-                     help="pods running at once at most")
-    job.add_argument("--indexed", action="store_true",
-                     help="completionMode: Indexed (each pod gets JOB_COMPLETION_INDEX 0..completions-1)")
-    job.add_argument("--backoff-limit", type=int, default=None, metavar="N",
-                     help="failed pods allowed before the Job fails (default 6)")
-    job.add_argument("--restart", choices=["Never", "OnFailure"], default="Never",
-                     help="the pods' restartPolicy (default Never, as kubectl create job)")
+    job.add_argument(
+        "--parallelism", type=int, default=None, metavar="N", help="pods running at once at most"
+    )
+    job.add_argument(
+        "--indexed",
+        action="store_true",
+        help="completionMode: Indexed (each pod gets JOB_COMPLETION_INDEX 0..completions-1)",
+    )
+    job.add_argument(
+        "--backoff-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="failed pods allowed before the Job fails (default 6)",
+    )
+    job.add_argument(
+        "--restart",
+        choices=["Never", "OnFailure"],
+        default="Never",
+        help="the pods' restartPolicy (default Never, as kubectl create job)",
+    )
     # `--dry-run=client|server|none` is rewritten before parsing (see main), so that a bare
     # `--dry-run` never takes the next word as its value.
-    job.add_argument("--dry-run", action="store_const", const="client", default="none",
-                     help="only validate and print the Job (with -o yaml|json: its manifest); "
-                          "--dry-run=client and =server mean the same here, =none runs it")
+    job.add_argument(
+        "--dry-run",
+        action="store_const",
+        const="client",
+        default="none",
+        help="only validate and print the Job (with -o yaml|json: its manifest); "
+        "--dry-run=client and =server mean the same here, =none runs it",
+    )
     _add_run_options(job, ["json", "yaml", "wide", "name"])
     # The command after `--` is split off before parsing (see main): argparse would otherwise
     # take the options of CMD for its own.
@@ -570,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     command: list[str] = []
     if "--" in argv:
         split = argv.index("--")
-        argv, command = argv[:split], argv[split + 1:]
+        argv, command = argv[:split], argv[split + 1 :]
     args = parser.parse_args([_dry_run_flag(a) for a in argv if a != "--dry-run=none"])
     args.command = command
     if command and getattr(args, "handler", None) is not _cmd_create_job:

@@ -194,7 +194,8 @@ def _drop_unresolvable_env(manifest: dict[str, Any], ignored: list[str]) -> None
         i for i in range(len(env)) if any(p.startswith(f"{prefix}[{i}].valueFrom.") for p in ignored)
     }
     env[:] = [
-        var for i, var in enumerate(env)
+        var
+        for i, var in enumerate(env)
         if not (i in unresolvable and isinstance(var, dict) and var.get("valueFrom") == {})
     ]
 
@@ -356,8 +357,10 @@ def _command_list(command: Command | None) -> list[str]:
     if isinstance(command, str):
         if not command.strip():
             # `sh -c ""` succeeds doing nothing: a Job of it would "complete" silently.
-            raise ValueError(f"command: Invalid value: {_json_text(command)}: must be a non-empty "
-                             "shell command line (or a list of strings)")
+            raise ValueError(
+                f"command: Invalid value: {_json_text(command)}: must be a non-empty "
+                "shell command line (or a list of strings)"
+            )
         # A string is a shell command line, as users of subprocess(shell=True) expect.
         return ["/bin/sh", "-c", command]
     if isinstance(command, (bytes, bytearray)) or not isinstance(command, Sequence):

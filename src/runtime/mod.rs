@@ -2,6 +2,7 @@
 //! pod processes' exit watchers and the kill timers.
 
 mod fork;
+pub mod frames;
 mod job;
 mod notify;
 mod pod_names;

@@ -15,6 +15,7 @@
 //! it), the worker also keeps the pod it is running in a shared "slot": eight bytes of a file
 //! it maps, which this side reads.
 
+use super::frames::{frame, FromWorker};
 use super::process::{self, ProcessHandle};
 use super::tokio_runtime;
 use crate::controller::{Controller, PodId, ProcessEnd};
@@ -55,21 +56,8 @@ pub struct CallableConfig {
     pub reuse_workers: bool,
 }
 
-/// What a worker's result payload holds.
-#[derive(Clone, Debug)]
-pub enum Payload {
-    None,
-    /// The pickled return value.
-    Result(Vec<u8>),
-    /// The exception's class and bases (qualified names), its message and its traceback.
-    Exception(Vec<String>, String, String),
-    /// The pod could not be set up in the worker (its function or arguments could not be
-    /// unpickled, its working directory is missing).
-    StartError(String),
-    /// The return value could not be pickled: the pickling error's class and bases, its
-    /// message, and why the pod failed (one line).
-    ResultError(Vec<String>, String, String),
-}
+/// What a worker's result payload holds (a `D` frame's payload).
+pub use super::frames::Payload;
 
 /// What a worker reports.
 #[derive(Debug)]
@@ -241,14 +229,6 @@ pub fn kill_idle_workers() -> usize {
     count
 }
 
-fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 5);
-    out.extend_from_slice(&(body.len() as u32 + 1).to_le_bytes());
-    out.push(kind);
-    out.extend_from_slice(body);
-    out
-}
-
 fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
     let id = NEXT_WORKER.fetch_add(1, Ordering::Relaxed);
     let slot = Arc::new(Slot::create()?);
@@ -354,49 +334,15 @@ fn deliver(route: &Route, events: Vec<WorkerEvent>) {
     }
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
-/// Decodes one frame from a worker (`D`, `X`); `None` for anything malformed.
+/// Decodes one frame from a worker (`D`, `X`, `R`); `None` for anything malformed.
 fn decode(worker: u64, kind: u8, body: &[u8], at: Instant) -> Option<WorkerEvent> {
-    let _key = u32_at(body, 0)?;
-    if kind == b'R' {
-        return Some(WorkerEvent::Retiring { worker });
-    }
-    let pod = PodId(u64_at(body, 4)?);
-    match kind {
-        b'X' => Some(WorkerEvent::Cancelled { worker, pod, at }),
-        b'D' => {
-            let exit_code = u32_at(body, 12)? as i32;
-            let log = (u64_at(body, 16)?, u64_at(body, 24)?);
-            let kind = *body.get(32)?;
-            let rest = body.get(33..)?;
-            let payload = match kind {
-                1 => Payload::Result(rest.to_vec()),
-                2 | 4 => {
-                    let text = String::from_utf8_lossy(rest);
-                    let mut parts = text.splitn(3, '\0');
-                    let types = parts.next().unwrap_or_default().split('\n').map(String::from).collect();
-                    let second = parts.next().unwrap_or_default().to_string();
-                    let third = parts.next().unwrap_or_default().to_string();
-                    if kind == 2 {
-                        Payload::Exception(types, second, third)
-                    } else {
-                        Payload::ResultError(types, second, third)
-                    }
-                }
-                3 => Payload::StartError(String::from_utf8_lossy(rest).into_owned()),
-                _ => Payload::None,
-            };
-            Some(WorkerEvent::Done { worker, pod, exit_code, log, payload, at })
+    Some(match FromWorker::decode(kind, body)? {
+        FromWorker::Retiring { .. } => WorkerEvent::Retiring { worker },
+        FromWorker::Cancelled { pod, .. } => WorkerEvent::Cancelled { worker, pod: PodId(pod), at },
+        FromWorker::Done { pod, exit_code, log, payload, .. } => {
+            WorkerEvent::Done { worker, pod: PodId(pod), exit_code, log, payload, at }
         }
-        _ => None,
-    }
+    })
 }
 
 /// A worker working for this Job.

@@ -60,19 +60,10 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-_HEADER = struct.Struct("<I")
-_FRAME_HEAD = struct.Struct("<Ic")
-# A task frame's header and fixed fields; the pod name follows.
-_TASK_FRAME = struct.Struct("<IcIQqI")
-_KEY_POD = struct.Struct("<IQ")
-# A done frame's header and fixed fields; the payload follows.
-_DONE_FRAME = struct.Struct("<IcIQiQQB")
-_KEY = struct.Struct("<I")
-_PATH = struct.Struct("<II")
+from . import _frames
+from ._frames import DONE, HEAD, KIND_EXCEPTION, KIND_NONE, KIND_RESULT, KIND_RESULT_ERROR, TASK
 
 _SLOT = struct.Struct("<Q")
-
-KIND_NONE, KIND_RESULT, KIND_EXCEPTION, KIND_START_ERROR, KIND_RESULT_ERROR = 0, 1, 2, 3, 4
 
 # Reports of quick pods are held back until this many are waiting...
 BATCH_REPORTS = 32
@@ -177,8 +168,7 @@ def _exception_info(exc: BaseException, traceback_text: str) -> bytes:
     if len(traceback_text) > _MAX_TRACEBACK:
         # The parent keeps it with the pod: bounded, its end (the innermost frames) kept.
         traceback_text = "[... traceback cut ...]\n" + traceback_text[-_MAX_TRACEBACK:]
-    text = "\n".join(names) + "\0" + _message_of(exc) + "\0" + traceback_text
-    return text.encode("utf-8", errors="replace")
+    return _frames.exception_text(names, _message_of(exc), traceback_text)
 
 
 #: The longest traceback sent with a pod's report (the whole one is in the pod's log).
@@ -239,8 +229,8 @@ class Worker:
 
     # ---- protocol ---------------------------------------------------------------------------
 
-    def _send(self, kind: bytes, body: bytes) -> None:
-        self._outbox += _HEADER.pack(len(body) + 1) + kind + body
+    def _send(self, frame: _frames.Frame) -> None:
+        self._outbox += _frames.encode(frame)
 
     def _flush(self) -> None:
         self._held = 0
@@ -289,13 +279,13 @@ class Worker:
         tasks = self._tasks
         need = 5
         while available - pos >= 5:
-            size, kind = _FRAME_HEAD.unpack_from(data, pos)
+            size, kind = HEAD.unpack_from(data, pos)
             if available - pos - 4 < size:
                 need = 4 + size
                 break
             if kind == b"T":
-                _, _, key, pod, index, attempt = _TASK_FRAME.unpack_from(data, pos)
-                tasks.append((key, pod, index, attempt, data[pos + _TASK_FRAME.size : pos + 4 + size]))
+                _, _, key, pod, index, attempt = TASK.unpack_from(data, pos)
+                tasks.append((key, pod, index, attempt, data[pos + TASK.size : pos + 4 + size]))
             else:
                 self._handle(kind, data[pos + 5 : pos + 4 + size])
             pos += 4 + size
@@ -305,26 +295,25 @@ class Worker:
             self._pending_need = need
 
     def _handle(self, kind: bytes, body: bytes) -> None:
-        if kind == b"J":
-            key, size = _PATH.unpack_from(body)
+        frame = _frames.decode(kind, body)
+        if isinstance(frame, _frames.Job):
             if self._ran_a_job and self._modules_changed():
                 # Retire: the parent runs this Job's pods in a fresh worker instead.
-                self._send(b"R", _KEY.pack(key))
+                self._send(_frames.Retiring(frame.key))
                 self._flush()
                 os._exit(0)
-            log_path = body[_PATH.size : _PATH.size + size].decode()
-            self._jobs[key] = self._load_job(pickle.loads(body[_PATH.size + size :]), log_path)
+            self._jobs[frame.key] = self._load_job(pickle.loads(frame.init), frame.log_path)
             self._loaded_a_job = True
             self._ran_a_job = True
             self._stamp_modules()
-        elif kind == b"C":
-            key, pod = _KEY_POD.unpack_from(body)
+        elif isinstance(frame, _frames.Cancel):
+            key, pod = frame
             for task in list(self._tasks):
                 if task[0] == key and task[1] == pod:
                     self._tasks.remove(task)
-                    self._send(b"X", _KEY_POD.pack(key, pod))
-        elif kind == b"F":
-            (key,) = _KEY.unpack_from(body)
+                    self._send(_frames.Cancelled(key, pod))
+        elif isinstance(frame, _frames.Forget):
+            key = frame.key
             job = self._jobs.pop(key, None)
             if job is not None and job.log_fd >= 0:
                 os.close(job.log_fd)
@@ -485,8 +474,8 @@ class Worker:
         if slot is not None:
             slot[0] = 0
         outbox = self._outbox
-        size = _DONE_FRAME.size - 4 + len(payload)
-        outbox += _DONE_FRAME.pack(size, b"D", key, pod, code, start, end, kind)
+        size = DONE.size - 4 + len(payload)
+        outbox += DONE.pack(size, b"D", key, pod, code, start, end, kind)
         outbox += payload
         finished = _monotonic()
         if not self._held:
@@ -502,10 +491,7 @@ class Worker:
         """Reports a pod that could not be set up (a start error: the pod fails, and is
         counted by the Job's rules, as a container that could not start)."""
         reason = self._setup_error or (job.error or "").format(pod=_pod_words(index, name))
-        payload = reason.encode("utf-8", errors="replace")
-        size = _DONE_FRAME.size - 4 + len(payload)
-        self._outbox += _DONE_FRAME.pack(size, b"D", key, pod, 128, 0, 0, KIND_START_ERROR)
-        self._outbox += payload
+        self._send(_frames.Done(key, pod, 128, 0, 0, _frames.StartError(reason)))
         now = _monotonic()
         self._flush()
         if job.one_pod:

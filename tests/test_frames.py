@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import kjob
 from kjob import _frames, _worker
 
 FIXTURES = Path(__file__).parent / "fixtures" / "frames"
@@ -133,3 +134,24 @@ def test_incomplete_and_unknown_frames() -> None:
         _frames.decode(b"T", b"\0" * 5)
     with pytest.raises(ValueError, match="shorter than its log path"):
         _frames.decode(b"J", _frames.JOB_FIELDS.pack(1, 9) + b"/")
+
+
+def _import_users_frames(i: int) -> str:
+    import _frames  # type: ignore[import-not-found]
+
+    return str(_frames.WHOSE)
+
+
+def test_a_users_module_named_frames_is_not_hidden_by_the_workers_codec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker starts as a script, importing its codec from the package folder: the codec
+    # must not take the name `_frames` from the user's own module.
+    (tmp_path / "_frames.py").write_text('WHOSE = "the user\'s"\n', encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    job = kjob.Job(target=_import_users_frames, completions=1, completion_mode="Indexed")
+    try:
+        assert job.run(timeout=60).succeeded == 1
+        assert job.results() == {0: "the user's"}
+    finally:
+        job.delete()

@@ -60,8 +60,19 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import _frames
-from ._frames import DONE, HEAD, KIND_EXCEPTION, KIND_NONE, KIND_RESULT, KIND_RESULT_ERROR, TASK
+if __package__:
+    from . import _frames
+else:
+    # Run as a script (how workers start, see main()): the package folder is sys.path[0]
+    # until main() takes it off. The codec is filed under its package name, so that it does
+    # not hide a user's module named _frames.
+    import _frames  # type: ignore[import-not-found, no-redef]
+
+    sys.modules["kjob._frames"] = sys.modules.pop("_frames")
+
+DONE, HEAD, TASK = _frames.DONE, _frames.HEAD, _frames.TASK
+KIND_NONE, KIND_RESULT, KIND_EXCEPTION = _frames.KIND_NONE, _frames.KIND_RESULT, _frames.KIND_EXCEPTION
+KIND_RESULT_ERROR = _frames.KIND_RESULT_ERROR
 
 _SLOT = struct.Struct("<Q")
 

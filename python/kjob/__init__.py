@@ -9,6 +9,7 @@
 import sys
 
 from ._config import configure
+from ._errors import KjobOSError
 from ._failures import JobFailedError
 from ._job import Job
 from ._kjob import KjobError
@@ -44,6 +45,7 @@ __all__ = [
     "JobFailedError",
     "JobStatus",
     "KjobError",
+    "KjobOSError",
     "KjobWarning",
     "Pod",
     "PodCondition",

@@ -1,4 +1,4 @@
-.PHONY: help install build-dev test lint bench
+.PHONY: help install build-dev test lint format bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*## /\t/'
@@ -12,10 +12,12 @@ build-dev:  ## rebuild the extension into the venv (debug)
 test:  ## Rust and Python tests
 	cargo test && . .venv/bin/activate && pytest
 
-lint:  ## formatting, clippy, ruff, mypy --strict
-	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
-	. .venv/bin/activate && ruff check python tests benches && mypy python/kjob tests && python -m mypy.stubtest kjob._kjob
+lint:  ## what CI checks (.ci/lint): cargo fmt --check, clippy -D warnings, ruff check, ruff format --check, mypy --strict, stubtest
+	.ci/lint
+
+format:  ## format the Rust and Python trees (cargo fmt, ruff format)
+	cargo fmt
+	. .venv/bin/activate && ruff format python tests benches
 
 bench:  ## spawn throughput against xargs -P and a Python subprocess loop
 	. .venv/bin/activate && maturin develop --release && python benches/spawn_bench.py

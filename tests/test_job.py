@@ -1,4 +1,5 @@
-"""End-to-end behaviour of subprocess pods: real processes, real files, exact counts."""
+"""End-to-end behaviour of subprocess pods: real processes, real files, exact counts. Comments
+citing §x refer to docs/semantics.md."""
 
 from __future__ import annotations
 

@@ -502,7 +502,7 @@ def test_self_referencing_yaml_is_refused() -> None:
 
 
 def test_view_defaults_come_from_the_controller() -> None:
-    """With a podFailurePolicy, podReplacementPolicy defaults to Failed (reference §1.1)."""
+    """With a podFailurePolicy, podReplacementPolicy defaults to Failed (docs/semantics.md §1.1)."""
     policy = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}
     job = kjob.Job(
         name="dflt",

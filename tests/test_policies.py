@@ -1,4 +1,4 @@
-"""The rest of the Job contract with real processes (reference §1–§7): per-index backoff, pod
+"""The rest of the Job contract with real processes (docs/semantics.md §1–§7): per-index backoff, pod
 failure and success policies, deadlines, suspend, replacement policy, TTL, scaling, managedBy,
 events. Every scenario also checks that no pod process outlives it."""
 

@@ -1,4 +1,4 @@
-"""Invalid specs: ValueError with every Kubernetes-formatted field error (reference §0.4, §1.6)."""
+"""Invalid specs: ValueError with every Kubernetes-formatted field error (docs/semantics.md §0.4, §1.6)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 //! Delays after failures: the Job controller's pod re-creation backoff (`backoff_utils.go`,
-//! reference §5.3) and the kubelet's in-place restart delay for `restartPolicy: OnFailure` (§5.1).
+//! docs/semantics.md §5.3) and the kubelet's in-place restart delay for `restartPolicy:
+//! OnFailure` (§5.1).
 
 use super::defaults::BackoffConfig;
 use crate::status::Time;

@@ -1,4 +1,4 @@
-//! A container's environment and argv as the kubelet builds them (reference §1.3): the
+//! A container's environment and argv as the kubelet builds them (docs/semantics.md §1.3): the
 //! template's env in order, `JOB_COMPLETION_INDEX` for Indexed pods unless the template sets
 //! it, and `$(VAR)` / `$$` expansion (`third_party/forked/golang/expansion`).
 

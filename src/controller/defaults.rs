@@ -1,5 +1,5 @@
-//! Defaulting (`pkg/apis/batch/v1/defaults.go`, reference §1.1): a validated manifest becomes the
-//! typed, fully defaulted spec the controller runs.
+//! Defaulting (`pkg/apis/batch/v1/defaults.go`, docs/semantics.md §1.1): a validated manifest
+//! becomes the typed, fully defaulted spec the controller runs.
 
 use super::failure_policy::PodFailurePolicy;
 use super::success_policy::SuccessRule;

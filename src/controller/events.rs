@@ -1,6 +1,7 @@
-//! Kubernetes events the controller records about a Job (reference §3.1): `SuccessfulCreate`,
-//! `SuccessfulDelete`, `Completed`, the failure warnings, `Suspended`, `Resumed`,
-//! `TooManySucceededPods`. Only the newest are kept, as the API server expires old events.
+//! Kubernetes events the controller records about a Job (docs/semantics.md §3.1):
+//! `SuccessfulCreate`, `SuccessfulDelete`, `Completed`, the failure warnings, `Suspended`,
+//! `Resumed`, `TooManySucceededPods`. Only the newest are kept, as the API server expires old
+//! events.
 
 use crate::status::Time;
 use std::collections::VecDeque;

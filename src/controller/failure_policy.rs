@@ -1,5 +1,5 @@
-//! `podFailurePolicy` evaluation (`pod_failure_policy.go`, reference §5.5): the first rule that
-//! matches a failed pod decides what its failure means.
+//! `podFailurePolicy` evaluation (`pod_failure_policy.go`, docs/semantics.md §5.5): the first
+//! rule that matches a failed pod decides what its failure means.
 
 use super::pod::{ContainerState, Pod};
 use crate::spec;

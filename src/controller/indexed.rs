@@ -1,4 +1,4 @@
-//! Indexed-mode helpers (`indexed_job_utils.go`, reference §4.5).
+//! Indexed-mode helpers (`indexed_job_utils.go`, docs/semantics.md §4.5).
 
 use crate::status::IndexSet;
 

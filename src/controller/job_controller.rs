@@ -1,6 +1,7 @@
 //! The Job controller: `syncJob`, `manageJob` and `trackJobStatusAndRemoveFinalizers` of
-//! `pkg/controller/job/job_controller.go` (reference §4–§7), the deletion cascade (§6.3) and the
-//! TTL-after-finished controller (§6.4). The kubelet's share lives in `kubelet.rs`.
+//! `pkg/controller/job/job_controller.go` (docs/semantics.md §4–§7), the deletion cascade
+//! (§6.3) and the TTL-after-finished controller (§6.4). The kubelet's share lives in
+//! `kubelet.rs`.
 //!
 //! Pure: the runtime feeds [`Event`]s and the current [`Time`] in, and carries out the
 //! [`Action`]s that come back. Nothing here reads a clock or touches a process.

@@ -1,9 +1,9 @@
-//! Table-driven tests of one `sync`, ported from upstream `TestControllerSyncJob` (reference
-//! §8.A), plus multi-step scenarios on a virtual clock.
+//! Table-driven tests of one `sync`, ported from upstream `TestControllerSyncJob`
+//! (docs/semantics.md §8.A), plus multi-step scenarios on a virtual clock.
 //!
 //! Pod shorthand: `R` running, `R+` running and ready, `P` pending, `S` succeeded, `F` failed,
-//! `T` terminating (running with a deletion request at "now"); an index prefix `3:R`; `-:R` is a
-//! pod of an Indexed Job without a valid index (upstream's missing or unparsable annotation).
+//! `T` terminating (running with a deletion request at "now"); an index prefix `3:R`; `-:R` is
+//! a pod of an Indexed Job without a valid index (upstream's missing or unparsable annotation).
 
 use super::*;
 use crate::controller::failure_policy::PodFailurePolicy;

@@ -1,6 +1,6 @@
 //! The kubelet's share of a pod's life that a local runner must play too: container start and
-//! exit, in-place restarts for `restartPolicy: OnFailure` (§5.1), and the pod-level
-//! `activeDeadlineSeconds` (§6.1).
+//! exit, in-place restarts for `restartPolicy: OnFailure` (docs/semantics.md §5.1), and the
+//! pod-level `activeDeadlineSeconds` (§6.1).
 
 use super::backoff;
 use super::defaults::RestartPolicy;

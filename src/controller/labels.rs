@@ -1,4 +1,4 @@
-//! Labels and annotations the Job controller puts on its pods (reference §1.2, §4.4).
+//! Labels and annotations the Job controller puts on its pods (docs/semantics.md §1.2, §4.4).
 
 use super::defaults::EffectiveSpec;
 use super::pod::Pod;

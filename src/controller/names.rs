@@ -156,6 +156,7 @@ mod tests {
 
     #[test]
     fn pod_generate_name_with_index_j49_to_j51() {
+        // Upstream cases J49-J51 (docs/semantics.md §8.J).
         assert_eq!(generate_name_with_index("indexed-job", 1), "indexed-job-1-"); // J49
         let long = "hhhhhooooo".repeat(7);
         let want = "hhhhhooooohhhhhooooohhhhhooooohhhhhooooohhhhhooooohhhhh-1-";

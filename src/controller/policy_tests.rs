@@ -1,5 +1,5 @@
-//! Scenarios on a virtual clock for the policies of reference §5.4–§7: each test drives the
-//! controller through events and checks counters, index strings, reasons, messages and the
+//! Scenarios on a virtual clock for the policies of docs/semantics.md §5.4–§7: each test drives
+//! the controller through events and checks counters, index strings, reasons, messages and the
 //! order of conditions, with expected values taken from the rules.
 
 use super::job_controller::{Action, Controller, Event, Plan};

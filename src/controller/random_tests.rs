@@ -1,6 +1,7 @@
-//! A randomized property test of the whole controller: random Job shapes driven by random
-//! event sequences on a virtual clock. Whatever happens, no panic (debug assertions of the
-//! status invariants included), and the §1.7 invariants hold after every sync.
+//! A randomized property test of the whole controller: random Job shapes driven by random event
+//! sequences on a virtual clock. Whatever happens, no panic (debug assertions of the status
+//! invariants included), and the status invariants of docs/semantics.md §1.7 hold after every
+//! sync.
 
 use super::failure_policy::{PfpAction, PfpRule, PodFailurePolicy, Requirement};
 use super::job_controller::{Action, Controller, Event};

@@ -1,5 +1,5 @@
-//! `successPolicy` evaluation (`success_policy.go`, reference §7): rules in order, the first
-//! one met declares the Job successful.
+//! `successPolicy` evaluation (`success_policy.go`, docs/semantics.md §7): rules in order, the
+//! first one met declares the Job successful.
 
 use crate::status::IndexSet;
 

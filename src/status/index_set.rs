@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn parse_lenient_cases_from_upstream() {
-        // §2.1 examples and J6/J7/J12.
+        // docs/semantics.md §2.1 examples and J6/J7/J12 (§8.J).
         let cases: &[(&str, u32, &[Interval])] = &[
             ("0-5,8-10", 8, &[iv(0, 5)]),
             ("0-5,8-10", 10, &[iv(0, 5), iv(8, 9)]),

@@ -1,4 +1,4 @@
-//! `JobStatus` and conditions, as the controller reports them (reference §2, §3).
+//! `JobStatus` and conditions, as the controller reports them (docs/semantics.md §2, §3).
 
 mod index_set;
 

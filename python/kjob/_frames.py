@@ -13,7 +13,7 @@ and the tests.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple, Union
+from typing import Union
 
 #: A frame's size and kind.
 HEAD = struct.Struct("<Ic")
@@ -34,102 +34,159 @@ KIND_NONE, KIND_RESULT, KIND_EXCEPTION, KIND_START_ERROR, KIND_RESULT_ERROR = 0,
 _NO_INDEX = -1
 
 
+class _Value:
+    """Equality (same class, same fields) and a repr over the fields in ``__slots__``. Plain
+    slotted classes rather than named tuples: ``import kjob`` imports this module (through
+    ``_worker``), and a dozen named tuples would cost it ~1.5 ms."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Value)
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class _Key(_Value):
+    __slots__ = ("key",)
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+
+
+class _KeyPod(_Value):
+    __slots__ = ("key", "pod")
+
+    def __init__(self, key: int, pod: int) -> None:
+        self.key = key
+        self.pod = pod
+
+
 # ---- from the parent ---------------------------------------------------------------------
 
 
-class Job(NamedTuple):
+class Job(_Value):
     """``J``: load Job ``key``'s callable from ``init`` (a pickled dict); its pods' output
     goes to ``log_path``."""
 
-    key: int
-    log_path: str
-    init: bytes
+    __slots__ = ("key", "log_path", "init")
+
+    def __init__(self, key: int, log_path: str, init: bytes) -> None:
+        self.key = key
+        self.log_path = log_path
+        self.init = init
 
 
-class Task(NamedTuple):
-    """``T``: run pod ``pod`` of Job ``key`` (``completion_index``: its index, None when its
-    Job is NonIndexed; named so as not to hide ``tuple.index``)."""
+class Task(_Value):
+    """``T``: run pod ``pod`` of Job ``key`` (``index``: None when its Job is NonIndexed)."""
 
-    key: int
-    pod: int
-    completion_index: int | None
-    attempt: int
-    name: str
+    __slots__ = ("key", "pod", "index", "attempt", "name")
 
-
-class Cancel(NamedTuple):
-    """``C``: drop pod ``pod`` if it has not started."""
-
-    key: int
-    pod: int
+    def __init__(self, key: int, pod: int, index: int | None, attempt: int, name: str) -> None:
+        self.key = key
+        self.pod = pod
+        self.index = index
+        self.attempt = attempt
+        self.name = name
 
 
-class Forget(NamedTuple):
+class Cancel(_KeyPod):
+    """``C``: drop pod ``pod`` of Job ``key`` if it has not started."""
+
+    __slots__ = ()
+
+
+class Forget(_Key):
     """``F``: Job ``key`` is gone."""
 
-    key: int
+    __slots__ = ()
 
 
 # ---- from the worker ---------------------------------------------------------------------
 
 
-class Result(NamedTuple):
+class Result(_Value):
     """Payload 1: the pickled return value."""
 
-    pickle: bytes
+    __slots__ = ("pickle",)
+
+    def __init__(self, pickle: bytes) -> None:
+        self.pickle = pickle
 
 
-class Raised(NamedTuple):
-    """Payload 2: the exception's class and bases by qualified name, its message, its
-    traceback."""
+class _ExceptionInfo(_Value):
+    __slots__ = ("types", "message", "detail")
 
-    types: tuple[str, ...]
-    message: str
-    traceback: str
+    def __init__(self, types: tuple[str, ...], message: str, detail: str) -> None:
+        self.types = types
+        self.message = message
+        self.detail = detail
 
 
-class StartError(NamedTuple):
+class Raised(_ExceptionInfo):
+    """Payload 2: the exception's class and bases by qualified name, its message, and its
+    traceback (``detail``)."""
+
+    __slots__ = ()
+
+
+class StartError(_Value):
     """Payload 3: why the pod could not be set up."""
 
-    message: str
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
-class ResultError(NamedTuple):
+class ResultError(_ExceptionInfo):
     """Payload 4: the return value could not be pickled: the pickling error's class and
-    bases, its message, and why the pod failed."""
+    bases, its message, and why the pod failed (``detail``)."""
 
-    types: tuple[str, ...]
-    message: str
-    reason: str
+    __slots__ = ()
 
 
 #: A ``D`` frame's payload; None is payload 0 (nothing).
 Payload = Union[None, Result, Raised, StartError, ResultError]
 
 
-class Done(NamedTuple):
+class Done(_Value):
     """``D``: pod ``pod`` of Job ``key`` ended with ``exit_code``; its output is the byte range
     [``log_start``, ``log_end``) of the worker's log."""
 
-    key: int
-    pod: int
-    exit_code: int
-    log_start: int
-    log_end: int
-    payload: Payload
+    __slots__ = ("key", "pod", "exit_code", "log_start", "log_end", "payload")
+
+    def __init__(
+        self, key: int, pod: int, exit_code: int, log_start: int, log_end: int, payload: Payload
+    ) -> None:
+        self.key = key
+        self.pod = pod
+        self.exit_code = exit_code
+        self.log_start = log_start
+        self.log_end = log_end
+        self.payload = payload
 
 
-class Cancelled(NamedTuple):
-    """``X``: pod ``pod`` was dropped before it started."""
+class Cancelled(_KeyPod):
+    """``X``: pod ``pod`` of Job ``key`` was dropped before it started."""
 
-    key: int
-    pod: int
+    __slots__ = ()
 
 
-class Retiring(NamedTuple):
+class Retiring(_Key):
     """``R``: the worker exits without running Job ``key``'s pods."""
 
-    key: int
+    __slots__ = ()
 
 
 Frame = Union[Job, Task, Cancel, Forget, Done, Cancelled, Retiring]
@@ -150,18 +207,17 @@ def _payload_kind_and_bytes(payload: Payload) -> tuple[int, bytes]:
         return KIND_NONE, b""
     if isinstance(payload, Result):
         return KIND_RESULT, payload.pickle
-    if isinstance(payload, Raised):
-        return KIND_EXCEPTION, exception_text(payload.types, payload.message, payload.traceback)
     if isinstance(payload, StartError):
         return KIND_START_ERROR, payload.message.encode("utf-8", errors="replace")
-    return KIND_RESULT_ERROR, exception_text(payload.types, payload.message, payload.reason)
+    kind = KIND_EXCEPTION if isinstance(payload, Raised) else KIND_RESULT_ERROR
+    return kind, exception_text(payload.types, payload.message, payload.detail)
 
 
 def encode(frame: Frame) -> bytes:
     """The whole frame, header included."""
     if isinstance(frame, Task):
         name = frame.name.encode()
-        index = _NO_INDEX if frame.completion_index is None else frame.completion_index
+        index = _NO_INDEX if frame.index is None else frame.index
         size = TASK.size - KEY.size + len(name)
         return TASK.pack(size, b"T", frame.key, frame.pod, index, frame.attempt) + name
     if isinstance(frame, Done):

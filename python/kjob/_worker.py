@@ -318,7 +318,7 @@ class Worker:
             self._ran_a_job = True
             self._stamp_modules()
         elif isinstance(frame, _frames.Cancel):
-            key, pod = frame
+            key, pod = frame.key, frame.pod
             for task in list(self._tasks):
                 if task[0] == key and task[1] == pod:
                     self._tasks.remove(task)

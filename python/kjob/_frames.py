@@ -68,8 +68,7 @@ class _KeyPod(_Value):
     __slots__ = ("key", "pod")
 
     def __init__(self, key: int, pod: int) -> None:
-        self.key = key
-        self.pod = pod
+        self.key, self.pod = key, pod
 
 
 # ---- from the parent ---------------------------------------------------------------------
@@ -82,9 +81,13 @@ class Job(_Value):
     __slots__ = ("key", "log_path", "init")
 
     def __init__(self, key: int, log_path: str, init: bytes) -> None:
-        self.key = key
-        self.log_path = log_path
-        self.init = init
+        self.key, self.log_path, self.init = key, log_path, init
+
+
+class Forget(_Key):
+    """``F``: Job ``key`` is gone."""
+
+    __slots__ = ()
 
 
 class Task(_Value):
@@ -93,21 +96,11 @@ class Task(_Value):
     __slots__ = ("key", "pod", "index", "attempt", "name")
 
     def __init__(self, key: int, pod: int, index: int | None, attempt: int, name: str) -> None:
-        self.key = key
-        self.pod = pod
-        self.index = index
-        self.attempt = attempt
-        self.name = name
+        self.key, self.pod, self.index, self.attempt, self.name = key, pod, index, attempt, name
 
 
 class Cancel(_KeyPod):
     """``C``: drop pod ``pod`` of Job ``key`` if it has not started."""
-
-    __slots__ = ()
-
-
-class Forget(_Key):
-    """``F``: Job ``key`` is gone."""
 
     __slots__ = ()
 
@@ -128,9 +121,7 @@ class _ExceptionInfo(_Value):
     __slots__ = ("types", "message", "detail")
 
     def __init__(self, types: tuple[str, ...], message: str, detail: str) -> None:
-        self.types = types
-        self.message = message
-        self.detail = detail
+        self.types, self.message, self.detail = types, message, detail
 
 
 class Raised(_ExceptionInfo):
@@ -141,7 +132,8 @@ class Raised(_ExceptionInfo):
 
 
 class StartError(_Value):
-    """Payload 3: why the pod could not be set up."""
+    """Payload 3: why the pod could not be set up (its Job's callable or arguments could not be
+    unpickled in the worker, its working directory is missing)."""
 
     __slots__ = ("message",)
 
@@ -169,12 +161,14 @@ class Done(_Value):
     def __init__(
         self, key: int, pod: int, exit_code: int, log_start: int, log_end: int, payload: Payload
     ) -> None:
-        self.key = key
-        self.pod = pod
-        self.exit_code = exit_code
-        self.log_start = log_start
-        self.log_end = log_end
-        self.payload = payload
+        self.key, self.pod, self.exit_code, self.log_start, self.log_end, self.payload = (
+            key,
+            pod,
+            exit_code,
+            log_start,
+            log_end,
+            payload,
+        )
 
 
 class Cancelled(_KeyPod):

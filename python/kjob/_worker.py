@@ -5,7 +5,8 @@ to them over stdin/stdout with length-prefixed frames. At start the worker moves
 to private descriptors and points fd 0 at /dev/null and fds 1 and 2 at a log file, so a pod's
 prints (Python-level and fd-level) land in the log, never in the protocol.
 
-Frames (little-endian) from the parent:
+Frames (little-endian; typed in ``_frames.py``, whose Rust half is ``src/runtime/frames.rs``)
+from the parent:
   ``J`` job:    u32 job key, u32 n, the log path (n bytes, UTF-8), then a pickle of the
                 job's init dict (see ``_load_job``)
   ``T`` task:   u32 job key, u64 pod id, i64 index (-1: none), u32 attempt, pod name (UTF-8)

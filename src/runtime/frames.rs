@@ -147,15 +147,8 @@ impl<'a> ToWorker<'a> {
                 out.extend_from_slice(&attempt.to_le_bytes());
                 out.extend_from_slice(name.as_bytes());
             }
-            ToWorker::Cancel { key, pod } => {
-                begin(out, CANCEL, 12);
-                out.extend_from_slice(&key.to_le_bytes());
-                out.extend_from_slice(&pod.to_le_bytes());
-            }
-            ToWorker::Forget { key } => {
-                begin(out, FORGET, 4);
-                out.extend_from_slice(&key.to_le_bytes());
-            }
+            ToWorker::Cancel { key, pod } => encode_key_pod(out, CANCEL, key, pod),
+            ToWorker::Forget { key } => encode_key(out, FORGET, key),
         }
     }
 
@@ -240,15 +233,8 @@ impl FromWorker {
                 begin(out, DONE, body.len());
                 out.extend_from_slice(&body);
             }
-            FromWorker::Cancelled { key, pod } => {
-                begin(out, CANCELLED, 12);
-                out.extend_from_slice(&key.to_le_bytes());
-                out.extend_from_slice(&pod.to_le_bytes());
-            }
-            FromWorker::Retiring { key } => {
-                begin(out, RETIRING, 4);
-                out.extend_from_slice(&key.to_le_bytes());
-            }
+            FromWorker::Cancelled { key, pod } => encode_key_pod(out, CANCELLED, *key, *pod),
+            FromWorker::Retiring { key } => encode_key(out, RETIRING, *key),
         }
     }
 
@@ -278,6 +264,19 @@ pub fn next_frame(buf: &[u8]) -> Option<(u8, &[u8], usize)> {
         return None;
     }
     Some((buf[4], &buf[HEADER_LEN..end], end))
+}
+
+/// A frame whose body is a Job's key (`F`, `R`).
+fn encode_key(out: &mut Vec<u8>, kind: u8, key: u32) {
+    begin(out, kind, 4);
+    out.extend_from_slice(&key.to_le_bytes());
+}
+
+/// A frame whose body is a Job's key and a pod's id (`C`, `X`).
+fn encode_key_pod(out: &mut Vec<u8>, kind: u8, key: u32, pod: u64) {
+    begin(out, kind, 12);
+    out.extend_from_slice(&key.to_le_bytes());
+    out.extend_from_slice(&pod.to_le_bytes());
 }
 
 /// Writes a frame's header for a body of `body_len` bytes.

@@ -40,6 +40,13 @@ def test_kjob_error_is_shown_under_the_package_name() -> None:
     assert kjob.KjobOSError.__mro__[1:3] == (kjob.KjobError, OSError)
 
 
+def test_kjob_errors_cross_processes() -> None:
+    # Pickled by their public name: a KjobError raised in a pod or a worker process reaches
+    # the parent (under its old name, `_kjob.KjobError`, pickling failed).
+    copy = pickle.loads(pickle.dumps(kjob.KjobError("the Job has been deleted")))
+    assert (type(copy), str(copy)) == (kjob.KjobError, "the Job has been deleted")
+
+
 def test_already_started_is_a_kjob_error(running: kjob.Job) -> None:
     e = _raised(running.start)
     assert (type(e), str(e)) == (kjob.KjobError, "the Job has already been started")

@@ -9,6 +9,7 @@ use super::backoff::{self, BackoffRecord};
 use super::defaults::{EffectiveSpec, PodReplacementPolicy, RestartPolicy};
 use super::events::{EventLog, EventType};
 use super::failure_policy::{match_pod_failure_policy, PfpAction, PfpMatch};
+use super::idle::IdlePods;
 use super::indexed::{first_pending_indexes, IndexBits};
 use super::names::{generate_name, generate_name_with_index, NameClaim, SuffixGenerator, UsedNames};
 use super::pod::{Pod, PodCondition, PodException, PodId, PodPhase, ProcessEnd};
@@ -169,7 +170,14 @@ pub struct Controller {
     /// Every pod ever created; `PodId(n)` lives at position `n`.
     pub(super) pods: Vec<Pod>,
     /// Pods the controller still has to look at: not yet counted, or with a process left.
+    /// Idle pods (`idle`) are the exception: not counted yet, but only their totals matter.
     pub(super) unsettled: BTreeSet<PodId>,
+    /// Active pods with nothing new since a sync set them aside; see `idle.rs`.
+    idle: IdlePods,
+    /// Tests run twin controllers, one that never sets pods aside, to show idling changes
+    /// nothing a caller sees.
+    #[cfg(test)]
+    pub(super) never_idle: bool,
     pub(super) backoff: BackoffRecord,
     names: SuffixGenerator,
     /// Names already handed out: a new pod never gets one of them.
@@ -187,7 +195,11 @@ pub struct Controller {
 impl Controller {
     pub fn new(spec: EffectiveSpec) -> Self {
         let names = SuffixGenerator::new(&spec.uid);
+        let idle = IdlePods::new(idle_index_bound(&spec));
         Self {
+            idle,
+            #[cfg(test)]
+            never_idle: false,
             spec,
             status: JobStatus::default(),
             pods: Vec::new(),
@@ -259,12 +271,23 @@ impl Controller {
 
     /// Whether any pod may still have a process; a deleted Job is gone once this is false.
     pub fn has_live_processes(&self) -> bool {
-        self.unsettled.iter().any(|id| self.pods[id.0 as usize].has_process())
+        // Idle pods all have a process (see `can_idle`).
+        !self.idle.is_empty() || self.unsettled.iter().any(|id| self.pods[id.0 as usize].has_process())
     }
 
     /// Folds one event into the controller's view of the world. Call [`Controller::sync`] after
     /// a batch of events.
     pub fn observe(&mut self, event: Event) {
+        match &event {
+            Event::ContainerStarted { pod, .. }
+            | Event::ContainerExited { pod, .. }
+            | Event::ContainerEnded { pod, .. }
+            | Event::ContainerFailed { pod, .. }
+            | Event::ContainerStartFailed { pod, .. }
+            | Event::ContainerCancelled { pod, .. }
+            | Event::ContainerRaised { pod, .. } => self.wake(*pod),
+            Event::SetSuspend(_) => self.wake_all(),
+        }
         match event {
             Event::ContainerStarted { pod, at } => self.container_started(pod, at),
             Event::ContainerExited { pod, exit_code, at } => {
@@ -310,6 +333,7 @@ impl Controller {
     pub fn delete(&mut self, now: Time) -> Plan {
         let mut plan = Plan::default();
         self.deleting = true;
+        self.wake_all();
         let mut counts = self.count_pods();
         for id in self.active_pod_ids() {
             self.delete_pod(id, now, &mut counts, &mut plan);
@@ -355,6 +379,8 @@ impl Controller {
                 failed.truncate(c);
             }
         }
+        // Indexes past new completions are no longer valid: the next sync sees every pod.
+        self.wake_all();
         Ok(())
     }
 
@@ -485,9 +511,54 @@ impl Controller {
             self.collect_finished(now, &mut plan);
         }
 
+        self.set_idle_pods_aside();
+
         #[cfg(debug_assertions)]
         self.assert_invariants(before);
         plan
+    }
+
+    /// Whether a sync may leave `pod` out of its passes and count it in `idle`'s totals:
+    /// it runs (or waits for its process) uncounted, with a valid index, and only an event
+    /// about it could change that. Pod deadlines expire without events, so a Job with one
+    /// keeps every pod in sight; so do a deleted Job and a finished one.
+    fn can_idle(&self, pod: &Pod) -> bool {
+        #[cfg(test)]
+        if self.never_idle {
+            return false;
+        }
+        self.spec.pod_active_deadline.is_none()
+            && !self.deleting
+            && !self.status.is_finished()
+            && !pod.counted
+            && pod.is_active()
+            && pod.has_process()
+            && self.has_valid_index(pod)
+    }
+
+    /// Moves the pods with nothing left for a sync to look at into `idle` (after a sync,
+    /// over the few pods that changed since the last one).
+    fn set_idle_pods_aside(&mut self) {
+        let quiet: Vec<PodId> =
+            self.unsettled.iter().copied().filter(|id| self.can_idle(&self.pods[id.0 as usize])).collect();
+        for id in quiet {
+            if self.idle.insert(&self.pods[id.0 as usize]) {
+                self.unsettled.remove(&id);
+            }
+        }
+    }
+
+    /// Brings an idle pod back into the syncs' sight, before anything about it changes.
+    fn wake(&mut self, id: PodId) {
+        if self.pods.get(id.0 as usize).is_some_and(|p| self.idle.remove(p)) {
+            self.unsettled.insert(id);
+        }
+    }
+
+    /// Wakes every idle pod: the spec or the Job's state changed under all of them.
+    fn wake_all(&mut self) {
+        let ids = self.idle.take_all(idle_index_bound(&self.spec));
+        self.unsettled.extend(ids);
     }
 
     /// An interim condition recorded by an earlier sync decides the outcome (§3.3).
@@ -532,7 +603,8 @@ impl Controller {
             .map(|id| &self.pods[id.0 as usize])
             .filter(|p| !p.phase.is_terminal())
             .map(|p| u64::from(p.restart_count))
-            .sum();
+            .sum::<u64>()
+            + self.idle.restarts();
         if self.spec.backoff_limit == 0 {
             restarts > 0
         } else {
@@ -626,6 +698,7 @@ impl Controller {
             if ix.succeeded.contains(i)
                 || ix.failed.as_ref().is_some_and(|f| f.contains(i))
                 || active.contains(&i)
+                || self.idle.indexes().contains(i)
             {
                 continue;
             }
@@ -645,7 +718,7 @@ impl Controller {
     }
 
     pub(super) fn count_pods(&self) -> Counts {
-        let mut counts = Counts::default();
+        let mut counts = Counts { active: self.idle.len(), ready: self.idle.ready(), terminating: 0 };
         for id in &self.unsettled {
             let pod = &self.pods[id.0 as usize];
             if pod.is_active() {
@@ -658,14 +731,22 @@ impl Controller {
         counts
     }
 
+    /// Active pods, idle ones included, in creation order.
     pub(super) fn active_pod_ids(&self) -> Vec<PodId> {
-        self.unsettled.iter().copied().filter(|id| self.pods[id.0 as usize].is_active()).collect()
+        let mut ids: Vec<PodId> =
+            self.unsettled.iter().copied().filter(|id| self.pods[id.0 as usize].is_active()).collect();
+        if !self.idle.is_empty() {
+            ids.extend(self.idle.ids().iter().copied());
+            ids.sort_unstable();
+        }
+        ids
     }
 
     /// Asks a pod to stop (sets its `deletionTimestamp`). A pod with no process (waiting to
     /// restart) is finished on the spot.
     pub(super) fn delete_pod(&mut self, id: PodId, now: Time, counts: &mut Counts, plan: &mut Plan) {
         let grace = self.spec.termination_grace_period;
+        self.wake(id);
         let pod = &mut self.pods[id.0 as usize];
         if pod.deletion_requested_at.is_some() || pod.phase.is_terminal() {
             return;
@@ -801,6 +882,7 @@ impl Controller {
     fn busy_indexes(&self) -> IndexBits {
         let include_terminating = self.spec.pod_replacement_policy == PodReplacementPolicy::Failed;
         let mut busy = IndexBits::with_bound(self.spec.completions.unwrap_or(0));
+        busy.union_with(self.idle.indexes());
         for id in &self.unsettled {
             let p = &self.pods[id.0 as usize];
             if p.is_active() || (include_terminating && p.is_terminating()) {
@@ -816,7 +898,9 @@ impl Controller {
     /// then is the (costlier) duplicate removal needed.
     fn has_irregular_indexes(&self) -> bool {
         let completions = self.spec.completions.unwrap_or(0);
+        // Idle pods hold valid indexes, one pod each.
         let mut seen = IndexBits::with_bound(completions);
+        seen.union_with(self.idle.indexes());
         self.unsettled.iter().map(|id| &self.pods[id.0 as usize]).filter(|p| p.is_active()).any(|p| {
             match p.index {
                 Some(ix) if ix < completions => !seen.insert(ix),
@@ -1008,6 +1092,7 @@ impl Controller {
     /// After the terminal condition: reap what is left and let the TTL-after-finished
     /// controller delete the Job when its time comes (§6.4).
     fn collect_finished(&mut self, now: Time, plan: &mut Plan) {
+        debug_assert!(self.idle.is_empty(), "a finished Job has no active pods");
         self.unsettled.retain(|id| {
             let pod = &self.pods[id.0 as usize];
             !(pod.counted && pod.phase.is_terminal() && !pod.has_process())
@@ -1034,6 +1119,11 @@ impl Controller {
     /// The status invariants the API server enforces (§1.7).
     #[cfg(debug_assertions)]
     fn assert_invariants(&self, before: (u32, u32, Option<Time>)) {
+        self.idle.assert_consistent(&self.pods);
+        for id in self.idle.ids() {
+            debug_assert!(!self.unsettled.contains(id), "pod {id:?} both idle and unsettled");
+            debug_assert!(self.can_idle(&self.pods[id.0 as usize]), "pod {id:?} idle but changed");
+        }
         let s = &self.status;
         debug_assert!(
             !(s.has_true(ConditionType::Complete) && s.has_true(ConditionType::Failed)),
@@ -1056,6 +1146,15 @@ impl Controller {
                 "failed and completed indexes overlap"
             );
         }
+    }
+}
+
+/// The indexes idle pods may hold: `[0, completions)` of an Indexed Job, none otherwise.
+fn idle_index_bound(spec: &EffectiveSpec) -> u32 {
+    if spec.is_indexed() {
+        spec.completions.unwrap_or(0)
+    } else {
+        0
     }
 }
 

@@ -8,6 +8,10 @@ copy of the package (another checkout's ``python/`` folder, its extension built 
 in) in the same rounds, for a before/after ratio. Then one ``-X importtime`` run lists the
 modules that cost most, by their own time and by time including what they import.
 
+Byte-code caches are used (``PYTHONDONTWRITEBYTECODE`` is dropped for the children), as an
+installed package has them; ``--no-pyc`` keeps the variable, so every run compiles kjob's
+sources, which costs several times more.
+
 Usage::
 
     python benches/import_bench.py [--runs 21] [--top 15] [--base /tmp/base/python] [--json PATH]
@@ -25,16 +29,25 @@ import time
 from typing import Any
 
 
-def _run(code: str, path: str | None) -> float:
+def _env(path: str | None, pyc: bool) -> dict[str, str]:
     env = dict(os.environ)
+    if pyc:
+        # Byte-code caches are what an installed package has: without them every import
+        # compiles kjob's sources anew (the warm-up round writes them).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
     if path is not None:
         env["PYTHONPATH"] = path
+    return env
+
+
+def _run(code: str, path: str | None, pyc: bool) -> float:
+    env = _env(path, pyc)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
     return time.perf_counter() - started
 
 
-def timings(runs: int, base: str | None) -> dict[str, list[float]]:
+def timings(runs: int, base: str | None, pyc: bool) -> dict[str, list[float]]:
     """Wall times of fresh interpreters, per variant, over ``runs`` interleaved rounds."""
     variants: dict[str, tuple[str, str | None]] = {"bare": ("pass", None), "kjob": ("import kjob", None)}
     if base is not None:
@@ -46,20 +59,17 @@ def timings(runs: int, base: str | None) -> dict[str, list[float]]:
         order = names if round_ % 2 else list(reversed(names))
         for name in order:
             code, path = variants[name]
-            elapsed = _run(code, path)
+            elapsed = _run(code, path, pyc)
             if round_:
                 out[name].append(elapsed)
     return out
 
 
-def importtime_offenders(top: int, path: str | None = None) -> list[tuple[str, int, int]]:
+def importtime_offenders(top: int, pyc: bool) -> list[tuple[str, int, int]]:
     """(module, own µs, cumulative µs) of one ``-X importtime`` run, costliest first."""
-    env = dict(os.environ)
-    if path is not None:
-        env["PYTHONPATH"] = path
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import kjob"],
-        env=env,
+        env=_env(None, pyc),
         check=True,
         capture_output=True,
         text=True,
@@ -81,14 +91,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=21, help="fresh interpreters per variant (>= 10)")
     parser.add_argument("--top", type=int, default=15, help="modules to list from -X importtime")
     parser.add_argument("--base", help="a python/ folder holding another kjob to compare with")
+    parser.add_argument(
+        "--no-pyc", action="store_true", help="honour PYTHONDONTWRITEBYTECODE (compile every import)"
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
+    pyc = not args.no_pyc
     if args.runs < 10:
         parser.error("--runs must be at least 10")
 
-    times = timings(args.runs, args.base)
+    times = timings(args.runs, args.base, pyc)
     bare = statistics.median(times["bare"])
-    report: dict[str, Any] = {"runs": args.runs, "bare_ms": bare * 1e3}
+    report: dict[str, Any] = {"runs": args.runs, "bare_ms": bare * 1e3, "pyc": pyc}
+    print("byte-code caches:", "on" if pyc else "off (sources compiled on every import)")
     print(f"python -c pass            median {bare * 1e3:7.1f} ms  ({args.runs} runs)")
     for name in ("kjob", "base"):
         if name not in times:
@@ -103,7 +118,7 @@ def main() -> None:
         report["speedup"] = ratio
         print(f"base / this: {ratio:.2f}x")
 
-    offenders = importtime_offenders(args.top)
+    offenders = importtime_offenders(args.top, pyc)
     report["importtime"] = [{"module": m, "own_us": o, "cumulative_us": c} for m, o, c in offenders]
     print(f"\n-X importtime, top {args.top} by cumulative time (µs):")
     print(f"{'cumulative':>10} {'own':>8}  module")

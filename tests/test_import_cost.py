@@ -76,4 +76,4 @@ def test_pod_context_is_still_a_public_name() -> None:
     assert PodContext is WorkerPodContext is kjob.PodContext
     assert "PodContext" in kjob.__all__
     with pytest.raises(AttributeError, match="has no attribute 'NoSuchName'"):
-        kjob.NoSuchName  # type: ignore[attr-defined]  # noqa: B018
+        kjob.NoSuchName  # noqa: B018

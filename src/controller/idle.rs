@@ -7,7 +7,9 @@
 //! A pod is idle only while nothing about it can change without news: any event about it, or
 //! the controller deciding to delete it, wakes it first (see `Controller::wake`).
 
+use super::defaults::EffectiveSpec;
 use super::indexed::IndexBits;
+use super::job_controller::Controller;
 use super::pod::{Pod, PodId};
 use std::collections::BTreeSet;
 
@@ -98,5 +100,59 @@ impl IdlePods {
             }
         }
         debug_assert!(indexes == self.indexes, "idle indexes");
+    }
+}
+
+impl Controller {
+    /// Whether a sync may leave `pod` out of its passes and count it in `idle`'s totals:
+    /// it runs (or waits for its process) uncounted, with a valid index, and only an event
+    /// about it could change that. Pod deadlines expire without events, so a Job with one
+    /// keeps every pod in sight; so do a deleted Job and a finished one.
+    pub(super) fn can_idle(&self, pod: &Pod) -> bool {
+        #[cfg(test)]
+        if self.never_idle {
+            return false;
+        }
+        self.spec.pod_active_deadline.is_none()
+            && !self.deleting
+            && !self.status.is_finished()
+            && !pod.counted
+            && pod.is_active()
+            && pod.has_process()
+            && self.has_valid_index(pod)
+    }
+
+    /// Moves the pods with nothing left for a sync to look at into `idle` (after a sync,
+    /// over the few pods that changed since the last one).
+    pub(super) fn set_idle_pods_aside(&mut self) {
+        let quiet: Vec<PodId> =
+            self.unsettled.iter().copied().filter(|id| self.can_idle(&self.pods[id.0 as usize])).collect();
+        for id in quiet {
+            if self.idle.insert(&self.pods[id.0 as usize]) {
+                self.unsettled.remove(&id);
+            }
+        }
+    }
+
+    /// Brings an idle pod back into the syncs' sight, before anything about it changes.
+    pub(super) fn wake(&mut self, id: PodId) {
+        if self.pods.get(id.0 as usize).is_some_and(|p| self.idle.remove(p)) {
+            self.unsettled.insert(id);
+        }
+    }
+
+    /// Wakes every idle pod: the spec or the Job's state changed under all of them.
+    pub(super) fn wake_all(&mut self) {
+        let ids = self.idle.take_all(idle_index_bound(&self.spec));
+        self.unsettled.extend(ids);
+    }
+}
+
+/// The indexes idle pods may hold: `[0, completions)` of an Indexed Job, none otherwise.
+pub(super) fn idle_index_bound(spec: &EffectiveSpec) -> u32 {
+    if spec.is_indexed() {
+        spec.completions.unwrap_or(0)
+    } else {
+        0
     }
 }

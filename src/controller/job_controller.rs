@@ -9,7 +9,7 @@ use super::backoff::{self, BackoffRecord};
 use super::defaults::{EffectiveSpec, PodReplacementPolicy, RestartPolicy};
 use super::events::{EventLog, EventType};
 use super::failure_policy::{match_pod_failure_policy, PfpAction, PfpMatch};
-use super::idle::IdlePods;
+use super::idle::{idle_index_bound, IdlePods};
 use super::indexed::{first_pending_indexes, IndexBits};
 use super::names::{generate_name, generate_name_with_index, NameClaim, SuffixGenerator, UsedNames};
 use super::pod::{Pod, PodCondition, PodException, PodId, PodPhase, ProcessEnd};
@@ -173,7 +173,7 @@ pub struct Controller {
     /// Idle pods (`idle`) are the exception: not counted yet, but only their totals matter.
     pub(super) unsettled: BTreeSet<PodId>,
     /// Active pods with nothing new since a sync set them aside; see `idle.rs`.
-    idle: IdlePods,
+    pub(super) idle: IdlePods,
     /// Tests run twin controllers, one that never sets pods aside, to show idling changes
     /// nothing a caller sees.
     #[cfg(test)]
@@ -518,49 +518,6 @@ impl Controller {
         plan
     }
 
-    /// Whether a sync may leave `pod` out of its passes and count it in `idle`'s totals:
-    /// it runs (or waits for its process) uncounted, with a valid index, and only an event
-    /// about it could change that. Pod deadlines expire without events, so a Job with one
-    /// keeps every pod in sight; so do a deleted Job and a finished one.
-    fn can_idle(&self, pod: &Pod) -> bool {
-        #[cfg(test)]
-        if self.never_idle {
-            return false;
-        }
-        self.spec.pod_active_deadline.is_none()
-            && !self.deleting
-            && !self.status.is_finished()
-            && !pod.counted
-            && pod.is_active()
-            && pod.has_process()
-            && self.has_valid_index(pod)
-    }
-
-    /// Moves the pods with nothing left for a sync to look at into `idle` (after a sync,
-    /// over the few pods that changed since the last one).
-    fn set_idle_pods_aside(&mut self) {
-        let quiet: Vec<PodId> =
-            self.unsettled.iter().copied().filter(|id| self.can_idle(&self.pods[id.0 as usize])).collect();
-        for id in quiet {
-            if self.idle.insert(&self.pods[id.0 as usize]) {
-                self.unsettled.remove(&id);
-            }
-        }
-    }
-
-    /// Brings an idle pod back into the syncs' sight, before anything about it changes.
-    fn wake(&mut self, id: PodId) {
-        if self.pods.get(id.0 as usize).is_some_and(|p| self.idle.remove(p)) {
-            self.unsettled.insert(id);
-        }
-    }
-
-    /// Wakes every idle pod: the spec or the Job's state changed under all of them.
-    fn wake_all(&mut self) {
-        let ids = self.idle.take_all(idle_index_bound(&self.spec));
-        self.unsettled.extend(ids);
-    }
-
     /// An interim condition recorded by an earlier sync decides the outcome (§3.3).
     fn existing_finish(&self) -> Option<Finish> {
         [ConditionType::SuccessCriteriaMet, ConditionType::FailureTarget]
@@ -638,7 +595,7 @@ impl Controller {
     }
 
     /// Indexed pods count only with an index below `completions` (`getCompletionIndex`).
-    fn has_valid_index(&self, pod: &Pod) -> bool {
+    pub(super) fn has_valid_index(&self, pod: &Pod) -> bool {
         if !self.spec.is_indexed() {
             return true;
         }
@@ -1146,15 +1103,6 @@ impl Controller {
                 "failed and completed indexes overlap"
             );
         }
-    }
-}
-
-/// The indexes idle pods may hold: `[0, completions)` of an Indexed Job, none otherwise.
-fn idle_index_bound(spec: &EffectiveSpec) -> u32 {
-    if spec.is_indexed() {
-        spec.completions.unwrap_or(0)
-    } else {
-        0
     }
 }
 

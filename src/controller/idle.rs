@@ -5,13 +5,17 @@
 //! hold) take part in a sync.
 //!
 //! A pod is idle only while nothing about it can change without news: any event about it, or
-//! the controller deciding to delete it, wakes it first (see `Controller::wake`).
+//! the controller deciding to delete it, wakes it first (see `Controller::wake`). The one
+//! change that comes without news, a pod outliving its `activeDeadlineSeconds`, is kept in
+//! deadline order, so a sync wakes exactly the pods whose deadline has come.
 
 use super::defaults::EffectiveSpec;
 use super::indexed::IndexBits;
 use super::job_controller::Controller;
 use super::pod::{Pod, PodId};
+use crate::status::Time;
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 pub(super) struct IdlePods {
     ids: BTreeSet<PodId>,
@@ -19,12 +23,29 @@ pub(super) struct IdlePods {
     restarts: u64,
     /// The indexes the idle pods hold, each by one pod only (`[0, completions)`).
     indexes: IndexBits,
+    /// The pod template's `activeDeadlineSeconds`.
+    deadline: Option<Duration>,
+    /// Started idle pods by the time they outlive `deadline`.
+    due: BTreeSet<(Time, PodId)>,
 }
 
 impl IdlePods {
-    /// `index_bound`: the Job's `completions` for an Indexed Job, 0 otherwise.
-    pub(super) fn new(index_bound: u32) -> Self {
-        Self { ids: BTreeSet::new(), ready: 0, restarts: 0, indexes: IndexBits::with_bound(index_bound) }
+    /// `index_bound`: the Job's `completions` for an Indexed Job, 0 otherwise; `deadline`:
+    /// the pod template's `activeDeadlineSeconds`.
+    pub(super) fn new(index_bound: u32, deadline: Option<Duration>) -> Self {
+        Self {
+            ids: BTreeSet::new(),
+            ready: 0,
+            restarts: 0,
+            indexes: IndexBits::with_bound(index_bound),
+            deadline,
+            due: BTreeSet::new(),
+        }
+    }
+
+    /// When `pod` outlives its deadline, if it has one and has started.
+    fn due_time(&self, pod: &Pod) -> Option<Time> {
+        Some(pod.started_at?.saturating_add(self.deadline?))
     }
 
     /// Makes `pod` idle unless another idle pod holds its index (duplicates are the sync's
@@ -37,6 +58,9 @@ impl IdlePods {
             self.indexes.insert(ix);
         }
         self.ids.insert(pod.id);
+        if let Some(due) = self.due_time(pod) {
+            self.due.insert((due, pod.id));
+        }
         self.ready += u32::from(pod.ready);
         self.restarts += u64::from(pod.restart_count);
         true
@@ -51,6 +75,9 @@ impl IdlePods {
         if let Some(ix) = pod.index {
             self.indexes.remove(ix);
         }
+        if let Some(due) = self.due_time(pod) {
+            self.due.remove(&(due, pod.id));
+        }
         self.ready -= u32::from(pod.ready);
         self.restarts -= u64::from(pod.restart_count);
         true
@@ -59,8 +86,18 @@ impl IdlePods {
     /// Empties the set (with a new index bound) and returns the pods that were idle.
     pub(super) fn take_all(&mut self, index_bound: u32) -> BTreeSet<PodId> {
         let ids = std::mem::take(&mut self.ids);
-        *self = Self::new(index_bound);
+        *self = Self::new(index_bound, self.deadline);
         ids
+    }
+
+    /// The idle pods whose deadline has come by `now`.
+    pub(super) fn due_by(&self, now: Time) -> Vec<PodId> {
+        self.due.iter().take_while(|(due, _)| *due <= now).map(|(_, id)| *id).collect()
+    }
+
+    /// When the first idle pod outlives its deadline.
+    pub(super) fn next_due(&self) -> Option<Time> {
+        self.due.first().map(|(due, _)| *due)
     }
 
     pub(super) fn ids(&self) -> &BTreeSet<PodId> {
@@ -100,25 +137,28 @@ impl IdlePods {
             }
         }
         debug_assert!(indexes == self.indexes, "idle indexes");
+        let due: BTreeSet<(Time, PodId)> =
+            idle().filter_map(|p| self.due_time(p).map(|due| (due, p.id))).collect();
+        debug_assert!(due == self.due, "idle deadlines");
     }
 }
 
 impl Controller {
     /// Whether a sync may leave `pod` out of its passes and count it in `idle`'s totals:
-    /// it runs (or waits for its process) uncounted, with a valid index, and only an event
-    /// about it could change that. Pod deadlines expire without events, so a Job with one
-    /// keeps every pod in sight; so do a deleted Job and a finished one.
+    /// it runs (or waits for its process) uncounted, with a valid index, not being killed
+    /// for its deadline, and only an event about it (or its deadline) could change that. A
+    /// deleted Job and a finished one keep every pod in sight.
     pub(super) fn can_idle(&self, pod: &Pod) -> bool {
         #[cfg(test)]
         if self.never_idle {
             return false;
         }
-        self.spec.pod_active_deadline.is_none()
-            && !self.deleting
+        !self.deleting
             && !self.status.is_finished()
             && !pod.counted
             && pod.is_active()
             && pod.has_process()
+            && !pod.deadline_exceeded
             && self.has_valid_index(pod)
     }
 

@@ -195,7 +195,7 @@ pub struct Controller {
 impl Controller {
     pub fn new(spec: EffectiveSpec) -> Self {
         let names = SuffixGenerator::new(&spec.uid);
-        let idle = IdlePods::new(idle_index_bound(&spec));
+        let idle = IdlePods::new(idle_index_bound(&spec), spec.pod_active_deadline);
         Self {
             idle,
             #[cfg(test)]

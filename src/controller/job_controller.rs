@@ -760,7 +760,7 @@ impl Controller {
         // spares itself the list).
         let irregular = self.spec.is_indexed() && self.has_irregular_indexes();
         let mut to_delete = if rm_at_least > 0 || irregular {
-            self.pods_for_removal(self.active_pod_ids(), rm_at_least)
+            self.pods_for_removal(self.active_pod_ids(), rm_at_least, irregular)
         } else {
             vec![]
         };
@@ -868,9 +868,12 @@ impl Controller {
 
     /// `activePodsForRemoval`: for Indexed Jobs, out-of-range and duplicate-index pods first;
     /// then, to reach `rm_at_least`, pods in `ActivePods` deletion order (§4.7).
-    fn pods_for_removal(&self, mut active: Vec<PodId>, rm_at_least: usize) -> Vec<PodId> {
+    /// Only the first `MAX_POD_CREATE_DELETE_PER_SYNC` are worked out (the caller keeps no
+    /// more), so scaling a Job of 100,000 pods down costs a selection per sync, not a sort.
+    /// `irregular`: some active pod has an invalid or shared index (else none is grouped).
+    fn pods_for_removal(&self, mut active: Vec<PodId>, rm_at_least: usize, irregular: bool) -> Vec<PodId> {
         let mut remove = Vec::new();
-        if self.spec.is_indexed() {
+        if self.spec.is_indexed() && irregular {
             let completions = self.spec.completions.unwrap_or(0);
             let mut by_index: HashMap<u32, Vec<PodId>> = HashMap::new();
             for id in &active {
@@ -889,9 +892,17 @@ impl Controller {
             }
             active = keep;
         }
-        if remove.len() < rm_at_least {
-            active.sort_by(|a, b| self.deletion_order(*a, *b));
-            remove.extend(active.into_iter().take(rm_at_least - remove.len()));
+        let wanted = rm_at_least.min(MAX_POD_CREATE_DELETE_PER_SYNC).saturating_sub(remove.len());
+        if wanted > 0 {
+            // `deletion_order` is total (ties go by id): the `wanted` first pods are the same
+            // whether the rest is sorted or not.
+            let order = |a: &PodId, b: &PodId| self.deletion_order(*a, *b);
+            if wanted < active.len() {
+                active.select_nth_unstable_by(wanted, order);
+                active.truncate(wanted);
+            }
+            active.sort_by(order);
+            remove.extend(active);
         }
         remove
     }

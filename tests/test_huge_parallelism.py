@@ -4,12 +4,16 @@ them must stay exact whatever the scale."""
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import kjob
+
+# Five times what one sync may create.
+PODS = 2500
 
 
 def _gated(i: int, gate: str) -> int:
@@ -31,19 +35,15 @@ def _wait_for(
 
 def test_scaling_down_a_job_of_thousands_of_waiting_pods_and_finishing_it(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
+    # Two workers run two pods; the other pods wait for them, active and unchanged.
+    target = functools.partial(_gated, gate=str(gate))
     job = kjob.Job(
-        target=_gated,
-        args=(str(gate),),
-        completions=2500,
-        parallelism=2500,
-        completion_mode="Indexed",
-        max_workers=2,
-        termination_grace_period_seconds=1,
+        target=target, completions=PODS, parallelism=PODS, completion_mode="Indexed", max_workers=2
     )
     job.start()
     deadline = time.monotonic() + 60
     # Created over five syncs of 500.
-    full = _wait_for(job, "2500 active pods", lambda s: s.active == 2500, deadline)
+    full = _wait_for(job, f"{PODS} active pods", lambda s: s.active == PODS, deadline)
     assert (full.succeeded, full.failed) == (0, 0)
     job.scale(parallelism=7)
     # The controller deletes the surplus (500 per sync), keeping the two running pods; the
@@ -52,6 +52,6 @@ def test_scaling_down_a_job_of_thousands_of_waiting_pods_and_finishing_it(tmp_pa
     assert (scaled.succeeded, scaled.failed) == (0, 0)
     gate.touch()
     status = job.wait(timeout=60)
-    assert status.is_complete and status.succeeded == 2500 and status.failed == 0
-    assert job.results() == {i: i for i in range(2500)}
+    assert status.is_complete and status.succeeded == PODS and status.failed == 0
+    assert job.results() == {i: i for i in range(PODS)}
     job.delete()

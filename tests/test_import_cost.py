@@ -74,6 +74,6 @@ def test_pod_context_is_still_a_public_name() -> None:
     from kjob._worker import PodContext as WorkerPodContext
 
     assert PodContext is WorkerPodContext is kjob.PodContext
-    assert "PodContext" in kjob.__all__
+    assert "PodContext" in kjob.__all__ and "PodContext" in dir(kjob)
     with pytest.raises(AttributeError, match="has no attribute 'NoSuchName'"):
         kjob.NoSuchName  # noqa: B018

@@ -33,6 +33,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    # Tab completion lists the lazy name too.
+    return sorted({*globals(), "PodContext"})
+
+
 def pod_context() -> PodContext:
     """Inside a pod of a callable Job: its Job's name, its own name, its completion index
     (None for NonIndexed Jobs) and attempt (earlier failed attempts of this index, or of the

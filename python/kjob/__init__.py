@@ -6,7 +6,10 @@
 3
 """
 
+from __future__ import annotations
+
 import sys
+from typing import TYPE_CHECKING, Any
 
 from ._config import configure
 from ._errors import KjobOSError
@@ -15,8 +18,25 @@ from ._job import Job
 from ._kjob import KjobError
 from ._kjob import shutdown_workers as _shutdown_workers
 from ._types import Condition, Event, ExceptionText, JobStatus, Pod, PodCondition
-from ._worker import PodContext
 from .manifest import KjobWarning
+
+if TYPE_CHECKING:
+    from ._worker import PodContext
+
+
+def __getattr__(name: str) -> Any:
+    # `kjob.PodContext` lives in the worker module, which `import kjob` leaves unloaded: only
+    # pods (and code that names the class) need it.
+    if name == "PodContext":
+        from ._worker import PodContext
+
+        return PodContext
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # Tab completion lists the lazy name too.
+    return sorted({*globals(), "PodContext"})
 
 
 def pod_context() -> PodContext:

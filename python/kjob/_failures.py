@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import signal
 from collections import deque
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._kjob import KjobError
@@ -61,6 +59,8 @@ def failed_pods(pods: Sequence[Pod]) -> list[Pod]:
 def log_tail(pod: Pod, lines: int = TAIL_LINES) -> list[str] | None:
     """The last ``lines`` lines of the pod's own output, or None when its log is gone (a
     private log folder is removed with its Job)."""
+    from pathlib import Path
+
     try:
         with Path(pod.log_path).open("rb") as f:
             if pod.log_range is not None:
@@ -78,6 +78,9 @@ def log_tail(pod: Pod, lines: int = TAIL_LINES) -> list[str] | None:
 def _signal_note(exit_code: int) -> str:
     """`` (SIGKILL)`` for 137: container runtimes report a signal as 128 + its number."""
     if 128 < exit_code < 128 + 65:
+        # Imported here: `import kjob` stays fast (signal builds its enums at import).
+        import signal
+
         try:
             return f" ({signal.Signals(exit_code - 128).name})"
         except ValueError:

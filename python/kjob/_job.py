@@ -8,24 +8,15 @@ import copy
 import datetime as _dt
 import io
 import os
-import pickle
-import secrets
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import types
-import uuid
 import warnings
 import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from . import _config, _export, _kjob
 from . import _shepherd as _shepherd_script
@@ -45,10 +36,18 @@ from .manifest import (
     normalize_manifest,
 )
 
+# Modules only some calls need (PyYAML, pickle, subprocess, secrets, uuid, tempfile, shutil,
+# pathlib) are imported where they are used: `import kjob` stays fast (issue 14 §5).
+if TYPE_CHECKING:
+    import subprocess
+    from pathlib import Path
+
 __all__ = ["Job"]
 
 
 def _random_suffix() -> str:
+    import secrets
+
     return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
 
 
@@ -72,6 +71,8 @@ class _Callable:
         """What a worker needs to run this Job's pods (see ``_worker._load_job``), as of now
         (``start()``): the environment and working directory pods see are this process's at
         this moment, as a command pod started now would inherit them."""
+        import pickle
+
         init = {
             "name": job_name,
             "uid": job_uid,
@@ -92,6 +93,8 @@ def _dumps_for_worker(value: object, target: Callable[..., Any], what: str) -> b
     """cloudpickle's bytes of ``value``. The modules a fresh interpreter could not import by
     name (the main script under multiprocessing's spawn, ``__mp_main__``; a module loaded by
     ``importlib`` from a file path) travel by value, as ``__main__`` does."""
+    import pickle
+
     import cloudpickle  # type: ignore[import-untyped]
 
     by_value = [m for m in _unimportable_modules(target) if not _pickled_by_value(cloudpickle, m)]
@@ -222,6 +225,8 @@ def _finalize(native: NativeJob, log_dir: str | None, name: str) -> None:
         native.delete(timeout=0)
     finally:
         if log_dir is not None:
+            import shutil
+
             shutil.rmtree(log_dir, ignore_errors=True)
             _shepherd.disown(log_dir)
     if running:
@@ -490,12 +495,16 @@ class Job:
             name = str((metadata.get("name") if isinstance(metadata, dict) else None) or "job")[:40]
             private_dir = _owned_private_dir(name)
             log_dir = private_dir
+        import uuid
+
         try:
             self._native = NativeJob(
                 manifest, str(uuid.uuid4()), str(log_dir), initial, maximum, private_dir is not None
             )
         except BaseException:
             if private_dir is not None:
+                import shutil
+
                 shutil.rmtree(private_dir, ignore_errors=True)
                 _shepherd.disown(private_dir)
             raise
@@ -560,6 +569,8 @@ class Job:
 
     def to_yaml(self, *, include_status: bool = False) -> str:
         """:meth:`to_manifest` as YAML text."""
+        import yaml
+
         return yaml.safe_dump(self.to_manifest(include_status=include_status), sort_keys=False)
 
     def _spec_copy(self) -> dict[str, Any]:
@@ -577,7 +588,7 @@ class Job:
         if self._callable is not None and not self._native.started:
             indexed = self._spec["completion_mode"] == "Indexed"
             init = self._callable.init_payload(self._name, self._uid, indexed)
-            worker = [sys.executable, str(Path(__file__).with_name("_worker.py"))]
+            worker = [sys.executable, os.path.join(os.path.dirname(__file__), "_worker.py")]
             self._native.set_callable(worker, init, self._callable.max_workers, self._callable.reuse_workers)
         self._native.start()
 
@@ -750,6 +761,8 @@ class Job:
                 hint = "results(partial=True) gives the values of the pods that succeeded"
                 raise JobFailedError(f"{message}\n({hint})", status, failed)
         indexed = self._spec["completion_mode"] == "Indexed"
+        import pickle
+
         # Indexed: a dict in index order (the extension sorts it).
         return self._native.results(pickle.loads, indexed)
 
@@ -786,6 +799,8 @@ class Job:
             chosen = [p for p in pods if p.phase == "Succeeded"] or pods
             if not chosen:
                 raise KjobError(f"Job {self._name!r} has no pods yet")
+        from pathlib import Path
+
         chosen_pod = chosen[-1]
         path = Path(chosen_pod.log_path)
         if not path.exists():
@@ -855,7 +870,8 @@ class _Shepherd:
     the interpreter dies, even by SIGKILL. Every pod and worker carries the session token."""
 
     def __init__(self) -> None:
-        self.token = secrets.token_hex(16)
+        # secrets.token_hex(16)'s bytes and text, without importing secrets (made at import).
+        self.token = os.urandom(16).hex()
         self.process: subprocess.Popen[bytes] | None = None
         self.lock = threading.Lock()
 
@@ -863,7 +879,9 @@ class _Shepherd:
         with self.lock:
             if self.process is not None and self.process.poll() is None:
                 return
-            script = Path(__file__).with_name("_shepherd.py")
+            import subprocess
+
+            script = os.path.join(os.path.dirname(__file__), "_shepherd.py")
             # Without this interpreter's markers (when it is itself a pod): the sweeps of the
             # Jobs and sessions enclosing it must let the shepherd live to remove its folders.
             env = {k: v for k, v in os.environ.items() if k not in _shepherd_script.MARKERS}
@@ -885,7 +903,7 @@ class _Shepherd:
         own shepherd, with a new token, when it first starts a Job."""
         self.lock = threading.Lock()  # another thread may have held it at the fork
         process, self.process = self.process, None
-        self.token = secrets.token_hex(16)
+        self.token = os.urandom(16).hex()
         if process is not None:
             if process.stdin is not None:
                 # Closed without a flush: bytes a thread left half-written at the fork belong
@@ -934,6 +952,9 @@ def _owned_private_dir(name: str) -> str:
     """Makes a private log folder (``kjob-<name>-<random>`` in the temporary folder) that the
     shepherd owns before it exists: an interpreter killed at any moment (say, a pod running a
     nested Job, deleted with its outer Job) leaves no folder behind."""
+    import secrets
+    import tempfile
+
     _shepherd.ensure()
     base = tempfile.gettempdir()
     for _ in range(100):

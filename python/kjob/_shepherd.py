@@ -31,8 +31,6 @@ the standard library.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import sys
 import time
 
@@ -165,6 +163,10 @@ def read_folders(fd: int) -> set[str]:
 
 
 def main() -> None:
+    # Imported here: kjob imports this module at `import kjob` for its constants.
+    import shutil
+    import signal
+
     token = sys.argv[1]
     # Terminal signals are for the user's process, not for its watchdog.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

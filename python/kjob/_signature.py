@@ -3,7 +3,6 @@ mismatch is a ``TypeError`` at ``Job(...)`` instead of every pod failing through
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +15,9 @@ def check_target_call(
     """Raises ``TypeError`` if ``target`` cannot take the call a pod makes: ``fn(index, *args,
     **kwargs)`` in an Indexed Job, ``fn(*args, **kwargs)`` in a NonIndexed one (see
     ``_worker``). A callable whose signature Python cannot tell (some builtins) passes."""
+    # Imported here, not at `import kjob`: only Jobs with a target callable need it.
+    import inspect
+
     try:
         signature = inspect.signature(target)
     except (TypeError, ValueError):

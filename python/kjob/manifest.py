@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import copy
-import json
 import os
-import secrets
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-import yaml
+# PyYAML, json, pathlib and secrets are imported by the functions that need them: `import
+# kjob` stays fast (issue 14 §5), and a Job built from keywords never loads them.
+if TYPE_CHECKING:
+    from pathlib import Path
 
 Command = Union[str, Sequence[str]]
 EnvLike = Union[Mapping[str, str], Sequence[tuple[str, str]], None]
@@ -33,6 +33,8 @@ class KjobWarning(UserWarning):
 
 def _read(path_or_text: str | Path) -> tuple[str, str]:
     """Returns (text, where) for a path or for YAML text itself."""
+    from pathlib import Path
+
     if isinstance(path_or_text, Path):
         return path_or_text.read_text(encoding="utf-8"), str(path_or_text)
     if not isinstance(path_or_text, str):
@@ -47,6 +49,8 @@ def _read(path_or_text: str | Path) -> tuple[str, str]:
 def load_job_manifests(path_or_text: str | Path) -> tuple[list[dict[str, Any]], str]:
     """Every ``kind: Job`` document of a YAML file or text (other kinds are skipped, as a
     file for ``kubectl apply`` may hold a ConfigMap too), and where they came from."""
+    import yaml
+
     text, where = _read(path_or_text)
     _check_yaml_depth(text, where)
     try:
@@ -73,6 +77,8 @@ def _check_yaml_depth(text: str, where: str) -> None:
     recursively, and a few hundred levels exhaust Python's stack (``RecursionError``). Its
     parser is not recursive, so the events are counted first. Syntax errors are left to the
     load, which reports them."""
+    import yaml
+
     depth = 0
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
@@ -135,11 +141,15 @@ def normalize_manifest(
     api_version = manifest.get("apiVersion", "batch/v1")
     kind = manifest.get("kind", "Job")
     if api_version != "batch/v1":
+        import json
+
         raise ValueError(
             f'{prefix}apiVersion: Unsupported value: {json.dumps(api_version)}: supported values: "batch/v1" '
             "(kjob runs Jobs of the batch/v1 API)"
         )
     if kind != "Job":
+        import json
+
         raise ValueError(f'{prefix}kind: Unsupported value: {json.dumps(kind)}: supported values: "Job"')
     ignored: list[str] = []
     kept: dict[str, Any] = _prune(_without_server_fields(copy.deepcopy(dict(manifest))), _JOB, "", ignored)
@@ -207,6 +217,8 @@ def _resolve_generate_name(manifest: dict[str, Any]) -> None:
         return
     base = metadata.pop("generateName", None)
     if isinstance(base, str) and base:
+        import secrets
+
         # Upstream cuts the prefix to 58 characters so the name stays within 63.
         metadata["name"] = base[:58] + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
 
@@ -237,6 +249,8 @@ class _Scalar:
 
 
 def _json_text(value: Any) -> str:
+    import json
+
     try:
         return json.dumps(value)
     except (TypeError, ValueError):

@@ -4,7 +4,7 @@ use crate::status::IndexSet;
 
 /// A set of indexes below a bound, one bit each: what a sync needs for "which indexes have a
 /// pod" at tens of thousands of pods without hashing.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IndexBits {
     words: Vec<u64>,
 }
@@ -25,6 +25,46 @@ impl IndexBits {
 
     pub fn contains(&self, ix: u32) -> bool {
         self.words.get((ix / 64) as usize).is_some_and(|w| w & (1 << (ix % 64)) != 0)
+    }
+
+    pub fn remove(&mut self, ix: u32) {
+        if let Some(w) = self.words.get_mut((ix / 64) as usize) {
+            *w &= !(1 << (ix % 64));
+        }
+    }
+
+    /// The lowest index at or after `from` that is not in the set (every index past the
+    /// stored words counts as absent): a run of set bits is skipped a word at a time.
+    pub fn next_absent(&self, from: u32) -> u32 {
+        let mut word = (from / 64) as usize;
+        // Bits below `from` in its word count as set, so the search starts at `from`.
+        let mut bits = match self.words.get(word) {
+            Some(w) => w | ((1u64 << (from % 64)) - 1),
+            None => return from,
+        };
+        loop {
+            if bits != u64::MAX {
+                return (word as u32) * 64 + bits.trailing_ones();
+            }
+            word += 1;
+            match self.words.get(word) {
+                Some(w) => bits = *w,
+                None => return (word as u32) * 64,
+            }
+        }
+    }
+
+    /// Adds every index of `other` that fits this set's words.
+    pub fn union_with(&mut self, other: &IndexBits) {
+        for (w, o) in self.words.iter_mut().zip(&other.words) {
+            *w |= o;
+        }
+    }
+
+    /// The words' capacity in indexes (the bound rounded up to a multiple of 64).
+    #[cfg(debug_assertions)]
+    pub fn bound(&self) -> u32 {
+        (self.words.len() * 64) as u32
     }
 }
 
@@ -47,7 +87,12 @@ pub fn first_pending_indexes(
             ix = next;
             continue;
         }
-        if !failed.is_some_and(|f| f.contains(ix)) && !busy.contains(ix) {
+        if busy.contains(ix) {
+            // A large Job holds long runs of busy indexes: skip them whole.
+            ix = busy.next_absent(ix);
+            continue;
+        }
+        if !failed.is_some_and(|f| f.contains(ix)) {
             out.push(ix);
         }
         ix += 1;
@@ -86,6 +131,28 @@ mod tests {
         let s = IndexSet::from_indexes([1, 5, 9]);
         let f = IndexSet::from_indexes([2, 6, 7]);
         assert_eq!(first_pending_indexes(5, 20, &s, Some(&f), &busy(20, &[3, 9])), vec![0, 4, 8, 10, 11]);
+    }
+
+    #[test]
+    fn index_bits_next_absent_skips_runs_across_words() {
+        let mut b = IndexBits::with_bound(200);
+        for ix in 3..150 {
+            b.insert(ix);
+        }
+        assert_eq!(b.next_absent(0), 0);
+        assert_eq!(b.next_absent(3), 150);
+        assert_eq!(b.next_absent(64), 150);
+        assert_eq!(b.next_absent(151), 151);
+        b.remove(100);
+        assert_eq!(b.next_absent(3), 100);
+        assert!(!b.contains(100) && b.contains(101));
+        // Past the bound nothing is stored: every index there counts as absent.
+        let mut full = IndexBits::with_bound(64);
+        for ix in 0..64 {
+            full.insert(ix);
+        }
+        assert_eq!(full.next_absent(0), 64);
+        assert_eq!(full.next_absent(500), 500);
     }
 
     #[test]

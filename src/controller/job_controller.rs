@@ -10,6 +10,7 @@ use super::backoff::{self, BackoffRecord};
 use super::defaults::{EffectiveSpec, PodReplacementPolicy, RestartPolicy};
 use super::events::{EventLog, EventType};
 use super::failure_policy::{match_pod_failure_policy, PfpAction, PfpMatch};
+use super::idle::{idle_index_bound, IdlePods};
 use super::indexed::{first_pending_indexes, IndexBits};
 use super::names::{generate_name, generate_name_with_index, NameClaim, SuffixGenerator, UsedNames};
 use super::pod::{Pod, PodCondition, PodException, PodId, PodPhase, ProcessEnd};
@@ -170,7 +171,14 @@ pub struct Controller {
     /// Every pod ever created; `PodId(n)` lives at position `n`.
     pub(super) pods: Vec<Pod>,
     /// Pods the controller still has to look at: not yet counted, or with a process left.
+    /// Idle pods (`idle`) are the exception: not counted yet, but only their totals matter.
     pub(super) unsettled: BTreeSet<PodId>,
+    /// Active pods with nothing new since a sync set them aside; see `idle.rs`.
+    pub(super) idle: IdlePods,
+    /// Tests run twin controllers, one that never sets pods aside, to show idling changes
+    /// nothing a caller sees.
+    #[cfg(test)]
+    pub(super) never_idle: bool,
     pub(super) backoff: BackoffRecord,
     names: SuffixGenerator,
     /// Names already handed out: a new pod never gets one of them.
@@ -188,7 +196,11 @@ pub struct Controller {
 impl Controller {
     pub fn new(spec: EffectiveSpec) -> Self {
         let names = SuffixGenerator::new(&spec.uid);
+        let idle = IdlePods::new(idle_index_bound(&spec), spec.pod_active_deadline);
         Self {
+            idle,
+            #[cfg(test)]
+            never_idle: false,
             spec,
             status: JobStatus::default(),
             pods: Vec::new(),
@@ -260,12 +272,23 @@ impl Controller {
 
     /// Whether any pod may still have a process; a deleted Job is gone once this is false.
     pub fn has_live_processes(&self) -> bool {
-        self.unsettled.iter().any(|id| self.pods[id.0 as usize].has_process())
+        // Idle pods all have a process (see `can_idle`).
+        !self.idle.is_empty() || self.unsettled.iter().any(|id| self.pods[id.0 as usize].has_process())
     }
 
     /// Folds one event into the controller's view of the world. Call [`Controller::sync`] after
     /// a batch of events.
     pub fn observe(&mut self, event: Event) {
+        match &event {
+            Event::ContainerStarted { pod, .. }
+            | Event::ContainerExited { pod, .. }
+            | Event::ContainerEnded { pod, .. }
+            | Event::ContainerFailed { pod, .. }
+            | Event::ContainerStartFailed { pod, .. }
+            | Event::ContainerCancelled { pod, .. }
+            | Event::ContainerRaised { pod, .. } => self.wake(*pod),
+            Event::SetSuspend(_) => self.wake_all(),
+        }
         match event {
             Event::ContainerStarted { pod, at } => self.container_started(pod, at),
             Event::ContainerExited { pod, exit_code, at } => {
@@ -311,6 +334,7 @@ impl Controller {
     pub fn delete(&mut self, now: Time) -> Plan {
         let mut plan = Plan::default();
         self.deleting = true;
+        self.wake_all();
         let mut counts = self.count_pods();
         for id in self.active_pod_ids() {
             self.delete_pod(id, now, &mut counts, &mut plan);
@@ -356,6 +380,8 @@ impl Controller {
                 failed.truncate(c);
             }
         }
+        // Indexes past new completions are no longer valid: the next sync sees every pod.
+        self.wake_all();
         Ok(())
     }
 
@@ -486,6 +512,8 @@ impl Controller {
             self.collect_finished(now, &mut plan);
         }
 
+        self.set_idle_pods_aside();
+
         #[cfg(debug_assertions)]
         self.assert_invariants(before);
         plan
@@ -533,7 +561,8 @@ impl Controller {
             .map(|id| &self.pods[id.0 as usize])
             .filter(|p| !p.phase.is_terminal())
             .map(|p| u64::from(p.restart_count))
-            .sum();
+            .sum::<u64>()
+            + self.idle.restarts();
         if self.spec.backoff_limit == 0 {
             restarts > 0
         } else {
@@ -567,7 +596,7 @@ impl Controller {
     }
 
     /// Indexed pods count only with an index below `completions` (`getCompletionIndex`).
-    fn has_valid_index(&self, pod: &Pod) -> bool {
+    pub(super) fn has_valid_index(&self, pod: &Pod) -> bool {
         if !self.spec.is_indexed() {
             return true;
         }
@@ -627,6 +656,7 @@ impl Controller {
             if ix.succeeded.contains(i)
                 || ix.failed.as_ref().is_some_and(|f| f.contains(i))
                 || active.contains(&i)
+                || self.idle.indexes().contains(i)
             {
                 continue;
             }
@@ -646,7 +676,7 @@ impl Controller {
     }
 
     pub(super) fn count_pods(&self) -> Counts {
-        let mut counts = Counts::default();
+        let mut counts = Counts { active: self.idle.len(), ready: self.idle.ready(), terminating: 0 };
         for id in &self.unsettled {
             let pod = &self.pods[id.0 as usize];
             if pod.is_active() {
@@ -659,14 +689,22 @@ impl Controller {
         counts
     }
 
+    /// Active pods, idle ones included, in creation order.
     pub(super) fn active_pod_ids(&self) -> Vec<PodId> {
-        self.unsettled.iter().copied().filter(|id| self.pods[id.0 as usize].is_active()).collect()
+        let mut ids: Vec<PodId> =
+            self.unsettled.iter().copied().filter(|id| self.pods[id.0 as usize].is_active()).collect();
+        if !self.idle.is_empty() {
+            ids.extend(self.idle.ids().iter().copied());
+            ids.sort_unstable();
+        }
+        ids
     }
 
     /// Asks a pod to stop (sets its `deletionTimestamp`). A pod with no process (waiting to
     /// restart) is finished on the spot.
     pub(super) fn delete_pod(&mut self, id: PodId, now: Time, counts: &mut Counts, plan: &mut Plan) {
         let grace = self.spec.termination_grace_period;
+        self.wake(id);
         let pod = &mut self.pods[id.0 as usize];
         if pod.deletion_requested_at.is_some() || pod.phase.is_terminal() {
             return;
@@ -723,7 +761,7 @@ impl Controller {
         // spares itself the list).
         let irregular = self.spec.is_indexed() && self.has_irregular_indexes();
         let mut to_delete = if rm_at_least > 0 || irregular {
-            self.pods_for_removal(self.active_pod_ids(), rm_at_least)
+            self.pods_for_removal(self.active_pod_ids(), rm_at_least, irregular)
         } else {
             vec![]
         };
@@ -802,6 +840,7 @@ impl Controller {
     fn busy_indexes(&self) -> IndexBits {
         let include_terminating = self.spec.pod_replacement_policy == PodReplacementPolicy::Failed;
         let mut busy = IndexBits::with_bound(self.spec.completions.unwrap_or(0));
+        busy.union_with(self.idle.indexes());
         for id in &self.unsettled {
             let p = &self.pods[id.0 as usize];
             if p.is_active() || (include_terminating && p.is_terminating()) {
@@ -817,7 +856,9 @@ impl Controller {
     /// then is the (costlier) duplicate removal needed.
     fn has_irregular_indexes(&self) -> bool {
         let completions = self.spec.completions.unwrap_or(0);
+        // Idle pods hold valid indexes, one pod each.
         let mut seen = IndexBits::with_bound(completions);
+        seen.union_with(self.idle.indexes());
         self.unsettled.iter().map(|id| &self.pods[id.0 as usize]).filter(|p| p.is_active()).any(|p| {
             match p.index {
                 Some(ix) if ix < completions => !seen.insert(ix),
@@ -828,9 +869,12 @@ impl Controller {
 
     /// `activePodsForRemoval`: for Indexed Jobs, out-of-range and duplicate-index pods first;
     /// then, to reach `rm_at_least`, pods in `ActivePods` deletion order (§4.7).
-    fn pods_for_removal(&self, mut active: Vec<PodId>, rm_at_least: usize) -> Vec<PodId> {
+    /// Only the first `MAX_POD_CREATE_DELETE_PER_SYNC` are worked out (the caller keeps no
+    /// more), so scaling a Job of 100,000 pods down costs a selection per sync, not a sort.
+    /// `irregular`: some active pod has an invalid or shared index (else none is grouped).
+    fn pods_for_removal(&self, mut active: Vec<PodId>, rm_at_least: usize, irregular: bool) -> Vec<PodId> {
         let mut remove = Vec::new();
-        if self.spec.is_indexed() {
+        if self.spec.is_indexed() && irregular {
             let completions = self.spec.completions.unwrap_or(0);
             let mut by_index: HashMap<u32, Vec<PodId>> = HashMap::new();
             for id in &active {
@@ -849,9 +893,17 @@ impl Controller {
             }
             active = keep;
         }
-        if remove.len() < rm_at_least {
-            active.sort_by(|a, b| self.deletion_order(*a, *b));
-            remove.extend(active.into_iter().take(rm_at_least - remove.len()));
+        let wanted = rm_at_least.min(MAX_POD_CREATE_DELETE_PER_SYNC).saturating_sub(remove.len());
+        if wanted > 0 {
+            // `deletion_order` is total (ties go by id): the `wanted` first pods are the same
+            // whether the rest is sorted or not.
+            let order = |a: &PodId, b: &PodId| self.deletion_order(*a, *b);
+            if wanted < active.len() {
+                active.select_nth_unstable_by(wanted, order);
+                active.truncate(wanted);
+            }
+            active.sort_by(order);
+            remove.extend(active);
         }
         remove
     }
@@ -1009,6 +1061,7 @@ impl Controller {
     /// After the terminal condition: reap what is left and let the TTL-after-finished
     /// controller delete the Job when its time comes (§6.4).
     fn collect_finished(&mut self, now: Time, plan: &mut Plan) {
+        debug_assert!(self.idle.is_empty(), "a finished Job has no active pods");
         self.unsettled.retain(|id| {
             let pod = &self.pods[id.0 as usize];
             !(pod.counted && pod.phase.is_terminal() && !pod.has_process())
@@ -1035,6 +1088,11 @@ impl Controller {
     /// The status invariants the API server enforces (§1.7).
     #[cfg(debug_assertions)]
     fn assert_invariants(&self, before: (u32, u32, Option<Time>)) {
+        self.idle.assert_consistent(&self.pods);
+        for id in self.idle.ids() {
+            debug_assert!(!self.unsettled.contains(id), "pod {id:?} both idle and unsettled");
+            debug_assert!(self.can_idle(&self.pods[id.0 as usize]), "pod {id:?} idle but changed");
+        }
         let s = &self.status;
         debug_assert!(
             !(s.has_true(ConditionType::Complete) && s.has_true(ConditionType::Failed)),

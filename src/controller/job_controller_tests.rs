@@ -912,3 +912,26 @@ fn zero_completions_completes_at_once_and_zero_parallelism_waits() {
     assert!(!c.is_finished());
     assert_eq!(c.status().active, 0);
 }
+
+#[test]
+fn removal_picks_the_pods_a_full_sort_would_pick_first() {
+    // Pods of every kind `ActivePods` orders by, with many ties that only the id breaks.
+    let mut c = Controller::new(spec(1500, Some(1500), 6, false));
+    let mut x = 0x2545_f491_u64;
+    for n in 0..1500u64 {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let id = add_pod(&mut c, if x >> 60 < 4 { "P" } else { "R" });
+        let pod = &mut c.pods[id.0 as usize];
+        pod.ready = pod.phase == PodPhase::Running && (x >> 50) & 1 == 1;
+        pod.ready_since = pod.ready.then(|| secs((x >> 40) % 4));
+        pod.restart_count = ((x >> 30) % 3) as u32;
+        pod.created_at = secs(n % 7);
+    }
+    let all: Vec<PodId> = c.pods.iter().map(|p| p.id).collect();
+    let mut sorted = all.clone();
+    sorted.sort_by(|a, b| c.deletion_order(*a, *b));
+    for k in [1, 7, 499, 500, 501, 1499, 1500, 2000] {
+        let expected = &sorted[..k.min(MAX_POD_CREATE_DELETE_PER_SYNC)];
+        assert_eq!(c.pods_for_removal(all.clone(), k, false), expected, "rm_at_least {k}");
+    }
+}

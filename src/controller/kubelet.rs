@@ -121,6 +121,14 @@ impl Controller {
         let Some(deadline) = self.spec.pod_active_deadline else {
             return;
         };
+        // Idle pods are looked at once their deadline has come; until then the earliest of
+        // them sets the wake time, as the pass below does for the others.
+        for id in self.idle.due_by(now) {
+            self.wake(id);
+        }
+        if let Some(due) = self.idle.next_due() {
+            plan.wake_no_later_than(due);
+        }
         let grace = self.spec.termination_grace_period;
         let mut failed = Vec::new();
         for id in &self.unsettled {

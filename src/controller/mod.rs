@@ -6,6 +6,7 @@ pub mod container_env;
 pub mod defaults;
 pub mod events;
 pub mod failure_policy;
+mod idle;
 mod indexed;
 mod job_controller;
 mod kubelet;

@@ -1,14 +1,17 @@
 //! The runtime: one lazily started tokio runtime per process hosts every Job's actor, the
 //! pod processes' exit watchers and the kill timers.
 
+mod env_snapshot;
 mod fork;
 mod job;
 mod notify;
 mod pod_names;
 pub mod process;
+pub mod spawn_pool;
 mod spawn_raw;
 mod workers;
 
+pub use env_snapshot::EnvSnapshot;
 pub use fork::{after_fork_in_child, after_fork_in_parent, before_fork};
 pub use job::{
     kill_all_jobs, set_session_token, Job, PodView, RuntimeError, JOB_UID_ENV, OWNERS_ENV, SESSION_ENV,

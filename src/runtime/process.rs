@@ -18,14 +18,18 @@ use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use super::env_snapshot::EnvSnapshot;
 use super::job::{JOB_UID_ENV, OWNERS_ENV, SESSION_ENV, SHEPHERD_ENV};
 
 /// Everything needed to start one container process.
 #[derive(Clone, Debug)]
 pub struct SpawnRequest {
     pub argv: Vec<String>,
-    /// Added to (and overriding) the inherited environment.
+    /// Added to (and overriding) `environ`.
     pub env: Vec<(String, String)>,
+    /// The environment the process inherits: its Job's, as of `start()` (never the live one:
+    /// see `env_snapshot`).
+    pub environ: EnvSnapshot,
     pub working_dir: Option<PathBuf>,
     pub log_path: PathBuf,
 }
@@ -87,7 +91,8 @@ pub fn spawn(req: &SpawnRequest) -> io::Result<Spawned> {
     let log = open_log(&req.log_path)?;
     let log_fd = log.as_raw_fd();
     let fds = super::spawn_raw::ChildFds { stdin: dev_null_fd()?, stdout: log_fd, stderr: log_fd, keep: &[] };
-    let (pid, pidfd) = super::spawn_raw::spawn(&req.argv, &req.env, req.working_dir.as_deref(), &fds)?;
+    let (pid, pidfd) =
+        super::spawn_raw::spawn(&req.argv, &req.env, &req.environ, req.working_dir.as_deref(), &fds)?;
     // The child has its own copies of the log descriptor now.
     drop(log);
     Ok(Spawned::new(pid, pidfd))
@@ -117,19 +122,24 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Starts a Python worker the way pods start (see the module doc): its stdin and stdout are
 /// pipes to us (the protocol), stderr is /dev/null until the worker points it at a log, and
-/// it keeps the descriptors in `keep` open. Returns the process, then the write end of its
-/// stdin and the read end of its stdout.
-pub fn spawn_piped(argv: &[String], keep: &[RawFd]) -> io::Result<(Spawned, OwnedFd, OwnedFd)> {
+/// it keeps the descriptors in `keep` open. It inherits `environ`, the environment of the Job
+/// that asked for it (it installs each Job's own environment before that Job's pods run).
+/// Returns the process, then the write end of its stdin and the read end of its stdout.
+pub fn spawn_piped(
+    argv: &[String],
+    keep: &[RawFd],
+    environ: &EnvSnapshot,
+) -> io::Result<(Spawned, OwnedFd, OwnedFd)> {
     let (stdin_r, stdin_w) = pipe()?;
     let (stdout_r, stdout_w) = pipe()?;
-    let env = super::job::marker_env(None);
+    let env = super::job::marker_env(None, environ);
     let fds = super::spawn_raw::ChildFds {
         stdin: stdin_r.as_raw_fd(),
         stdout: stdout_w.as_raw_fd(),
         stderr: dev_null_fd()?,
         keep,
     };
-    let (pid, pidfd) = super::spawn_raw::spawn(argv, &env, None, &fds)?;
+    let (pid, pidfd) = super::spawn_raw::spawn(argv, &env, environ, None, &fds)?;
     // The worker holds its own ends now; ours must close, or its reads would never see EOF.
     drop((stdin_r, stdout_w));
     Ok((Spawned::new(pid, pidfd), stdin_w, stdout_r))

@@ -53,7 +53,8 @@ fn current() -> &'static Runtime {
     let _guard = RUNTIME_INIT.lock().unwrap_or_else(|e| e.into_inner());
     let ptr = RUNTIME.load(Ordering::Acquire);
     if !ptr.is_null() {
-        // SAFETY: as above.
+        // SAFETY: another thread stored it while we waited for the lock: it too comes from
+        // `Box::leak` below (published with Release, read with Acquire) and is never freed.
         return unsafe { &*ptr };
     }
     let runtime: &'static Runtime = Box::leak(Box::new(build()));

@@ -54,7 +54,9 @@ impl ProcessHandle {
         let reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());
         if !*reaped {
             self.signalled.store(true, Ordering::Relaxed);
-            // SAFETY: plain syscall on a group id we own while its leader is not reaped.
+            // SAFETY: kill takes no pointers. The group id is still ours: its leader is not
+            // reaped (checked under the `reaped` lock, which the reaper takes too), so the id
+            // cannot have been handed to another process.
             unsafe {
                 libc::kill(-self.pid, signal);
             }
@@ -218,7 +220,8 @@ pub fn sweep(uid: &str) -> usize {
     each_process(|pid, environ| {
         let marks = Marks::parse(environ);
         if marks.belongs_to(owner) {
-            // SAFETY: plain signal to a pid that carries this Job's marker.
+            // SAFETY: kill takes no pointers; the pid carried this Job's marker a moment ago
+            // (a pid reused in between is the accepted risk of any /proc scan).
             unsafe {
                 libc::kill(pid as i32, libc::SIGKILL);
             }
@@ -436,7 +439,8 @@ fn has_exited(pid: i32) -> bool {
 /// Looks at the child without reaping it: `Some(true)` once it has ended, `Some(false)` while
 /// it runs, `None` when it is not (or no longer) a child to wait for.
 fn peek_exit(pid: i32) -> Option<bool> {
-    // SAFETY: waitid with WNOWAIT only inspects the child.
+    // SAFETY: waitid writes only into `info`, a zeroed siginfo_t of ours; WNOWAIT leaves the
+    // child unreaped, so this only looks.
     unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
         let r = libc::waitid(

@@ -51,10 +51,18 @@ struct Options {
     runs: usize,
     log_root: PathBuf,
     big_gib: usize,
+    /// The variants to run (indexes into `VARIANTS`); all by default.
+    only: Vec<usize>,
 }
 
 fn options() -> Options {
-    let mut o = Options { pods: 2000, runs: 5, log_root: std::env::temp_dir(), big_gib: 4 };
+    let mut o = Options {
+        pods: 2000,
+        runs: 5,
+        log_root: std::env::temp_dir(),
+        big_gib: 4,
+        only: (0..VARIANTS.len()).collect(),
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
@@ -63,6 +71,7 @@ fn options() -> Options {
             "--runs" => o.runs = value().parse().expect("--runs N"),
             "--log-root" => o.log_root = PathBuf::from(value()),
             "--big-gib" => o.big_gib = value().parse().expect("--big-gib N"),
+            "--only" => o.only = value().split(',').map(|v| v.parse().expect("--only 0,3,5")).collect(),
             // `cargo bench` passes `--bench`; filters are not supported.
             _ => {}
         }
@@ -311,11 +320,12 @@ impl Bench {
 fn measure(bench: &Bench, options: &Options, folders: &mut Vec<PathBuf>, label: &str) -> Vec<f64> {
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); VARIANTS.len()];
     // One small untimed round first: page cache, pool threads' stacks, the runtime thread.
-    for v in 0..VARIANTS.len() {
+    for &v in &options.only {
         bench.run(v, &fresh_folder(options, folders, &format!("{label}-warm-{v}")), 50);
     }
     for round in 0..options.runs {
-        for (v, name) in VARIANTS.iter().enumerate() {
+        for &v in &options.only {
+            let name = VARIANTS[v];
             let dir = fresh_folder(options, folders, &format!("{label}-{round}-{v}"));
             let t = bench.run(v, &dir, options.pods);
             eprintln!("{label:>6} round {round} {name:<38} {:>8.1} ms", t.as_secs_f64() * 1e3);
@@ -326,7 +336,7 @@ fn measure(bench: &Bench, options: &Options, folders: &mut Vec<PathBuf>, label: 
         .into_iter()
         .map(|mut t| {
             t.sort();
-            options.pods as f64 / t[t.len() / 2].as_secs_f64()
+            t.get(t.len() / 2).map_or(f64::NAN, |median| options.pods as f64 / median.as_secs_f64())
         })
         .collect()
 }
@@ -394,7 +404,8 @@ fn main() {
         "big/small"
     );
     println!("{:-<38}-+-{:-<14}-{:-<8}-+-{:-<14}-{:-<8}-+-{:-<9}", "", "", "", "", "", "");
-    for (v, name) in VARIANTS.iter().enumerate() {
+    for &v in &options.only {
+        let name = VARIANTS[v];
         println!(
             "{name:<38} | {:>10.0} /s {:>7.2}x | {:>10.0} /s {:>7.2}x | {:>8.2}x",
             small[v],

@@ -96,6 +96,7 @@ impl Drop for SpawnPool {
 
 /// A spawner thread's loop.
 fn serve(inner: &Inner) {
+    block_signals_but_sigchld();
     loop {
         let task = {
             let mut queue = inner.lock();
@@ -113,6 +114,22 @@ fn serve(inner: &Inner) {
         // A callback that panics loses its own result, not the pool's thread: the spawns
         // queued behind it must still be done, or their submitters would wait forever.
         let _ = catch_unwind(AssertUnwindSafe(move || (task.on_done)(result)));
+    }
+}
+
+/// Signals meant for the process (Ctrl-C's SIGINT, a SIGTERM) go to the threads that expect
+/// them, not to a spawner thread, whose syscalls they would only interrupt. SIGCHLD stays
+/// open, as in `spawn_raw`'s threads: with its default disposition the kernel drops it at
+/// once, where a SIGCHLD blocked everywhere would be routed to, and wake, Python's main
+/// thread.
+fn block_signals_but_sigchld() {
+    // SAFETY: the sets are plain values on this stack, initialised by sigfillset before use;
+    // pthread_sigmask changes only this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::sigdelset(&mut set, libc::SIGCHLD);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
 }
 

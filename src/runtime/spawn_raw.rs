@@ -2,12 +2,22 @@
 //! execs, so the cost does not grow with the parent's size), minus what it does not need.
 //!
 //! `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)` on a per-thread stack mapped once:
-//! the pidfd comes from the clone itself (no `pidfd_open`), no child stack is mapped and
-//! unmapped per spawn (no TLB-shootdown interrupts), no `prlimit64` calls, no /dev/null open or
-//! log `dup` in the parent, no per-spawn copy of the environment. SIGCHLD stays unblocked in the
-//! spawning thread (posix_spawn blocks every signal): a blocked SIGCHLD is routed to, and wakes,
-//! the Python main thread. Measured against std's `Command` in `benches/spawn_bench.py`: about
-//! a third less CPU per pod and half the syscalls.
+//! the pidfd comes from the clone itself (no `pidfd_open`, which would race a host program
+//! that reaps children), no child stack is mapped and unmapped per spawn (no TLB-shootdown
+//! interrupts), no `prlimit64` calls, no /dev/null open or log `dup` in the parent. The
+//! environment is the Job's snapshot (`env_snapshot`), passed by pointer, never the live
+//! `environ` another thread may be changing. SIGCHLD stays unblocked in the spawning thread
+//! (posix_spawn blocks every signal): a blocked SIGCHLD is routed to, and wakes, the Python
+//! main thread.
+//!
+//! Why not glibc's `posix_spawn` or std's `Command` (both vfork-style too, so neither slows
+//! down with the parent's size): `Command` resets only SIGPIPE, not every ignored signal, and
+//! keeping a worker's slot descriptor needs `pre_exec`, which makes it fork; neither gives the
+//! pidfd from the clone nor tells a missing working directory from a missing program, and
+//! glibc's children are ordinary ones a host `wait()` can reap before their exec (see below).
+//! `cargo bench --bench spawn_limit` measures them all in one run (README, "Performance"):
+//! on two threads this spawn keeps pace with glibc's `posix_spawn`; on one thread it is 5–20%
+//! slower (for reasons not found yet: its syscalls and CPU time per pod match glibc's).
 //!
 //! The child's exit signal is 0, not SIGCHLD: it is a "clone child" in the kernel's sense. The
 //! kernel only reaps a child by itself (when the parent ignores SIGCHLD or set SA_NOCLDWAIT)

@@ -133,12 +133,13 @@ fn block_signals_but_sigchld() {
     }
 }
 
-/// How many threads the shared pool has: two, or one on a single core. A spawner thread
-/// sleeps while its child is between clone and exec, and the child runs meanwhile, so two
-/// threads keep two cores busy; more than two added nothing on a 2-core VM (see README's
-/// benchmark section, `cargo bench --bench spawn_limit`).
+/// How many threads the shared pool has: two per core, at most four. A spawner thread
+/// sleeps while its child is between clone and exec, so more threads than cores keep the
+/// cores busy: on the 2-core VM four threads did 1.05-1.25x the spawns of two in three of
+/// four measurements (`cargo bench --bench spawn_limit`, README "Performance"); more than
+/// four was not measured.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+    std::thread::available_parallelism().map_or(2, |n| (2 * n.get()).min(4))
 }
 
 /// The pool of this process, started on first use.
@@ -225,6 +226,13 @@ mod tests {
             assert_eq!(log, format!("pod {n}\n"));
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_shared_pool_is_started_once() {
+        let pool = shared().unwrap();
+        assert_eq!(pool.threads(), default_threads());
+        assert!(std::ptr::eq(pool, shared().unwrap()));
     }
 
     #[test]

@@ -25,12 +25,9 @@ def clean_environ() -> Iterator[None]:
 
 def test_pods_started_after_an_environment_change_see_the_environment_of_start(clean_environ: None) -> None:
     os.environ["KJOB_TEST_EARLY"] = "as of start"
+    echo_both = 'echo "$KJOB_TEST_EARLY/${KJOB_TEST_LATE-unset}"'
     job = kjob.Job(
-        command='echo "$KJOB_TEST_EARLY/${KJOB_TEST_LATE-unset}"',
-        completions=12,
-        parallelism=1,
-        completion_mode="Indexed",
-        backoff_limit=0,
+        command=echo_both, completions=12, parallelism=1, completion_mode="Indexed", backoff_limit=0
     )
     job.start()
     # One pod at a time: all but (at most) the first start after these changes.

@@ -42,6 +42,7 @@ const VARIANTS: &[&str] = &[
     "kjob SpawnPool, 2 threads",
     "kjob SpawnPool, 4 threads",
     "kjob Job end to end (runtime thread)",
+    "std Command + process_group(0), 2 thr",
 ];
 /// The variant every other is compared with.
 const REFERENCE: usize = 1;
@@ -259,7 +260,7 @@ impl Bench {
                     slots.give_back();
                 }
             }),
-            2 => on_threads(pods, 1, &slots, &|n| {
+            2 | 8 => on_threads(pods, if v == 2 { 1 } else { 2 }, &slots, &|n| {
                 let log = open_log(dir, n);
                 let out = log.try_clone().expect("dup the log");
                 let child = Command::new(PROGRAM)

@@ -135,9 +135,9 @@ fn block_signals_but_sigchld() {
 
 /// How many threads the shared pool has: two per core, at most four. A spawner thread
 /// sleeps while its child is between clone and exec, so more threads than cores keep the
-/// cores busy: on the 2-core VM four threads did 1.05-1.25x the spawns of two in three of
-/// four measurements (`cargo bench --bench spawn_limit`, README "Performance"); more than
-/// four was not measured.
+/// cores busy: on the 2-core VM four threads did 0.92-1.30x the spawns of two (median
+/// 1.11x, six measurements: `cargo bench --bench spawn_limit`, README "Performance"); more
+/// than four was not measured.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| (2 * n.get()).min(4))
 }

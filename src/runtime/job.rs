@@ -5,6 +5,7 @@
 //! watchers, worker readers) and readers (status snapshots, pod lists). Waiters for the end of
 //! the Job are woken through a condvar when it finishes or is deleted.
 
+use super::env_snapshot::EnvSnapshot;
 use super::notify::{ChangeFd, Watchers};
 use super::process::{self, ProcessHandle, SpawnRequest};
 use super::tokio_runtime;
@@ -51,9 +52,10 @@ pub fn set_session_token(token: &str) {
 
 /// The markers of a process this interpreter starts (`job_uid` for a pod, `None` for a
 /// worker, which serves many Jobs): `KJOB_SESSION` and `KJOB_OWNERS`. The enclosing Jobs and
-/// sessions are read from this process's own environment each time, because a worker
-/// interpreter that runs kjob changes its `KJOB_JOB_UID` with every Job it serves.
-pub(super) fn marker_env(job_uid: Option<&str>) -> Vec<(String, String)> {
+/// sessions are read from the environment of the Job that starts it, as of its start,
+/// because a worker interpreter that runs kjob changes its `KJOB_JOB_UID` with every Job it
+/// serves.
+pub(super) fn marker_env(job_uid: Option<&str>, environ: &EnvSnapshot) -> Vec<(String, String)> {
     let token = SESSION.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut owners: Vec<String> = Vec::new();
     let mut add = |value: &str| {
@@ -61,12 +63,12 @@ pub(super) fn marker_env(job_uid: Option<&str>) -> Vec<(String, String)> {
             owners.push(value.to_string());
         }
     };
-    if let Ok(inherited) = std::env::var(OWNERS_ENV) {
+    if let Some(inherited) = environ.get_str(OWNERS_ENV) {
         inherited.split(',').for_each(&mut add);
     }
     for name in [JOB_UID_ENV, SESSION_ENV] {
-        if let Ok(value) = std::env::var(name) {
-            add(&value);
+        if let Some(value) = environ.get_str(name) {
+            add(value);
         }
     }
     job_uid.into_iter().chain(token.as_deref()).for_each(&mut add);
@@ -175,6 +177,8 @@ struct State {
     actor_target: Option<Instant>,
     /// Escaped descendants are swept once the Job has ended (see [`Sweep`]).
     swept: Sweep,
+    /// The environment its pods and workers inherit, taken by `start()` (see `env_snapshot`).
+    environ: EnvSnapshot,
 }
 
 /// The sweep of a Job's escaped descendants: a deleted Job is gone only once it is done.
@@ -257,6 +261,7 @@ impl Job {
                 wake_at: None,
                 actor_target: None,
                 swept: Sweep::NotYet,
+                environ: EnvSnapshot::default(),
             }),
             changed: Condvar::new(),
             watchers: Watchers::default(),
@@ -326,6 +331,9 @@ impl Job {
         }
         // Once here, rather than before every pod's log file is opened.
         std::fs::create_dir_all(&st.log_dir).map_err(|e| RuntimeError::LogDir(st.log_dir.clone(), e))?;
+        // The bindings call this with the GIL held: no Python thread changes the environment
+        // while it is copied.
+        st.environ = EnvSnapshot::capture();
         let (tx, rx) = unbounded_channel();
         st.sender = Some(tx.clone());
         if let Some(config) = st.callable.clone() {
@@ -336,7 +344,7 @@ impl Job {
                 }
             });
             let name = st.controller.spec().name.clone();
-            st.executor = Some(CallableExecutor::new(config, &st.log_dir, &name, route));
+            st.executor = Some(CallableExecutor::new(config, &st.log_dir, &name, route, st.environ.clone()));
         }
         drop(st);
         let shared = Arc::clone(&self.shared);
@@ -845,10 +853,11 @@ fn start_container(st: &mut State, pod_id: PodId, now: Time, shared: &Arc<Shared
     let mut env = container_env(&spec.container, pod.index, &fields);
     let argv = container_argv(&spec.container, &env);
     env.push((JOB_UID_ENV.to_string(), spec.uid.clone()));
-    env.extend(marker_env(Some(&spec.uid)));
+    env.extend(marker_env(Some(&spec.uid), &st.environ));
     let request = SpawnRequest {
         argv,
         env,
+        environ: st.environ.clone(),
         working_dir: spec.container.working_dir.as_ref().map(PathBuf::from),
         log_path: log_path(&st.log_dir, &pod.name),
     };

@@ -1,15 +1,18 @@
 //! The runtime: one lazily started tokio runtime per process hosts every Job's actor, the
 //! pod processes' exit watchers and the kill timers.
 
+mod env_snapshot;
 mod fork;
 pub mod frames;
 mod job;
 mod notify;
 mod pod_names;
 pub mod process;
+pub mod spawn_pool;
 mod spawn_raw;
 mod workers;
 
+pub use env_snapshot::EnvSnapshot;
 pub use fork::{after_fork_in_child, after_fork_in_parent, before_fork};
 pub use job::{
     kill_all_jobs, set_session_token, Job, PodView, RuntimeError, JOB_UID_ENV, OWNERS_ENV, SESSION_ENV,
@@ -51,7 +54,8 @@ fn current() -> &'static Runtime {
     let _guard = RUNTIME_INIT.lock().unwrap_or_else(|e| e.into_inner());
     let ptr = RUNTIME.load(Ordering::Acquire);
     if !ptr.is_null() {
-        // SAFETY: as above.
+        // SAFETY: another thread stored it while we waited for the lock: it too comes from
+        // `Box::leak` below (published with Release, read with Acquire) and is never freed.
         return unsafe { &*ptr };
     }
     let runtime: &'static Runtime = Box::leak(Box::new(build()));

@@ -18,14 +18,18 @@ use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use super::env_snapshot::EnvSnapshot;
 use super::job::{JOB_UID_ENV, OWNERS_ENV, SESSION_ENV, SHEPHERD_ENV};
 
 /// Everything needed to start one container process.
 #[derive(Clone, Debug)]
 pub struct SpawnRequest {
     pub argv: Vec<String>,
-    /// Added to (and overriding) the inherited environment.
+    /// Added to (and overriding) `environ`.
     pub env: Vec<(String, String)>,
+    /// The environment the process inherits: its Job's, as of `start()` (never the live one:
+    /// see `env_snapshot`).
+    pub environ: EnvSnapshot,
     pub working_dir: Option<PathBuf>,
     pub log_path: PathBuf,
 }
@@ -50,7 +54,9 @@ impl ProcessHandle {
         let reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());
         if !*reaped {
             self.signalled.store(true, Ordering::Relaxed);
-            // SAFETY: plain syscall on a group id we own while its leader is not reaped.
+            // SAFETY: kill takes no pointers. The group id is still ours: its leader is not
+            // reaped (checked under the `reaped` lock, which the reaper takes too), so the id
+            // cannot have been handed to another process.
             unsafe {
                 libc::kill(-self.pid, signal);
             }
@@ -87,7 +93,8 @@ pub fn spawn(req: &SpawnRequest) -> io::Result<Spawned> {
     let log = open_log(&req.log_path)?;
     let log_fd = log.as_raw_fd();
     let fds = super::spawn_raw::ChildFds { stdin: dev_null_fd()?, stdout: log_fd, stderr: log_fd, keep: &[] };
-    let (pid, pidfd) = super::spawn_raw::spawn(&req.argv, &req.env, req.working_dir.as_deref(), &fds)?;
+    let (pid, pidfd) =
+        super::spawn_raw::spawn(&req.argv, &req.env, &req.environ, req.working_dir.as_deref(), &fds)?;
     // The child has its own copies of the log descriptor now.
     drop(log);
     Ok(Spawned::new(pid, pidfd))
@@ -117,19 +124,24 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Starts a Python worker the way pods start (see the module doc): its stdin and stdout are
 /// pipes to us (the protocol), stderr is /dev/null until the worker points it at a log, and
-/// it keeps the descriptors in `keep` open. Returns the process, then the write end of its
-/// stdin and the read end of its stdout.
-pub fn spawn_piped(argv: &[String], keep: &[RawFd]) -> io::Result<(Spawned, OwnedFd, OwnedFd)> {
+/// it keeps the descriptors in `keep` open. It inherits `environ`, the environment of the Job
+/// that asked for it (it installs each Job's own environment before that Job's pods run).
+/// Returns the process, then the write end of its stdin and the read end of its stdout.
+pub fn spawn_piped(
+    argv: &[String],
+    keep: &[RawFd],
+    environ: &EnvSnapshot,
+) -> io::Result<(Spawned, OwnedFd, OwnedFd)> {
     let (stdin_r, stdin_w) = pipe()?;
     let (stdout_r, stdout_w) = pipe()?;
-    let env = super::job::marker_env(None);
+    let env = super::job::marker_env(None, environ);
     let fds = super::spawn_raw::ChildFds {
         stdin: stdin_r.as_raw_fd(),
         stdout: stdout_w.as_raw_fd(),
         stderr: dev_null_fd()?,
         keep,
     };
-    let (pid, pidfd) = super::spawn_raw::spawn(argv, &env, None, &fds)?;
+    let (pid, pidfd) = super::spawn_raw::spawn(argv, &env, environ, None, &fds)?;
     // The worker holds its own ends now; ours must close, or its reads would never see EOF.
     drop((stdin_r, stdout_w));
     Ok((Spawned::new(pid, pidfd), stdin_w, stdout_r))
@@ -208,7 +220,8 @@ pub fn sweep(uid: &str) -> usize {
     each_process(|pid, environ| {
         let marks = Marks::parse(environ);
         if marks.belongs_to(owner) {
-            // SAFETY: plain signal to a pid that carries this Job's marker.
+            // SAFETY: kill takes no pointers; the pid carried this Job's marker a moment ago
+            // (a pid reused in between is the accepted risk of any /proc scan).
             unsafe {
                 libc::kill(pid as i32, libc::SIGKILL);
             }
@@ -426,7 +439,8 @@ fn has_exited(pid: i32) -> bool {
 /// Looks at the child without reaping it: `Some(true)` once it has ended, `Some(false)` while
 /// it runs, `None` when it is not (or no longer) a child to wait for.
 fn peek_exit(pid: i32) -> Option<bool> {
-    // SAFETY: waitid with WNOWAIT only inspects the child.
+    // SAFETY: waitid writes only into `info`, a zeroed siginfo_t of ours; WNOWAIT leaves the
+    // child unreaped, so this only looks.
     unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
         let r = libc::waitid(

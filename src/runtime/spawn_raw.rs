@@ -2,12 +2,22 @@
 //! execs, so the cost does not grow with the parent's size), minus what it does not need.
 //!
 //! `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)` on a per-thread stack mapped once:
-//! the pidfd comes from the clone itself (no `pidfd_open`), no child stack is mapped and
-//! unmapped per spawn (no TLB-shootdown interrupts), no `prlimit64` calls, no /dev/null open or
-//! log `dup` in the parent, no per-spawn copy of the environment. SIGCHLD stays unblocked in the
-//! spawning thread (posix_spawn blocks every signal): a blocked SIGCHLD is routed to, and wakes,
-//! the Python main thread. Measured against std's `Command` in `benches/spawn_bench.py`: about
-//! a third less CPU per pod and half the syscalls.
+//! the pidfd comes from the clone itself (no `pidfd_open`, which would race a host program
+//! that reaps children), no child stack is mapped and unmapped per spawn (no TLB-shootdown
+//! interrupts), no `prlimit64` calls, no /dev/null open or log `dup` in the parent. The
+//! environment is the Job's snapshot (`env_snapshot`), passed by pointer, never the live
+//! `environ` another thread may be changing. SIGCHLD stays unblocked in the spawning thread
+//! (posix_spawn blocks every signal): a blocked SIGCHLD is routed to, and wakes, the Python
+//! main thread.
+//!
+//! Why not glibc's `posix_spawn` or std's `Command` (both vfork-style too, so neither slows
+//! down with the parent's size): `Command` resets only SIGPIPE, not every ignored signal, and
+//! keeping a worker's slot descriptor needs `pre_exec`, which makes it fork; neither gives the
+//! pidfd from the clone nor tells a missing working directory from a missing program, and
+//! glibc's children are ordinary ones a host `wait()` can reap before their exec (see below).
+//! `cargo bench --bench spawn_limit` measures them all in one run (README, "Performance"):
+//! on two threads this spawn keeps pace with glibc's `posix_spawn`; on one thread it is 5–20%
+//! slower (for reasons not found yet: its syscalls and CPU time per pod match glibc's).
 //!
 //! The child's exit signal is 0, not SIGCHLD: it is a "clone child" in the kernel's sense. The
 //! kernel only reaps a child by itself (when the parent ignores SIGCHLD or set SA_NOCLDWAIT)
@@ -19,12 +29,13 @@
 //!
 //! Workers (`process::spawn_piped`) start the same way, with pipes for stdin and stdout and
 //! their slot descriptor kept open (`ChildFds::keep`).
-use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+use super::env_snapshot::{key_of, EnvSnapshot};
 
 const STACK_SIZE: usize = 128 * 1024;
 const PAGE: usize = 4096;
@@ -54,37 +65,74 @@ pub struct WorkingDirError {
     pub source: io::Error,
 }
 
-thread_local! {
-    /// Top of this thread's child stack (a guard page below it), mapped on first use.
-    static STACK_TOP: Cell<usize> = const { Cell::new(0) };
+/// A child stack of one spawning thread (a guard page below it): mapped on the thread's
+/// first spawn, reused by every later one (no map and unmap per spawn, so no TLB-shootdown
+/// interrupts), unmapped when the thread ends (a spawn pool's thread may).
+struct ChildStack {
+    base: *mut c_void,
 }
 
-fn stack_top() -> io::Result<*mut c_void> {
-    STACK_TOP.with(|top| {
-        if top.get() == 0 {
-            // SAFETY: fresh anonymous mapping; never unmapped (runtime threads live forever).
-            let base = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    STACK_SIZE + PAGE,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                    -1,
-                    0,
-                )
-            };
-            if base == libc::MAP_FAILED {
-                return Err(io::Error::last_os_error());
-            }
-            unsafe { libc::mprotect(base, PAGE, libc::PROT_NONE) };
-            top.set(base as usize + PAGE + STACK_SIZE);
+impl ChildStack {
+    fn map() -> io::Result<Self> {
+        // SAFETY: asks for a fresh anonymous mapping; no existing memory is touched.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                STACK_SIZE + PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
         }
-        Ok(top.get() as *mut c_void)
+        let stack = Self { base };
+        // SAFETY: the first page of the mapping made above, which nothing uses yet.
+        if unsafe { libc::mprotect(base, PAGE, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+
+    fn top(&self) -> *mut c_void {
+        self.base.wrapping_byte_add(PAGE + STACK_SIZE)
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is this value's alone, and no child runs on it any more: a
+        // spawn returns only once its child has exec'd or exited (CLONE_VFORK).
+        unsafe { libc::munmap(self.base, STACK_SIZE + PAGE) };
+    }
+}
+
+thread_local! {
+    static STACK: std::cell::OnceCell<ChildStack> = const { std::cell::OnceCell::new() };
+}
+
+/// Top of this thread's child stack, mapped on first use.
+fn stack_top() -> io::Result<*mut c_void> {
+    STACK.with(|cell| {
+        if let Some(stack) = cell.get() {
+            return Ok(stack.top());
+        }
+        let stack = ChildStack::map()?;
+        Ok(cell.get_or_init(|| stack).top())
     })
 }
 
 extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // Runs in the parent's memory while the parent thread is suspended: raw syscalls only.
+    // SAFETY: `arg` is the `ChildArgs` that `spawn` handed to clone, alive in its suspended
+    // frame (CLONE_VFORK: the parent thread sleeps until this child execs or exits), so this
+    // is the only reference to it, and the pointers it holds (argv, envp, candidates, cwd)
+    // point into values that frame owns. The child shares the parent's memory but runs on its
+    // own stack; it makes plain syscalls only (no allocation, no lock: their state is the
+    // parent's) and leaves by execve or _exit. `errno` is the suspended thread's (same TLS),
+    // which nobody else reads meanwhile.
     unsafe {
         let a = &mut *(arg as *mut ChildArgs);
         // No parent handler may run here, and a pod starts as a container does (and as
@@ -153,15 +201,13 @@ fn high_fd(fd: RawFd) -> io::Result<Option<OwnedFd>> {
     if fd >= 3 {
         return Ok(None);
     }
+    // SAFETY: F_DUPFD_CLOEXEC only makes a new descriptor; an invalid `fd` fails with EBADF.
     let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
     if d < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: `d` is the new descriptor just made, owned by nothing else.
     Ok(Some(unsafe { OwnedFd::from_raw_fd(d) }))
-}
-
-extern "C" {
-    static environ: *const *const c_char;
 }
 
 /// Where a child's standard streams come from, and which other descriptors it keeps (at
@@ -173,11 +219,12 @@ pub struct ChildFds<'a> {
     pub keep: &'a [RawFd],
 }
 
-/// Starts `argv` with `env` over the inherited environment, in a process group of its own.
+/// Starts `argv` with `env` over the environment `base`, in a process group of its own.
 /// Returns (pid, pidfd). The child must be reaped with `__WALL` (see the module doc).
 pub fn spawn(
     argv: &[String],
     env: &[(String, String)],
+    base: &EnvSnapshot,
     cwd: Option<&Path>,
     fds: &ChildFds<'_>,
 ) -> io::Result<(i32, OwnedFd)> {
@@ -185,23 +232,17 @@ pub fn spawn(
     let argv_c = argv.iter().map(|s| cstr(s.as_bytes())).collect::<io::Result<Vec<_>>>()?;
     let env_c =
         env.iter().map(|(k, v)| cstr(format!("{k}={v}").as_bytes())).collect::<io::Result<Vec<_>>>()?;
-    let mut envp: Vec<*const c_char> = Vec::with_capacity(64);
-    let mut path_var: Option<Vec<u8>> =
-        env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone().into_bytes());
-    // SAFETY: walks the C environment as std::env::vars_os does (without std's lock, which
-    // Python's putenv does not take either).
-    unsafe {
-        let mut p = environ;
-        while !p.is_null() && !(*p).is_null() {
-            let entry = std::ffi::CStr::from_ptr(*p).to_bytes();
-            let key = entry.split(|&b| b == b'=').next().unwrap_or(entry);
-            if !env.iter().any(|(k, _)| k.as_bytes() == key) {
-                envp.push(*p);
-                if path_var.is_none() && key == b"PATH" {
-                    path_var = Some(entry[5..].to_vec());
-                }
+    // The Job's snapshot of the environment (never the live `environ`: see `env_snapshot`),
+    // minus what the request overrides.
+    let mut envp: Vec<*const c_char> = Vec::with_capacity(base.entries().len() + env_c.len() + 1);
+    let mut path_var: Option<&[u8]> = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_bytes());
+    for entry in base.entries() {
+        let key = key_of(entry);
+        if !env.iter().any(|(k, _)| k.as_bytes() == key) {
+            envp.push(entry.as_ptr());
+            if path_var.is_none() && key == b"PATH" {
+                path_var = base.get("PATH");
             }
-            p = p.add(1);
         }
     }
     envp.extend(env_c.iter().map(|c| c.as_ptr()));
@@ -209,7 +250,7 @@ pub fn spawn(
     let candidates = if program.contains('/') {
         vec![cstr(program.as_bytes())?]
     } else {
-        let path = path_var.unwrap_or_else(|| b"/usr/local/bin:/usr/bin:/bin".to_vec());
+        let path = path_var.unwrap_or(b"/usr/local/bin:/usr/bin:/bin");
         path.split(|&b| b == b':')
             .map(|dir| {
                 let dir = if dir.is_empty() { &b"."[..] } else { dir };
@@ -244,8 +285,13 @@ pub fn spawn(
     // child cannot receive a SIGCHLD: it has no children of its own.
     let all: u64 = !(1u64 << (libc::SIGCHLD - 1));
     let mut old: u64 = 0;
-    // SAFETY: every signal stays blocked until the child has reset the handlers it inherited a
-    // view of; the child runs on our private stack while this thread is suspended (CLONE_VFORK).
+    // Every signal stays blocked until the child has reset the handlers it shares the view of
+    // (a parent handler running in the child would run in the parent's memory).
+    // SAFETY: the signal masks are plain values on this stack. `child_main` gets `args`, which
+    // outlives the clone: CLONE_VFORK suspends this thread until the child has exec'd or
+    // exited, and the child runs on this thread's own child stack (`stack_top`), which no
+    // other spawn uses meanwhile (one spawn at a time per thread). The kernel writes the
+    // pidfd into `pidfd` (CLONE_PIDFD).
     let pid = unsafe {
         libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &all, &mut old, 8);
         let pid = libc::clone(
@@ -263,8 +309,11 @@ pub fn spawn(
         }
         pid
     };
+    // SAFETY: the clone succeeded, so `pidfd` is a new descriptor that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     if args.errno != 0 {
+        // SAFETY: reaps our own child, which has exited (it failed before exec); no status is
+        // written (null pointer).
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL) };
         let error = io::Error::from_raw_os_error(args.errno);
         if let (true, Some(dir)) = (args.cwd_failed, cwd) {

@@ -15,6 +15,7 @@
 //! it), the worker also keeps the pod it is running in a shared "slot": eight bytes of a file
 //! it maps, which this side reads.
 
+use super::env_snapshot::EnvSnapshot;
 use super::frames::{frame, FromWorker};
 use super::process::{self, ProcessHandle};
 use super::tokio_runtime;
@@ -229,13 +230,13 @@ pub fn kill_idle_workers() -> usize {
     count
 }
 
-fn spawn_worker(argv: &[String]) -> io::Result<WorkerProc> {
+fn spawn_worker(argv: &[String], environ: &EnvSnapshot) -> io::Result<WorkerProc> {
     let id = NEXT_WORKER.fetch_add(1, Ordering::Relaxed);
     let slot = Arc::new(Slot::create()?);
     let mut argv = argv.to_vec();
     argv.push("--slot-fd".into());
     argv.push(slot.fd().to_string());
-    let (spawned, stdin, stdout) = process::spawn_piped(&argv, &[slot.fd()])?;
+    let (spawned, stdin, stdout) = process::spawn_piped(&argv, &[slot.fd()], environ)?;
     let handle = spawned.handle.clone();
     let route: Route = Arc::new(Mutex::new(None));
     let rt = tokio_runtime();
@@ -406,6 +407,8 @@ pub enum Outcome {
 /// The callable side of one Job: its queue and its workers.
 pub struct CallableExecutor {
     config: CallableConfig,
+    /// The environment of the Job, which the workers it starts inherit.
+    environ: EnvSnapshot,
     key: u32,
     log_dir: PathBuf,
     job_name: String,
@@ -422,9 +425,16 @@ pub struct CallableExecutor {
 }
 
 impl CallableExecutor {
-    pub fn new(config: CallableConfig, log_dir: &Path, job_name: &str, route: Sink) -> Self {
+    pub fn new(
+        config: CallableConfig,
+        log_dir: &Path,
+        job_name: &str,
+        route: Sink,
+        environ: EnvSnapshot,
+    ) -> Self {
         Self {
             config,
+            environ,
             key: NEXT_JOB_KEY.fetch_add(1, Ordering::Relaxed),
             log_dir: log_dir.to_path_buf(),
             job_name: job_name.to_string(),
@@ -566,7 +576,7 @@ impl CallableExecutor {
         };
         let mut proc = match idle {
             Some(p) => p,
-            None => spawn_worker(&self.config.worker_argv)?,
+            None => spawn_worker(&self.config.worker_argv, &self.environ)?,
         };
         *proc.route.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&self.route));
         let log_path = self.log_dir.join(format!("{}-worker-{}.log", self.job_name, self.next_log));

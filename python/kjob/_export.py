@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from ._kjob import DEFAULT_BACKOFF_INITIAL_SECONDS, DEFAULT_BACKOFF_MAX_SECONDS
 from ._types import JobStatus
 from .manifest import KjobWarning
 
@@ -24,8 +25,6 @@ __all__ = [
 # kjob's own settings travel as annotations, which a cluster keeps and ignores.
 BACKOFF_INITIAL_ANNOTATION = "kjob.io/backoff-initial-seconds"
 BACKOFF_MAX_ANNOTATION = "kjob.io/backoff-max-seconds"
-DEFAULT_BACKOFF_INITIAL = 10.0
-DEFAULT_BACKOFF_MAX = 600.0
 
 
 def rfc3339(t: _dt.datetime | None) -> str | None:
@@ -76,8 +75,8 @@ def export_manifest(
     metadata = out.setdefault("metadata", {})
     annotations = dict(metadata.get("annotations") or {})
     for key, value, default in (
-        (BACKOFF_INITIAL_ANNOTATION, backoff_initial, DEFAULT_BACKOFF_INITIAL),
-        (BACKOFF_MAX_ANNOTATION, backoff_max, DEFAULT_BACKOFF_MAX),
+        (BACKOFF_INITIAL_ANNOTATION, backoff_initial, DEFAULT_BACKOFF_INITIAL_SECONDS),
+        (BACKOFF_MAX_ANNOTATION, backoff_max, DEFAULT_BACKOFF_MAX_SECONDS),
     ):
         if value != default:
             annotations[key] = _seconds_text(value)

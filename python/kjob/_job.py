@@ -32,30 +32,20 @@ from . import _shepherd as _shepherd_script
 from ._failures import JobFailedError, failed_pods, failure_message
 from ._kjob import KjobError, NativeJob
 from ._signature import check_target_call
+from ._checks import check_command_job
+from ._kjob import check_seconds
+from ._kwargs import Command, EnvLike, manifest_from_kwargs
+from ._names import generated_name
 from ._types import Event, JobStatus, Pod
-from .manifest import (
-    _NAME_ALPHABET,
-    Command,
-    EnvLike,
-    check_command_job,
-    check_seconds,
-    load_job_manifest,
-    load_job_manifests,
-    manifest_from_kwargs,
-    normalize_manifest,
-)
+from .manifest import load_job_manifest, load_job_manifests, normalize_manifest
 
 __all__ = ["Job"]
-
-
-def _random_suffix() -> str:
-    return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
 
 
 def _job_name(base: str) -> str:
     """``<function name>-<5 random>`` made a DNS label, or ``job-<5 random>``."""
     cleaned = "".join(c if c.isalnum() else "-" for c in base.lower()).strip("-")[:40].strip("-")
-    return f"{cleaned or 'job'}-{_random_suffix()}"
+    return generated_name(f"{cleaned or 'job'}-")
 
 
 @dataclass
@@ -214,10 +204,7 @@ def _finalize(native: NativeJob, log_dir: str | None, name: str) -> None:
         return
     running = False
     if not _exit.started and native.started and not native.deleted:
-        running = not any(
-            c["type"] in ("Complete", "Failed") and c["status"] == "True"
-            for c in native.status()["conditions"]
-        )
+        running = not native.status().is_finished
     try:
         native.delete(timeout=0)
     finally:
@@ -695,14 +682,6 @@ class Job:
         """Changes ``parallelism`` (any time) and, for Indexed Jobs only, ``completions``
         together with an equal ``parallelism`` (elastic Indexed Jobs). Raises ``ValueError``
         with the Kubernetes message otherwise."""
-        for key, value in (("parallelism", parallelism), ("completions", completions)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise TypeError(f"{key} must be an int or None, not {type(value).__name__}")
-            if value is not None and not -(2**31) <= value < 2**31:
-                # int32 in Kubernetes; negatives get the usual message from validation.
-                raise ValueError(
-                    f"spec.{key}: Invalid value: {value}: must be less than or equal to 2147483647"
-                )
         with self._lock:
             self._native.scale(parallelism, completions)
             for key, value in (("parallelism", parallelism), ("completions", completions)):
@@ -722,16 +701,14 @@ class Job:
 
     def _events_since(self, seq: int) -> tuple[list[Event], int]:
         """Events numbered ``seq`` and later, and the number of the next one."""
-        raw, next_seq = self._native.events(seq)
-        involved = f"Job/{self.namespace}/{self._name}"
-        return [Event._from_dict(d, involved) for d in raw], next_seq
+        return self._native.events(f"Job/{self.namespace}/{self._name}", seq)
 
     # ---- observation ----------------------------------------------------------------------
 
     @property
     def status(self) -> JobStatus:
         """A snapshot of the Job's status."""
-        return JobStatus._from_dict(self._native.status(), self)
+        return self._native.status()._linked_to(self)
 
     def results(self, *, partial: bool = False) -> dict[int, Any] | list[Any]:
         """Return values of the succeeded pods of a callable Job: ``{index: value}`` ordered by
@@ -763,7 +740,7 @@ class Job:
 
     def _all_pods(self) -> list[Pod]:
         """Every pod, even after the Job is deleted: what a report of how it ended needs."""
-        return [Pod._from_dict(d) for d in self._native.pods()]
+        return self._native.pods()
 
     def logs(self, index: int | None = None, pod: str | None = None) -> str:
         """The output (stdout and stderr) of one pod.

@@ -32,7 +32,8 @@ from ._kjob import KjobError
 from ._progress import TerminalBar
 from ._types import JobStatus
 from ._watch import Watcher
-from .manifest import KjobWarning, load_job_manifests, manifest_from_kwargs, normalize_manifest
+from ._kwargs import manifest_from_kwargs
+from .manifest import KjobWarning, load_job_manifests, normalize_manifest
 
 EXIT_COMPLETE = 0
 EXIT_FAILED = 1

@@ -23,6 +23,7 @@ __all__ = [
     "prune_manifest",
     "set_session_token",
     "shutdown_workers",
+    "sweep_session",
 ]
 
 #: Kubernetes' delay before a failed pod is first replaced (it doubles with each failure).
@@ -98,6 +99,10 @@ def prune_manifest(manifest: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
     shape are kept: decoding and validation report them with their path. Raises ``ValueError``
     for a bool field that holds no bool, or an integer field that holds a bool."""
 def kill_all_jobs() -> None: ...
+def sweep_session(token: str) -> int:
+    """The shepherd's sweep of a dead interpreter's session (``_shepherd.py``): SIGKILL to every
+    process that carries the session token, then a wait for the nested interpreters' shepherds.
+    Returns how many processes were signalled."""
 def shutdown_workers() -> int: ...
 def set_session_token(token: str) -> None: ...
 def before_fork() -> None: ...

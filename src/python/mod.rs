@@ -22,6 +22,14 @@ fn set_session_token(token: &str) {
     runtime::set_session_token(token);
 }
 
+/// The shepherd's sweep of a dead interpreter's session (`_shepherd.py`): SIGKILL to every
+/// process that carries the session token, then a wait for the nested interpreters' shepherds.
+/// Returns how many processes were signalled.
+#[pyfunction]
+fn sweep_session(py: Python<'_>, token: &str) -> usize {
+    py.detach(|| runtime::process::sweep(token))
+}
+
 /// SIGKILL every pod of every Job in this interpreter (registered with `atexit`).
 #[pyfunction]
 fn kill_all_jobs() {
@@ -90,6 +98,8 @@ mod _kjob {
     use super::set_session_token;
     #[pymodule_export]
     use super::shutdown_workers;
+    #[pymodule_export]
+    use super::sweep_session;
     #[pymodule_export]
     use super::ChangeFeed;
     #[pymodule_export]

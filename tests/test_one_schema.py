@@ -37,7 +37,9 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> None:
 
 def test_the_extension_fills_every_field_of_every_snapshot() -> None:
     # A pod evicted while it runs has a PodCondition; a failed Job has Conditions and events.
-    with kjob.Job(name="snap", command=["sleep", "30"], backoff_limit=0, termination_grace_period_seconds=0) as job:
+    with kjob.Job(
+        name="snap", command=["sleep", "30"], backoff_limit=0, termination_grace_period_seconds=0
+    ) as job:
         job.start()
         wait_for(lambda: any(p.pid is not None for p in job.pods()))
         job.evict(job.pods()[0].name)
@@ -115,7 +117,8 @@ def test_check_seconds_accepts_finite_non_negative_numbers(value: float) -> None
 
 
 @pytest.mark.parametrize(
-    ("value", "shown"), [(-1, "-1"), (-0.5, "-0.5"), (math.inf, "inf"), (math.nan, "nan"), (-(10**400), "-1" + "0" * 400)]
+    ("value", "shown"),
+    [(-1, "-1"), (-0.5, "-0.5"), (math.inf, "inf"), (math.nan, "nan"), (-(10**400), "-1" + "0" * 400)],
 )
 def test_check_seconds_refuses_other_numbers(value: float, shown: str) -> None:
     with pytest.raises(ValueError) as raised:
@@ -123,7 +126,9 @@ def test_check_seconds_refuses_other_numbers(value: float, shown: str) -> None:
     assert str(raised.value) == f"timeout: must be a finite number of seconds >= 0, got {shown}"
 
 
-@pytest.mark.parametrize(("value", "type_name"), [("1", "str"), (True, "bool"), (None, "NoneType"), ([1], "list")])
+@pytest.mark.parametrize(
+    ("value", "type_name"), [("1", "str"), (True, "bool"), (None, "NoneType"), ([1], "list")]
+)
 def test_check_seconds_refuses_other_types(value: object, type_name: str) -> None:
     with pytest.raises(TypeError) as raised:
         _kjob.check_seconds("backoff_max_seconds", value)
@@ -140,7 +145,10 @@ def test_scale_refuses_values_outside_int32_with_the_field_path(value: int) -> N
     with kjob.Job(name="sc", command="true", suspend=True) as job:
         with pytest.raises(ValueError) as raised:
             job.scale(parallelism=value)
-        assert str(raised.value) == f"spec.parallelism: Invalid value: {value}: must be less than or equal to 2147483647"
+        assert (
+            str(raised.value)
+            == f"spec.parallelism: Invalid value: {value}: must be less than or equal to 2147483647"
+        )
         assert job.manifest["spec"].get("parallelism") is None
 
 
@@ -188,7 +196,10 @@ def test_prune_lists_fields_kjob_does_not_honour_and_drops_server_fields_quietly
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": "a"},
-        "spec": {"completions": 2, "template": {"spec": {"containers": [{"name": "c", "command": ["true"]}]}}},
+        "spec": {
+            "completions": 2,
+            "template": {"spec": {"containers": [{"name": "c", "command": ["true"]}]}},
+        },
     }
 
 

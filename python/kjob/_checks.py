@@ -11,7 +11,6 @@ __all__ = ["MAX_DEPTH", "check_command_job", "check_depth"]
 MAX_DEPTH = 64
 
 
-
 def check_depth(value: Any, what: str = "manifest") -> None:
     """Raises ValueError for structures nested deeper than MAX_DEPTH (checked without
     recursion, so the check itself cannot overflow)."""

@@ -29,13 +29,12 @@ import yaml
 
 from . import _config, _export, _kjob
 from . import _shepherd as _shepherd_script
-from ._failures import JobFailedError, failed_pods, failure_message
-from ._kjob import KjobError, NativeJob
-from ._signature import check_target_call
 from ._checks import check_command_job
-from ._kjob import check_seconds
+from ._failures import JobFailedError, failed_pods, failure_message
+from ._kjob import KjobError, NativeJob, check_seconds
 from ._kwargs import Command, EnvLike, manifest_from_kwargs
 from ._names import generated_name
+from ._signature import check_target_call
 from ._types import Event, JobStatus, Pod
 from .manifest import load_job_manifest, load_job_manifests, normalize_manifest
 

@@ -88,21 +88,24 @@ class NativeJob:
     def status(self) -> JobStatus:
         """A ``kjob.JobStatus`` (not yet linked to its ``kjob.Job``)."""
     def pods(self) -> list[Pod]:
-        """Every pod, oldest first, as ``kjob.Pod``\ s."""
+        r"""Every pod, oldest first, as ``kjob.Pod``\ s."""
 
 def check_seconds(name: str, value: object) -> float:
     """``value`` as a number of seconds (an int or a float, finite, >= 0): ``TypeError`` for another
     type, ``ValueError`` for another number."""
+
 def prune_manifest(manifest: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """``(the manifest without the fields kjob does not honour, their paths)``; fields the API server
     writes (``status``, ``metadata.uid``, ...) are dropped without being listed. Values of the wrong
     shape are kept: decoding and validation report them with their path. Raises ``ValueError``
     for a bool field that holds no bool, or an integer field that holds a bool."""
+
 def kill_all_jobs() -> None: ...
 def sweep_session(token: str) -> int:
     """The shepherd's sweep of a dead interpreter's session (``_shepherd.py``): SIGKILL to every
     process that carries the session token, then a wait for the nested interpreters' shepherds.
     Returns how many processes were signalled."""
+
 def shutdown_workers() -> int: ...
 def set_session_token(token: str) -> None: ...
 def before_fork() -> None: ...

@@ -17,7 +17,9 @@ pub fn not_seconds(name: &str, shown: impl std::fmt::Display) -> String {
 #[pyfunction]
 pub fn check_seconds(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
     let py = value.py();
-    if value.is_instance_of::<PyBool>() || !(value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>()) {
+    if value.is_instance_of::<PyBool>()
+        || !(value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>())
+    {
         return Err(PyTypeError::new_err(format!(
             "{name} must be a number of seconds, not {}",
             value.get_type().name()?
@@ -54,4 +56,3 @@ pub fn int32_arg(key: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Option
         .into()),
     }
 }
-

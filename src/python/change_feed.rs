@@ -44,4 +44,3 @@ impl ChangeFeed {
         self.change.lock().unwrap_or_else(|e| e.into_inner()).is_none()
     }
 }
-

@@ -50,7 +50,9 @@ fn prune<'py>(
                         _ => FieldKind::NotHonoured,
                     };
                     match kind {
-                        FieldKind::Honoured(shape) => kept.set_item(&key, prune(&item, shape, &child, ignored)?)?,
+                        FieldKind::Honoured(shape) => {
+                            kept.set_item(&key, prune(&item, shape, &child, ignored)?)?
+                        }
                         FieldKind::ServerSet => {}
                         FieldKind::NotHonoured => ignored.push(child),
                     }

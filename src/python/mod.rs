@@ -83,17 +83,17 @@ mod _kjob {
     const MAX_GENERATED_NAME_LENGTH: usize = names::MAX_GENERATED_NAME_LENGTH;
 
     #[pymodule_export]
-    use super::args::check_seconds;
-    #[pymodule_export]
-    use super::manifest::prune_manifest;
-    #[pymodule_export]
     use super::after_fork_in_child;
     #[pymodule_export]
     use super::after_fork_in_parent;
     #[pymodule_export]
+    use super::args::check_seconds;
+    #[pymodule_export]
     use super::before_fork;
     #[pymodule_export]
     use super::kill_all_jobs;
+    #[pymodule_export]
+    use super::manifest::prune_manifest;
     #[pymodule_export]
     use super::set_session_token;
     #[pymodule_export]

@@ -22,9 +22,7 @@ pub struct NativeJob {
 }
 
 fn seconds(value: f64, what: &str) -> Result<Duration, BindingError> {
-    Duration::try_from_secs_f64(value).map_err(|_| {
-        BindingError::Shape(not_seconds(what, value))
-    })
+    Duration::try_from_secs_f64(value).map_err(|_| BindingError::Shape(not_seconds(what, value)))
 }
 
 /// `now + timeout`; a timeout too far away for an `Instant` is no deadline at all.
@@ -34,9 +32,7 @@ fn deadline_after(timeout: Option<f64>) -> Result<Option<Instant>, BindingError>
         Some(t) if t.is_finite() && t >= 0.0 => {
             Ok(Duration::try_from_secs_f64(t).ok().and_then(|d| Instant::now().checked_add(d)))
         }
-        Some(t) => {
-            Err(BindingError::Shape(not_seconds("timeout", t)))
-        }
+        Some(t) => Err(BindingError::Shape(not_seconds("timeout", t))),
         None => Ok(None),
     }
 }
@@ -163,7 +159,11 @@ impl NativeJob {
     /// Changes `parallelism` and (Indexed Jobs, in tandem) `completions`. Raises `TypeError`
     /// for a value that is not an int, `ValueError` with the Kubernetes message otherwise.
     #[pyo3(signature = (parallelism=None, completions=None))]
-    fn scale(&self, parallelism: Option<&Bound<'_, PyAny>>, completions: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn scale(
+        &self,
+        parallelism: Option<&Bound<'_, PyAny>>,
+        completions: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         self.live()?;
         let parallelism = int32_arg("parallelism", parallelism)?;
         let completions = int32_arg("completions", completions)?;
@@ -253,17 +253,15 @@ impl NativeJob {
     fn pods<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         self.live()?;
         let views = self.inner.pods();
-        let mut snapshots = self.snapshots(py)?;
-        let list = PyList::empty(py);
-        for view in &views {
-            list.append(snapshots.pod(view)?)?;
-        }
-        Ok(list)
+        self.snapshots(py)?.pods(&views)
     }
 }
 
 impl NativeJob {
-    fn snapshots<'py>(&self, py: Python<'py>) -> PyResult<Snapshots<'py, impl Fn(crate::status::Time) -> f64 + '_>> {
+    fn snapshots<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Snapshots<'py, impl Fn(crate::status::Time) -> f64 + '_>> {
         Snapshots::new(py, |t| epoch_seconds(self.inner.wall_time(t)))
     }
 
@@ -297,4 +295,3 @@ impl NativeJob {
         }
     }
 }
-

@@ -3,9 +3,10 @@
 //! second time, and a Job of 100,000 pods lists them in a fraction of a second.
 //!
 //! The dataclasses stay plain Python (users construct, compare, copy and pickle them), so an
-//! instance is made as pickle makes one, `object.__new__(cls)` then its `__dict__` filled, which
-//! skips a frozen dataclass's slow `__init__`. `tests/test_snapshots.py` checks that every
-//! field of each class is filled, so a field added in `_types.py` but not here fails a test.
+//! instance is made as a frozen dataclass's `__init__` makes one, `object.__new__(cls)` then
+//! `object.__setattr__` per field, but from Rust, without the interpreter's call overhead.
+//! `tests/test_one_schema.py` checks that every field of each class is filled, so a field added
+//! in `_types.py` but not here fails a test.
 
 use crate::controller::PodPhase;
 use crate::runtime::PodView;
@@ -13,13 +14,15 @@ use crate::status::{JobStatus, Time};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDateTime, PyDict, PyList, PyString, PyTuple, PyType, PyTzInfo};
-use std::collections::HashMap;
+use pyo3::types::{PyDict, PyList, PyModule, PyString, PyTuple, PyType, PyTzInfo};
+use pyo3::IntoPyObjectExt;
 
 /// The classes of `kjob._types`, imported on first use (the extension is imported by that
 /// package, so it cannot import them when it is itself loaded).
 struct Classes {
     object_new: Py<PyAny>,
+    from_timestamp: Py<PyAny>,
+    gc: Py<PyModule>,
     job_status: Py<PyType>,
     condition: Py<PyType>,
     pod: Py<PyType>,
@@ -33,9 +36,12 @@ static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
 fn classes(py: Python<'_>) -> PyResult<&Classes> {
     CLASSES.get_or_try_init(py, || {
         let types = py.import("kjob._types")?;
-        let class = |name: &str| -> PyResult<Py<PyType>> { Ok(types.getattr(name)?.cast_into::<PyType>()?.unbind()) };
+        let class =
+            |name: &str| -> PyResult<Py<PyType>> { Ok(types.getattr(name)?.cast_into::<PyType>()?.unbind()) };
         Ok(Classes {
             object_new: py.import("builtins")?.getattr("object")?.getattr("__new__")?.unbind(),
+            from_timestamp: py.import("datetime")?.getattr("datetime")?.getattr("fromtimestamp")?.unbind(),
+            gc: py.import("gc")?.unbind(),
             job_status: class("JobStatus")?,
             condition: class("Condition")?,
             pod: class("Pod")?,
@@ -52,9 +58,9 @@ pub struct Snapshots<'py, W> {
     classes: &'py Classes,
     utc: Bound<'py, PyTzInfo>,
     wall: W,
-    /// Label and annotation strings repeat across pods (the Job's name and uid, the keys):
-    /// each is made once per call.
-    strings: HashMap<String, Bound<'py, PyString>>,
+    /// The label and annotation strings of the last pod, by position: most repeat from pod to
+    /// pod (the keys, the Job's name and uid), and are then shared rather than made again.
+    last_strings: Vec<(String, Bound<'py, PyString>)>,
 }
 
 impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
@@ -65,63 +71,89 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
             classes: classes(py)?,
             utc: PyTzInfo::utc(py)?.to_owned(),
             wall,
-            strings: HashMap::new(),
+            last_strings: Vec::new(),
         })
     }
 
-    /// An instance of `cls` without running its `__init__`, and its attribute dict to fill.
-    fn instance(&self, cls: &Py<PyType>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyDict>)> {
-        let object = self.classes.object_new.bind(self.py).call1((cls.bind(self.py),))?;
-        let dict = object.getattr(intern!(self.py, "__dict__"))?.cast_into::<PyDict>()?;
-        Ok((object, dict))
+    /// An instance of `cls`, its `__init__` not run: [`set`] fills its fields.
+    fn instance(&self, cls: &Py<PyType>) -> PyResult<Bound<'py, PyAny>> {
+        self.classes.object_new.bind(self.py).call1((cls.bind(self.py),))
     }
 
-    fn time(&self, t: Option<Time>) -> PyResult<Option<Bound<'py, PyDateTime>>> {
-        t.map(|t| PyDateTime::from_timestamp(self.py, (self.wall)(t), Some(&self.utc))).transpose()
+    /// `datetime.fromtimestamp(seconds, timezone.utc)`, as `_types.py` used to make them.
+    fn time(&self, t: Option<Time>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        t.map(|t| self.classes.from_timestamp.bind(self.py).call1(((self.wall)(t), &self.utc))).transpose()
     }
 
-    fn string(&mut self, text: &str) -> Bound<'py, PyString> {
-        if let Some(s) = self.strings.get(text) {
-            return s.clone();
+    /// The string at `position` of this pod's labels and annotations.
+    fn string(&mut self, position: usize, text: &str) -> Bound<'py, PyString> {
+        match self.last_strings.get_mut(position) {
+            Some((last, string)) if last == text => string.clone(),
+            Some(slot) => {
+                *slot = (text.to_string(), PyString::new(self.py, text));
+                slot.1.clone()
+            }
+            None => {
+                let string = PyString::new(self.py, text);
+                self.last_strings.push((text.to_string(), string.clone()));
+                string
+            }
         }
-        let s = PyString::new(self.py, text);
-        self.strings.insert(text.to_string(), s.clone());
-        s
     }
 
-    fn string_map(&mut self, pairs: &[(String, String)]) -> PyResult<Bound<'py, PyDict>> {
+    fn string_map(&mut self, first: usize, pairs: &[(String, String)]) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(self.py);
-        for (k, v) in pairs {
-            dict.set_item(self.string(k), self.string(v))?;
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            let key = self.string(first + 2 * i, k);
+            dict.set_item(key, self.string(first + 2 * i + 1, v))?;
         }
         Ok(dict)
+    }
+
+    /// Every pod, in order, as a list of `kjob.Pod`s. The cyclic garbage collector is paused
+    /// meanwhile: a million new container objects would otherwise start hundreds of
+    /// collections, each walking every one made so far (none of them can be garbage yet).
+    /// The GIL is held throughout, so no other thread sees the pause.
+    pub fn pods(&mut self, views: &[PodView]) -> PyResult<Bound<'py, PyList>> {
+        let gc = self.classes.gc.bind(self.py);
+        let was_enabled = gc.call_method0(intern!(self.py, "isenabled"))?.is_truthy()?;
+        if was_enabled {
+            gc.call_method0(intern!(self.py, "disable"))?;
+        }
+        let built = views.iter().map(|view| self.pod(view)).collect::<PyResult<Vec<_>>>();
+        if was_enabled {
+            gc.call_method0(intern!(self.py, "enable"))?;
+        }
+        PyList::new(self.py, built?)
     }
 
     /// A `kjob.JobStatus` (its `_job_ref` unset: the caller links it to its Job).
     pub fn job_status(&self, s: &JobStatus) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
-        let (object, d) = self.instance(&self.classes.job_status)?;
-        d.set_item(intern!(py, "active"), s.active)?;
-        d.set_item(intern!(py, "ready"), s.ready)?;
-        d.set_item(intern!(py, "succeeded"), s.succeeded)?;
-        d.set_item(intern!(py, "failed"), s.failed)?;
-        d.set_item(intern!(py, "terminating"), s.terminating)?;
-        d.set_item(intern!(py, "completed_indexes"), s.completed_indexes.to_string())?;
-        d.set_item(intern!(py, "failed_indexes"), s.failed_indexes.as_ref().map(ToString::to_string))?;
-        d.set_item(intern!(py, "start_time"), self.time(s.start_time)?)?;
-        d.set_item(intern!(py, "completion_time"), self.time(s.completion_time)?)?;
+        let object = self.instance(&self.classes.job_status)?;
+        let d = &object;
+        set(d, intern!(py, "active"), s.active)?;
+        set(d, intern!(py, "ready"), s.ready)?;
+        set(d, intern!(py, "succeeded"), s.succeeded)?;
+        set(d, intern!(py, "failed"), s.failed)?;
+        set(d, intern!(py, "terminating"), s.terminating)?;
+        set(d, intern!(py, "completed_indexes"), s.completed_indexes.to_string())?;
+        set(d, intern!(py, "failed_indexes"), s.failed_indexes.as_ref().map(ToString::to_string))?;
+        set(d, intern!(py, "start_time"), self.time(s.start_time)?)?;
+        set(d, intern!(py, "completion_time"), self.time(s.completion_time)?)?;
         let conditions = PyList::empty(py);
         for c in &s.conditions {
-            let (condition, cd) = self.instance(&self.classes.condition)?;
-            cd.set_item(intern!(py, "type"), c.type_.as_str())?;
-            cd.set_item(intern!(py, "status"), if c.status { "True" } else { "False" })?;
-            cd.set_item(intern!(py, "reason"), &c.reason)?;
-            cd.set_item(intern!(py, "message"), &c.message)?;
-            cd.set_item(intern!(py, "last_transition_time"), self.time(Some(c.last_transition_time))?)?;
+            let condition = self.instance(&self.classes.condition)?;
+            let cd = &condition;
+            set(cd, intern!(py, "type"), c.type_.as_str())?;
+            set(cd, intern!(py, "status"), if c.status { "True" } else { "False" })?;
+            set(cd, intern!(py, "reason"), &c.reason)?;
+            set(cd, intern!(py, "message"), &c.message)?;
+            set(cd, intern!(py, "last_transition_time"), self.time(Some(c.last_transition_time))?)?;
             conditions.append(condition)?;
         }
-        d.set_item(intern!(py, "conditions"), conditions)?;
-        d.set_item(intern!(py, "_job_ref"), py.None())?;
+        set(d, intern!(py, "conditions"), conditions)?;
+        set(d, intern!(py, "_job_ref"), py.None())?;
         Ok(object)
     }
 
@@ -132,62 +164,85 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
         involved_object: &Bound<'py, PyString>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
-        let (object, d) = self.instance(&self.classes.event)?;
-        d.set_item(intern!(py, "type"), e.type_.as_str())?;
-        d.set_item(intern!(py, "reason"), &e.reason)?;
-        d.set_item(intern!(py, "message"), &e.message)?;
-        d.set_item(intern!(py, "time"), self.time(Some(e.time))?)?;
-        d.set_item(intern!(py, "involved_object"), involved_object)?;
+        let object = self.instance(&self.classes.event)?;
+        let d = &object;
+        set(d, intern!(py, "type"), e.type_.as_str())?;
+        set(d, intern!(py, "reason"), &e.reason)?;
+        set(d, intern!(py, "message"), &e.message)?;
+        set(d, intern!(py, "time"), self.time(Some(e.time))?)?;
+        set(d, intern!(py, "involved_object"), involved_object)?;
         Ok(object)
     }
 
     /// A `kjob.Pod`.
-    pub fn pod(&mut self, v: &PodView) -> PyResult<Bound<'py, PyAny>> {
+    fn pod(&mut self, v: &PodView) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
         let p = &v.pod;
-        let (object, d) = self.instance(&self.classes.pod)?;
-        d.set_item(intern!(py, "name"), &p.name)?;
-        d.set_item(intern!(py, "index"), p.index)?;
-        d.set_item(intern!(py, "phase"), phase_name(py, p.phase))?;
+        let object = self.instance(&self.classes.pod)?;
+        let d = &object;
+        set(d, intern!(py, "name"), &p.name)?;
+        set(d, intern!(py, "index"), p.index)?;
+        set(d, intern!(py, "phase"), phase_name(py, p.phase))?;
         // A running pod's last exit (OnFailure restarts) is history, not its result.
         let running = matches!(p.phase, PodPhase::Running | PodPhase::Pending);
-        d.set_item(intern!(py, "exit_code"), if running { None } else { p.exit_code })?;
-        d.set_item(intern!(py, "restart_count"), p.restart_count)?;
-        d.set_item(intern!(py, "start_time"), self.time(p.started_at)?)?;
-        d.set_item(intern!(py, "finish_time"), self.time(p.finished_at)?)?;
-        d.set_item(intern!(py, "log_path"), v.log_path.to_string_lossy())?;
-        d.set_item(intern!(py, "pid"), v.pid)?;
-        d.set_item(intern!(py, "labels"), self.string_map(&v.labels)?)?;
-        d.set_item(intern!(py, "annotations"), self.string_map(&v.annotations)?)?;
-        d.set_item(intern!(py, "reason"), p.reason.as_deref())?;
-        d.set_item(intern!(py, "message"), p.message.as_deref())?;
-        d.set_item(intern!(py, "index_failure_count"), p.index_failure_count)?;
-        d.set_item(intern!(py, "index_ignored_failure_count"), p.index_ignored_failure_count)?;
+        set(d, intern!(py, "exit_code"), if running { None } else { p.exit_code })?;
+        set(d, intern!(py, "restart_count"), p.restart_count)?;
+        set(d, intern!(py, "start_time"), self.time(p.started_at)?)?;
+        set(d, intern!(py, "finish_time"), self.time(p.finished_at)?)?;
+        set(d, intern!(py, "log_path"), v.log_path.to_string_lossy())?;
+        set(d, intern!(py, "pid"), v.pid)?;
+        set(d, intern!(py, "labels"), self.string_map(0, &v.labels)?)?;
+        set(d, intern!(py, "annotations"), self.string_map(2 * v.labels.len(), &v.annotations)?)?;
+        set(d, intern!(py, "reason"), p.reason.as_deref())?;
+        set(d, intern!(py, "message"), p.message.as_deref())?;
+        set(d, intern!(py, "index_failure_count"), p.index_failure_count)?;
+        set(d, intern!(py, "index_ignored_failure_count"), p.index_ignored_failure_count)?;
         let conditions = PyList::empty(py);
         for c in &p.conditions {
-            let (condition, cd) = self.instance(&self.classes.pod_condition)?;
-            cd.set_item(intern!(py, "type"), &c.type_)?;
-            cd.set_item(intern!(py, "status"), c.status_str())?;
-            cd.set_item(intern!(py, "reason"), &c.reason)?;
-            cd.set_item(intern!(py, "message"), &c.message)?;
+            let condition = self.instance(&self.classes.pod_condition)?;
+            let cd = &condition;
+            set(cd, intern!(py, "type"), &c.type_)?;
+            set(cd, intern!(py, "status"), c.status_str())?;
+            set(cd, intern!(py, "reason"), &c.reason)?;
+            set(cd, intern!(py, "message"), &c.message)?;
             conditions.append(condition)?;
         }
-        d.set_item(intern!(py, "conditions"), conditions)?;
-        d.set_item(intern!(py, "attempt"), p.attempt)?;
+        set(d, intern!(py, "conditions"), conditions)?;
+        set(d, intern!(py, "attempt"), p.attempt)?;
         let exception = match &p.exception {
             None => py.None().into_bound(py),
             Some(e) => {
                 let summary = format!("{}: {}", e.types.first().map_or("", String::as_str), e.message);
-                self.classes.exception_text.bind(py).call_method1(
-                    intern!(py, "_from_parts"),
-                    (summary, e.traceback.as_str()),
-                )?
+                self.classes
+                    .exception_text
+                    .bind(py)
+                    .call_method1(intern!(py, "_from_parts"), (summary, e.traceback.as_str()))?
             }
         };
-        d.set_item(intern!(py, "exception"), exception)?;
+        set(d, intern!(py, "exception"), exception)?;
         let log_range = v.log_range.map(|(a, b)| PyTuple::new(py, [a, b])).transpose()?;
-        d.set_item(intern!(py, "log_range"), log_range)?;
+        set(d, intern!(py, "log_range"), log_range)?;
         Ok(object)
+    }
+}
+
+/// `object.__setattr__(object, name, value)`: how a frozen dataclass's own `__init__` sets its
+/// fields (its class's `__setattr__` refuses).
+fn set<'py>(
+    object: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+    value: impl IntoPyObject<'py>,
+) -> PyResult<()> {
+    let py = object.py();
+    let value = value.into_bound_py_any(py)?;
+    // SAFETY: the three pointers are live objects held by `Bound`s for the whole call, and
+    // `PyObject_GenericSetAttr` is `object.__setattr__` itself, which only needs that.
+    let status =
+        unsafe { pyo3::ffi::PyObject_GenericSetAttr(object.as_ptr(), name.as_ptr(), value.as_ptr()) };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(PyErr::fetch(py))
     }
 }
 

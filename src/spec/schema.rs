@@ -72,9 +72,9 @@ impl Object {
         if let Some((_, shape)) = self.fields.iter().find(|(field, _)| *field == name) {
             return FieldKind::Honoured(shape);
         }
-        let server_set = SERVER_SET.iter().any(|(type_name, fields)| {
-            *type_name == self.type_name && fields.contains(&name)
-        });
+        let server_set = SERVER_SET
+            .iter()
+            .any(|(type_name, fields)| *type_name == self.type_name && fields.contains(&name));
         if server_set {
             FieldKind::ServerSet
         } else {
@@ -146,8 +146,14 @@ impl<'de> de::Deserializer<'de> for Recorder<'_> {
         deserialize_u32 => visit_u64, deserialize_u64 => visit_u64
     );
     record_any!(
-        deserialize_f32, deserialize_f64, deserialize_char, deserialize_str, deserialize_string,
-        deserialize_bytes, deserialize_byte_buf, deserialize_identifier
+        deserialize_f32,
+        deserialize_f64,
+        deserialize_char,
+        deserialize_str,
+        deserialize_string,
+        deserialize_bytes,
+        deserialize_byte_buf,
+        deserialize_identifier
     );
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
@@ -242,7 +248,10 @@ struct OneItem<'a> {
 impl<'de> SeqAccess<'de> for OneItem<'_> {
     type Error = de::value::Error;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Self::Error> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Self::Error> {
         if self.done {
             return Ok(None);
         }

@@ -156,28 +156,11 @@ impl<'de> de::Deserializer<'de> for Recorder<'_> {
         deserialize_identifier
     );
 
+    // None of the Job's types is a tuple, an enum or a newtype: no shape of their own.
+    serde::forward_to_deserialize_any! { unit unit_struct newtype_struct tuple tuple_struct enum ignored_any }
+
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         visitor.visit_some(self)
-    }
-
-    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        self.deserialize_any(visitor)
-    }
-
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.deserialize_any(visitor)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        visitor.visit_newtype_struct(self)
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
@@ -186,19 +169,6 @@ impl<'de> de::Deserializer<'de> for Recorder<'_> {
         // A list of plain values is itself a plain value: nothing inside it to walk.
         let shape = if item == Shape::Any { Shape::Any } else { Shape::List(Box::new(item)) };
         self.leaf::<V>(shape, value)
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Self::Error> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.deserialize_seq(visitor)
     }
 
     /// Maps with keys of the user's choosing (labels, annotations) are plain values.
@@ -223,19 +193,6 @@ impl<'de> de::Deserializer<'de> for Recorder<'_> {
             }
         }
         self.leaf::<V>(Shape::Object(Object { type_name: name, fields: shapes }), value)
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.deserialize_any(visitor)
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        self.deserialize_any(visitor)
     }
 }
 

@@ -264,3 +264,70 @@ def test_no_module_imports_another_modules_private_names() -> None:
                     if a.name.startswith("_") and not a.name.startswith("__")
                 ]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("manual", "kept_spec", "ignored"),
+    [
+        ({}, {}, []),
+        ({"manualSelector": False}, {}, []),
+        ({"manualSelector": True}, {}, ["spec.selector", "spec.manualSelector"]),
+        # Only a bool is a manual selector: the generated selector still goes quietly.
+        ({"manualSelector": "true"}, {}, ["spec.manualSelector"]),
+    ],
+)
+def test_the_generated_selector_goes_quietly(
+    manual: dict[str, Any], kept_spec: dict[str, Any], ignored: list[str]
+) -> None:
+    spec = {"selector": {"matchLabels": {"a": "b"}}, **manual}
+    assert pruned({"spec": spec}) == ({"spec": kept_spec}, ignored)
+
+
+def test_uid_labels_go_quietly_from_both_metadata() -> None:
+    labels = {"controller-uid": "u", "batch.kubernetes.io/controller-uid": "u", "team": "x"}
+    manifest = {
+        "metadata": {"labels": dict(labels)},
+        "spec": {"template": {"metadata": {"labels": dict(labels)}}},
+    }
+    kept, ignored = pruned(manifest)
+    assert ignored == []
+    assert kept["metadata"]["labels"] == {"team": "x"}
+    assert kept["spec"]["template"]["metadata"]["labels"] == {"team": "x"}
+
+
+def test_env_vars_left_without_a_source_go_whole() -> None:
+    env = [
+        {"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        {"name": "B", "valueFrom": {}},
+        {"name": "C", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}, "configMapKeyRef": {}}},
+    ]
+    manifest = {"spec": {"template": {"spec": {"containers": [{"env": env}]}}}}
+    kept, ignored = pruned(manifest)
+    assert kept["spec"]["template"]["spec"]["containers"][0]["env"] == [
+        {"name": "B", "valueFrom": {}},
+        {"name": "C", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ]
+    assert ignored == [
+        "spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef",
+        "spec.template.spec.containers[0].env[2].valueFrom.configMapKeyRef",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            {"apiVersion": "batch/v2"},
+            'job.yaml: apiVersion: Unsupported value: "batch/v2": supported values: "batch/v1" '
+            "(kjob runs Jobs of the batch/v1 API)",
+        ),
+        ({"kind": "Pod"}, 'job.yaml: kind: Unsupported value: "Pod": supported values: "Job"'),
+        ({"kind": None}, 'job.yaml: kind: Unsupported value: null: supported values: "Job"'),
+    ],
+)
+def test_only_batch_v1_jobs_are_read(document: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        _kjob.check_job_kind(document, "job.yaml")
+    assert str(raised.value) == message
+    _kjob.check_job_kind({"apiVersion": "batch/v1", "kind": "Job"})
+    _kjob.check_job_kind({})

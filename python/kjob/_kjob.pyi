@@ -1,5 +1,6 @@
 """The native extension behind kjob. Use :class:`kjob.Job`, not this module."""
 
+from collections.abc import Mapping
 from typing import Any, Callable, Final, final
 
 from typing_extensions import Self
@@ -18,6 +19,7 @@ __all__ = [
     "after_fork_in_child",
     "after_fork_in_parent",
     "before_fork",
+    "check_job_kind",
     "check_seconds",
     "kill_all_jobs",
     "prune_manifest",
@@ -94,11 +96,15 @@ def check_seconds(name: str, value: object) -> float:
     """``value`` as a number of seconds (an int or a float, finite, >= 0): ``TypeError`` for another
     type, ``ValueError`` for another number."""
 
+def check_job_kind(manifest: Mapping[str, Any], where_: str | None = None) -> None:
+    """Refuses a document that is not a ``batch/v1`` Job (a missing ``apiVersion`` or ``kind`` is
+    taken for one); ``where_`` (a file name) prefixes the message."""
 def prune_manifest(manifest: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """``(the manifest without the fields kjob does not honour, their paths)``; fields the API server
-    writes (``status``, ``metadata.uid``, ...) are dropped without being listed. Values of the wrong
-    shape are kept: decoding and validation report them with their path. Raises ``ValueError``
-    for a bool field that holds no bool, or an integer field that holds a bool."""
+    """``(the manifest without the fields kjob does not honour, their paths)``; what the API server
+    writes (``status``, ``metadata.uid``, a generated selector, ...) is dropped without being listed.
+    Values of the wrong shape are kept: decoding and validation report them with their path.
+    Raises ``ValueError`` for a bool field that holds no bool, or an integer field that holds a
+    bool. ``manifest`` is the caller's private copy: its labels are edited in place."""
 
 def kill_all_jobs() -> None: ...
 def sweep_session(token: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import os
 import warnings
 from collections.abc import Mapping
@@ -13,7 +12,7 @@ from typing import Any
 import yaml
 
 from ._checks import MAX_DEPTH, check_depth
-from ._kjob import prune_manifest
+from ._kjob import check_job_kind, prune_manifest
 from ._names import generated_name
 
 __all__ = ["KjobWarning", "load_job_manifest", "load_job_manifests", "normalize_manifest"]
@@ -98,20 +97,11 @@ def normalize_manifest(
     if not isinstance(manifest, Mapping):
         raise TypeError(f"a manifest is a mapping, not {type(manifest).__name__}")
     check_depth(manifest)
-    prefix = f"{where}: " if where else ""
-    api_version = manifest.get("apiVersion", "batch/v1")
-    kind = manifest.get("kind", "Job")
-    if api_version != "batch/v1":
-        raise ValueError(
-            f'{prefix}apiVersion: Unsupported value: {json.dumps(api_version)}: supported values: "batch/v1" '
-            "(kjob runs Jobs of the batch/v1 API)"
-        )
-    if kind != "Job":
-        raise ValueError(f'{prefix}kind: Unsupported value: {json.dumps(kind)}: supported values: "Job"')
+    check_job_kind(manifest, where)
     # The extension walks the schema derived from its types; the copy keeps the caller's
     # objects out of the Job's manifest.
-    kept, ignored = prune_manifest(_without_server_fields(copy.deepcopy(dict(manifest))))
-    _drop_unresolvable_env(kept, ignored)
+    kept, ignored = prune_manifest(copy.deepcopy(dict(manifest)))
+    prefix = f"{where}: " if where else ""
     if ignored:
         listed = ", ".join(ignored)
         if strict:
@@ -123,49 +113,6 @@ def normalize_manifest(
         )
     _resolve_generate_name(kept)
     return kept
-
-
-# Labels the API server derives from a Job's uid: a saved Job's are stale for a new one.
-_UID_LABELS = ("controller-uid", "batch.kubernetes.io/controller-uid")
-
-
-def _without_server_fields(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Drops, quietly, what the API server generated for a Job (as ``kubectl get -o yaml``
-    shows it): the selector it made (unless ``manualSelector``) and the uid labels."""
-    spec = manifest.get("spec")
-    if not isinstance(spec, dict):
-        return manifest
-    if spec.get("manualSelector") is not True:
-        spec.pop("selector", None)
-        if spec.get("manualSelector") is False:
-            del spec["manualSelector"]
-    template = spec.get("template")
-    for meta in (manifest.get("metadata"), template.get("metadata") if isinstance(template, dict) else None):
-        labels = meta.get("labels") if isinstance(meta, dict) else None
-        if isinstance(labels, dict):
-            for key in _UID_LABELS:
-                labels.pop(key, None)
-    return manifest
-
-
-def _drop_unresolvable_env(manifest: dict[str, Any], ignored: list[str]) -> None:
-    """An env var read from a Secret, ConfigMap or resource limit has no value here: it is
-    dropped whole (its source is among the ignored paths) rather than set to nothing."""
-    try:
-        env = manifest["spec"]["template"]["spec"]["containers"][0]["env"]
-    except (KeyError, IndexError, TypeError):
-        return
-    if not isinstance(env, list):
-        return
-    prefix = "spec.template.spec.containers[0].env"
-    unresolvable = {
-        i for i in range(len(env)) if any(p.startswith(f"{prefix}[{i}].valueFrom.") for p in ignored)
-    }
-    env[:] = [
-        var
-        for i, var in enumerate(env)
-        if not (i in unresolvable and isinstance(var, dict) and var.get("valueFrom") == {})
-    ]
 
 
 def _resolve_generate_name(manifest: dict[str, Any]) -> None:

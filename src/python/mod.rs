@@ -93,6 +93,8 @@ mod _kjob {
     #[pymodule_export]
     use super::kill_all_jobs;
     #[pymodule_export]
+    use super::manifest::check_job_kind;
+    #[pymodule_export]
     use super::manifest::prune_manifest;
     #[pymodule_export]
     use super::set_session_token;

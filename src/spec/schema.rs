@@ -67,6 +67,26 @@ const SERVER_SET: &[(&str, &[&str])] = &[
 /// Lists of which only the first item is run: kjob runs one container per pod.
 const FIRST_ONLY: &[(&str, &str)] = &[("PodSpec", "containers")];
 
+/// Labels the API server derives from a Job's uid (in its and its template's metadata): a saved
+/// Job's are stale for a new one, and are dropped quietly.
+pub const SERVER_SET_LABELS: &[&str] = &["controller-uid", "batch.kubernetes.io/controller-uid"];
+
+/// Whether `spec.selector` is the API server's (dropped quietly) rather than the user's
+/// (reported): it is the user's only with `manualSelector: true`. A `manualSelector: false` is
+/// the default written out, dropped quietly too.
+pub fn selector_is_server_set(manual_selector: Option<bool>) -> bool {
+    manual_selector != Some(true)
+}
+
+/// Items dropped from their list when dropping what kjob does not honour emptied this field of
+/// theirs: an env var read from a Secret, a ConfigMap or a resource limit has no value here, and
+/// goes whole rather than being set to nothing.
+pub const DROPPED_WHEN_EMPTIED: &[(&str, &str)] = &[("EnvVar", "valueFrom")];
+
+/// The one API version and kind kjob runs.
+pub const API_VERSION: &str = "batch/v1";
+pub const KIND: &str = "Job";
+
 impl Object {
     pub fn field(&self, name: &str) -> FieldKind<'_> {
         if let Some((_, shape)) = self.fields.iter().find(|(field, _)| *field == name) {

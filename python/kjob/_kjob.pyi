@@ -99,6 +99,7 @@ def check_seconds(name: str, value: object) -> float:
 def check_job_kind(manifest: Mapping[str, Any], where_: str | None = None) -> None:
     """Refuses a document that is not a ``batch/v1`` Job (a missing ``apiVersion`` or ``kind`` is
     taken for one); ``where_`` (a file name) prefixes the message."""
+
 def prune_manifest(manifest: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """``(the manifest without the fields kjob does not honour, their paths)``; what the API server
     writes (``status``, ``metadata.uid``, a generated selector, ...) is dropped without being listed.

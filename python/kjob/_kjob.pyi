@@ -19,6 +19,7 @@ __all__ = [
     "after_fork_in_child",
     "after_fork_in_parent",
     "before_fork",
+    "check_int",
     "check_job_kind",
     "check_seconds",
     "kill_all_jobs",
@@ -91,6 +92,10 @@ class NativeJob:
         """A ``kjob.JobStatus`` (not yet linked to its ``kjob.Job``)."""
     def pods(self) -> list[Pod]:
         r"""Every pod, oldest first, as ``kjob.Pod``\ s."""
+
+def check_int(name: str, value: object) -> int | None:
+    """``value`` itself if it is an int (not a bool) or None; else ``TypeError``. The Job's integer
+    keywords and ``scale()`` share this check."""
 
 def check_seconds(name: str, value: object) -> float:
     """``value`` as a number of seconds (an int or a float, finite, >= 0): ``TypeError`` for another

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 from ._checks import check_depth
+from ._kjob import check_int
 
 __all__ = ["Command", "EnvLike", "manifest_from_kwargs"]
 
@@ -21,14 +22,6 @@ def _json_text(value: Any) -> str:
         return json.dumps(value)
     except (TypeError, ValueError):
         return repr(value)
-
-
-def check_int(name: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int or None, not {type(value).__name__}")
-    return value
 
 
 def _command_list(command: Command | None) -> list[str]:

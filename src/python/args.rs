@@ -35,17 +35,25 @@ pub fn check_seconds(name: &str, value: &Bound<'_, PyAny>) -> PyResult<f64> {
     }
 }
 
+/// `value` itself if it is an int (not a bool) or None; else `TypeError`. The Job's integer
+/// keywords and `scale()` share this check.
+#[pyfunction]
+pub fn check_int<'py>(name: &str, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if !value.is_none() && (value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>()) {
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be an int or None, not {}",
+            value.get_type().name()?
+        )));
+    }
+    Ok(value)
+}
+
 /// A `scale()` argument: an int (not a bool) that fits Kubernetes' int32, or None.
 pub fn int32_arg(key: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<i64>> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(None);
     };
-    if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
-        return Err(PyTypeError::new_err(format!(
-            "{key} must be an int or None, not {}",
-            value.get_type().name()?
-        )));
-    }
+    let value = check_int(key, value.clone())?;
     match value.extract::<i32>() {
         Ok(v) => Ok(Some(i64::from(v))),
         // Negatives in range get validation's message; the rest do not fit an int32.

@@ -87,6 +87,8 @@ mod _kjob {
     #[pymodule_export]
     use super::after_fork_in_parent;
     #[pymodule_export]
+    use super::args::check_int;
+    #[pymodule_export]
     use super::args::check_seconds;
     #[pymodule_export]
     use super::before_fork;

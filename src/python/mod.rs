@@ -8,6 +8,7 @@ mod errors;
 mod manifest;
 mod native_job;
 mod snapshots;
+mod utc;
 
 pub use change_feed::ChangeFeed;
 pub use errors::KjobError;

@@ -17,11 +17,14 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyModule, PyString, PyTuple, PyType, PyTzInfo};
 use pyo3::IntoPyObjectExt;
 
+use super::utc::utc_fields;
+
 /// The classes of `kjob._types`, imported on first use (the extension is imported by that
 /// package, so it cannot import them when it is itself loaded).
 struct Classes {
     object_new: Py<PyAny>,
     from_timestamp: Py<PyAny>,
+    datetime: Py<PyAny>,
     gc: Py<PyModule>,
     job_status: Py<PyType>,
     condition: Py<PyType>,
@@ -41,6 +44,7 @@ fn classes(py: Python<'_>) -> PyResult<&Classes> {
         Ok(Classes {
             object_new: py.import("builtins")?.getattr("object")?.getattr("__new__")?.unbind(),
             from_timestamp: py.import("datetime")?.getattr("datetime")?.getattr("fromtimestamp")?.unbind(),
+            datetime: py.import("datetime")?.getattr("datetime")?.unbind(),
             gc: py.import("gc")?.unbind(),
             job_status: class("JobStatus")?,
             condition: class("Condition")?,
@@ -61,6 +65,10 @@ pub struct Snapshots<'py, W> {
     /// The label and annotation strings of the last pod, by position: most repeat from pod to
     /// pod (the keys, the Job's name and uid), and are then shared rather than made again.
     last_strings: Vec<(String, Bound<'py, PyString>)>,
+    /// The same for times, by field: pods started or ended together share one datetime.
+    last_times: [Option<(Time, Bound<'py, PyAny>)>; 2],
+    /// And log paths: callable pods share their worker's log file.
+    last_log_path: Option<(std::path::PathBuf, Bound<'py, PyString>)>,
 }
 
 impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
@@ -72,6 +80,8 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
             utc: PyTzInfo::utc(py)?.to_owned(),
             wall,
             last_strings: Vec::new(),
+            last_times: [None, None],
+            last_log_path: None,
         })
     }
 
@@ -82,7 +92,41 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
 
     /// `datetime.fromtimestamp(seconds, timezone.utc)`, as `_types.py` used to make them.
     fn time(&self, t: Option<Time>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        t.map(|t| self.classes.from_timestamp.bind(self.py).call1(((self.wall)(t), &self.utc))).transpose()
+        let Some(t) = t else { return Ok(None) };
+        let seconds = (self.wall)(t);
+        match utc_fields(seconds) {
+            Some((year, month, day, hour, minute, second, micros)) => self
+                .classes
+                .datetime
+                .bind(self.py)
+                .call1((year, month, day, hour, minute, second, micros, &self.utc))
+                .map(Some),
+            None => self.classes.from_timestamp.bind(self.py).call1((seconds, &self.utc)).map(Some),
+        }
+    }
+
+    /// [`Self::time`], shared with the previous pod's time of the same `field`.
+    fn pod_time(&mut self, field: usize, t: Option<Time>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(t) = t else { return Ok(None) };
+        if let Some((last, time)) = &self.last_times[field] {
+            if *last == t {
+                return Ok(Some(time.clone()));
+            }
+        }
+        let time = self.time(Some(t))?;
+        self.last_times[field] = time.clone().map(|time| (t, time));
+        Ok(time)
+    }
+
+    fn log_path(&mut self, path: &std::path::Path) -> Bound<'py, PyString> {
+        match &self.last_log_path {
+            Some((last, string)) if last.as_os_str() == path.as_os_str() => string.clone(),
+            _ => {
+                let string = PyString::new(self.py, &path.to_string_lossy());
+                self.last_log_path = Some((path.to_path_buf(), string.clone()));
+                string
+            }
+        }
     }
 
     /// The string at `position` of this pod's labels and annotations.
@@ -187,9 +231,9 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
         let running = matches!(p.phase, PodPhase::Running | PodPhase::Pending);
         set(d, intern!(py, "exit_code"), if running { None } else { p.exit_code })?;
         set(d, intern!(py, "restart_count"), p.restart_count)?;
-        set(d, intern!(py, "start_time"), self.time(p.started_at)?)?;
-        set(d, intern!(py, "finish_time"), self.time(p.finished_at)?)?;
-        set(d, intern!(py, "log_path"), v.log_path.to_string_lossy())?;
+        set(d, intern!(py, "start_time"), self.pod_time(0, p.started_at)?)?;
+        set(d, intern!(py, "finish_time"), self.pod_time(1, p.finished_at)?)?;
+        set(d, intern!(py, "log_path"), self.log_path(&v.log_path))?;
         set(d, intern!(py, "pid"), v.pid)?;
         set(d, intern!(py, "labels"), self.string_map(0, &v.labels)?)?;
         set(d, intern!(py, "annotations"), self.string_map(2 * v.labels.len(), &v.annotations)?)?;

@@ -133,9 +133,12 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
     fn string(&mut self, position: usize, text: &str) -> Bound<'py, PyString> {
         match self.last_strings.get_mut(position) {
             Some((last, string)) if last == text => string.clone(),
-            Some(slot) => {
-                *slot = (text.to_string(), PyString::new(self.py, text));
-                slot.1.clone()
+            Some((last, string)) => {
+                // The buffer is reused: no allocation for the pod's own index, say.
+                last.clear();
+                last.push_str(text);
+                *string = PyString::new(self.py, text);
+                string.clone()
             }
             None => {
                 let string = PyString::new(self.py, text);

@@ -41,11 +41,13 @@ def _seconds_text(value: float) -> str:
 
 
 def export_manifest(
-    manifest: Mapping[str, Any], *, backoff_initial: float, backoff_max: float
+    manifest: Mapping[str, Any], *, backoff_initial: float, backoff_max: float, pod_replacement_policy: str
 ) -> dict[str, Any]:
     """The Job's manifest as ``kubectl apply`` takes it. Raises ``ValueError`` when a cluster
     would refuse it for want of a container image; kjob-only settings become ``kjob.io/``
-    annotations and ``onExceptions`` rules are dropped with a :class:`KjobWarning`."""
+    annotations and ``onExceptions`` rules are dropped with a :class:`KjobWarning`.
+    ``pod_replacement_policy`` is the one the Job runs with (the controller's default when the
+    manifest sets none)."""
     out = copy.deepcopy(dict(manifest))
     spec = out.setdefault("spec", {})
     containers = spec.get("template", {}).get("spec", {}).get("containers", [])
@@ -70,8 +72,8 @@ def export_manifest(
                 policy["rules"] = kept
             else:
                 del spec["podFailurePolicy"]
-                # Its presence made podReplacementPolicy default to Failed: keep that.
-                spec.setdefault("podReplacementPolicy", "Failed")
+                # Its presence set podReplacementPolicy's default: keep the policy the Job ran with.
+                spec.setdefault("podReplacementPolicy", pod_replacement_policy)
     metadata = out.setdefault("metadata", {})
     annotations = dict(metadata.get("annotations") or {})
     for key, value, default in (

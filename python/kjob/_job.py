@@ -541,7 +541,10 @@ class Job:
                 "processes; a cluster cannot run it, so it has no manifest (only command Jobs export)"
             )
         return _export.export_manifest(
-            self.manifest, backoff_initial=self._backoff[0], backoff_max=self._backoff[1]
+            self.manifest,
+            backoff_initial=self._backoff[0],
+            backoff_max=self._backoff[1],
+            pod_replacement_policy=self._spec_copy()["pod_replacement_policy"],
         )
 
     def to_yaml(self, *, include_status: bool = False) -> str:

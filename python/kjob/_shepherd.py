@@ -95,8 +95,10 @@ def read_folders(fd: int) -> set[str]:
 
 
 def _extension_sweep() -> Callable[[str], int]:
-    """``_kjob.sweep_session``, imported from the extension next to this script (run as a script,
-    with ``python -S``, this file's folder is the first entry of ``sys.path``)."""
+    """``_kjob.sweep_session``, imported from the extension next to this script. The script's
+    folder is put first on ``sys.path`` explicitly: ``PYTHONSAFEPATH`` in the user's environment
+    would leave it out."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import _kjob  # type: ignore[import-not-found]
 
     sweep: Callable[[str], int] = _kjob.sweep_session

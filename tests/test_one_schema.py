@@ -6,7 +6,11 @@ from __future__ import annotations
 import ast
 import dataclasses
 import math
+import os
 import pickle
+import secrets
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -331,3 +335,26 @@ def test_only_batch_v1_jobs_are_read(document: dict[str, Any], message: str) -> 
     assert str(raised.value) == message
     _kjob.check_job_kind({"apiVersion": "batch/v1", "kind": "Job"})
     _kjob.check_job_kind({})
+
+
+@pytest.mark.parametrize("safe_path", [False, True])
+def test_the_shepherd_kills_the_session_with_the_extensions_sweep(safe_path: bool) -> None:
+    token = secrets.token_hex(8)
+    marked = subprocess.Popen(["sleep", "30"], env={**os.environ, "KJOB_SESSION": token})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KJOB_")}
+    if safe_path:
+        env["PYTHONSAFEPATH"] = "1"
+    try:
+        # The pipe reaches end of file at once: the owner is "dead".
+        shepherd = subprocess.run(
+            [sys.executable, "-S", str(PACKAGE / "_shepherd.py"), token, "1"],
+            stdin=subprocess.DEVNULL,
+            env=env,
+            capture_output=True,
+            timeout=30,
+        )
+        assert (shepherd.returncode, shepherd.stderr) == (0, b"")
+        assert marked.wait(timeout=5) == -9
+    finally:
+        marked.kill()
+        marked.wait()

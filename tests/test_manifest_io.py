@@ -34,9 +34,9 @@ def load_quietly(manifest: dict[str, Any], **kwargs: Any) -> kjob.Job:
 def native_spec(job: kjob.Job) -> dict[str, Any]:
     """The controller's spec without what differs between two equal Jobs: the uid (also
     the value of the generated controller-uid labels)."""
-    spec = dict(job._native.spec())
-    uid = spec.pop("uid")
-    spec["labels"] = {k: v for k, v in spec["labels"].items() if v != uid}
+    native = job._native.spec()
+    spec: dict[str, Any] = {k: v for k, v in native.items() if k != "uid"}
+    spec["labels"] = {k: v for k, v in native["labels"].items() if v != native["uid"]}
     return spec
 
 

@@ -20,7 +20,7 @@ import pytest
 import kjob
 import kjob.manifest
 from kjob import _kjob
-from kjob._types import Condition, Event, JobStatus, Pod, PodCondition
+from kjob._types import Condition, Event, JobStatus, NativeSpec, Pod, PodCondition
 
 PACKAGE = Path(kjob.__file__).parent
 
@@ -93,6 +93,13 @@ def test_callable_pod_exception_is_exception_text() -> None:
     assert pod.exception == "ValueError: bad input"
     assert "raise ValueError" in pod.exception.traceback
     assert pod.log_range is not None and len(pod.log_range) == 2
+
+
+def test_the_spec_typed_dict_names_every_key_the_extension_gives() -> None:
+    with kjob.Job(name="spec", command="true", suspend=True) as job:
+        spec = job._native.spec()
+    assert set(spec) == set(NativeSpec.__annotations__)
+    assert spec["suspend"] is True and spec["completions"] == 1 and spec["managed_by"] is None
 
 
 # ---- constants and checks ---------------------------------------------------------------------

@@ -35,7 +35,7 @@ from ._kjob import KjobError, NativeJob, check_seconds
 from ._kwargs import Command, EnvLike, manifest_from_kwargs
 from ._names import generated_name
 from ._signature import check_target_call
-from ._types import Event, JobStatus, Pod
+from ._types import Event, JobStatus, NativeSpec, Pod
 from .manifest import load_job_manifest, load_job_manifests, normalize_manifest
 
 __all__ = ["Job"]
@@ -551,9 +551,9 @@ class Job:
         """:meth:`to_manifest` as YAML text."""
         return yaml.safe_dump(self.to_manifest(include_status=include_status), sort_keys=False)
 
-    def _spec_copy(self) -> dict[str, Any]:
+    def _spec_copy(self) -> NativeSpec:
         with self._lock:
-            return dict(self._spec)
+            return self._spec.copy()
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -665,13 +665,15 @@ class Job:
         created until :meth:`resume`. Idempotent; before ``start()`` the Job starts suspended."""
         with self._lock:
             self._native.suspend(True)
-            self._set_spec_field("suspend", True)
+            self._spec["suspend"] = True
+            self._set_manifest_field("suspend", True)
 
     def resume(self) -> None:
         """Resumes a suspended Job: ``startTime`` is reset and pods are created again."""
         with self._lock:
             self._native.suspend(False)
-            self._set_spec_field("suspend", False)
+            self._spec["suspend"] = False
+            self._set_manifest_field("suspend", False)
 
     def evict(self, pod_name: str) -> None:
         """The local Eviction API: the pod gets ``DisruptionTarget=True`` (reason
@@ -686,16 +688,17 @@ class Job:
         with the Kubernetes message otherwise."""
         with self._lock:
             self._native.scale(parallelism, completions)
-            for key, value in (("parallelism", parallelism), ("completions", completions)):
-                if value is not None:
-                    self._set_spec_field(key, value)
+            if parallelism is not None:
+                self._spec["parallelism"] = parallelism
+                self._set_manifest_field("parallelism", parallelism)
+            if completions is not None:
+                self._spec["completions"] = completions
+                self._set_manifest_field("completions", completions)
 
-    def _set_spec_field(self, key: str, value: object) -> None:
-        """Keeps the manifest (and the spec snapshot) in step with a change just made to the
-        Job. Called with ``_lock`` held, together with the change itself."""
+    def _set_manifest_field(self, key: str, value: object) -> None:
+        """Keeps the manifest in step with a change just made to the Job (and to ``_spec``).
+        Called with ``_lock`` held, together with the change itself."""
         self._manifest.setdefault("spec", {})[key] = value
-        if key in self._spec:
-            self._spec[key] = value
 
     def events(self) -> list[Event]:
         """The Job's events, oldest first (``SuccessfulCreate``, ``Completed``, ...)."""

@@ -5,7 +5,7 @@ from typing import Any, Callable, Final, final
 
 from typing_extensions import Self
 
-from kjob._types import Event, JobStatus, Pod
+from kjob._types import Event, JobStatus, NativeSpec, Pod
 
 __all__ = [
     "DEFAULT_BACKOFF_INITIAL_SECONDS",
@@ -87,7 +87,8 @@ class NativeJob:
     @property
     def forked(self) -> bool:
         """Whether the Job was made by the parent of a fork (every other call then raises)."""
-    def spec(self) -> dict[str, Any]: ...
+    def spec(self) -> NativeSpec:
+        """The defaulted spec, as the controller runs it."""
     def status(self) -> JobStatus:
         """A ``kjob.JobStatus`` (not yet linked to its ``kjob.Job``)."""
     def pods(self) -> list[Pod]:

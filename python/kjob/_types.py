@@ -9,12 +9,34 @@ from __future__ import annotations
 import datetime as _dt
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from ._job import Job
 
 __all__ = ["Condition", "Event", "JobStatus", "Pod", "PodCondition"]
+
+
+class NativeSpec(TypedDict):
+    """The defaulted spec a Job runs, as the extension gives it (``NativeJob.spec()``); the
+    Job keeps its copy in step with ``scale()`` and ``suspend()``."""
+
+    name: str
+    namespace: str
+    uid: str
+    parallelism: int
+    completions: int | None
+    completion_mode: str
+    backoff_limit: int
+    termination_grace_period_seconds: float
+    backoff_limit_per_index: int | None
+    suspend: bool
+    #: The pod template's labels with those the API server adds (the selector's).
+    labels: dict[str, str]
+    pod_replacement_policy: str
+    restart_policy: str
+    managed_by: str | None
+    container_name: str
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ extension's to validate, with Kubernetes' messages."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
@@ -18,6 +17,8 @@ EnvLike = Union[Mapping[str, str], Sequence[tuple[str, str]], None]
 
 
 def _json_text(value: Any) -> str:
+    import json  # only for an error message: `import kjob` stays fast
+
     try:
         return json.dumps(value)
     except (TypeError, ValueError):

@@ -32,10 +32,11 @@ finds and kills the session's processes, as it does at the end of each Job.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import sys
-from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 JOB_UID_ENV = "KJOB_JOB_UID"
 SESSION_ENV = "KJOB_SESSION"
@@ -106,6 +107,10 @@ def _extension_sweep() -> Callable[[str], int]:
 
 
 def main() -> None:
+    # Imported here: kjob imports this module at `import kjob` for its constants.
+    import shutil
+    import signal
+
     token = sys.argv[1]
     # Terminal signals are for the user's process, not for its watchdog.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -6,14 +6,16 @@ import copy
 import os
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from ._checks import MAX_DEPTH, check_depth
 from ._kjob import check_job_kind, prune_manifest
 from ._names import generated_name
+
+# PyYAML and pathlib are imported by the functions that need them: `import kjob` stays fast
+# (issue 14 §5), and a Job built from keywords never loads them.
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["KjobWarning", "load_job_manifest", "load_job_manifests", "normalize_manifest"]
 
@@ -25,6 +27,8 @@ class KjobWarning(UserWarning):
 
 def _read(path_or_text: str | Path) -> tuple[str, str]:
     """Returns (text, where) for a path or for YAML text itself."""
+    from pathlib import Path
+
     if isinstance(path_or_text, Path):
         return path_or_text.read_text(encoding="utf-8"), str(path_or_text)
     if not isinstance(path_or_text, str):
@@ -39,6 +43,8 @@ def _read(path_or_text: str | Path) -> tuple[str, str]:
 def load_job_manifests(path_or_text: str | Path) -> tuple[list[dict[str, Any]], str]:
     """Every ``kind: Job`` document of a YAML file or text (other kinds are skipped, as a
     file for ``kubectl apply`` may hold a ConfigMap too), and where they came from."""
+    import yaml
+
     text, where = _read(path_or_text)
     _check_yaml_depth(text, where)
     try:
@@ -65,6 +71,8 @@ def _check_yaml_depth(text: str, where: str) -> None:
     recursively, and a few hundred levels exhaust Python's stack (``RecursionError``). Its
     parser is not recursive, so the events are counted first. Syntax errors are left to the
     load, which reports them."""
+    import yaml
+
     depth = 0
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):

@@ -160,7 +160,8 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
     /// Every pod, in order, as a list of `kjob.Pod`s. The cyclic garbage collector is paused
     /// meanwhile: a million new container objects would otherwise start hundreds of
     /// collections, each walking every one made so far (none of them can be garbage yet).
-    /// The GIL is held throughout, so no other thread sees the pause.
+    /// The GIL is held throughout, so no other thread sees the pause (which would only delay
+    /// a collection anyway).
     pub fn pods(&mut self, views: &[PodView]) -> PyResult<Bound<'py, PyList>> {
         let gc = self.classes.gc.bind(self.py);
         let was_enabled = gc.call_method0(intern!(self.py, "isenabled"))?.is_truthy()?;

@@ -34,9 +34,9 @@ def load_quietly(manifest: dict[str, Any], **kwargs: Any) -> kjob.Job:
 def native_spec(job: kjob.Job) -> dict[str, Any]:
     """The controller's spec without what differs between two equal Jobs: the uid (also
     the value of the generated controller-uid labels)."""
-    spec = dict(job._native.spec())
-    uid = spec.pop("uid")
-    spec["labels"] = {k: v for k, v in spec["labels"].items() if v != uid}
+    native = job._native.spec()
+    spec: dict[str, Any] = {k: v for k, v in native.items() if k != "uid"}
+    spec["labels"] = {k: v for k, v in native["labels"].items() if v != native["uid"]}
     return spec
 
 
@@ -214,7 +214,9 @@ def test_on_exceptions_rules_are_dropped_from_an_export_with_a_warning() -> None
     # is tested on a manifest directly.
     manifest = command_manifest("exc", policy)
     with pytest.warns(kjob.KjobWarning, match=r"dropped from the export: spec\.podFailurePolicy\.rules\[0\]"):
-        exported = _export.export_manifest(manifest, backoff_initial=10.0, backoff_max=600.0)
+        exported = _export.export_manifest(
+            manifest, backoff_initial=10.0, backoff_max=600.0, pod_replacement_policy="Failed"
+        )
     assert exported["spec"]["podFailurePolicy"] == {"rules": [policy["rules"][1]]}
     cluster_accepts(exported)
 
@@ -461,7 +463,11 @@ def test_dropping_on_exceptions_rules_keeps_the_replacement_policy() -> None:
     policy = {"rules": [{"action": "FailJob", "onExceptions": {"operator": "In", "values": ["E"]}}]}
     with pytest.warns(kjob.KjobWarning):
         spec = _export.export_manifest(
-            command_manifest("keep", policy), backoff_initial=10.0, backoff_max=600.0
+            command_manifest("keep", policy),
+            backoff_initial=10.0,
+            backoff_max=600.0,
+            # As the controller defaults it for a Job with a pod failure policy.
+            pod_replacement_policy="Failed",
         )["spec"]
     assert "podFailurePolicy" not in spec and spec["podReplacementPolicy"] == "Failed"
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import threading
 
-from . import _export
-from .manifest import check_seconds
+from ._kjob import DEFAULT_BACKOFF_INITIAL_SECONDS, DEFAULT_BACKOFF_MAX_SECONDS, check_seconds
 
 __all__ = ["configure", "default_backoff"]
 
 _lock = threading.Lock()
 # Kubernetes' pod replacement delays (10 s doubling, capped at 10 min) until configured.
-_backoff = (_export.DEFAULT_BACKOFF_INITIAL, _export.DEFAULT_BACKOFF_MAX)
+_backoff = (DEFAULT_BACKOFF_INITIAL_SECONDS, DEFAULT_BACKOFF_MAX_SECONDS)
 
 
 def configure(

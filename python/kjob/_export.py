@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from ._kjob import DEFAULT_BACKOFF_INITIAL_SECONDS, DEFAULT_BACKOFF_MAX_SECONDS
 from ._types import JobStatus
 from .manifest import KjobWarning
 
@@ -24,8 +25,6 @@ __all__ = [
 # kjob's own settings travel as annotations, which a cluster keeps and ignores.
 BACKOFF_INITIAL_ANNOTATION = "kjob.io/backoff-initial-seconds"
 BACKOFF_MAX_ANNOTATION = "kjob.io/backoff-max-seconds"
-DEFAULT_BACKOFF_INITIAL = 10.0
-DEFAULT_BACKOFF_MAX = 600.0
 
 
 def rfc3339(t: _dt.datetime | None) -> str | None:
@@ -42,11 +41,13 @@ def _seconds_text(value: float) -> str:
 
 
 def export_manifest(
-    manifest: Mapping[str, Any], *, backoff_initial: float, backoff_max: float
+    manifest: Mapping[str, Any], *, backoff_initial: float, backoff_max: float, pod_replacement_policy: str
 ) -> dict[str, Any]:
     """The Job's manifest as ``kubectl apply`` takes it. Raises ``ValueError`` when a cluster
     would refuse it for want of a container image; kjob-only settings become ``kjob.io/``
-    annotations and ``onExceptions`` rules are dropped with a :class:`KjobWarning`."""
+    annotations and ``onExceptions`` rules are dropped with a :class:`KjobWarning`.
+    ``pod_replacement_policy`` is the one the Job runs with (the controller's default when the
+    manifest sets none)."""
     out = copy.deepcopy(dict(manifest))
     spec = out.setdefault("spec", {})
     containers = spec.get("template", {}).get("spec", {}).get("containers", [])
@@ -71,13 +72,13 @@ def export_manifest(
                 policy["rules"] = kept
             else:
                 del spec["podFailurePolicy"]
-                # Its presence made podReplacementPolicy default to Failed: keep that.
-                spec.setdefault("podReplacementPolicy", "Failed")
+                # Its presence set podReplacementPolicy's default: keep the policy the Job ran with.
+                spec.setdefault("podReplacementPolicy", pod_replacement_policy)
     metadata = out.setdefault("metadata", {})
     annotations = dict(metadata.get("annotations") or {})
     for key, value, default in (
-        (BACKOFF_INITIAL_ANNOTATION, backoff_initial, DEFAULT_BACKOFF_INITIAL),
-        (BACKOFF_MAX_ANNOTATION, backoff_max, DEFAULT_BACKOFF_MAX),
+        (BACKOFF_INITIAL_ANNOTATION, backoff_initial, DEFAULT_BACKOFF_INITIAL_SECONDS),
+        (BACKOFF_MAX_ANNOTATION, backoff_max, DEFAULT_BACKOFF_MAX_SECONDS),
     ):
         if value != default:
             annotations[key] = _seconds_text(value)

@@ -20,21 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from . import _config, _export, _kjob
 from . import _shepherd as _shepherd_script
+from ._checks import check_command_job
 from ._failures import JobFailedError, failed_pods, failure_message
-from ._kjob import KjobError, NativeJob
+from ._kjob import KjobError, NativeJob, check_seconds
+from ._kwargs import Command, EnvLike, manifest_from_kwargs
+from ._names import generated_name
 from ._signature import check_target_call
-from ._types import Event, JobStatus, Pod
-from .manifest import (
-    _NAME_ALPHABET,
-    Command,
-    EnvLike,
-    check_command_job,
-    check_seconds,
-    load_job_manifest,
-    load_job_manifests,
-    manifest_from_kwargs,
-    normalize_manifest,
-)
+from ._types import Event, JobStatus, NativeSpec, Pod
+from .manifest import load_job_manifest, load_job_manifests, normalize_manifest
 
 # Modules only some calls need (PyYAML, pickle, subprocess, secrets, uuid, tempfile, shutil,
 # pathlib) are imported where they are used: `import kjob` stays fast (issue 14 §5).
@@ -45,16 +38,10 @@ if TYPE_CHECKING:
 __all__ = ["Job"]
 
 
-def _random_suffix() -> str:
-    import secrets
-
-    return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
-
-
 def _job_name(base: str) -> str:
     """``<function name>-<5 random>`` made a DNS label, or ``job-<5 random>``."""
     cleaned = "".join(c if c.isalnum() else "-" for c in base.lower()).strip("-")[:40].strip("-")
-    return f"{cleaned or 'job'}-{_random_suffix()}"
+    return generated_name(f"{cleaned or 'job'}-")
 
 
 @dataclass
@@ -217,10 +204,7 @@ def _finalize(native: NativeJob, log_dir: str | None, name: str) -> None:
         return
     running = False
     if not _exit.started and native.started and not native.deleted:
-        running = not any(
-            c["type"] in ("Complete", "Failed") and c["status"] == "True"
-            for c in native.status()["conditions"]
-        )
+        running = not native.status().is_finished
     try:
         native.delete(timeout=0)
     finally:
@@ -564,7 +548,10 @@ class Job:
                 "processes; a cluster cannot run it, so it has no manifest (only command Jobs export)"
             )
         return _export.export_manifest(
-            self.manifest, backoff_initial=self._backoff[0], backoff_max=self._backoff[1]
+            self.manifest,
+            backoff_initial=self._backoff[0],
+            backoff_max=self._backoff[1],
+            pod_replacement_policy=self._spec_copy()["pod_replacement_policy"],
         )
 
     def to_yaml(self, *, include_status: bool = False) -> str:
@@ -573,9 +560,9 @@ class Job:
 
         return yaml.safe_dump(self.to_manifest(include_status=include_status), sort_keys=False)
 
-    def _spec_copy(self) -> dict[str, Any]:
+    def _spec_copy(self) -> NativeSpec:
         with self._lock:
-            return dict(self._spec)
+            return self._spec.copy()
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -687,13 +674,15 @@ class Job:
         created until :meth:`resume`. Idempotent; before ``start()`` the Job starts suspended."""
         with self._lock:
             self._native.suspend(True)
-            self._set_spec_field("suspend", True)
+            self._spec["suspend"] = True
+            self._set_manifest_field("suspend", True)
 
     def resume(self) -> None:
         """Resumes a suspended Job: ``startTime`` is reset and pods are created again."""
         with self._lock:
             self._native.suspend(False)
-            self._set_spec_field("suspend", False)
+            self._spec["suspend"] = False
+            self._set_manifest_field("suspend", False)
 
     def evict(self, pod_name: str) -> None:
         """The local Eviction API: the pod gets ``DisruptionTarget=True`` (reason
@@ -706,26 +695,19 @@ class Job:
         """Changes ``parallelism`` (any time) and, for Indexed Jobs only, ``completions``
         together with an equal ``parallelism`` (elastic Indexed Jobs). Raises ``ValueError``
         with the Kubernetes message otherwise."""
-        for key, value in (("parallelism", parallelism), ("completions", completions)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise TypeError(f"{key} must be an int or None, not {type(value).__name__}")
-            if value is not None and not -(2**31) <= value < 2**31:
-                # int32 in Kubernetes; negatives get the usual message from validation.
-                raise ValueError(
-                    f"spec.{key}: Invalid value: {value}: must be less than or equal to 2147483647"
-                )
         with self._lock:
             self._native.scale(parallelism, completions)
-            for key, value in (("parallelism", parallelism), ("completions", completions)):
-                if value is not None:
-                    self._set_spec_field(key, value)
+            if parallelism is not None:
+                self._spec["parallelism"] = parallelism
+                self._set_manifest_field("parallelism", parallelism)
+            if completions is not None:
+                self._spec["completions"] = completions
+                self._set_manifest_field("completions", completions)
 
-    def _set_spec_field(self, key: str, value: object) -> None:
-        """Keeps the manifest (and the spec snapshot) in step with a change just made to the
-        Job. Called with ``_lock`` held, together with the change itself."""
+    def _set_manifest_field(self, key: str, value: object) -> None:
+        """Keeps the manifest in step with a change just made to the Job (and to ``_spec``).
+        Called with ``_lock`` held, together with the change itself."""
         self._manifest.setdefault("spec", {})[key] = value
-        if key in self._spec:
-            self._spec[key] = value
 
     def events(self) -> list[Event]:
         """The Job's events, oldest first (``SuccessfulCreate``, ``Completed``, ...)."""
@@ -733,16 +715,14 @@ class Job:
 
     def _events_since(self, seq: int) -> tuple[list[Event], int]:
         """Events numbered ``seq`` and later, and the number of the next one."""
-        raw, next_seq = self._native.events(seq)
-        involved = f"Job/{self.namespace}/{self._name}"
-        return [Event._from_dict(d, involved) for d in raw], next_seq
+        return self._native.events(f"Job/{self.namespace}/{self._name}", seq)
 
     # ---- observation ----------------------------------------------------------------------
 
     @property
     def status(self) -> JobStatus:
         """A snapshot of the Job's status."""
-        return JobStatus._from_dict(self._native.status(), self)
+        return self._native.status()._linked_to(self)
 
     def results(self, *, partial: bool = False) -> dict[int, Any] | list[Any]:
         """Return values of the succeeded pods of a callable Job: ``{index: value}`` ordered by
@@ -776,7 +756,7 @@ class Job:
 
     def _all_pods(self) -> list[Pod]:
         """Every pod, even after the Job is deleted: what a report of how it ended needs."""
-        return [Pod._from_dict(d) for d in self._native.pods()]
+        return self._native.pods()
 
     def logs(self, index: int | None = None, pod: str | None = None) -> str:
         """The output (stdout and stderr) of one pod.

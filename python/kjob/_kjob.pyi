@@ -1,20 +1,44 @@
 """The native extension behind kjob. Use :class:`kjob.Job`, not this module."""
 
-from typing import Any, Callable, final
+from collections.abc import Mapping
+from typing import Any, Callable, Final, final
 
 from typing_extensions import Self
 
+from kjob._types import Event, JobStatus, NativeSpec, Pod
+
 __all__ = [
+    "DEFAULT_BACKOFF_INITIAL_SECONDS",
+    "DEFAULT_BACKOFF_MAX_SECONDS",
+    "GENERATED_NAME_ALPHABET",
+    "GENERATED_NAME_SUFFIX_LENGTH",
+    "MAX_GENERATED_NAME_LENGTH",
     "ChangeFeed",
     "KjobError",
     "NativeJob",
     "after_fork_in_child",
     "after_fork_in_parent",
     "before_fork",
+    "check_int",
+    "check_job_kind",
+    "check_seconds",
     "kill_all_jobs",
+    "prune_manifest",
     "set_session_token",
     "shutdown_workers",
+    "sweep_session",
 ]
+
+#: Kubernetes' delay before a failed pod is first replaced (it doubles with each failure).
+DEFAULT_BACKOFF_INITIAL_SECONDS: Final[float]
+#: The cap of that delay.
+DEFAULT_BACKOFF_MAX_SECONDS: Final[float]
+#: The alphabet of the random suffix of generated names (``generateName``).
+GENERATED_NAME_ALPHABET: Final[str]
+#: How many random characters a generated name gets.
+GENERATED_NAME_SUFFIX_LENGTH: Final[int]
+#: A ``generateName`` prefix is cut to this length, so the name fits in 63 characters.
+MAX_GENERATED_NAME_LENGTH: Final[int]
 
 class KjobError(Exception):
     """Base class of kjob's own errors."""
@@ -49,8 +73,12 @@ class NativeJob:
     ) -> None: ...
     def results(self, loads: Callable[[bytes], Any], indexed: bool) -> dict[int, Any] | list[Any]: ...
     def evict(self, pod_name: str) -> None: ...
-    def scale(self, parallelism: int | None = None, completions: int | None = None) -> None: ...
-    def events(self, since: int = 0) -> tuple[list[dict[str, Any]], int]: ...
+    def scale(self, parallelism: int | None = None, completions: int | None = None) -> None:
+        """Changes ``parallelism`` and (Indexed Jobs, in tandem) ``completions``. Raises ``TypeError``
+        for a value that is not an int, ``ValueError`` with the Kubernetes message otherwise."""
+    def events(self, involved_object: str, since: int = 0) -> tuple[list[Event], int]:
+        """``(events numbered since and later, the next number)``: watchers pass the number back.
+        Each is a ``kjob.Event`` about ``involved_object`` (``Job/<namespace>/<name>``)."""
     def subscribe(self) -> ChangeFeed: ...
     @property
     def started(self) -> bool: ...
@@ -59,11 +87,38 @@ class NativeJob:
     @property
     def forked(self) -> bool:
         """Whether the Job was made by the parent of a fork (every other call then raises)."""
-    def spec(self) -> dict[str, Any]: ...
-    def status(self) -> dict[str, Any]: ...
-    def pods(self) -> list[dict[str, Any]]: ...
+    def spec(self) -> NativeSpec:
+        """The defaulted spec, as the controller runs it."""
+    def status(self) -> JobStatus:
+        """A ``kjob.JobStatus`` (not yet linked to its ``kjob.Job``)."""
+    def pods(self) -> list[Pod]:
+        r"""Every pod, oldest first, as ``kjob.Pod``\ s."""
+
+def check_int(name: str, value: object) -> int | None:
+    """``value`` itself if it is an int (not a bool) or None; else ``TypeError``. The Job's integer
+    keywords and ``scale()`` share this check."""
+
+def check_seconds(name: str, value: object) -> float:
+    """``value`` as a number of seconds (an int or a float, finite, >= 0): ``TypeError`` for another
+    type, ``ValueError`` for another number."""
+
+def check_job_kind(manifest: Mapping[str, Any], where_: str | None = None) -> None:
+    """Refuses a document that is not a ``batch/v1`` Job (a missing ``apiVersion`` or ``kind`` is
+    taken for one); ``where_`` (a file name) prefixes the message."""
+
+def prune_manifest(manifest: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``(the manifest without the fields kjob does not honour, their paths)``; what the API server
+    writes (``status``, ``metadata.uid``, a generated selector, ...) is dropped without being listed.
+    Values of the wrong shape are kept: decoding and validation report them with their path.
+    Raises ``ValueError`` for a bool field that holds no bool, or an integer field that holds a
+    bool. ``manifest`` is the caller's private copy: its labels are edited in place."""
 
 def kill_all_jobs() -> None: ...
+def sweep_session(token: str) -> int:
+    """The shepherd's sweep of a dead interpreter's session (``_shepherd.py``): SIGKILL to every
+    process that carries the session token, then a wait for the nested interpreters' shepherds.
+    Returns how many processes were signalled."""
+
 def shutdown_workers() -> int: ...
 def set_session_token(token: str) -> None: ...
 def before_fork() -> None: ...

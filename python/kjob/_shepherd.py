@@ -8,7 +8,7 @@ every session and Job enclosing it (a pod that runs kjob itself starts processes
 markers). When the pipe reaches end of file (the owner exited, however it exited), the
 shepherd sends SIGKILL to every process that carries the token in either variable, which also
 reaches descendants that left their pod's process group and the processes of nested Jobs at
-any depth. It then waits (up to ``SHEPHERD_WAIT`` seconds) for the shepherds of nested
+any depth. It then waits (up to five seconds) for the shepherds of nested
 interpreters to finish their own clean-up, removes the private log folders of the session's
 Jobs that are still there, and exits.
 
@@ -25,14 +25,18 @@ them to remove.)
 
 Run as ``python -S _shepherd.py TOKEN PID`` (PID: the interpreter it watches, which outer sweeps
 read to tell a dead nested interpreter's shepherd from a living one's): it needs nothing but
-the standard library.
+the standard library and the extension next to it, whose sweep (``src/runtime/process.rs``)
+finds and kills the session's processes, as it does at the end of each Job.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 JOB_UID_ENV = "KJOB_JOB_UID"
 SESSION_ENV = "KJOB_SESSION"
@@ -40,8 +44,6 @@ OWNERS_ENV = "KJOB_OWNERS"
 SHEPHERD_ENV = "KJOB_SHEPHERD_FOR"
 #: The variables a shepherd must not inherit from its interpreter.
 MARKERS = (JOB_UID_ENV, SESSION_ENV, OWNERS_ENV, SHEPHERD_ENV)
-#: How long a shepherd waits for the shepherds of nested interpreters.
-SHEPHERD_WAIT = 5.0
 
 
 def owners_of(environ: dict[str, str]) -> list[str]:
@@ -55,75 +57,6 @@ def owners_of(environ: dict[str, str]) -> list[str]:
         if value and value not in owners:
             owners.append(value)
     return owners
-
-
-def _marks(environ: bytes) -> dict[bytes, bytes]:
-    marks = {}
-    for var in environ.split(b"\0"):
-        if var.startswith(b"KJOB_"):
-            name, _, value = var.partition(b"=")
-            marks[name] = value
-    return marks
-
-
-def _processes() -> list[tuple[int, dict[bytes, bytes]]]:
-    """Every other process with the kjob variables of its environment."""
-    me = os.getpid()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:
-            continue
-        found.append((int(name), _marks(environ)))
-    return found
-
-
-def session_processes(token: str) -> list[int]:
-    """The processes that belong to the session, directly or through nested Jobs."""
-    owner = token.encode()
-    return [
-        pid
-        for pid, marks in _processes()
-        if marks.get(SESSION_ENV.encode()) == owner
-        or owner in marks.get(OWNERS_ENV.encode(), b"").split(b",")
-    ]
-
-
-def nested_shepherds(token: str, killed: set[int]) -> list[int]:
-    """The shepherds of interpreters that ran inside this session's pods and are dead or
-    were just killed (a shepherd whose interpreter lives on is not waited for)."""
-    owner = token.encode()
-    found = []
-    for pid, marks in _processes():
-        if owner in marks.get(SHEPHERD_ENV.encode(), b"").split(b","):
-            watched = shepherd_owner(pid)
-            if watched is None or watched in killed or not is_alive(watched):
-                found.append(pid)
-    return found
-
-
-def shepherd_owner(pid: int) -> int | None:
-    """The interpreter a shepherd watches (the last argument of its command line)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return int(f.read().rstrip(b"\0").rsplit(b"\0", 1)[-1])
-    except (OSError, ValueError):
-        return None
-
-
-def is_alive(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    state = stat[stat.rfind(b")") + 2 :][:1]
-    return state not in (b"Z", b"X")
 
 
 def encode_path(path: str) -> bytes:
@@ -162,6 +95,17 @@ def read_folders(fd: int) -> set[str]:
                 folders.discard(decode_path(line[1:]))
 
 
+def _extension_sweep() -> Callable[[str], int]:
+    """``_kjob.sweep_session``, imported from the extension next to this script. The script's
+    folder is put first on ``sys.path`` explicitly: ``PYTHONSAFEPATH`` in the user's environment
+    would leave it out."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _kjob  # type: ignore[import-not-found]
+
+    sweep: Callable[[str], int] = _kjob.sweep_session
+    return sweep
+
+
 def main() -> None:
     # Imported here: kjob imports this module at `import kjob` for its constants.
     import shutil
@@ -171,24 +115,14 @@ def main() -> None:
     # Terminal signals are for the user's process, not for its watchdog.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     folders = read_folders(0)
-    # Processes may fork while we kill: repeat until none is left (bounded).
-    killed: set[int] = set()
+    # The extension's sweep, the one a Job's end runs: SIGKILL to every process that carries
+    # the token, then a wait for the shepherds of nested interpreters it killed, which remove
+    # their own folders. Processes may fork while it kills: repeated until none is left
+    # (bounded).
+    sweep = _extension_sweep()
     for _ in range(10):
-        pids = session_processes(token)
-        if not pids:
+        if not sweep(token):
             break
-        killed.update(pids)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-    # Nested interpreters' shepherds remove their folders once their interpreter is dead.
-    shepherds = nested_shepherds(token, killed)
-    deadline = time.monotonic() + SHEPHERD_WAIT
-    while shepherds and time.monotonic() < deadline:
-        time.sleep(0.002)
-        shepherds = [pid for pid in shepherds if is_alive(pid)]
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -1,11 +1,15 @@
-"""Plain, immutable views of a Job's status and pods (snapshots: they never change)."""
+"""Plain, immutable views of a Job's status and pods (snapshots: they never change).
+
+The extension builds these objects itself (``src/python/snapshots.rs``), filling each field of
+the dataclass: a field added here must be filled there too (``tests/test_snapshots.py`` checks
+that every field is)."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -13,10 +17,26 @@ if TYPE_CHECKING:
 __all__ = ["Condition", "Event", "JobStatus", "Pod", "PodCondition"]
 
 
-def _time(value: float | None) -> _dt.datetime | None:
-    if value is None:
-        return None
-    return _dt.datetime.fromtimestamp(value, tz=_dt.timezone.utc)
+class NativeSpec(TypedDict):
+    """The defaulted spec a Job runs, as the extension gives it (``NativeJob.spec()``); the
+    Job keeps its copy in step with ``scale()`` and ``suspend()``."""
+
+    name: str
+    namespace: str
+    uid: str
+    parallelism: int
+    completions: int | None
+    completion_mode: str
+    backoff_limit: int
+    termination_grace_period_seconds: float
+    backoff_limit_per_index: int | None
+    suspend: bool
+    #: The pod template's labels with those the API server adds (the selector's).
+    labels: dict[str, str]
+    pod_replacement_policy: str
+    restart_policy: str
+    managed_by: str | None
+    container_name: str
 
 
 @dataclass(frozen=True)
@@ -28,16 +48,6 @@ class Condition:
     reason: str
     message: str
     last_transition_time: _dt.datetime | None
-
-    @classmethod
-    def _from_dict(cls, d: dict[str, Any]) -> Condition:
-        return cls(
-            type=d["type"],
-            status=d["status"],
-            reason=d["reason"],
-            message=d["message"],
-            last_transition_time=_time(d["last_transition_time"]),
-        )
 
 
 @dataclass(frozen=True)
@@ -58,23 +68,10 @@ class JobStatus:
     # so that raise_for_status() can list the failed pods. Not part of the value.
     _job_ref: weakref.ReferenceType[Job] | None = field(default=None, init=False, repr=False, compare=False)
 
-    @classmethod
-    def _from_dict(cls, d: dict[str, Any], job: Job | None = None) -> JobStatus:
-        status = cls(
-            active=d["active"],
-            ready=d["ready"],
-            succeeded=d["succeeded"],
-            failed=d["failed"],
-            terminating=d["terminating"],
-            completed_indexes=d["completed_indexes"],
-            failed_indexes=d["failed_indexes"],
-            start_time=_time(d["start_time"]),
-            completion_time=_time(d["completion_time"]),
-            conditions=[Condition._from_dict(c) for c in d["conditions"]],
-        )
-        if job is not None:
-            object.__setattr__(status, "_job_ref", weakref.ref(job))
-        return status
+    def _linked_to(self, job: Job) -> JobStatus:
+        """This snapshot, remembering (weakly) the Job it came from; returns itself."""
+        object.__setattr__(self, "_job_ref", weakref.ref(job))
+        return self
 
     def __getstate__(self) -> dict[str, Any]:
         # A weak reference cannot be pickled (nor deep-copied); a copy is a plain snapshot.
@@ -174,16 +171,6 @@ class Event:
     time: _dt.datetime | None
     involved_object: str
 
-    @classmethod
-    def _from_dict(cls, d: dict[str, Any], involved_object: str) -> Event:
-        return cls(
-            type=d["type"],
-            reason=d["reason"],
-            message=d["message"],
-            time=_time(d["time"]),
-            involved_object=involved_object,
-        )
-
 
 class ExceptionText(str):
     """The exception that failed a callable pod: ``"<qualified type>: <message>"`` on the first
@@ -256,27 +243,3 @@ class Pod:
     exception: ExceptionText | None = None
     #: Callable pods share a worker's log file; their output is this byte range of it.
     log_range: tuple[int, int] | None = None
-
-    @classmethod
-    def _from_dict(cls, d: dict[str, Any]) -> Pod:
-        return cls(
-            name=d["name"],
-            index=d["index"],
-            phase=d["phase"],
-            exit_code=d["exit_code"],
-            restart_count=d["restart_count"],
-            start_time=_time(d["start_time"]),
-            finish_time=_time(d["finish_time"]),
-            log_path=d["log_path"],
-            pid=d["pid"],
-            labels=dict(d["labels"]),
-            annotations=dict(d["annotations"]),
-            reason=d["reason"],
-            message=d["message"],
-            index_failure_count=d["index_failure_count"],
-            index_ignored_failure_count=d["index_ignored_failure_count"],
-            conditions=[PodCondition(**c) for c in d["conditions"]],
-            attempt=d["attempt"],
-            exception=ExceptionText._from_parts(d["exception"], d.get("exception_traceback")),
-            log_range=tuple(d["log_range"]) if d["log_range"] is not None else None,
-        )

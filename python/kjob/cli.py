@@ -29,10 +29,11 @@ from . import _export
 from ._failures import describe_failed_pods, failed_pods
 from ._job import Job
 from ._kjob import KjobError
+from ._kwargs import manifest_from_kwargs
 from ._progress import TerminalBar
 from ._types import JobStatus
 from ._watch import Watcher
-from .manifest import KjobWarning, load_job_manifests, manifest_from_kwargs, normalize_manifest
+from .manifest import KjobWarning, load_job_manifests, normalize_manifest
 
 EXIT_COMPLETE = 0
 EXIT_FAILED = 1

@@ -11,9 +11,12 @@ use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// `MaxGeneratedNameLength` = 63 − 5.
-const MAX_GENERATED_NAME_LENGTH: usize = 58;
-const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-const SUFFIX_LEN: usize = 5;
+pub const MAX_GENERATED_NAME_LENGTH: usize = 58;
+/// `names.SimpleNameGenerator`'s alphabet (no vowels, no look-alikes); Python's generated Job
+/// names use it too, through the extension's constants.
+pub const GENERATED_NAME_ALPHABET: &str = "bcdfghjklmnpqrstvwxz2456789";
+const ALPHABET: &[u8] = GENERATED_NAME_ALPHABET.as_bytes();
+pub const SUFFIX_LEN: usize = 5;
 
 /// `podGenerateNameWithIndex`: `<job>-<index>-`, the job name cut so the prefix fits in 58.
 pub fn generate_name_with_index(job_name: &str, index: u32) -> String {

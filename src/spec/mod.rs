@@ -5,11 +5,12 @@
 mod field_error;
 pub mod field_path;
 mod policies;
+pub mod schema;
 mod validate;
 
 pub use field_error::{go_quote, FieldError, FieldErrorKind, FieldErrors};
 pub use policies::{validate_indexes_format, POD_FAILURE_POLICY_ACTIONS};
-pub use validate::{validate_job, validate_scale};
+pub use validate::{not_int32, validate_job, validate_scale};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -17,7 +18,8 @@ use std::collections::BTreeMap;
 /// The only controller that runs Jobs locally (`managedBy` unset means the same).
 pub const JOB_CONTROLLER_NAME: &str = "kubernetes.io/job-controller";
 
-/// A `batch/v1` Job manifest. Unknown fields are ignored here; the Python layer reports them.
+/// A `batch/v1` Job manifest. Unknown fields are ignored by serde; [`schema`] (derived from
+/// these types) lets the bindings report and drop them first.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Job {
@@ -31,6 +33,9 @@ pub struct Job {
 #[serde(rename_all = "camelCase", default)]
 pub struct ObjectMeta {
     pub name: Option<String>,
+    /// Resolved to a `name` before a Job is made (`kjob.manifest`); read only so that the
+    /// manifest's schema has it.
+    pub generate_name: Option<String>,
     pub namespace: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,

@@ -253,6 +253,11 @@ fn validate_domain_prefixed_path(errs: &mut FieldErrors, path: &str, value: &str
     }
 }
 
+/// A value for an `int32` field of the API types that does not fit one.
+pub fn not_int32(path: impl Into<String>, value: impl std::fmt::Display) -> FieldError {
+    FieldError::invalid(path, value, format!("must be less than or equal to {}", i32::MAX))
+}
+
 /// An update of `parallelism`/`completions` of a running Job (`ValidateJobSpecUpdate` with
 /// elastic Indexed Jobs, §1.2).
 pub fn validate_scale(

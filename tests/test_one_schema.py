@@ -1,0 +1,367 @@
+"""Issue 14 §1: each rule in one place. The extension builds the snapshot dataclasses, holds the
+constants, the seconds and int32 checks and the manifest's schema; Python asks it."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import math
+import os
+import pickle
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import kjob
+import kjob.manifest
+from kjob import _kjob
+from kjob._types import Condition, Event, JobStatus, NativeSpec, Pod, PodCondition
+
+PACKAGE = Path(kjob.__file__).parent
+
+
+def field_names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+# ---- snapshots ------------------------------------------------------------------------------
+
+
+def test_the_extension_fills_every_field_of_every_snapshot() -> None:
+    # A pod evicted while it runs has a PodCondition; a failed Job has Conditions and events.
+    with kjob.Job(
+        name="snap", command=["sleep", "30"], backoff_limit=0, termination_grace_period_seconds=0
+    ) as job:
+        job.start()
+        wait_for(lambda: any(p.pid is not None for p in job.pods()))
+        job.evict(job.pods()[0].name)
+        status = job.wait(timeout=10)
+        pods = job.pods()
+        events = job.events()
+    assert len(pods) == 1
+    (pod,) = pods
+    assert set(vars(pod)) == field_names(Pod)
+    assert [set(vars(c)) for c in pod.conditions] == [field_names(PodCondition)]
+    assert pod.conditions[0].type == "DisruptionTarget"
+    assert set(vars(status)) == field_names(JobStatus)
+    assert status.is_failed
+    assert {frozenset(vars(c)) for c in status.conditions} == {frozenset(field_names(Condition))}
+    assert events and {frozenset(vars(e)) for e in events} == {frozenset(field_names(Event))}
+    assert events[0].involved_object == "Job/default/snap"
+
+
+def test_snapshots_equal_the_dataclasses_built_from_their_fields_and_pickle() -> None:
+    job = kjob.Job(name="snap2", command="exit 3", backoff_limit=0)
+    try:
+        status = job.run(timeout=10)
+        pods = job.pods()
+    finally:
+        job.delete()
+    assert status.failed == 1 and len(pods) == 1
+    for pod in pods:
+        rebuilt = Pod(**vars(pod))
+        assert rebuilt == pod and repr(rebuilt) == repr(pod)
+        assert pickle.loads(pickle.dumps(pod)) == pod
+        assert pod.exit_code == 3 and pod.phase == "Failed"
+        assert pod.start_time is not None and pod.start_time.tzinfo is not None
+    fields = {k: v for k, v in vars(status).items() if k != "_job_ref"}
+    assert JobStatus(**fields) == status
+    assert repr(JobStatus(**fields)) == repr(status)
+    assert pickle.loads(pickle.dumps(status)) == status
+
+
+def test_callable_pod_exception_is_exception_text() -> None:
+    def boom() -> None:
+        raise ValueError("bad input")
+
+    with kjob.Job(target=boom, backoff_limit=0) as job:
+        job.run(timeout=30)
+        (pod,) = job.pods()
+    assert isinstance(pod.exception, kjob.ExceptionText)
+    assert pod.exception == "ValueError: bad input"
+    assert "raise ValueError" in pod.exception.traceback
+    assert pod.log_range is not None and len(pod.log_range) == 2
+
+
+def test_the_spec_typed_dict_names_every_key_the_extension_gives() -> None:
+    with kjob.Job(name="spec", command="true", suspend=True) as job:
+        spec = job._native.spec()
+    assert set(spec) == set(NativeSpec.__annotations__)
+    assert spec["suspend"] is True and spec["completions"] == 1 and spec["managed_by"] is None
+
+
+# ---- constants and checks ---------------------------------------------------------------------
+
+
+def test_constants_come_from_the_extension() -> None:
+    assert _kjob.DEFAULT_BACKOFF_INITIAL_SECONDS == 10.0
+    assert _kjob.DEFAULT_BACKOFF_MAX_SECONDS == 600.0
+    assert _kjob.GENERATED_NAME_ALPHABET == "bcdfghjklmnpqrstvwxz2456789"
+    assert _kjob.GENERATED_NAME_SUFFIX_LENGTH == 5
+    assert _kjob.MAX_GENERATED_NAME_LENGTH == 58
+
+
+def test_generate_name_is_cut_and_suffixed_with_the_extensions_alphabet() -> None:
+    manifest = {"metadata": {"generateName": "x" * 70}, "spec": {"template": {"spec": {"containers": [{}]}}}}
+    name = kjob.manifest.normalize_manifest(manifest)["metadata"]["name"]
+    assert len(name) == 63
+    assert name[:58] == "x" * 58
+    assert set(name[58:]) <= set(_kjob.GENERATED_NAME_ALPHABET)
+
+
+@pytest.mark.parametrize("value", [0, 0.5, 3, 1e9, -0.0])
+def test_check_seconds_accepts_finite_non_negative_numbers(value: float) -> None:
+    assert _kjob.check_seconds("t", value) == float(value)
+    assert type(_kjob.check_seconds("t", value)) is float
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(-1, "-1"), (-0.5, "-0.5"), (math.inf, "inf"), (math.nan, "nan"), (-(10**400), "-1" + "0" * 400)],
+)
+def test_check_seconds_refuses_other_numbers(value: float, shown: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        _kjob.check_seconds("timeout", value)
+    assert str(raised.value) == f"timeout: must be a finite number of seconds >= 0, got {shown}"
+
+
+@pytest.mark.parametrize(
+    ("value", "type_name"), [("1", "str"), (True, "bool"), (None, "NoneType"), ([1], "list")]
+)
+def test_check_seconds_refuses_other_types(value: object, type_name: str) -> None:
+    with pytest.raises(TypeError) as raised:
+        _kjob.check_seconds("backoff_max_seconds", value)
+    assert str(raised.value) == f"backoff_max_seconds must be a number of seconds, not {type_name}"
+
+
+def test_check_seconds_of_an_int_too_big_for_a_float_fails_as_float_does() -> None:
+    with pytest.raises(OverflowError):
+        _kjob.check_seconds("t", 10**400)
+
+
+@pytest.mark.parametrize("value", [2**31, 10**100, -(2**31) - 1])
+def test_scale_refuses_values_outside_int32_with_the_field_path(value: int) -> None:
+    with kjob.Job(name="sc", command="true", suspend=True) as job:
+        with pytest.raises(ValueError) as raised:
+            job.scale(parallelism=value)
+        assert (
+            str(raised.value)
+            == f"spec.parallelism: Invalid value: {value}: must be less than or equal to 2147483647"
+        )
+        assert job.manifest["spec"].get("parallelism") is None
+
+
+@pytest.mark.parametrize(("value", "type_name"), [("2", "str"), (True, "bool"), (2.0, "float")])
+def test_scale_refuses_other_types(value: object, type_name: str) -> None:
+    with kjob.Job(name="sc", command="true", suspend=True) as job:
+        with pytest.raises(TypeError) as raised:
+            job.scale(completions=value)  # type: ignore[arg-type]
+        assert str(raised.value) == f"completions must be an int or None, not {type_name}"
+
+
+# ---- the manifest schema ----------------------------------------------------------------------
+
+
+def pruned(manifest: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    return _kjob.prune_manifest(manifest)
+
+
+def test_prune_lists_fields_kjob_does_not_honour_and_drops_server_fields_quietly() -> None:
+    manifest = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "a", "uid": "u", "finalizers": ["f"]},
+        "spec": {
+            "completions": 2,
+            "template": {
+                "spec": {
+                    "containers": [{"name": "c", "command": ["true"], "resources": {}}, {"name": "d"}],
+                    "volumes": [],
+                },
+            },
+            1: "a number as a key",
+        },
+        "status": {"active": 1},
+    }
+    kept, ignored = pruned(manifest)
+    assert ignored == [
+        "metadata.finalizers",
+        "spec.template.spec.containers[0].resources",
+        "spec.template.spec.containers[1]",
+        "spec.template.spec.volumes",
+        "spec.1",
+    ]
+    assert kept == {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "a"},
+        "spec": {
+            "completions": 2,
+            "template": {"spec": {"containers": [{"name": "c", "command": ["true"]}]}},
+        },
+    }
+
+
+def test_prune_keeps_values_of_the_wrong_shape_for_decoding_to_report() -> None:
+    manifest = {"spec": {"completions": "two", "template": "nope", "podFailurePolicy": {"rules": {"a": 1}}}}
+    kept, ignored = pruned(manifest)
+    assert kept == manifest and ignored == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"suspend": "false"}, 'spec.suspend: Invalid value: "false": must be a boolean (true or false)'),
+        ({"suspend": 0}, "spec.suspend: Invalid value: 0: must be a boolean (true or false)"),
+        ({"parallelism": True}, "spec.parallelism: Invalid value: true: must be an integer"),
+        (
+            {"podFailurePolicy": {"rules": [{"action": "Ignore", "onExitCodes": {"values": [1, False]}}]}},
+            "spec.podFailurePolicy.rules[0].onExitCodes.values[1]: Invalid value: false: must be an integer",
+        ),
+        (
+            {"template": {"spec": {"terminationGracePeriodSeconds": True}}},
+            "spec.template.spec.terminationGracePeriodSeconds: Invalid value: true: must be an integer",
+        ),
+        ({"suspend": {1, 2}}, "spec.suspend: Invalid value: {1, 2}: must be a boolean (true or false)"),
+    ],
+)
+def test_yaml_look_alike_scalars_are_refused_with_their_path(spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        pruned({"spec": spec})
+    assert str(raised.value) == message
+
+
+def test_null_and_real_scalars_pass() -> None:
+    spec = {"suspend": None, "parallelism": None, "completions": 3, "backoffLimit": 1.5}
+    assert pruned({"spec": spec}) == ({"spec": spec}, [])
+
+
+# ---- the public surface -----------------------------------------------------------------------
+
+
+def test_kjob_manifest_exports_what_users_may_import() -> None:
+    assert sorted(kjob.manifest.__all__) == [
+        "KjobWarning",
+        "load_job_manifest",
+        "load_job_manifests",
+        "normalize_manifest",
+    ]
+    for name in kjob.manifest.__all__:
+        assert hasattr(kjob.manifest, name)
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    offenders = []
+    for path in sorted(PACKAGE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            # `from . import _module` is how private modules use each other; `from .x import _y`
+            # reaches into another module's privates.
+            if isinstance(node, ast.ImportFrom) and node.level > 0 and node.module is not None:
+                offenders += [
+                    f"{path.name}: {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("manual", "kept_spec", "ignored"),
+    [
+        ({}, {}, []),
+        ({"manualSelector": False}, {}, []),
+        ({"manualSelector": True}, {}, ["spec.selector", "spec.manualSelector"]),
+        # Only a bool is a manual selector: the generated selector still goes quietly.
+        ({"manualSelector": "true"}, {}, ["spec.manualSelector"]),
+    ],
+)
+def test_the_generated_selector_goes_quietly(
+    manual: dict[str, Any], kept_spec: dict[str, Any], ignored: list[str]
+) -> None:
+    spec = {"selector": {"matchLabels": {"a": "b"}}, **manual}
+    assert pruned({"spec": spec}) == ({"spec": kept_spec}, ignored)
+
+
+def test_uid_labels_go_quietly_from_both_metadata() -> None:
+    labels = {"controller-uid": "u", "batch.kubernetes.io/controller-uid": "u", "team": "x"}
+    manifest = {
+        "metadata": {"labels": dict(labels)},
+        "spec": {"template": {"metadata": {"labels": dict(labels)}}},
+    }
+    kept, ignored = pruned(manifest)
+    assert ignored == []
+    assert kept["metadata"]["labels"] == {"team": "x"}
+    assert kept["spec"]["template"]["metadata"]["labels"] == {"team": "x"}
+
+
+def test_env_vars_left_without_a_source_go_whole() -> None:
+    env = [
+        {"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        {"name": "B", "valueFrom": {}},
+        {"name": "C", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}, "configMapKeyRef": {}}},
+    ]
+    manifest = {"spec": {"template": {"spec": {"containers": [{"env": env}]}}}}
+    kept, ignored = pruned(manifest)
+    assert kept["spec"]["template"]["spec"]["containers"][0]["env"] == [
+        {"name": "B", "valueFrom": {}},
+        {"name": "C", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ]
+    assert ignored == [
+        "spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef",
+        "spec.template.spec.containers[0].env[2].valueFrom.configMapKeyRef",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            {"apiVersion": "batch/v2"},
+            'job.yaml: apiVersion: Unsupported value: "batch/v2": supported values: "batch/v1" '
+            "(kjob runs Jobs of the batch/v1 API)",
+        ),
+        ({"kind": "Pod"}, 'job.yaml: kind: Unsupported value: "Pod": supported values: "Job"'),
+        ({"kind": None}, 'job.yaml: kind: Unsupported value: null: supported values: "Job"'),
+    ],
+)
+def test_only_batch_v1_jobs_are_read(document: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        _kjob.check_job_kind(document, "job.yaml")
+    assert str(raised.value) == message
+    _kjob.check_job_kind({"apiVersion": "batch/v1", "kind": "Job"})
+    _kjob.check_job_kind({})
+
+
+@pytest.mark.parametrize("safe_path", [False, True])
+def test_the_shepherd_kills_the_session_with_the_extensions_sweep(safe_path: bool) -> None:
+    token = secrets.token_hex(8)
+    marked = subprocess.Popen(["sleep", "30"], env={**os.environ, "KJOB_SESSION": token})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KJOB_")}
+    if safe_path:
+        env["PYTHONSAFEPATH"] = "1"
+    try:
+        # The pipe reaches end of file at once: the owner is "dead".
+        shepherd = subprocess.run(
+            [sys.executable, "-S", str(PACKAGE / "_shepherd.py"), token, "1"],
+            stdin=subprocess.DEVNULL,
+            env=env,
+            capture_output=True,
+            timeout=30,
+        )
+        assert (shepherd.returncode, shepherd.stderr) == (0, b"")
+        assert marked.wait(timeout=5) == -9
+    finally:
+        marked.kill()
+        marked.wait()

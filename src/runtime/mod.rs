@@ -1,14 +1,24 @@
 //! The runtime: one lazily started tokio runtime per process hosts every Job's actor, the
 //! pod processes' exit watchers and the kill timers.
 
+mod executor;
 mod fork;
 mod job;
 mod notify;
+mod owner;
 mod pod_names;
 pub mod process;
 mod spawn_raw;
+mod subprocess;
 mod workers;
 
+#[cfg(test)]
+mod owner_tests;
+
+pub use executor::{
+    Ended, ExecEvent, Executor, ExecutorContext, ExecutorFactory, ExecutorLink, ExecutorNote, KillSwitch,
+    LogRange, Payload, PodLaunch,
+};
 pub use fork::{after_fork_in_child, after_fork_in_parent, before_fork};
 pub use job::{
     kill_all_jobs, set_session_token, Job, PodView, RuntimeError, JOB_UID_ENV, OWNERS_ENV, SESSION_ENV,

@@ -1,5 +1,29 @@
-//! The runtime: one lazily started tokio runtime per process hosts every Job's actor, the
-//! pod processes' exit watchers and the kill timers.
+//! The runtime: one lazily started tokio runtime per process, on one thread, hosts every
+//! Job's owner task (`owner`: the controller and its executor, stepped in phases), the
+//! executors' tasks (pod exit watchers, worker readers) and the kill timers. The handle the
+//! bindings use is `job::Job`; how pods run is behind `executor::Executor`, implemented by
+//! `subprocess` (a process per pod) and `workers` (Python callables in a worker pool).
+//!
+//! # Process-wide state
+//!
+//! Everything else belongs to one Job (its owner, its executor). What is global, and why:
+//!
+//! - `RUNTIME`, `RUNTIME_INIT` (here): one runtime thread serves every Job of the process.
+//! - `job::GENERATION`: bumped by a fork, so that a child refuses its parent's Jobs.
+//! - `job::REGISTRY`: every live Job, for interpreter exit (`kill_all_jobs`), which must
+//!   reach Jobs whose handles it does not hold.
+//! - `job::SESSION`: the interpreter's session token, which every pod and worker carries for
+//!   the shepherd; set once per interpreter.
+//! - `pod_names::LIVE`: pod names are unique across every Job of a namespace, as the API
+//!   server keeps them.
+//! - `workers::IDLE`: idle workers outlive their Job and serve the next one;
+//!   `workers::NEXT_WORKER` and `workers::NEXT_JOB_KEY` number workers and Jobs uniquely
+//!   across the Jobs that share those workers.
+//! - `executor::node_name`'s cache: the host name, asked once.
+//! - `process::DEV_NULL` and `process::OOM_KILLS` (the spawn side's): an open `/dev/null`
+//!   and a cache of the kernel's OOM-kill count.
+//!
+//! The locks among them that the runtime thread takes are held across a fork (`fork`).
 
 mod executor;
 mod fork;

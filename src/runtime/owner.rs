@@ -194,7 +194,7 @@ impl Owner {
         let now = self.books.now();
         self.fold_messages(msgs, now);
         for plan in std::mem::take(&mut self.plans) {
-            self.execute(&plan, now);
+            self.execute(&plan);
         }
         self.sync_when_due(now);
         self.settle();
@@ -244,7 +244,7 @@ impl Owner {
     /// plan. Returns whether the controller has news to sync on: a container that could not
     /// start or was cancelled, or created pods (upstream's informer reports new pods the same
     /// way).
-    fn execute(&mut self, plan: &Plan, _now: Time) -> bool {
+    fn execute(&mut self, plan: &Plan) -> bool {
         let Some(executor) = &mut self.executor else { return false };
         let mut news = false;
         for action in &plan.actions {
@@ -295,7 +295,7 @@ impl Owner {
             plan = self.books.controller.sync(now);
             sync_time += started.elapsed();
             rounds += 1;
-            if !self.execute(&plan, now) {
+            if !self.execute(&plan) {
                 break;
             }
             if rounds == MAX_SYNC_ROUNDS {

@@ -173,19 +173,25 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn wait_deleted(job: &Job) {
+fn delete(job: &Job) {
+    job.request_delete();
     eventually("the Job to be gone", || job.wait_deleted(Duration::from_millis(50)));
+}
+
+/// A started Job of `pods` pods (all at once) that run in a fresh [`Fake`].
+fn started(name: &str, pods: u32, fake: &Fake, tweak: impl FnOnce(&mut EffectiveSpec)) -> Job {
+    let job = job(manifest(name, pods, pods, &["true"]), tweak);
+    fake.install(&job);
+    job.start().unwrap();
+    job
 }
 
 #[test]
 fn deletion_kills_running_pods_with_their_grace_and_the_job_ends_deleted() {
     let fake = Fake::new(false, true);
-    let job = job(manifest("owner-delete", 2, 2, &["true"]), |_| {});
-    fake.install(&job);
-    job.start().unwrap();
+    let job = started("owner-delete", 2, &fake, |_| {});
     eventually("two running pods", || job.status().active == 2 && job.status().ready == 2);
-    job.request_delete();
-    wait_deleted(&job);
+    delete(&job);
 
     let state = fake.state();
     assert_eq!(state.starts.len(), 2);
@@ -204,11 +210,8 @@ fn deletion_kills_running_pods_with_their_grace_and_the_job_ends_deleted() {
 #[test]
 fn an_active_deadline_kills_the_pods_and_fails_the_job_with_deadline_exceeded() {
     let fake = Fake::new(false, true);
-    let job = job(manifest("owner-deadline", 3, 3, &["true"]), |spec| {
-        spec.active_deadline = Some(Duration::from_millis(30));
-    });
-    fake.install(&job);
-    job.start().unwrap();
+    let job =
+        started("owner-deadline", 3, &fake, |spec| spec.active_deadline = Some(Duration::from_millis(30)));
     eventually("the Job to finish", || job.wait_finished(Duration::from_millis(50)));
 
     let status = job.status();
@@ -221,16 +224,13 @@ fn an_active_deadline_kills_the_pods_and_fails_the_job_with_deadline_exceeded() 
     assert_eq!(state.kills.len(), 3);
     assert!(state.kills.iter().all(|(_, grace)| *grace == Duration::from_secs(7)));
     drop(state);
-    job.request_delete();
-    wait_deleted(&job);
+    delete(&job);
 }
 
 #[test]
 fn suspend_cancels_queued_pods_without_starting_them_and_resume_starts_new_ones() {
     let fake = Fake::new(true, false);
-    let job = job(manifest("owner-suspend", 2, 2, &["true"]), |_| {});
-    fake.install(&job);
-    job.start().unwrap();
+    let job = started("owner-suspend", 2, &fake, |_| {});
     eventually("two queued pods", || fake.state().queued.len() == 2);
     assert_eq!(job.status().active, 2, "queued pods are active (Pending)");
 
@@ -258,8 +258,7 @@ fn suspend_cancels_queued_pods_without_starting_them_and_resume_starts_new_ones(
     assert!(status.has_true(ConditionType::Complete));
     assert_eq!((status.succeeded, status.failed), (2, 0));
     assert_eq!(fake.state().kills.len(), 2);
-    job.request_delete();
-    wait_deleted(&job);
+    delete(&job);
 }
 
 #[test]
@@ -286,8 +285,7 @@ fn a_pod_that_ignores_sigterm_is_killed_with_sigkill_after_its_grace() {
     assert!(log().contains("got-term"), "SIGTERM came first: {:?}", log());
     let status = job.status();
     assert_eq!((status.active, status.succeeded, status.failed, status.terminating), (0, 0, 0, 0));
-    job.request_delete();
-    wait_deleted(&job);
+    delete(&job);
 }
 
 #[test]
@@ -301,4 +299,33 @@ fn requests_reach_a_parked_owner_before_start_and_after_deletion() {
     job.request_delete();
     assert!(job.is_deleted());
     assert!(matches!(job.start(), Err(super::RuntimeError::Deleted)));
+}
+
+#[test]
+fn kill_all_sigkills_the_pods_at_once_without_the_owner_and_deletes_the_job() {
+    let job = job(
+        manifest("owner-kill-all", 2, 2, &["sh", "-c", "trap '' TERM; echo ready; sleep 3600"]),
+        |spec| {
+            spec.termination_grace_period = Duration::from_secs(3600);
+        },
+    );
+    job.start().unwrap();
+    let ready = || {
+        job.pods()
+            .iter()
+            .filter(|p| std::fs::read_to_string(&p.log_path).is_ok_and(|l| l.contains("ready")))
+            .count()
+    };
+    eventually("two pods that ignore SIGTERM", || ready() == 2);
+    // The pods' grace is an hour (longer than `eventually` waits): only the kill switch's
+    // SIGKILL ends them before that.
+    job.kill_all();
+    eventually("the Job to be gone", || job.wait_deleted(Duration::from_millis(50)));
+    let pods = job.pods();
+    assert_eq!(pods.len(), 2);
+    assert!(
+        pods.iter().all(|p| p.pod.exit_code == Some(137) && p.pid.is_none()),
+        "{:?}",
+        pods.iter().map(|p| p.pod.exit_code).collect::<Vec<_>>()
+    );
 }

@@ -140,6 +140,8 @@ pub(super) struct Owner {
     swept: Sweep,
     /// The spec changed (suspend, scale) since it was last published.
     spec_changed: bool,
+    /// The status changed (only a sync or a scale changes it) since it was last published.
+    status_changed: bool,
 }
 
 /// After a sync that took T, events are folded in for this many T before the next sync.
@@ -174,6 +176,7 @@ impl Owner {
             wake_at: None,
             swept: Sweep::NotYet,
             spec_changed: false,
+            status_changed: false,
         }
     }
 
@@ -195,6 +198,9 @@ impl Owner {
         self.fold_messages(msgs, now);
         for plan in std::mem::take(&mut self.plans) {
             self.execute(&plan);
+            // Rare (deletes, evictions): publish the status after them whether or not a sync
+            // follows, rather than rely on which controller calls may change it.
+            self.status_changed = true;
         }
         self.sync_when_due(now);
         self.settle();
@@ -311,6 +317,7 @@ impl Owner {
             if go_on { Instant::now() } else { Instant::now() + sync_time / rounds * SYNC_BATCH_FACTOR };
         // A wake beyond what an Instant can hold (a deadline of i64::MAX seconds) is never.
         self.wake_at = plan.wake_at.and_then(|t| self.books.origin.checked_add(t.max(now)));
+        self.status_changed = true;
     }
 
     /// Whether no pod runs or waits to: no pod event can come that a batched sync would fold in.
@@ -361,11 +368,12 @@ impl Owner {
             shared.results.lock().unwrap_or_else(|e| e.into_inner()).append(&mut self.books.new_results);
         }
         let controller = &self.books.controller;
-        let status = Arc::new(controller.status().clone());
+        // Copies only what changed: most steps of a busy Job fold events without a sync.
+        let status = std::mem::take(&mut self.status_changed).then(|| Arc::new(controller.status().clone()));
         let spec = std::mem::take(&mut self.spec_changed).then(|| Arc::new(controller.spec().clone()));
         let finished = controller.is_finished();
         let mut published = shared.published();
-        let old_status = std::mem::replace(&mut published.status, status);
+        let old_status = status.map(|status| std::mem::replace(&mut published.status, status));
         let old_spec = spec.map(|spec| std::mem::replace(&mut published.spec, spec));
         published.finished = finished;
         published.deleted = self.deleted;
@@ -407,6 +415,7 @@ impl Owner {
     ) -> Result<(), crate::spec::FieldErrors> {
         self.books.controller.scale(parallelism, completions)?;
         self.spec_changed = true;
+        self.status_changed = true;
         Ok(())
     }
 

@@ -22,6 +22,7 @@ use super::process::{self, ProcessHandle};
 use super::tokio_runtime;
 use crate::controller::{PodId, ProcessEnd};
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -434,6 +435,29 @@ struct Task {
     name: String,
 }
 
+/// Hashes pod ids for the task map, which every pod goes in and out of: ids are sequential
+/// integers, which a multiplication spreads well at a fraction of SipHash's cost (and no
+/// outsider chooses them).
+#[derive(Default)]
+struct PodIdHasher(u64);
+
+impl Hasher for PodIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64((self.0 << 8) | u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // 2^64 / the golden ratio: Fibonacci hashing.
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// The callable side of one Job: its queue and its workers.
 pub struct CallableExecutor {
     config: CallableConfig,
@@ -442,7 +466,7 @@ pub struct CallableExecutor {
     job_name: String,
     queue: VecDeque<PodId>,
     /// What each pod queued or in a worker needs to run (dropped when it ends).
-    tasks: HashMap<PodId, Task>,
+    tasks: HashMap<PodId, Task, BuildHasherDefault<PodIdHasher>>,
     workers: Vec<Assigned>,
     route: Sink,
     /// Every worker process of this Job, for the kill switch (interpreter exit).
@@ -465,7 +489,7 @@ impl CallableExecutor {
             log_dir,
             job_name,
             queue: VecDeque::new(),
-            tasks: HashMap::new(),
+            tasks: HashMap::default(),
             workers: Vec::new(),
             route: sink(link),
             live: Arc::default(),
@@ -828,9 +852,9 @@ impl Executor for CallableExecutor {
 
     /// Hands queued pods to workers (one write per worker).
     fn flush(&mut self, out: &mut Vec<ExecEvent>) {
-        let events = self.dispatch();
-        self.forget_ended(&events);
-        out.extend(events);
+        let first = out.len();
+        out.extend(self.dispatch());
+        self.forget_ended(&out[first..]);
     }
 
     fn on_note(&mut self, note: ExecutorNote, out: &mut Vec<ExecEvent>) {
@@ -839,9 +863,7 @@ impl Executor for CallableExecutor {
         for event in *events {
             self.on_event(event, out);
         }
-        let ended = out.split_off(first);
-        self.forget_ended(&ended);
-        out.extend(ended);
+        self.forget_ended(&out[first..]);
     }
 
     fn is_idle(&self) -> bool {

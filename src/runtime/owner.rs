@@ -553,6 +553,7 @@ impl Books {
 /// The owner task: steps on every batch of messages and on the controller's timers, until
 /// the Job is gone; then parks the owner back in [`Shared`].
 pub(super) async fn run(mut owner: Box<Owner>, shared: Arc<Shared>, mut rx: UnboundedReceiver<Msg>) {
+    let _unwinding = Unwinding(Arc::clone(&shared));
     owner.step(vec![Msg::Wake], &shared);
     let mut inbox: Vec<Msg> = Vec::new();
     while !owner.deleted {
@@ -571,6 +572,29 @@ pub(super) async fn run(mut owner: Box<Owner>, shared: Arc<Shared>, mut rx: Unbo
         owner.step(std::mem::take(&mut inbox), &shared);
     }
     park(owner, &shared, rx);
+}
+
+/// Should the owner task panic (a bug), tokio catches the panic and the Job's state is lost:
+/// its processes are killed and the Job is published gone, so that no pod outlives it and no
+/// waiter waits forever.
+struct Unwinding(Arc<Shared>);
+
+impl Drop for Unwinding {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let kill = self.0.kill_switch.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(kill) = kill {
+            kill();
+        }
+        let mut published = self.0.published();
+        published.deleted = true;
+        published.started = false;
+        drop(published);
+        self.0.changed.notify_all();
+        self.0.watchers.notify();
+    }
 }
 
 /// The owner goes back into [`Shared`]. Requests already sent are answered first; the

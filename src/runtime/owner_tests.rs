@@ -329,3 +329,40 @@ fn kill_all_sigkills_the_pods_at_once_without_the_owner_and_deletes_the_job() {
         pods.iter().map(|p| p.pod.exit_code).collect::<Vec<_>>()
     );
 }
+
+/// An executor with a bug: it panics when asked to start a pod.
+struct PanickingExecutor {
+    killed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Executor for PanickingExecutor {
+    fn start(&mut self, _pod: &PodLaunch<'_>, _out: &mut Vec<ExecEvent>) {
+        panic!("a bug in an executor");
+    }
+
+    fn kill(&mut self, _pod: PodId, _grace: Duration, _out: &mut Vec<ExecEvent>) {}
+
+    fn is_idle(&self) -> bool {
+        true
+    }
+
+    fn kill_switch(&self) -> KillSwitch {
+        let killed = Arc::clone(&self.killed);
+        Arc::new(move || killed.store(true, Ordering::SeqCst))
+    }
+}
+
+#[test]
+fn a_panic_in_the_owner_kills_the_processes_and_the_job_is_gone_instead_of_hanging() {
+    let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let job = job(manifest("owner-panic", 1, 1, &["true"]), |_| {});
+    let flag = Arc::clone(&killed);
+    job.set_executor(Box::new(move |_| Box::new(PanickingExecutor { killed: flag }) as Box<dyn Executor>))
+        .unwrap();
+    job.start().unwrap();
+    eventually("the Job to be gone", || job.wait_deleted(Duration::from_millis(50)));
+    assert!(killed.load(Ordering::SeqCst), "the kill switch ran");
+    assert!(!job.is_started());
+    assert!(job.pods().is_empty(), "the owner's state is lost: nothing to answer with");
+    assert!(matches!(job.scale(Some(2), None), Err(super::RuntimeError::Deleted)));
+}

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 /// What the owner is told.
-pub(crate) enum Msg {
+pub(super) enum Msg {
     /// Events an executor reports (see `ExecutorLink::report`).
     Executor(Vec<ExecEvent>),
     /// A note from the executor to itself (see `ExecutorLink::note`).

@@ -366,3 +366,27 @@ fn a_panic_in_the_owner_kills_the_processes_and_the_job_is_gone_instead_of_hangi
     assert!(job.pods().is_empty(), "the owner's state is lost: nothing to answer with");
     assert!(matches!(job.scale(Some(2), None), Err(super::RuntimeError::Deleted)));
 }
+
+#[test]
+fn an_eviction_reaches_the_owner_which_kills_the_pod_with_its_grace() {
+    let fake = Fake::new(false, true);
+    let job = started("owner-evict", 1, &fake, |_| {});
+    eventually("a running pod", || job.status().ready == 1);
+    let err = job.evict("no-such-pod").unwrap_err();
+    assert_eq!(err.to_string(), "pods \"no-such-pod\" not found");
+    let first = job.pods()[0].pod.clone();
+    job.evict(&first.name).unwrap();
+    eventually("the evicted pod to end", || job.pods()[0].pod.phase == PodPhase::Failed);
+    assert_eq!(fake.state().kills, vec![(first.id, Duration::from_secs(7))]);
+    let evicted = job.pods()[0].pod.clone();
+    assert_eq!(evicted.conditions.len(), 1);
+    let condition = &evicted.conditions[0];
+    assert_eq!(
+        (condition.type_.as_str(), condition.reason.as_str()),
+        ("DisruptionTarget", "EvictionByEvictionAPI")
+    );
+    let (events, next) = job.events(0);
+    assert_eq!(next, events.len() as u64);
+    assert!(events.iter().any(|e| e.reason == "SuccessfulDelete" && e.message.contains(&first.name)));
+    delete(&job);
+}

@@ -34,7 +34,7 @@ thread_local! {
 
 /// Takes the locks the child will need (always in this order: see the module doc).
 pub fn before_fork() {
-    let init = super::RUNTIME_INIT.lock().unwrap_or_else(|e| e.into_inner());
+    let init = super::thread::RUNTIME_INIT.lock().unwrap_or_else(|e| e.into_inner());
     let locks = job::ForkLocks::take();
     let idle = workers::IdleGuard::take();
     let names = pod_names::LiveGuard::take();
@@ -55,14 +55,14 @@ pub fn after_fork_in_child() {
         // A fork that did not go through `before_fork` (a hook registered in between):
         // take the locks now, which is as good as it gets.
         Held {
-            init: super::RUNTIME_INIT.lock().unwrap_or_else(|e| e.into_inner()),
+            init: super::thread::RUNTIME_INIT.lock().unwrap_or_else(|e| e.into_inner()),
             locks: job::ForkLocks::take(),
             idle: workers::IdleGuard::take(),
             names: pod_names::LiveGuard::take(),
             oom: process::OomCacheGuard::take(),
         }
     });
-    super::forget_runtime();
+    super::thread::forget_runtime();
     locks.forget_parent();
     idle.forget_workers();
     names.forget_parent();

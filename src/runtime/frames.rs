@@ -246,15 +246,6 @@ impl FromWorker {
     }
 }
 
-/// A whole frame around a body encoded by hand. The typed encoders above are the protocol's
-/// definition; this serves callers that still build bodies themselves.
-pub fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    begin(&mut out, kind, body.len());
-    out.extend_from_slice(body);
-    out
-}
-
 /// The next complete frame at the start of `buf`: its kind, its body and its whole length;
 /// `None` while the frame is incomplete (or `buf` holds an empty frame, which no side sends).
 pub fn next_frame(buf: &[u8]) -> Option<(u8, &[u8], usize)> {

@@ -1,120 +1,59 @@
-//! The runtime: one lazily started tokio runtime per process hosts every Job's actor, the
-//! pod processes' exit watchers and the kill timers.
+//! The runtime: one lazily started tokio runtime per process, on one thread, hosts every
+//! Job's owner task (`owner`: the controller and its executor, stepped in phases), the
+//! executors' tasks (pod exit watchers, worker readers) and the kill timers. The handle the
+//! bindings use is `job::Job`; how pods run is behind `executor::Executor`, implemented by
+//! `subprocess` (a process per pod) and `workers` (Python callables in a worker pool).
+//!
+//! # Process-wide state
+//!
+//! Everything else belongs to one Job (its owner, its executor). What is global, and why:
+//!
+//! - `thread::RUNTIME`, `thread::RUNTIME_INIT`: one runtime thread serves every Job of the process.
+//! - `job::GENERATION`: bumped by a fork, so that a child refuses its parent's Jobs.
+//! - `job::REGISTRY`: every live Job, for interpreter exit (`kill_all_jobs`), which must
+//!   reach Jobs whose handles it does not hold.
+//! - `job::SESSION`: the interpreter's session token, which every pod and worker carries for
+//!   the shepherd; set once per interpreter.
+//! - `pod_names::LIVE`: pod names are unique across every Job of a namespace, as the API
+//!   server keeps them.
+//! - `workers::IDLE`: idle workers outlive their Job and serve the next one;
+//!   `workers::NEXT_WORKER` and `workers::NEXT_JOB_KEY` number workers and Jobs uniquely
+//!   across the Jobs that share those workers.
+//! - `executor::node_name`'s cache: the host name, asked once.
+//! - `process::DEV_NULL` and `process::OOM_KILLS` (the spawn side's): an open `/dev/null`
+//!   and a cache of the kernel's OOM-kill count.
+//!
+//! The locks among them that the runtime thread takes are held across a fork (`fork`).
 
 mod env_snapshot;
+mod executor;
 mod fork;
 pub mod frames;
 mod job;
 mod notify;
+mod owner;
 mod pod_names;
 pub mod process;
 pub mod spawn_pool;
 mod spawn_raw;
+mod subprocess;
+mod thread;
 mod workers;
 
+#[cfg(test)]
+mod owner_tests;
+
 pub use env_snapshot::EnvSnapshot;
+pub use executor::{
+    Ended, ExecEvent, Executor, ExecutorContext, ExecutorFactory, ExecutorLink, ExecutorNote, KillSwitch,
+    LogRange, Payload, PodLaunch,
+};
 pub use fork::{after_fork_in_child, after_fork_in_parent, before_fork};
 pub use job::{
     kill_all_jobs, set_session_token, Job, PodView, RuntimeError, JOB_UID_ENV, OWNERS_ENV, SESSION_ENV,
 };
 pub use notify::ChangeFd;
+pub use thread::tokio_runtime;
 pub use workers::{kill_idle_workers, CallableConfig};
 
-use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::runtime::Handle;
-use tokio::sync::Notify;
-
-/// One runtime: its handle and the spinner task that keeps its thread awake between close
-/// steps (see [`stay_awake`]).
-struct Runtime {
-    handle: Handle,
-    spinner: Spinner,
-}
-
-struct Spinner {
-    notify: Arc<Notify>,
-    last_step: Mutex<Option<Instant>>,
-}
-
-/// The current runtime, leaked on purpose: it lives as long as the process. A forked child
-/// starts a new one (see [`fork`]): the parent's, copied by fork without its thread, is
-/// never used again, nor dropped (its epoll descriptor is shared with the parent).
-static RUNTIME: AtomicPtr<Runtime> = AtomicPtr::new(std::ptr::null_mut());
-/// Serialises building the runtime.
-static RUNTIME_INIT: Mutex<()> = Mutex::new(());
-
-fn current() -> &'static Runtime {
-    let ptr = RUNTIME.load(Ordering::Acquire);
-    if !ptr.is_null() {
-        // SAFETY: a non-null pointer always comes from `Box::leak` below and is never freed.
-        return unsafe { &*ptr };
-    }
-    let _guard = RUNTIME_INIT.lock().unwrap_or_else(|e| e.into_inner());
-    let ptr = RUNTIME.load(Ordering::Acquire);
-    if !ptr.is_null() {
-        // SAFETY: another thread stored it while we waited for the lock: it too comes from
-        // `Box::leak` below (published with Release, read with Acquire) and is never freed.
-        return unsafe { &*ptr };
-    }
-    let runtime: &'static Runtime = Box::leak(Box::new(build()));
-    RUNTIME.store(std::ptr::from_ref(runtime).cast_mut(), Ordering::Release);
-    runtime
-}
-
-/// Builds the runtime and its thread: one thread drives every Job. The work is mostly
-/// waiting, and a single thread saves the wake-ups between threads (and the contention for a
-/// Job's lock) that a multi-threaded scheduler costs on every pod event.
-fn build() -> Runtime {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .expect("failed to build the kjob tokio runtime");
-    let handle = runtime.handle().clone();
-    std::thread::Builder::new()
-        .name("kjob-runtime".into())
-        .spawn(move || runtime.block_on(std::future::pending::<()>()))
-        .expect("failed to start the kjob runtime thread");
-    let notify = Arc::new(Notify::new());
-    let wait = Arc::clone(&notify);
-    handle.spawn(async move {
-        loop {
-            wait.notified().await;
-            let until = Instant::now() + STAY_AWAKE;
-            while Instant::now() < until {
-                // Each yield lets the scheduler poll for I/O without blocking.
-                tokio::task::yield_now().await;
-            }
-        }
-    });
-    Runtime { handle, spinner: Spinner { notify, last_step: Mutex::new(None) } }
-}
-
-/// The shared runtime, built on first use.
-pub fn tokio_runtime() -> &'static Handle {
-    &current().handle
-}
-
-/// How long the runtime thread keeps polling after a step (see [`stay_awake`]).
-const STAY_AWAKE: Duration = Duration::from_micros(50);
-
-/// Called after a step that left callable pods running. When steps come in quick succession
-/// (quick pods at low parallelism: a worker reports every few microseconds), the runtime
-/// thread keeps polling for `STAY_AWAKE` instead of sleeping: the next report usually comes
-/// within that, and waking a sleeping thread costs more than the poll. Steps further apart
-/// (slow pods) let it sleep at once.
-pub(crate) fn stay_awake() {
-    let spinner = &current().spinner;
-    let now = Instant::now();
-    let previous = spinner.last_step.lock().unwrap_or_else(|e| e.into_inner()).replace(now);
-    if previous.is_some_and(|p| now.duration_since(p) < 2 * STAY_AWAKE) {
-        spinner.notify.notify_one();
-    }
-}
-
-/// A forked child forgets the parent's runtime (see [`fork`]); the next use builds its own.
-fn forget_runtime() {
-    RUNTIME.store(std::ptr::null_mut(), Ordering::Release);
-}
+use thread::stay_awake;

@@ -16,11 +16,15 @@
 //! it maps, which this side reads.
 
 use super::env_snapshot::EnvSnapshot;
-use super::frames::{frame, FromWorker};
+use super::executor::{
+    Ended, ExecEvent, Executor, ExecutorContext, ExecutorLink, ExecutorNote, KillSwitch, Payload, PodLaunch,
+};
+use super::frames::{FromWorker, ToWorker};
 use super::process::{self, ProcessHandle};
 use super::tokio_runtime;
-use crate::controller::{Controller, PodId, ProcessEnd};
-use std::collections::VecDeque;
+use crate::controller::{PodId, ProcessEnd};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -56,9 +60,6 @@ pub struct CallableConfig {
     /// (`reuse_workers=False`).
     pub reuse_workers: bool,
 }
-
-/// What a worker's result payload holds (a `D` frame's payload).
-pub use super::frames::Payload;
 
 /// What a worker reports.
 #[derive(Debug)]
@@ -138,8 +139,8 @@ impl Slot {
     }
 }
 
-/// Where a worker's reports go: the owning Job's step function, which takes a batch.
-pub type Sink = Arc<dyn Fn(Vec<WorkerEvent>) + Send + Sync>;
+/// Where a worker's reports go: the owner of the Job it works for, as a batch.
+type Sink = Arc<dyn Fn(Vec<WorkerEvent>) + Send + Sync>;
 type Route = Arc<Mutex<Option<Sink>>>;
 
 /// Frames to a worker's stdin. Writes go straight to the pipe when nothing is queued ahead of
@@ -359,6 +360,9 @@ struct Assigned {
     dying: bool,
     /// It reported something (a pod done or cancelled): it did not die early.
     reported: bool,
+    /// Pods in it that were killed: if the worker dies with them, they end cancelled rather
+    /// than go back to the queue.
+    killed: Vec<PodId>,
 }
 
 impl Assigned {
@@ -373,35 +377,45 @@ impl Assigned {
     }
 
     /// After the pod it ran is over, the worker moves on to the next one it holds.
-    fn next_running(&mut self, removed: PodId, at: Instant, out: &mut Vec<Outcome>) {
+    fn next_running(&mut self, removed: PodId, at: Instant, out: &mut Vec<ExecEvent>) {
         if self.running.is_some_and(|ran| ran != removed) {
             return;
         }
         self.running = self.inflight.front().copied();
         if let Some(pod) = self.running {
-            out.push(Outcome::Started(pod, at));
+            out.push(ExecEvent::Started { pod, at });
         }
     }
 }
 
-/// A pod's outcome as the Job actor needs it.
-pub enum Outcome {
-    Started(PodId, Instant),
-    /// No worker could be started for it.
-    Unrunnable(PodId, String),
-    Finished {
-        pod: PodId,
-        exit_code: i32,
-        /// How the worker process ended, when the pod ended with it.
-        end: Option<ProcessEnd>,
-        log: (Arc<Path>, u64, u64),
-        payload: Payload,
-        at: Instant,
-    },
-    /// Deleted before it started.
-    Cancelled(PodId, Instant),
-    /// Something the Job's events should say (a `Warning`): reason, message.
-    Warning(&'static str, String),
+/// What a worker needs to run a queued pod.
+struct Task {
+    index: Option<u32>,
+    attempt: u32,
+    name: String,
+}
+
+/// Hashes pod ids for the task map, which every pod goes in and out of: ids are sequential
+/// integers, which a multiplication spreads well at a fraction of SipHash's cost (and no
+/// outsider chooses them).
+#[derive(Default)]
+struct PodIdHasher(u64);
+
+impl Hasher for PodIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64((self.0 << 8) | u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // 2^64 / the golden ratio: Fibonacci hashing.
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 /// The callable side of one Job: its queue and its workers.
@@ -413,8 +427,12 @@ pub struct CallableExecutor {
     log_dir: PathBuf,
     job_name: String,
     queue: VecDeque<PodId>,
+    /// What each pod queued or in a worker needs to run (dropped when it ends).
+    tasks: HashMap<PodId, Task, BuildHasherDefault<PodIdHasher>>,
     workers: Vec<Assigned>,
     route: Sink,
+    /// Every worker process of this Job, for the kill switch (interpreter exit).
+    live: Arc<Mutex<Vec<ProcessHandle>>>,
     next_log: u32,
     /// Workers that died in a row before running a pod (see [`MAX_EARLY_DEATHS`]).
     early_deaths: u32,
@@ -425,22 +443,19 @@ pub struct CallableExecutor {
 }
 
 impl CallableExecutor {
-    pub fn new(
-        config: CallableConfig,
-        log_dir: &Path,
-        job_name: &str,
-        route: Sink,
-        environ: EnvSnapshot,
-    ) -> Self {
+    pub fn new(config: CallableConfig, context: ExecutorContext) -> Self {
+        let ExecutorContext { link, log_dir, job_name, environ } = context;
         Self {
             config,
             environ,
             key: NEXT_JOB_KEY.fetch_add(1, Ordering::Relaxed),
-            log_dir: log_dir.to_path_buf(),
-            job_name: job_name.to_string(),
+            log_dir,
+            job_name,
             queue: VecDeque::new(),
+            tasks: HashMap::default(),
             workers: Vec::new(),
-            route,
+            route: sink(link),
+            live: Arc::default(),
             next_log: 0,
             early_deaths: 0,
             respawn_after: None,
@@ -449,18 +464,14 @@ impl CallableExecutor {
     }
 
     /// No pod is queued or in a worker.
-    pub fn is_idle(&self) -> bool {
+    fn idle(&self) -> bool {
         self.queue.is_empty() && self.workers.iter().all(|w| w.inflight.is_empty())
-    }
-
-    pub fn enqueue(&mut self, pod: PodId) {
-        self.queue.push_back(pod);
     }
 
     /// Hands queued pods to workers, starting workers up to `max_workers`. Returns the pods
     /// that started (a worker with nothing to do runs its first pod at once) and those that
     /// cannot run because no worker could be started.
-    pub fn dispatch(&mut self, controller: &Controller) -> Vec<Outcome> {
+    fn dispatch(&mut self) -> Vec<ExecEvent> {
         let mut out = Vec::new();
         let now = Instant::now();
         // Task frames per worker, written once at the end: one write per worker per dispatch.
@@ -480,9 +491,11 @@ impl CallableExecutor {
                         Err(e) => {
                             if live == 0 {
                                 let message = format!("failed to start a Python worker: {e}");
-                                out.extend(
-                                    self.queue.drain(..).map(|p| Outcome::Unrunnable(p, message.clone())),
-                                );
+                                out.extend(self.queue.drain(..).map(|pod| ExecEvent::StartFailed {
+                                    pod,
+                                    message: message.clone(),
+                                    at: now,
+                                }));
                             } else if !self.warned_short {
                                 // Pods still run, on fewer workers: say so once.
                                 self.warned_short = true;
@@ -491,7 +504,7 @@ impl CallableExecutor {
                                      another: {e}",
                                     self.config.max_workers
                                 );
-                                out.push(Outcome::Warning("FailedCreateWorker", message));
+                                out.push(ExecEvent::Warning { reason: "FailedCreateWorker", message });
                             }
                             break;
                         }
@@ -512,17 +525,18 @@ impl CallableExecutor {
                 }
             };
             let Some(pod_id) = self.queue.pop_front() else { break };
-            let Some(pod) = controller.pod(pod_id) else { continue };
-            let mut body = Vec::with_capacity(32 + pod.name.len());
-            body.extend_from_slice(&self.key.to_le_bytes());
-            body.extend_from_slice(&pod_id.0.to_le_bytes());
-            body.extend_from_slice(&pod.index.map_or(-1i64, i64::from).to_le_bytes());
-            body.extend_from_slice(&pod.attempt.to_le_bytes());
-            body.extend_from_slice(pod.name.as_bytes());
+            let Some(pod) = self.tasks.get(&pod_id) else { continue };
             if batches.len() <= idx {
                 batches.resize(idx + 1, Vec::new());
             }
-            batches[idx].extend_from_slice(&frame(b'T', &body));
+            let task = ToWorker::Task {
+                key: self.key,
+                pod: pod_id.0,
+                index: pod.index,
+                attempt: pod.attempt,
+                name: &pod.name,
+            };
+            task.encode_into(&mut batches[idx]);
             // A worker with nothing in flight runs the pod at once; the ones behind it start
             // as the ones before them are reported done.
             let worker = &mut self.workers[idx];
@@ -533,7 +547,7 @@ impl CallableExecutor {
             }
             if worker.running.is_none() {
                 worker.running = Some(pod_id);
-                out.push(Outcome::Started(pod_id, now));
+                out.push(ExecEvent::Started { pod: pod_id, at: now });
             }
         }
         for (w, batch) in self.workers.iter().zip(batches) {
@@ -547,14 +561,18 @@ impl CallableExecutor {
     /// Whether a worker may be started now: not while a delay after early deaths runs (a
     /// wake-up is scheduled for its end), and not at all once too many died in a row (the
     /// queued pods fail; the count is lowered so that their replacements try once more).
-    fn may_start_worker(&mut self, now: Instant, out: &mut Vec<Outcome>) -> bool {
+    fn may_start_worker(&mut self, now: Instant, out: &mut Vec<ExecEvent>) -> bool {
         if self.early_deaths >= MAX_EARLY_DEATHS {
             let message = format!(
                 "the Python worker exited before it could run a pod, {} times in a row (see the \
                  Job's events and the worker log)",
                 self.early_deaths
             );
-            out.extend(self.queue.drain(..).map(|p| Outcome::Unrunnable(p, message.clone())));
+            out.extend(self.queue.drain(..).map(|pod| ExecEvent::StartFailed {
+                pod,
+                message: message.clone(),
+                at: now,
+            }));
             self.early_deaths = MAX_EARLY_DEATHS - 1;
             return false;
         }
@@ -582,13 +600,9 @@ impl CallableExecutor {
         let log_path = self.log_dir.join(format!("{}-worker-{}.log", self.job_name, self.next_log));
         self.next_log += 1;
         let path = log_path.to_string_lossy();
-        let mut body = Vec::with_capacity(8 + path.len() + self.config.init.len());
-        body.extend_from_slice(&self.key.to_le_bytes());
-        body.extend_from_slice(&(path.len() as u32).to_le_bytes());
-        body.extend_from_slice(path.as_bytes());
-        body.extend_from_slice(&self.config.init);
-        proc.frames.send(frame(b'J', &body));
+        proc.frames.send(ToWorker::Job { key: self.key, log_path: &path, init: &self.config.init }.encode());
         proc.loaded.push(self.key);
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).push(proc.handle.clone());
         self.workers.push(Assigned {
             proc,
             inflight: VecDeque::new(),
@@ -596,21 +610,23 @@ impl CallableExecutor {
             log_path: Arc::from(log_path),
             dying: false,
             reported: false,
+            killed: Vec::new(),
         });
         Ok(self.workers.len() - 1)
     }
 
     /// Stops a pod: drop it from the queue, cancel it in a worker that has not started it,
     /// or kill the worker running it (SIGTERM, SIGKILL after `grace`).
-    pub fn kill(&mut self, pod: PodId, grace: Duration) -> Option<Outcome> {
+    fn cancel_or_kill(&mut self, pod: PodId, grace: Duration) -> Option<ExecEvent> {
         if let Some(pos) = self.queue.iter().position(|p| *p == pod) {
             self.queue.remove(pos);
-            return Some(Outcome::Cancelled(pod, Instant::now()));
+            return Some(ExecEvent::Cancelled { pod, at: Instant::now() });
         }
         for w in &mut self.workers {
             if !w.inflight.contains(&pod) {
                 continue;
             }
+            w.killed.push(pod);
             // The pod the worker is running goes with its process: the pid `pods()` shows is
             // gone after a delete. That is the pod its slot names or, while the slot names
             // none (the worker is still loading the Job's function, or between pods), the pod
@@ -620,13 +636,10 @@ impl CallableExecutor {
             let in_slot = w.proc.slot.running();
             if in_slot == Some(pod) || (in_slot.is_none() && w.running == Some(pod)) {
                 w.dying = true;
-                super::job::kill(w.proc.handle.clone(), grace);
+                super::subprocess::kill_with_grace(w.proc.handle.clone(), grace);
                 return None;
             }
-            let mut body = Vec::with_capacity(12);
-            body.extend_from_slice(&self.key.to_le_bytes());
-            body.extend_from_slice(&pod.0.to_le_bytes());
-            w.proc.frames.send(frame(b'C', &body));
+            w.proc.frames.send(ToWorker::Cancel { key: self.key, pod: pod.0 }.encode());
             // The worker may take the pod before it reads the cancel (a worker still loading
             // the Job's function can take a while): look again until it answers, and kill it
             // if the slot shows the pod.
@@ -641,7 +654,7 @@ impl CallableExecutor {
                         return;
                     }
                     if slot.running() == Some(pod) {
-                        super::job::kill(handle, grace);
+                        super::subprocess::kill_with_grace(handle, grace);
                         return;
                     }
                 }
@@ -654,26 +667,25 @@ impl CallableExecutor {
     /// Folds a worker's report into the queue and worker state; returns what the controller
     /// must hear. A pod whose worker died is finished with the worker's exit status; pods it
     /// had not started go back to the front of the queue.
-    pub fn on_event(&mut self, event: WorkerEvent, deleting: &dyn Fn(PodId) -> bool) -> Vec<Outcome> {
-        let mut out = Vec::new();
+    fn on_event(&mut self, event: WorkerEvent, out: &mut Vec<ExecEvent>) {
         match event {
             WorkerEvent::Done { worker, pod, exit_code, log, payload, at } => {
                 self.early_deaths = 0;
                 if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
                     w.reported = true;
                     w.remove(pod);
-                    let log = (w.log_path.clone(), log.0, log.1);
-                    out.push(Outcome::Finished { pod, exit_code, end: None, log, payload, at });
-                    w.next_running(pod, at, &mut out);
+                    let log = Some((w.log_path.clone(), log.0, log.1));
+                    out.push(ExecEvent::Ended(Ended { pod, exit_code, end: None, payload, log, at }));
+                    w.next_running(pod, at, out);
                 }
             }
             WorkerEvent::Cancelled { worker, pod, at } => {
                 if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
                     w.reported = true;
                     w.remove(pod);
-                    w.next_running(pod, at, &mut out);
+                    w.next_running(pod, at, out);
                 }
-                out.push(Outcome::Cancelled(pod, at));
+                out.push(ExecEvent::Cancelled { pod, at });
             }
             WorkerEvent::Retiring { worker } => {
                 if let Some(w) = self.workers.iter_mut().find(|w| w.proc.id == worker) {
@@ -687,24 +699,27 @@ impl CallableExecutor {
                 if let Some(pos) = self.workers.iter().position(|w| w.proc.id == worker) {
                     let w = self.workers.remove(pos);
                     w.proc.forget_cancels();
+                    self.live
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .retain(|h| h.pid != w.proc.handle.pid);
                     if !w.reported && !w.dying && running.is_none() {
-                        self.died_early(at, &end, &mut out);
+                        self.died_early(at, &end, out);
                     }
                     // Only the pod in the slot was running: pods before it ended with their
                     // reports still in the worker (they run again), pods after it never began.
                     for pod in w.inflight.iter().rev() {
                         if Some(*pod) == running {
-                            let log = (w.log_path.clone(), 0, 0);
-                            out.push(Outcome::Finished {
+                            out.push(ExecEvent::Ended(Ended {
                                 pod: *pod,
                                 exit_code: end.exit_code(),
                                 end: Some(end.clone()),
-                                log,
                                 payload: Payload::None,
+                                log: Some((w.log_path.clone(), 0, 0)),
                                 at,
-                            });
-                        } else if deleting(*pod) {
-                            out.push(Outcome::Cancelled(*pod, at));
+                            }));
+                        } else if w.killed.contains(pod) {
+                            out.push(ExecEvent::Cancelled { pod: *pod, at });
                         } else {
                             self.queue.push_front(*pod);
                         }
@@ -712,23 +727,22 @@ impl CallableExecutor {
                 }
             }
         }
-        out
     }
 
     /// A worker died before it ran a pod: the next one starts after a delay that doubles
     /// with each such death in a row, so a worker that cannot start is not restarted in a
     /// tight loop.
-    fn died_early(&mut self, at: Instant, end: &ProcessEnd, out: &mut Vec<Outcome>) {
+    fn died_early(&mut self, at: Instant, end: &ProcessEnd, out: &mut Vec<ExecEvent>) {
         self.early_deaths += 1;
         let delay = RESPAWN_DELAY * 2u32.saturating_pow(self.early_deaths.saturating_sub(1).min(8));
         self.respawn_after = Some(at + delay);
-        out.push(Outcome::Warning(
-            "WorkerDied",
-            format!(
+        out.push(ExecEvent::Warning {
+            reason: "WorkerDied",
+            message: format!(
                 "a Python worker {} before it ran a pod; another starts in {delay:?}",
                 end.message().unwrap_or_else(|| "exited with code 0".into())
             ),
-        ));
+        });
         let route = Arc::clone(&self.route);
         tokio_runtime().spawn(async move {
             tokio::time::sleep(delay).await;
@@ -738,14 +752,14 @@ impl CallableExecutor {
 
     /// The Job is finished or deleted: idle workers go back to the pool (forgetting this
     /// Job's callable), busy ones are killed.
-    pub fn release(&mut self) {
+    fn give_back_workers(&mut self) {
         for mut w in self.workers.drain(..) {
             if w.dying || !w.inflight.is_empty() || !self.config.reuse_workers {
                 w.proc.handle.signal_group(libc::SIGKILL);
                 continue;
             }
             *w.proc.route.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            w.proc.frames.send(frame(b'F', &self.key.to_le_bytes()));
+            w.proc.frames.send(ToWorker::Forget { key: self.key }.encode());
             w.proc.loaded.retain(|k| *k != self.key);
             let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() < MAX_IDLE_WORKERS {
@@ -755,17 +769,83 @@ impl CallableExecutor {
             }
         }
         self.queue.clear();
+        self.tasks.clear();
+        // Workers back in the pool belong to no Job: this Job's kill switch must spare them.
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Drops what was kept for the pods these events end.
+    fn forget_ended(&mut self, events: &[ExecEvent]) {
+        for event in events {
+            if let ExecEvent::Ended(Ended { pod, .. })
+            | ExecEvent::Cancelled { pod, .. }
+            | ExecEvent::StartFailed { pod, .. } = event
+            {
+                self.tasks.remove(pod);
+            }
+        }
+    }
+}
+
+/// A worker's reports go to the owner as a note for the executor (see [`ExecutorNote`]).
+fn sink(link: ExecutorLink) -> Sink {
+    Arc::new(move |events: Vec<WorkerEvent>| link.note(Box::new(events)))
+}
+
+impl Executor for CallableExecutor {
+    fn start(&mut self, launch: &PodLaunch<'_>, _out: &mut Vec<ExecEvent>) {
+        let pod = launch.pod;
+        self.tasks.insert(pod.id, Task { index: pod.index, attempt: pod.attempt, name: pod.name.clone() });
+        self.queue.push_back(pod.id);
+    }
+
+    fn kill(&mut self, pod: PodId, grace: Duration, out: &mut Vec<ExecEvent>) {
+        if let Some(event) = self.cancel_or_kill(pod, grace) {
+            self.tasks.remove(&pod);
+            out.push(event);
+        }
+    }
+
+    /// Hands queued pods to workers (one write per worker).
+    fn flush(&mut self, out: &mut Vec<ExecEvent>) {
+        let first = out.len();
+        out.extend(self.dispatch());
+        self.forget_ended(&out[first..]);
+    }
+
+    fn on_note(&mut self, note: ExecutorNote, out: &mut Vec<ExecEvent>) {
+        let Ok(events) = note.downcast::<Vec<WorkerEvent>>() else { return };
+        let first = out.len();
+        for event in *events {
+            self.on_event(event, out);
+        }
+        self.forget_ended(&out[first..]);
+    }
+
+    fn is_idle(&self) -> bool {
+        self.idle()
+    }
+
+    fn reports_quickly(&self) -> bool {
+        true
     }
 
     /// The process running a pod, if a worker has started it.
-    pub fn worker_pid(&self, pod: PodId) -> Option<i32> {
+    fn pid(&self, pod: PodId) -> Option<i32> {
         self.workers.iter().find(|w| w.running == Some(pod)).map(|w| w.proc.handle.pid)
     }
 
+    fn release(&mut self) {
+        self.give_back_workers();
+    }
+
     /// Kills every worker of this Job now.
-    pub fn kill_all(&self) {
-        for w in &self.workers {
-            w.proc.handle.signal_group(libc::SIGKILL);
-        }
+    fn kill_switch(&self) -> KillSwitch {
+        let live = Arc::clone(&self.live);
+        Arc::new(move || {
+            for handle in live.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                handle.signal_group(libc::SIGKILL);
+            }
+        })
     }
 }

@@ -342,6 +342,21 @@ def test_configure_refuses_values_that_are_not_seconds_and_changes_nothing() -> 
 # --- kjob run of a failed Job --------------------------------------------------------------
 
 
+def kjob_run_with_own_tmp(tmp_path: Path, manifest: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`kjob run -f MANIFEST` in a fresh interpreter whose TMPDIR is a new, empty folder (where
+    the CLI makes its log folder)."""
+    env_tmp = tmp_path / "tmp"
+    env_tmp.mkdir()
+    out = subprocess.run(
+        [sys.executable, "-m", "kjob.cli", "run", "-f", str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"TMPDIR": str(env_tmp), "PATH": "/usr/bin:/bin"},
+    )
+    return env_tmp, out
+
+
 def test_kjob_run_of_a_failed_job_prints_the_pods_log_tails_and_keeps_the_logs(tmp_path: Path) -> None:
     path = tmp_path / "job.yaml"
     path.write_text(
@@ -350,15 +365,7 @@ def test_kjob_run_of_a_failed_job_prints_the_pods_log_tails_and_keeps_the_logs(t
         "spec:\n  backoffLimit: 1\n  template:\n    spec:\n      restartPolicy: Never\n"
         f"      containers:\n      - name: fails\n        command: ['sh', '-c', {TWENTY_FIVE_LINES_THEN_EXIT_3!r}]\n"
     )
-    env_tmp = tmp_path / "tmp"
-    env_tmp.mkdir()
-    out = subprocess.run(
-        [sys.executable, "-m", "kjob.cli", "run", "-f", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"TMPDIR": str(env_tmp), "PATH": "/usr/bin:/bin"},
-    )
+    env_tmp, out = kjob_run_with_own_tmp(tmp_path, path)
     assert out.returncode == 1, out.stderr
     [log_dir] = env_tmp.iterdir()
     logs = sorted(log_dir.iterdir())
@@ -378,14 +385,6 @@ def test_kjob_run_of_a_complete_job_removes_its_log_folder(tmp_path: Path) -> No
         "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: fine\nspec:\n  template:\n    spec:\n"
         "      restartPolicy: Never\n      containers:\n      - name: fine\n        command: ['true']\n"
     )
-    env_tmp = tmp_path / "tmp"
-    env_tmp.mkdir()
-    out = subprocess.run(
-        [sys.executable, "-m", "kjob.cli", "run", "-f", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"TMPDIR": str(env_tmp), "PATH": "/usr/bin:/bin"},
-    )
+    env_tmp, out = kjob_run_with_own_tmp(tmp_path, path)
     assert (out.returncode, out.stderr) == (0, "")
     assert list(env_tmp.iterdir()) == []

@@ -269,9 +269,7 @@ def _table_rows(job: Job, wide: bool) -> str:
     row = {
         "NAME": job.name,
         "STATUS": job_status_word(job, status),
-        "COMPLETIONS": _export.completions_column(
-            status.succeeded, spec["completions"], spec["parallelism"]
-        ),
+        "COMPLETIONS": _export.completions_column(status.succeeded, spec["completions"], spec["parallelism"]),
         "DURATION": duration,
         "AGE": _export.human_duration(now - created_at(job).timestamp()),
         "CONTAINERS": container.get("name", ""),

@@ -924,7 +924,7 @@ class _Shepherd:
             # Jobs and sessions enclosing it must let the shepherd live to remove its folders.
             env = {k: v for k, v in os.environ.items() if k not in _shepherd_script.MARKERS}
             owners = [*_shepherd_script.owners_of(dict(os.environ)), self.token]
-            env[_shepherd_script.SHEPHERD_ENV] = ",".join(owners)
+            env[_kjob.SHEPHERD_ENV] = ",".join(owners)
             self.process = subprocess.Popen(
                 [sys.executable, "-S", str(script), self.token, str(os.getpid())],
                 stdin=subprocess.PIPE,

@@ -195,15 +195,31 @@ def kubectl_object(
 
 def job_state(status: JobStatus, *, suspended: bool = False, deleting: bool = False) -> str:
     """The STATUS column of ``kubectl get jobs`` (kubectl's printer, in its order)."""
+    true = {c.type for c in status.conditions if c.status == "True"}
     for kind in ("Complete", "Failed"):
-        if status._is_true(kind):
+        if kind in true:
             return kind
     if deleting:
         return "Terminating"
     for kind in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
-        if status._is_true(kind):
+        if kind in true:
             return kind
     return "Suspended" if suspended else "Running"
+
+
+def status_counts(status: JobStatus, manifest_keys: bool = False) -> str:
+    """``active=1 succeeded=2 failed=0`` and, when set, terminating and the index sets:
+    with Python names (quoted strings) or, for ``manifest_keys``, the manifest's."""
+    parts = [f"active={status.active}", f"succeeded={status.succeeded}", f"failed={status.failed}"]
+    if status.terminating:
+        parts.append(f"terminating={status.terminating}")
+    for name, key, value in (
+        ("completed_indexes", "completedIndexes", status.completed_indexes),
+        ("failed_indexes", "failedIndexes", status.failed_indexes),
+    ):
+        if value:
+            parts.append(f"{key}={value}" if manifest_keys else f"{name}={value!r}")
+    return " ".join(parts)
 
 
 def completions_column(succeeded: int, completions: int | None, parallelism: int) -> str:

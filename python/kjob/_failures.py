@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ._export import status_counts
 from ._kjob import KjobError
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ def failure_message(job_name: str | None, status: JobStatus, pods: Sequence[Pod]
     if failed is not None and failed.status == "True":
         head = f"{job} failed: {failed.reason}: {failed.message}"
     else:
-        head = f"{job} did not complete ({status._counts()})"
+        head = f"{job} did not complete ({status_counts(status)})"
     if pods is None:
         return head
     return f"{head}\n{describe_failed_pods(pods)}"

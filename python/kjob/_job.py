@@ -26,7 +26,7 @@ from ._kjob import KjobError, NativeJob, check_seconds
 from ._kwargs import Command, EnvLike, manifest_from_kwargs
 from ._names import generated_name
 from ._signature import check_target_call
-from ._types import Event, JobStatus, NativeSpec, Pod
+from ._types import Event, JobStatus, NativeSpec, Pod, linked_to_job
 from .manifest import load_job_manifest, load_job_manifests, normalize_manifest
 
 # Modules only some calls need (PyYAML, pickle, subprocess, secrets, uuid, tempfile, shutil,
@@ -34,6 +34,8 @@ from .manifest import load_job_manifest, load_job_manifests, normalize_manifest
 if TYPE_CHECKING:
     import subprocess
     from pathlib import Path
+
+    from ._kjob import ChangeFeed
 
 __all__ = ["Job"]
 
@@ -69,7 +71,7 @@ class _Callable:
             "sys_path": [p for p in sys.path if p],
             "cwd": os.path.abspath(self.working_dir) if self.working_dir else os.getcwd(),
             # Processes a pod starts carry the Job's marker, like a command pod's do.
-            "environ": {**os.environ, **self.env, "KJOB_JOB_UID": job_uid},
+            "environ": {**os.environ, **self.env, _kjob.JOB_UID_ENV: job_uid},
             "sources": _sources_without_files(),
             "one_pod": not self.reuse_workers,
         }
@@ -722,7 +724,7 @@ class Job:
     @property
     def status(self) -> JobStatus:
         """A snapshot of the Job's status."""
-        return self._native.status()._linked_to(self)
+        return linked_to_job(self._native.status(), self)
 
     def results(self, *, partial: bool = False) -> dict[int, Any] | list[Any]:
         """Return values of the succeeded pods of a callable Job: ``{index: value}`` ordered by
@@ -845,6 +847,62 @@ class Job:
         return job_html(self._name, self._state(status), details, status)
 
 
+# ---- the package's own access to a Job ---------------------------------------------------
+# What other kjob modules (cli, _watch, _progress, _types) need of a Job beyond its public API.
+# Functions here rather than methods: the user-visible Job keeps its documented surface, and
+# no module reaches into another's private attributes (tests/test_private_access.py).
+
+
+def job_from_normalized(
+    manifest: dict[str, Any],
+    log_dir: str | Path | None,
+    backoff_initial_seconds: float | None,
+    backoff_max_seconds: float | None,
+) -> Job:
+    """A Job from a manifest ``normalize_manifest`` has already checked (the CLI normalizes
+    first, to report every document's errors before it makes any Job)."""
+    return Job._from_normalized(manifest, log_dir, backoff_initial_seconds, backoff_max_seconds)
+
+
+def job_spec(job: Job) -> NativeSpec:
+    """A copy of the defaulted spec the Job runs, as ``scale()`` and ``suspend()`` left it."""
+    return job._spec_copy()
+
+
+def job_status_word(job: Job, status: JobStatus) -> str:
+    """The Job's STATUS column as ``kubectl get jobs`` prints it, plus NotStarted/Deleted."""
+    return job._state(status)
+
+
+def created_at(job: Job) -> _dt.datetime:
+    """When the Job object was made (the AGE column counts from it)."""
+    return job._created
+
+
+def all_pods(job: Job) -> list[Pod]:
+    """Every pod, even after the Job is deleted: what a report of how it ended needs."""
+    return job._all_pods()
+
+
+def require_started(job: Job) -> None:
+    """Raises :class:`KjobError` for a Job neither started nor deleted (nothing to follow)."""
+    job._require_started()
+
+
+def change_feed(job: Job) -> ChangeFeed:
+    """A new subscription to the Job's changes (a file descriptor readable after each one)."""
+    return job._native.subscribe()
+
+
+def is_deleted(job: Job) -> bool:
+    return job._native.deleted
+
+
+def events_since(job: Job, seq: int) -> tuple[list[Event], int]:
+    """The Job's events numbered ``seq`` and later, and the number of the next one."""
+    return job._events_since(seq)
+
+
 class _Shepherd:
     """Starts ``_shepherd.py`` once per interpreter: it kills this session's processes when
     the interpreter dies, even by SIGKILL. Every pod and worker carries the session token."""
@@ -866,7 +924,7 @@ class _Shepherd:
             # Jobs and sessions enclosing it must let the shepherd live to remove its folders.
             env = {k: v for k, v in os.environ.items() if k not in _shepherd_script.MARKERS}
             owners = [*_shepherd_script.owners_of(dict(os.environ)), self.token]
-            env[_shepherd_script.SHEPHERD_ENV] = ",".join(owners)
+            env[_kjob.SHEPHERD_ENV] = ",".join(owners)
             self.process = subprocess.Popen(
                 [sys.executable, "-S", str(script), self.token, str(os.getpid())],
                 stdin=subprocess.PIPE,

@@ -12,7 +12,11 @@ __all__ = [
     "DEFAULT_BACKOFF_MAX_SECONDS",
     "GENERATED_NAME_ALPHABET",
     "GENERATED_NAME_SUFFIX_LENGTH",
+    "JOB_UID_ENV",
     "MAX_GENERATED_NAME_LENGTH",
+    "OWNERS_ENV",
+    "SESSION_ENV",
+    "SHEPHERD_ENV",
     "ChangeFeed",
     "KjobError",
     "NativeJob",
@@ -39,6 +43,14 @@ GENERATED_NAME_ALPHABET: Final[str]
 GENERATED_NAME_SUFFIX_LENGTH: Final[int]
 #: A ``generateName`` prefix is cut to this length, so the name fits in 63 characters.
 MAX_GENERATED_NAME_LENGTH: Final[int]
+#: The variable naming its Job's UID, on every pod process (``KJOB_JOB_UID``).
+JOB_UID_ENV: Final[str]
+#: The variable holding the interpreter's session token, on every pod and worker process.
+SESSION_ENV: Final[str]
+#: The variable listing the enclosing Jobs and sessions, on every pod and worker process.
+OWNERS_ENV: Final[str]
+#: The variable listing the owners a shepherd watches for, on the shepherd only.
+SHEPHERD_ENV: Final[str]
 
 class KjobError(Exception):
     """Base class of kjob's own errors."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ._job import job_spec
 from ._types import JobStatus
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def require_tqdm() -> Any:
 
 def _total(job: Job) -> int | None:
     """What the bar counts to: completions (a work queue has no known total)."""
-    completions = job._spec["completions"]
+    completions = job_spec(job)["completions"]
     return int(completions) if completions is not None else None
 
 

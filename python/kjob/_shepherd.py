@@ -38,12 +38,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-JOB_UID_ENV = "KJOB_JOB_UID"
-SESSION_ENV = "KJOB_SESSION"
-OWNERS_ENV = "KJOB_OWNERS"
-SHEPHERD_ENV = "KJOB_SHEPHERD_FOR"
-#: The variables a shepherd must not inherit from its interpreter.
-MARKERS = (JOB_UID_ENV, SESSION_ENV, OWNERS_ENV, SHEPHERD_ENV)
+if __package__:
+    # The markers' names are the extension's (src/runtime/job.rs), which sets and sweeps them.
+    # Run as a script, the shepherd needs none of them: the sweep finds them itself.
+    from ._kjob import JOB_UID_ENV, OWNERS_ENV, SESSION_ENV, SHEPHERD_ENV
+
+    #: The variables a shepherd must not inherit from its interpreter.
+    MARKERS = (JOB_UID_ENV, SESSION_ENV, OWNERS_ENV, SHEPHERD_ENV)
 
 
 def owners_of(environ: dict[str, str]) -> list[str]:

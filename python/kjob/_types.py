@@ -68,11 +68,6 @@ class JobStatus:
     # so that raise_for_status() can list the failed pods. Not part of the value.
     _job_ref: weakref.ReferenceType[Job] | None = field(default=None, init=False, repr=False, compare=False)
 
-    def _linked_to(self, job: Job) -> JobStatus:
-        """This snapshot, remembering (weakly) the Job it came from; returns itself."""
-        object.__setattr__(self, "_job_ref", weakref.ref(job))
-        return self
-
     def __getstate__(self) -> dict[str, Any]:
         # A weak reference cannot be pickled (nor deep-copied); a copy is a plain snapshot.
         state = dict(self.__dict__)
@@ -99,23 +94,11 @@ class JobStatus:
             raise job_failed_error(None, self, None)
         raise job_failed_error(job.name, self, job._all_pods())
 
-    def _counts(self, manifest_keys: bool = False) -> str:
-        """``active=1 succeeded=2 failed=0`` and, when set, terminating and the index sets:
-        with Python names (quoted strings) or, for ``manifest_keys``, the manifest's."""
-        parts = [f"active={self.active}", f"succeeded={self.succeeded}", f"failed={self.failed}"]
-        if self.terminating:
-            parts.append(f"terminating={self.terminating}")
-        for name, key, value in (
-            ("completed_indexes", "completedIndexes", self.completed_indexes),
-            ("failed_indexes", "failedIndexes", self.failed_indexes),
-        ):
-            if value:
-                parts.append(f"{key}={value}" if manifest_keys else f"{name}={value!r}")
-        return " ".join(parts)
-
     def __repr__(self) -> str:
+        from ._export import status_counts
+
         true = [c.type for c in self.conditions if c.status == "True"]
-        return f"JobStatus({'/'.join(true) if true else 'NoCondition'} {self._counts()})"
+        return f"JobStatus({'/'.join(true) if true else 'NoCondition'} {status_counts(self)})"
 
     def _repr_html_(self) -> str:
         from ._html import status_html
@@ -149,6 +132,12 @@ class JobStatus:
     @property
     def is_finished(self) -> bool:
         return self.is_complete or self.is_failed
+
+
+def linked_to_job(status: JobStatus, job: Job) -> JobStatus:
+    """The snapshot, remembering (weakly) the Job it came from; returns it."""
+    object.__setattr__(status, "_job_ref", weakref.ref(job))
+    return status
 
 
 @dataclass(frozen=True)

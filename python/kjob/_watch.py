@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Union
 
+from ._job import change_feed, events_since, is_deleted, require_started
 from ._types import Event, JobStatus
 
 if TYPE_CHECKING:
@@ -31,12 +32,12 @@ class Watcher:
 
     def __init__(self, job: Job) -> None:
         self._job = job
-        self._feed = job._native.subscribe()
+        self._feed = change_feed(job)
         self._last: JobStatus | None = None
         self._event_seq = 0
         self._poller = select.poll()
         self._poller.register(self._feed.fileno(), select.POLLIN)
-        self._deleted = job._native.deleted
+        self._deleted = is_deleted(job)
         self.status: JobStatus = job.status
 
     def close(self) -> None:
@@ -53,9 +54,9 @@ class Watcher:
         """What changed since the last poll: new events first, then the status if it differs."""
         # Clear first: a change after this point makes the feed readable again.
         self._feed.clear()
-        self._deleted = self._job._native.deleted
+        self._deleted = is_deleted(self._job)
         self.status = self._job.status
-        events, self._event_seq = self._job._events_since(self._event_seq)
+        events, self._event_seq = events_since(self._job, self._event_seq)
         changes: list[Change] = list(events)
         if self.status != self._last:
             self._last = self.status
@@ -90,7 +91,7 @@ class Watcher:
 
 def follow(job: Job) -> Watcher:
     """A watcher of a started Job (or one whose end is already known)."""
-    job._require_started()
+    require_started(job)
     return Watcher(job)
 
 

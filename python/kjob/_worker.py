@@ -595,7 +595,10 @@ class _TrackedEnviron(_EnvironBase):
 _environ_data: dict[bytes, bytes] | None = None
 _environ = os.environ
 # Variables of the worker's own that every Job's environment keeps: the markers the shepherd
-# and the sweeps of enclosing Jobs find the worker's processes by (see _shepherd.py).
+# and the sweeps of enclosing Jobs find the worker's processes by (see _shepherd.py). Their
+# names are the extension's (_kjob.SESSION_ENV, _kjob.OWNERS_ENV), spelled out here because
+# a worker starts as a script without it: loading it would add ~3 ms (8%) to every fresh
+# worker's start for two strings. tests/test_env_names.py checks that they agree.
 _MARKERS = (b"KJOB_SESSION", b"KJOB_OWNERS")
 _worker_markers: dict[bytes, bytes] = {}
 

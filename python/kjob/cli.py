@@ -27,7 +27,7 @@ import yaml
 
 from . import _export
 from ._failures import describe_failed_pods, failed_pods
-from ._job import Job
+from ._job import Job, all_pods, created_at, job_from_normalized, job_spec, job_status_word
 from ._kjob import KjobError
 from ._kwargs import manifest_from_kwargs
 from ._progress import TerminalBar
@@ -135,7 +135,7 @@ def _load_jobs(args: argparse.Namespace) -> list[Job]:
                 try:
                     normalized = normalize_manifest(manifest, strict=args.strict, where=where)
                     jobs.append(
-                        Job._from_normalized(
+                        job_from_normalized(
                             normalized,
                             getattr(args, "log_dir", None),
                             getattr(args, "backoff_initial_seconds", None),
@@ -167,7 +167,7 @@ class _LogFollower:
         lines_out: list[str] = []
         # Every pod, even once a ttlSecondsAfterFinished of 0 has deleted the Job: its last
         # lines are still to be shown.
-        for pod in self._job._all_pods():
+        for pod in all_pods(self._job):
             path = Path(pod.log_path)
             start, end = pod.log_range if pod.log_range is not None else (0, None)
             offset = self._offsets.get(pod.name, start)
@@ -195,7 +195,7 @@ class _Reporter:
     def __init__(self, job: Job, out: TextIO, live: bool) -> None:
         self._job = job
         self._out = out
-        self._bar = TerminalBar(job.name, job._spec["completions"], out) if live else None
+        self._bar = TerminalBar(job.name, job_spec(job)["completions"], out) if live else None
         self.live = live
         self._last_line = ""
         self._seen_conditions: set[tuple[str, str]] = set()
@@ -207,7 +207,7 @@ class _Reporter:
 
     def update(self, status: JobStatus, final: bool = False) -> None:
         name = self._job.name
-        line = status._counts(manifest_keys=True)
+        line = _export.status_counts(status, manifest_keys=True)
         if self._bar is None and line != self._last_line:
             self._last_line = line
             print(f"job.batch/{name}: {line}", file=self._out, flush=True)
@@ -216,7 +216,7 @@ class _Reporter:
                 self._seen_conditions.add((c.type, c.status))
                 self.say(f"job.batch/{name}: condition {c.type}={c.status} reason={c.reason}: {c.message}")
         if self._bar is not None:
-            self._bar.update(status, self._job._state(status), force=final)
+            self._bar.update(status, job_status_word(self._job, status), force=final)
             if final:
                 self._bar.close()
 
@@ -259,6 +259,7 @@ def _follow(job: Job, args: argparse.Namespace, out: TextIO, logs_out: TextIO) -
 def _table_rows(job: Job, wide: bool) -> str:
     obj = job.to_manifest(include_status=True)
     status = job.status
+    spec = job_spec(job)
     start, end = status.start_time, status.completion_time
     now = time.time()
     duration = ""
@@ -267,12 +268,10 @@ def _table_rows(job: Job, wide: bool) -> str:
     container = obj["spec"]["template"]["spec"]["containers"][0]
     row = {
         "NAME": job.name,
-        "STATUS": job._state(status),
-        "COMPLETIONS": _export.completions_column(
-            status.succeeded, job._spec["completions"], job._spec["parallelism"]
-        ),
+        "STATUS": job_status_word(job, status),
+        "COMPLETIONS": _export.completions_column(status.succeeded, spec["completions"], spec["parallelism"]),
         "DURATION": duration,
-        "AGE": _export.human_duration(now - job._created.timestamp()),
+        "AGE": _export.human_duration(now - created_at(job).timestamp()),
         "CONTAINERS": container.get("name", ""),
         "IMAGES": container.get("image") or "<none>",
         "SELECTOR": ",".join(f"{k}={v}" for k, v in obj["spec"]["selector"]["matchLabels"].items()),
@@ -333,7 +332,7 @@ def _report_failure(job: Job, status: JobStatus, args: argparse.Namespace) -> No
     condition = status.condition("Failed")
     reason = f": {condition.reason}: {condition.message}" if condition is not None else ""
     print(f"error: job.batch/{job.name} failed{reason}", file=sys.stderr)
-    print(describe_failed_pods(failed_pods(job._all_pods())), file=sys.stderr)
+    print(describe_failed_pods(failed_pods(all_pods(job))), file=sys.stderr)
     args.keep_logs = True
     print(f"pod logs kept in {args.log_dir}", file=sys.stderr, flush=True)
 
@@ -402,7 +401,7 @@ def _cmd_create_job(args: argparse.Namespace) -> int:
         if not args.indexed:
             # As kubectl writes it: the default completion mode is left out.
             del manifest["spec"]["completionMode"]
-        job = Job._from_normalized(
+        job = job_from_normalized(
             normalize_manifest(manifest), args.log_dir, args.backoff_initial_seconds, args.backoff_max_seconds
         )
     except (ValueError, TypeError) as e:

@@ -82,6 +82,18 @@ mod _kjob {
     /// A `generateName` prefix is cut to this length, so the name fits in 63 characters.
     #[pymodule_export]
     const MAX_GENERATED_NAME_LENGTH: usize = names::MAX_GENERATED_NAME_LENGTH;
+    /// The variable naming its Job's UID, on every pod process.
+    #[pymodule_export]
+    const JOB_UID_ENV: &str = crate::runtime::JOB_UID_ENV;
+    /// The variable holding the interpreter's session token, on every pod and worker process.
+    #[pymodule_export]
+    const SESSION_ENV: &str = crate::runtime::SESSION_ENV;
+    /// The variable listing the enclosing Jobs and sessions, on every pod and worker process.
+    #[pymodule_export]
+    const OWNERS_ENV: &str = crate::runtime::OWNERS_ENV;
+    /// The variable listing the owners a shepherd watches for, on the shepherd only.
+    #[pymodule_export]
+    const SHEPHERD_ENV: &str = crate::runtime::SHEPHERD_ENV;
 
     #[pymodule_export]
     use super::after_fork_in_child;

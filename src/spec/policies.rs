@@ -1,5 +1,5 @@
-//! Validation of `podFailurePolicy` (reference §1.4) and `successPolicy` (§1.5), with the
-//! messages of `pkg/apis/batch/validation/validation.go`.
+//! Validation of `podFailurePolicy` (docs/semantics.md §1.4) and `successPolicy` (§1.5), with
+//! the messages of `pkg/apis/batch/validation/validation.go`.
 
 use super::validate::{is_dns1123_label, nonnegative};
 use super::{FieldError, FieldErrors, JobSpec, OnExitCodes, OnPodConditionsPattern, PodFailurePolicyRule};

@@ -1,6 +1,6 @@
-//! Job validation with Kubernetes' messages (`pkg/apis/batch/validation/validation.go`, reference
-//! §0.4, §1.6). Every error is collected, in the order the API server reports them, so a user
-//! fixes a manifest in one round.
+//! Job validation with Kubernetes' messages (`pkg/apis/batch/validation/validation.go`,
+//! docs/semantics.md §0.4, §1.6). Every error is collected, in the order the API server reports
+//! them, so a user fixes a manifest in one round.
 
 use super::field_path::{check_env_field_path, FieldPathProblem, ENV_FIELD_PATHS};
 use super::policies::{validate_pod_failure_policy, validate_success_policy};

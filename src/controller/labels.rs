@@ -8,11 +8,22 @@ pub const JOB_COMPLETION_INDEX_KEY: &str = "batch.kubernetes.io/job-completion-i
 /// The template's labels, the selector labels the API server adds, and for Indexed pods the
 /// completion index (`PodIndexLabel`).
 pub fn pod_labels(spec: &EffectiveSpec, pod: &Pod) -> Vec<(String, String)> {
-    let mut labels = spec.labels.clone();
-    if let Some(ix) = pod.index {
-        labels.push((JOB_COMPLETION_INDEX_KEY.to_string(), ix.to_string()));
-    }
-    labels
+    with_own(&spec.labels, pod_own_labels(pod))
+}
+
+/// The labels a pod carries besides its Job's (`spec.labels`), with numbers for values: a
+/// reader of many pods shares the Job's and adds these, without allocating per pod.
+pub fn pod_own_labels(pod: &Pod) -> impl Iterator<Item = (&'static str, u32)> {
+    pod.index.map(|ix| (JOB_COMPLETION_INDEX_KEY, ix)).into_iter()
+}
+
+fn with_own(
+    shared: &[(String, String)],
+    own: impl Iterator<Item = (&'static str, u32)>,
+) -> Vec<(String, String)> {
+    let mut entries = shared.to_vec();
+    entries.extend(own.map(|(key, value)| (key.to_string(), value.to_string())));
+    entries
 }
 
 pub const JOB_INDEX_FAILURE_COUNT_KEY: &str = "batch.kubernetes.io/job-index-failure-count";
@@ -22,17 +33,17 @@ pub const JOB_INDEX_IGNORED_FAILURE_COUNT_KEY: &str = "batch.kubernetes.io/job-i
 /// `backoffLimitPerIndex`, their index's failure count always and the ignored count when
 /// non-zero (§4.4).
 pub fn pod_annotations(spec: &EffectiveSpec, pod: &Pod) -> Vec<(String, String)> {
-    let mut annotations = spec.annotations.clone();
-    let Some(ix) = pod.index else { return annotations };
-    annotations.push((JOB_COMPLETION_INDEX_KEY.to_string(), ix.to_string()));
-    if spec.backoff_limit_per_index.is_some() {
-        annotations.push((JOB_INDEX_FAILURE_COUNT_KEY.to_string(), pod.index_failure_count.to_string()));
-        if pod.index_ignored_failure_count > 0 {
-            annotations.push((
-                JOB_INDEX_IGNORED_FAILURE_COUNT_KEY.to_string(),
-                pod.index_ignored_failure_count.to_string(),
-            ));
-        }
-    }
-    annotations
+    with_own(&spec.annotations, pod_own_annotations(spec.backoff_limit_per_index.is_some(), pod))
+}
+
+/// The annotations a pod carries besides its Job's (`spec.annotations`), as
+/// [`pod_own_labels`]; `counts_per_index` is whether the Job sets `backoffLimitPerIndex`.
+pub fn pod_own_annotations(counts_per_index: bool, pod: &Pod) -> impl Iterator<Item = (&'static str, u32)> {
+    let counts = counts_per_index && pod.index.is_some();
+    let ignored = pod.index_ignored_failure_count;
+    pod.index
+        .map(|ix| (JOB_COMPLETION_INDEX_KEY, ix))
+        .into_iter()
+        .chain(counts.then_some((JOB_INDEX_FAILURE_COUNT_KEY, pod.index_failure_count)))
+        .chain((counts && ignored > 0).then_some((JOB_INDEX_IGNORED_FAILURE_COUNT_KEY, ignored)))
 }

@@ -16,11 +16,11 @@
 
 use super::env_snapshot::EnvSnapshot;
 use super::executor::{pod_log_path, Ended, ExecEvent, Executor, LogRange, Payload, PodLaunch};
-use super::job::PodView;
+use super::job::{PodView, PodViews};
 use super::notify::Watchers;
 use super::{process, tokio_runtime, ExecutorNote};
 use crate::controller::{
-    labels, Action, Controller, EffectiveSpec, Event, JobEvent, Plan, PodException, PodId, PodPhase,
+    Action, Controller, EffectiveSpec, Event, JobEvent, Plan, PodException, PodId, PodPhase,
 };
 use crate::status::{JobStatus, Time};
 use std::collections::HashMap;
@@ -434,10 +434,10 @@ impl Owner {
         (log.since(since).cloned().collect(), log.next_sequence())
     }
 
-    pub(super) fn pods(&self) -> Vec<PodView> {
+    pub(super) fn pods(&self) -> PodViews {
         let controller = &self.books.controller;
         let spec = controller.spec();
-        controller
+        let pods = controller
             .pods()
             .iter()
             .map(|pod| {
@@ -445,16 +445,20 @@ impl Owner {
                 PodView {
                     pod: pod.clone(),
                     log_path: match range {
-                        Some((path, _, _)) => path.to_path_buf(),
-                        None => pod_log_path(&self.log_dir, &pod.name),
+                        Some((path, _, _)) => Arc::clone(path),
+                        None => pod_log_path(&self.log_dir, &pod.name).into(),
                     },
                     log_range: range.map(|(_, a, b)| (*a, *b)),
                     pid: self.executor.as_ref().and_then(|e| e.pid(pod.id)),
-                    labels: labels::pod_labels(spec, pod),
-                    annotations: labels::pod_annotations(spec, pod),
                 }
             })
-            .collect()
+            .collect();
+        PodViews {
+            pods,
+            job_labels: spec.labels.clone(),
+            job_annotations: spec.annotations.clone(),
+            counts_per_index: spec.backoff_limit_per_index.is_some(),
+        }
     }
 }
 

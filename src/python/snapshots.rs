@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyModule, PyString, PyTuple, PyType, PyTzInfo};
 use pyo3::IntoPyObjectExt;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -72,8 +73,8 @@ pub struct Snapshots<'py, W> {
     /// Times by field, shared with the previous pod's: pods started or ended together share
     /// one datetime.
     last_times: [Option<(Time, Bound<'py, PyAny>)>; 2],
-    /// And log paths: callable pods share their worker's log file.
-    last_log_path: Option<(Arc<Path>, Bound<'py, PyString>)>,
+    /// And log paths: callable pods share their worker's log file (see [`Self::log_path`]).
+    shared_log_paths: HashMap<*const u8, Bound<'py, PyString>>,
 }
 
 /// A pod's labels and annotations, as the dicts of the Job's that each pod's copies.
@@ -94,7 +95,7 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
             keys: Vec::new(),
             last_number: None,
             last_times: [None, None],
-            last_log_path: None,
+            shared_log_paths: HashMap::new(),
         })
     }
 
@@ -131,15 +132,20 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
         Ok(time)
     }
 
-    fn log_path(&mut self, path: &Arc<Path>) -> Bound<'py, PyString> {
-        match &self.last_log_path {
-            Some((last, string)) if Arc::ptr_eq(last, path) || last == path => string.clone(),
-            _ => {
-                let string = PyString::new(self.py, &path.to_string_lossy());
-                self.last_log_path = Some((Arc::clone(path), string.clone()));
-                string
-            }
+    /// A pod's log path. A log file that callable pods share is one `Arc` and one string:
+    /// looked up by address (the views hold the `Arc`s while the strings are made, so an
+    /// address names one file), as pods of several workers interleave.
+    fn log_path(&mut self, path: &Arc<Path>, shared: bool) -> Bound<'py, PyString> {
+        if !shared {
+            return PyString::new(self.py, &path.to_string_lossy());
         }
+        let key = Arc::as_ptr(path).cast::<u8>();
+        if let Some(string) = self.shared_log_paths.get(&key) {
+            return string.clone();
+        }
+        let string = PyString::new(self.py, &path.to_string_lossy());
+        self.shared_log_paths.insert(key, string.clone());
+        string
     }
 
     fn dict(&self, pairs: &[(String, String)]) -> PyResult<Bound<'py, PyDict>> {
@@ -269,7 +275,7 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
         set(d, intern!(py, "restart_count"), p.restart_count)?;
         set(d, intern!(py, "start_time"), self.pod_time(0, p.started_at)?)?;
         set(d, intern!(py, "finish_time"), self.pod_time(1, p.finished_at)?)?;
-        set(d, intern!(py, "log_path"), self.log_path(&v.log_path))?;
+        set(d, intern!(py, "log_path"), self.log_path(&v.log_path, v.log_range.is_some()))?;
         set(d, intern!(py, "pid"), v.pid)?;
         set(d, intern!(py, "labels"), self.entries(&job.labels, pod_own_labels(p))?)?;
         let annotations = self.entries(&job.annotations, pod_own_annotations(job.counts_per_index, p))?;

@@ -1,11 +1,11 @@
-//! Snapshots (status, pods, events) cross into Python as the public `kjob._types` dataclasses
+//! Snapshots (status, pods, events) cross into Python as the public `kjob._types` classes
 //! themselves, filled here field by field: there is no intermediate dict for Python to parse a
 //! second time, and a Job of 100,000 pods lists them in a fraction of a second.
 //!
-//! The dataclasses stay plain Python (users construct, compare, copy and pickle them), so an
-//! instance is made as a frozen dataclass's `__init__` makes one, `object.__new__(cls)` then
-//! `object.__setattr__` per field, but from Rust, without the interpreter's call overhead.
-//! `tests/test_one_schema.py` checks that every field of each class is filled, so a field added
+//! The classes stay plain Python (users construct, compare, copy and pickle them), so an
+//! instance is made as their `__init__` makes one, `object.__new__(cls)` then
+//! `object.__setattr__` per slot, but from Rust, without the interpreter's call overhead.
+//! `tests/test_one_schema.py` checks that every slot of each class is filled, so a field added
 //! in `_types.py` but not here fails a test.
 
 use crate::controller::labels::{pod_own_annotations, pod_own_labels};
@@ -26,7 +26,6 @@ use super::utc::utc_fields;
 /// The classes of `kjob._types`, imported on first use (the extension is imported by that
 /// package, so it cannot import them when it is itself loaded).
 struct Classes {
-    object_new: Py<PyAny>,
     from_timestamp: Py<PyAny>,
     datetime: Py<PyAny>,
     gc: Py<PyModule>,
@@ -46,7 +45,6 @@ fn classes(py: Python<'_>) -> PyResult<&Classes> {
         let class =
             |name: &str| -> PyResult<Py<PyType>> { Ok(types.getattr(name)?.cast_into::<PyType>()?.unbind()) };
         Ok(Classes {
-            object_new: py.import("builtins")?.getattr("object")?.getattr("__new__")?.unbind(),
             from_timestamp: py.import("datetime")?.getattr("datetime")?.getattr("fromtimestamp")?.unbind(),
             datetime: py.import("datetime")?.getattr("datetime")?.unbind(),
             gc: py.import("gc")?.unbind(),
@@ -101,7 +99,16 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
 
     /// An instance of `cls`, its `__init__` not run: [`set`] fills its fields.
     fn instance(&self, cls: &Py<PyType>) -> PyResult<Bound<'py, PyAny>> {
-        self.classes.object_new.bind(self.py).call1((cls.bind(self.py),))
+        let no_args = PyTuple::empty(self.py);
+        // SAFETY: `cls` is a live type object and `no_args` a live tuple, both held for the
+        // call; `PyType_GenericNew` is `object.__new__(cls)` without the Python call (it only
+        // allocates through the type's `tp_alloc`), so it needs nothing else.
+        let object = unsafe {
+            pyo3::ffi::PyType_GenericNew(cls.as_ptr().cast(), no_args.as_ptr(), std::ptr::null_mut())
+        };
+        // SAFETY: a new reference, or null with the error set (which `from_owned_ptr_or_err`
+        // turns into a `PyErr`).
+        unsafe { Bound::from_owned_ptr_or_err(self.py, object) }
     }
 
     /// `datetime.fromtimestamp(seconds, timezone.utc)`, as `_types.py` used to make them.
@@ -313,8 +320,8 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
     }
 }
 
-/// `object.__setattr__(object, name, value)`: how a frozen dataclass's own `__init__` sets its
-/// fields (its class's `__setattr__` refuses).
+/// `object.__setattr__(object, name, value)`: how the snapshot classes' own `__init__` sets
+/// their fields (their `__setattr__` refuses).
 fn set<'py>(
     object: &Bound<'py, PyAny>,
     name: &Bound<'py, PyString>,

@@ -26,6 +26,7 @@ use super::utc::utc_fields;
 /// The classes of `kjob._types`, imported on first use (the extension is imported by that
 /// package, so it cannot import them when it is itself loaded).
 struct Classes {
+    object_new: Py<PyAny>,
     from_timestamp: Py<PyAny>,
     datetime: Py<PyAny>,
     gc: Py<PyModule>,
@@ -45,6 +46,7 @@ fn classes(py: Python<'_>) -> PyResult<&Classes> {
         let class =
             |name: &str| -> PyResult<Py<PyType>> { Ok(types.getattr(name)?.cast_into::<PyType>()?.unbind()) };
         Ok(Classes {
+            object_new: py.import("builtins")?.getattr("object")?.getattr("__new__")?.unbind(),
             from_timestamp: py.import("datetime")?.getattr("datetime")?.getattr("fromtimestamp")?.unbind(),
             datetime: py.import("datetime")?.getattr("datetime")?.unbind(),
             gc: py.import("gc")?.unbind(),
@@ -99,16 +101,7 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
 
     /// An instance of `cls`, its `__init__` not run: [`set`] fills its fields.
     fn instance(&self, cls: &Py<PyType>) -> PyResult<Bound<'py, PyAny>> {
-        let no_args = PyTuple::empty(self.py);
-        // SAFETY: `cls` is a live type object and `no_args` a live tuple, both held for the
-        // call; `PyType_GenericNew` is `object.__new__(cls)` without the Python call (it only
-        // allocates through the type's `tp_alloc`), so it needs nothing else.
-        let object = unsafe {
-            pyo3::ffi::PyType_GenericNew(cls.as_ptr().cast(), no_args.as_ptr(), std::ptr::null_mut())
-        };
-        // SAFETY: a new reference, or null with the error set (which `from_owned_ptr_or_err`
-        // turns into a `PyErr`).
-        unsafe { Bound::from_owned_ptr_or_err(self.py, object) }
+        self.classes.object_new.bind(self.py).call1((cls.bind(self.py),))
     }
 
     /// `datetime.fromtimestamp(seconds, timezone.utc)`, as `_types.py` used to make them.

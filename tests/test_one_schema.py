@@ -91,6 +91,36 @@ def test_snapshots_equal_the_objects_built_from_their_fields_and_pickle() -> Non
     assert pickle.loads(pickle.dumps(status)) == status
 
 
+def test_each_pod_owns_its_label_dicts_and_callable_pods_share_their_worker_log() -> None:
+    # pods() copies one dict of the Job's labels per pod and shares a worker's log path string.
+    with kjob.Job(
+        name="shared",
+        target=abs,
+        completions=3,
+        completion_mode="Indexed",
+        max_workers=1,
+        labels={"team": "a"},
+    ) as job:
+        job.run(timeout=30)
+        pods = sorted(job.pods(), key=lambda p: p.index or 0)
+        assert [
+            (p.labels["job-name"], p.labels["batch.kubernetes.io/job-completion-index"]) for p in pods
+        ] == [
+            ("shared", "0"),
+            ("shared", "1"),
+            ("shared", "2"),
+        ]
+        assert [p.annotations for p in pods] == [
+            {"batch.kubernetes.io/job-completion-index": str(i)} for i in range(3)
+        ]
+        pods[0].labels["job-name"] = "changed"
+        pods[0].annotations.clear()
+        assert [p.labels["job-name"] for p in pods] == ["changed", "shared", "shared"]
+        assert [p.labels["job-name"] for p in job.pods()] == ["shared", "shared", "shared"]
+        assert len({p.log_path for p in pods}) == 1 and pods[0].log_path.endswith("shared-worker-0.log")
+        assert [p.log_range is not None for p in pods] == [True, True, True]
+
+
 def test_snapshots_behave_as_the_frozen_dataclasses_they_replace() -> None:
     # Plain slotted classes (no `dataclasses` import at `import kjob`), with the same value
     # semantics: immutable, equal and hashed by their fields, the same repr, copied and pickled

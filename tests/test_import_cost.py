@@ -11,9 +11,13 @@ import pytest
 
 # Costly to import and needed only by some calls: manifests (PyYAML, json, pathlib),
 # callables (pickle, cloudpickle, the worker module), the shepherd and log folders
-# (subprocess, secrets, tempfile, shutil), uuid (a started Job), signal (failure messages).
+# (subprocess, secrets, tempfile, shutil), uuid (a started Job), signal (failure messages),
+# dataclasses and the inspect it imports (the snapshot classes are hand-written; a callable's
+# signature check imports inspect).
 LAZY_MODULES = [
     "cloudpickle",
+    "dataclasses",
+    "inspect",
     "json",
     "kjob._worker",
     "pathlib",

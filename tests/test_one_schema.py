@@ -1,10 +1,10 @@
-"""Issue 14 §1: each rule in one place. The extension builds the snapshot dataclasses, holds the
+"""Issue 14 §1: each rule in one place. The extension builds the snapshot objects, holds the
 constants, the seconds and int32 checks and the manifest's schema; Python asks it."""
 
 from __future__ import annotations
 
 import ast
-import dataclasses
+import copy
 import math
 import os
 import pickle
@@ -25,8 +25,18 @@ from kjob._types import Condition, Event, JobStatus, NativeSpec, Pod, PodConditi
 PACKAGE = Path(kjob.__file__).parent
 
 
-def field_names(cls: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
+def field_names(cls: Any) -> set[str]:
+    """Every slot of a snapshot class: its fields, and JobStatus's link to its Job."""
+    return set(cls.__slots__)
+
+
+def filled(snapshot: object) -> set[str]:
+    """The slots of ``snapshot`` that hold a value (an unfilled slot raises AttributeError)."""
+    return {name for name in field_names(type(snapshot)) if hasattr(snapshot, name)}
+
+
+def fields_of(snapshot: Any) -> dict[str, Any]:
+    return {name: getattr(snapshot, name) for name in snapshot._fields}
 
 
 def wait_for(predicate: Any, timeout: float = 10.0) -> None:
@@ -52,17 +62,17 @@ def test_the_extension_fills_every_field_of_every_snapshot() -> None:
         events = job.events()
     assert len(pods) == 1
     (pod,) = pods
-    assert set(vars(pod)) == field_names(Pod)
-    assert [set(vars(c)) for c in pod.conditions] == [field_names(PodCondition)]
+    assert filled(pod) == field_names(Pod)
+    assert [filled(c) for c in pod.conditions] == [field_names(PodCondition)]
     assert pod.conditions[0].type == "DisruptionTarget"
-    assert set(vars(status)) == field_names(JobStatus)
+    assert filled(status) == field_names(JobStatus)
     assert status.is_failed
-    assert {frozenset(vars(c)) for c in status.conditions} == {frozenset(field_names(Condition))}
-    assert events and {frozenset(vars(e)) for e in events} == {frozenset(field_names(Event))}
+    assert {frozenset(filled(c)) for c in status.conditions} == {frozenset(field_names(Condition))}
+    assert events and {frozenset(filled(e)) for e in events} == {frozenset(field_names(Event))}
     assert events[0].involved_object == "Job/default/snap"
 
 
-def test_snapshots_equal_the_dataclasses_built_from_their_fields_and_pickle() -> None:
+def test_snapshots_equal_the_objects_built_from_their_fields_and_pickle() -> None:
     job = kjob.Job(name="snap2", command="exit 3", backoff_limit=0)
     try:
         status = job.run(timeout=10)
@@ -71,15 +81,85 @@ def test_snapshots_equal_the_dataclasses_built_from_their_fields_and_pickle() ->
         job.delete()
     assert status.failed == 1 and len(pods) == 1
     for pod in pods:
-        rebuilt = Pod(**vars(pod))
+        rebuilt = Pod(**fields_of(pod))
         assert rebuilt == pod and repr(rebuilt) == repr(pod)
         assert pickle.loads(pickle.dumps(pod)) == pod
         assert pod.exit_code == 3 and pod.phase == "Failed"
         assert pod.start_time is not None and pod.start_time.tzinfo is not None
-    fields = {k: v for k, v in vars(status).items() if k != "_job_ref"}
-    assert JobStatus(**fields) == status
-    assert repr(JobStatus(**fields)) == repr(status)
+    assert JobStatus(**fields_of(status)) == status
+    assert repr(JobStatus(**fields_of(status))) == repr(status)
     assert pickle.loads(pickle.dumps(status)) == status
+
+
+def test_each_pod_owns_its_label_dicts_and_callable_pods_share_their_worker_log() -> None:
+    # pods() copies one dict of the Job's labels per pod and shares a worker's log path string.
+    with kjob.Job(
+        name="shared",
+        target=abs,
+        completions=3,
+        completion_mode="Indexed",
+        max_workers=1,
+        labels={"team": "a"},
+    ) as job:
+        job.run(timeout=30)
+        pods = sorted(job.pods(), key=lambda p: p.index or 0)
+        assert [
+            (p.labels["job-name"], p.labels["batch.kubernetes.io/job-completion-index"]) for p in pods
+        ] == [
+            ("shared", "0"),
+            ("shared", "1"),
+            ("shared", "2"),
+        ]
+        assert [p.annotations for p in pods] == [
+            {"batch.kubernetes.io/job-completion-index": str(i)} for i in range(3)
+        ]
+        pods[0].labels["job-name"] = "changed"
+        pods[0].annotations.clear()
+        assert [p.labels["job-name"] for p in pods] == ["changed", "shared", "shared"]
+        assert [p.labels["job-name"] for p in job.pods()] == ["shared", "shared", "shared"]
+        assert len({p.log_path for p in pods}) == 1 and pods[0].log_path.endswith("shared-worker-0.log")
+        assert [p.log_range is not None for p in pods] == [True, True, True]
+
+
+def test_snapshots_behave_as_the_frozen_dataclasses_they_replace() -> None:
+    # Plain slotted classes (no `dataclasses` import at `import kjob`), with the same value
+    # semantics: immutable, equal and hashed by their fields, the same repr, copied and pickled
+    # without the JobStatus's link to its Job.
+    condition = Condition("Complete", "True", "CompletionsReached", "Reached expected number", None)
+    same = Condition(
+        type="Complete",
+        status="True",
+        reason="CompletionsReached",
+        message="Reached expected number",
+        last_transition_time=None,
+    )
+    assert condition == same and hash(condition) == hash(same) and len({condition, same}) == 1
+    assert condition != Condition("Failed", "True", "", "", None)
+    assert condition != ("Complete", "True", "CompletionsReached", "Reached expected number", None)
+    assert repr(condition) == (
+        "Condition(type='Complete', status='True', reason='CompletionsReached', "
+        "message='Reached expected number', last_transition_time=None)"
+    )
+    with pytest.raises(AttributeError, match="cannot assign to field 'status'"):
+        condition.status = "False"
+    with pytest.raises(AttributeError, match="cannot delete field 'status'"):
+        del condition.status
+    # `match` by position, as on a dataclass (the statement itself needs Python 3.10).
+    assert Condition.__match_args__ == ("type", "status", "reason", "message", "last_transition_time")
+    assert condition.__replace__(status="False") == Condition(
+        "Complete", "False", "CompletionsReached", "Reached expected number", None
+    )
+
+    job = kjob.Job(name="frozen", command=["true"])
+    status = JobStatus(succeeded=1, conditions=[condition])._linked_to(job)
+    assert status._job_ref is not None and status._job_ref() is job
+    for copied in (copy.copy(status), copy.deepcopy(status), pickle.loads(pickle.dumps(status))):
+        assert copied == status and copied._job_ref is None
+    assert JobStatus().conditions == [] and JobStatus().conditions is not JobStatus().conditions
+    assert repr(JobStatus(active=1)) == "JobStatus(NoCondition active=1 succeeded=0 failed=0)"
+    with pytest.raises(TypeError, match="unhashable type: 'list'"):
+        hash(status)
+    job.delete()
 
 
 def test_callable_pod_exception_is_exception_text() -> None:

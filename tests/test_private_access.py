@@ -17,13 +17,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "python" / "kjob"
 # os.environ.
 STDLIB = {("os", "_exit"), ("os", "_Environ")}
 
-# Accesses still to be removed by the owner of the file (issue 14 §4), each with its fix. An
-# entry that no longer occurs fails test_known_exceptions_still_occur: delete it then.
-KNOWN_EXCEPTIONS = {
-    # _types.py is another helper's file: raise_for_status should call _job.all_pods(job).
-    ("_types.py", "job._all_pods"),
-}
-
 
 def _is_private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
@@ -76,19 +69,8 @@ def _package_accesses() -> list[str]:
     return found
 
 
-def _known(access: str) -> bool:
-    module, _, rest = access.partition(":")
-    expr = rest.partition(": ")[2]
-    return (module, expr) in KNOWN_EXCEPTIONS
-
-
 def test_no_module_reaches_into_another_modules_private_attributes() -> None:
-    assert [a for a in _package_accesses() if not _known(a)] == []
-
-
-def test_known_exceptions_still_occur() -> None:
-    occurring = {(a.partition(":")[0], a.partition(": ")[2]) for a in _package_accesses() if _known(a)}
-    assert occurring == KNOWN_EXCEPTIONS
+    assert _package_accesses() == []
 
 
 def test_the_check_finds_foreign_private_attributes() -> None:

@@ -14,7 +14,6 @@ import types
 import warnings
 import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -46,15 +45,30 @@ def _job_name(base: str) -> str:
     return generated_name(f"{cleaned or 'job'}-")
 
 
-@dataclass
 class _Callable:
-    target: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    env: dict[str, str]
-    max_workers: int
-    working_dir: str | None = None
-    reuse_workers: bool = True
+    """What a Job with a target runs: the callable, its arguments and its worker pool's
+    settings. A plain class: the ``dataclasses`` module would cost ``import kjob`` more than
+    anything else of its own (issue 14 §5)."""
+
+    __slots__ = ("target", "args", "kwargs", "env", "max_workers", "working_dir", "reuse_workers")
+
+    def __init__(
+        self,
+        target: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        env: dict[str, str],
+        max_workers: int,
+        working_dir: str | None = None,
+        reuse_workers: bool = True,
+    ) -> None:
+        self.target = target
+        self.args = args
+        self.kwargs = kwargs
+        self.env = env
+        self.max_workers = max_workers
+        self.working_dir = working_dir
+        self.reuse_workers = reuse_workers
 
     def init_payload(self, job_name: str, job_uid: str, indexed: bool) -> bytes:
         """What a worker needs to run this Job's pods (see ``_worker._load_job``), as of now

@@ -1,15 +1,20 @@
 """Plain, immutable views of a Job's status and pods (snapshots: they never change).
 
-The extension builds these objects itself (``src/python/snapshots.rs``), filling each field of
-the dataclass: a field added here must be filled there too (``tests/test_snapshots.py`` checks
-that every field is)."""
+The extension builds these objects itself (``src/python/snapshots.rs``), filling each slot of
+the class: a field added here must be filled there too (``tests/test_one_schema.py`` checks
+that every field is).
+
+They are small hand-written classes with ``__slots__`` rather than frozen dataclasses: the
+``dataclasses`` module (and the ``inspect`` it imports) was a third of what ``import kjob`` cost
+(issue 14 §5), and a slotted object is smaller and quicker to fill. They behave as the frozen
+dataclasses did: keyword or positional construction, ``==`` and ``hash()`` over the fields,
+the same ``repr()``, pickling and copying, ``match`` by position, assignment refused."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import weakref
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -39,44 +44,118 @@ class NativeSpec(TypedDict):
     container_name: str
 
 
-@dataclass(frozen=True)
-class Condition:
+class _Snapshot:
+    """What the snapshot classes share: immutable, and compared, hashed, printed and pickled by
+    their ``_fields``, as a frozen dataclass is by its fields."""
+
+    __slots__ = ()
+    #: The fields in order: the constructor's parameters, and what ``==``, ``hash()``,
+    #: ``repr()``, pickling and ``match`` use. Each class's ``__slots__`` holds them.
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def _fill(self, values: dict[str, Any]) -> None:
+        """Sets every field from ``values``: an ``__init__``'s ``locals()``."""
+        for name in self._fields:
+            object.__setattr__(self, name, values[name])
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    # The messages of dataclasses.FrozenInstanceError, an AttributeError too.
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, _Snapshot)
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__qualname__}({fields})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt through the constructor: a pickle or a copy holds the fields and nothing else.
+        return (type(self), self._values())
+
+    def __replace__(self, **changes: Any) -> Any:
+        """``copy.replace(snapshot, field=value)`` (Python 3.13), as for a dataclass."""
+        cls: Any = type(self)
+        return cls(**{**dict(zip(self._fields, self._values())), **changes})
+
+
+class Condition(_Snapshot):
     """A Job condition, as in ``status.conditions`` of a batch/v1 Job."""
 
+    _fields = ("type", "status", "reason", "message", "last_transition_time")
+    __slots__ = __match_args__ = _fields
     type: str
     status: str
     reason: str
     message: str
     last_transition_time: _dt.datetime | None
 
+    def __init__(
+        self, type: str, status: str, reason: str, message: str, last_transition_time: _dt.datetime | None
+    ) -> None:
+        self._fill(locals())
 
-@dataclass(frozen=True)
-class JobStatus:
+
+class JobStatus(_Snapshot):
     """A snapshot of ``status`` of a batch/v1 Job."""
 
-    active: int = 0
-    ready: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    terminating: int = 0
-    completed_indexes: str = ""
-    failed_indexes: str | None = None
-    start_time: _dt.datetime | None = None
-    completion_time: _dt.datetime | None = None
-    conditions: list[Condition] = field(default_factory=list)
+    _fields = (
+        "active",
+        "ready",
+        "succeeded",
+        "failed",
+        "terminating",
+        "completed_indexes",
+        "failed_indexes",
+        "start_time",
+        "completion_time",
+        "conditions",
+    )
     # The Job this snapshot came from, weakly (a status must not keep its Job's pods running),
-    # so that raise_for_status() can list the failed pods. Not part of the value.
-    _job_ref: weakref.ReferenceType[Job] | None = field(default=None, init=False, repr=False, compare=False)
+    # so that raise_for_status() can list the failed pods. Not a field: not part of the value,
+    # and neither pickled nor copied (a weak reference cannot be; a copy is a plain snapshot).
+    __slots__ = (*_fields, "_job_ref")
+    __match_args__ = _fields
+    active: int
+    ready: int
+    succeeded: int
+    failed: int
+    terminating: int
+    completed_indexes: str
+    failed_indexes: str | None
+    start_time: _dt.datetime | None
+    completion_time: _dt.datetime | None
+    conditions: list[Condition]
+    _job_ref: weakref.ReferenceType[Job] | None
 
-    def __getstate__(self) -> dict[str, Any]:
-        # A weak reference cannot be pickled (nor deep-copied); a copy is a plain snapshot.
-        state = dict(self.__dict__)
-        state["_job_ref"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for key, value in state.items():
-            object.__setattr__(self, key, value)
+    def __init__(
+        self,
+        active: int = 0,
+        ready: int = 0,
+        succeeded: int = 0,
+        failed: int = 0,
+        terminating: int = 0,
+        completed_indexes: str = "",
+        failed_indexes: str | None = None,
+        start_time: _dt.datetime | None = None,
+        completion_time: _dt.datetime | None = None,
+        conditions: list[Condition] | None = None,
+    ) -> None:
+        conditions = [] if conditions is None else conditions
+        self._fill(locals())
+        object.__setattr__(self, "_job_ref", None)
 
     def raise_for_status(self) -> None:
         """Raises :class:`kjob.JobFailedError` if the Job failed (``Failed=True``), as
@@ -88,11 +167,12 @@ class JobStatus:
         if not self.is_failed:
             return
         from ._failures import job_failed_error
+        from ._job import all_pods
 
         job = self._job_ref() if self._job_ref is not None else None
         if job is None:
             raise job_failed_error(None, self, None)
-        raise job_failed_error(job.name, self, job._all_pods())
+        raise job_failed_error(job.name, self, all_pods(job))
 
     def __repr__(self) -> str:
         from ._export import status_counts
@@ -140,25 +220,35 @@ def linked_to_job(status: JobStatus, job: Job) -> JobStatus:
     return status
 
 
-@dataclass(frozen=True)
-class PodCondition:
+class PodCondition(_Snapshot):
     """A pod condition kjob sets, e.g. ``DisruptionTarget`` on an evicted pod."""
 
+    _fields = ("type", "status", "reason", "message")
+    __slots__ = __match_args__ = _fields
     type: str
     status: str
     reason: str
     message: str
 
+    def __init__(self, type: str, status: str, reason: str, message: str) -> None:
+        self._fill(locals())
 
-@dataclass(frozen=True)
-class Event:
+
+class Event(_Snapshot):
     """A Kubernetes event about the Job (``kubectl describe job`` shows these)."""
 
+    _fields = ("type", "reason", "message", "time", "involved_object")
+    __slots__ = __match_args__ = _fields
     type: str
     reason: str
     message: str
     time: _dt.datetime | None
     involved_object: str
+
+    def __init__(
+        self, type: str, reason: str, message: str, time: _dt.datetime | None, involved_object: str
+    ) -> None:
+        self._fill(locals())
 
 
 class ExceptionText(str):
@@ -201,10 +291,31 @@ class ExceptionText(str):
         return hash(self.summary)
 
 
-@dataclass(frozen=True)
-class Pod:
+class Pod(_Snapshot):
     """A snapshot of one pod (one attempt) of a Job."""
 
+    _fields = (
+        "name",
+        "index",
+        "phase",
+        "exit_code",
+        "restart_count",
+        "start_time",
+        "finish_time",
+        "log_path",
+        "pid",
+        "labels",
+        "annotations",
+        "reason",
+        "message",
+        "index_failure_count",
+        "index_ignored_failure_count",
+        "conditions",
+        "attempt",
+        "exception",
+        "log_range",
+    )
+    __slots__ = __match_args__ = _fields
     name: str
     index: int | None
     phase: str
@@ -218,17 +329,42 @@ class Pod:
     annotations: dict[str, str]
     #: Why the pod ended when not by an ordinary exit: ``StartError``, ``DeadlineExceeded``,
     #: ``OOMKilled``, ``ContainerStatusUnknown`` (its exit status was lost), ...
-    reason: str | None = None
+    reason: str | None
     #: How it ended, for a pod that did not exit 0: ``"exited with code 5"``,
     #: ``"killed by signal 11 (SIGSEGV)"``, ``"exit status lost: ..."``.
-    message: str | None = None
-    index_failure_count: int = 0
-    index_ignored_failure_count: int = 0
-    conditions: list[PodCondition] = field(default_factory=list)
+    message: str | None
+    index_failure_count: int
+    index_ignored_failure_count: int
+    conditions: list[PodCondition]
     #: Earlier failed attempts of this index (Indexed) or of the Job (NonIndexed).
-    attempt: int = 0
+    attempt: int
     #: Callable pods: the exception that failed it, as :class:`ExceptionText`: its first line
     #: ``"<qualified type name>: <message>"``, then its traceback.
-    exception: ExceptionText | None = None
+    exception: ExceptionText | None
     #: Callable pods share a worker's log file; their output is this byte range of it.
-    log_range: tuple[int, int] | None = None
+    log_range: tuple[int, int] | None
+
+    def __init__(
+        self,
+        name: str,
+        index: int | None,
+        phase: str,
+        exit_code: int | None,
+        restart_count: int,
+        start_time: _dt.datetime | None,
+        finish_time: _dt.datetime | None,
+        log_path: str,
+        pid: int | None,
+        labels: dict[str, str],
+        annotations: dict[str, str],
+        reason: str | None = None,
+        message: str | None = None,
+        index_failure_count: int = 0,
+        index_ignored_failure_count: int = 0,
+        conditions: list[PodCondition] | None = None,
+        attempt: int = 0,
+        exception: ExceptionText | None = None,
+        log_range: tuple[int, int] | None = None,
+    ) -> None:
+        conditions = [] if conditions is None else conditions
+        self._fill(locals())

@@ -1,21 +1,25 @@
-//! Snapshots (status, pods, events) cross into Python as the public `kjob._types` dataclasses
+//! Snapshots (status, pods, events) cross into Python as the public `kjob._types` classes
 //! themselves, filled here field by field: there is no intermediate dict for Python to parse a
 //! second time, and a Job of 100,000 pods lists them in a fraction of a second.
 //!
-//! The dataclasses stay plain Python (users construct, compare, copy and pickle them), so an
-//! instance is made as a frozen dataclass's `__init__` makes one, `object.__new__(cls)` then
-//! `object.__setattr__` per field, but from Rust, without the interpreter's call overhead.
-//! `tests/test_one_schema.py` checks that every field of each class is filled, so a field added
+//! The classes stay plain Python (users construct, compare, copy and pickle them), so an
+//! instance is made as their `__init__` makes one, `object.__new__(cls)` then
+//! `object.__setattr__` per slot, but from Rust, without the interpreter's call overhead.
+//! `tests/test_one_schema.py` checks that every slot of each class is filled, so a field added
 //! in `_types.py` but not here fails a test.
 
+use crate::controller::labels::{pod_own_annotations, pod_own_labels};
 use crate::controller::PodPhase;
-use crate::runtime::PodView;
+use crate::runtime::{PodView, PodViews};
 use crate::status::{JobStatus, Time};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyModule, PyString, PyTuple, PyType, PyTzInfo};
 use pyo3::IntoPyObjectExt;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
 
 use super::utc::utc_fields;
 
@@ -62,13 +66,22 @@ pub struct Snapshots<'py, W> {
     classes: &'py Classes,
     utc: Bound<'py, PyTzInfo>,
     wall: W,
-    /// The label and annotation strings of the last pod, by position: most repeat from pod to
-    /// pod (the keys, the Job's name and uid), and are then shared rather than made again.
-    last_strings: Vec<(String, Bound<'py, PyString>)>,
-    /// The same for times, by field: pods started or ended together share one datetime.
+    /// The keys of pods' own labels and annotations, made once per list.
+    keys: Vec<(&'static str, Bound<'py, PyString>)>,
+    /// The last number made a string: an Indexed pod's index is a label and an annotation.
+    last_number: Option<(u32, Bound<'py, PyString>)>,
+    /// Times by field, shared with the previous pod's: pods started or ended together share
+    /// one datetime.
     last_times: [Option<(Time, Bound<'py, PyAny>)>; 2],
-    /// And log paths: callable pods share their worker's log file.
-    last_log_path: Option<(std::path::PathBuf, Bound<'py, PyString>)>,
+    /// And log paths: callable pods share their worker's log file (see [`Self::log_path`]).
+    shared_log_paths: HashMap<*const u8, Bound<'py, PyString>>,
+}
+
+/// A pod's labels and annotations, as the dicts of the Job's that each pod's copies.
+struct JobEntries<'py> {
+    labels: Bound<'py, PyDict>,
+    annotations: Bound<'py, PyDict>,
+    counts_per_index: bool,
 }
 
 impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
@@ -79,9 +92,10 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
             classes: classes(py)?,
             utc: PyTzInfo::utc(py)?.to_owned(),
             wall,
-            last_strings: Vec::new(),
+            keys: Vec::new(),
+            last_number: None,
             last_times: [None, None],
-            last_log_path: None,
+            shared_log_paths: HashMap::new(),
         })
     }
 
@@ -118,43 +132,62 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
         Ok(time)
     }
 
-    fn log_path(&mut self, path: &std::path::Path) -> Bound<'py, PyString> {
-        match &self.last_log_path {
-            Some((last, string)) if last.as_os_str() == path.as_os_str() => string.clone(),
-            _ => {
-                let string = PyString::new(self.py, &path.to_string_lossy());
-                self.last_log_path = Some((path.to_path_buf(), string.clone()));
-                string
-            }
+    /// A pod's log path. A log file that callable pods share is one `Arc` and one string:
+    /// looked up by address (the views hold the `Arc`s while the strings are made, so an
+    /// address names one file), as pods of several workers interleave.
+    fn log_path(&mut self, path: &Arc<Path>, shared: bool) -> Bound<'py, PyString> {
+        if !shared {
+            return PyString::new(self.py, &path.to_string_lossy());
         }
+        let key = Arc::as_ptr(path).cast::<u8>();
+        if let Some(string) = self.shared_log_paths.get(&key) {
+            return string.clone();
+        }
+        let string = PyString::new(self.py, &path.to_string_lossy());
+        self.shared_log_paths.insert(key, string.clone());
+        string
     }
 
-    /// The string at `position` of this pod's labels and annotations.
-    fn string(&mut self, position: usize, text: &str) -> Bound<'py, PyString> {
-        match self.last_strings.get_mut(position) {
-            Some((last, string)) if last == text => string.clone(),
-            Some((last, string)) => {
-                // The buffer is reused: no allocation for the pod's own index, say.
-                last.clear();
-                last.push_str(text);
-                *string = PyString::new(self.py, text);
-                string.clone()
-            }
-            None => {
-                let string = PyString::new(self.py, text);
-                self.last_strings.push((text.to_string(), string.clone()));
-                string
-            }
-        }
-    }
-
-    fn string_map(&mut self, first: usize, pairs: &[(String, String)]) -> PyResult<Bound<'py, PyDict>> {
+    fn dict(&self, pairs: &[(String, String)]) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(self.py);
-        for (i, (k, v)) in pairs.iter().enumerate() {
-            let key = self.string(first + 2 * i, k);
-            dict.set_item(key, self.string(first + 2 * i + 1, v))?;
+        for (k, v) in pairs {
+            dict.set_item(k, v)?;
         }
         Ok(dict)
+    }
+
+    /// A copy of `shared` (which copies its table at once, its strings shared) with a pod's
+    /// `own` entries added.
+    fn entries(
+        &mut self,
+        shared: &Bound<'py, PyDict>,
+        own: impl Iterator<Item = (&'static str, u32)>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let dict = shared.copy()?;
+        for (key, value) in own {
+            dict.set_item(self.key(key), self.number(value))?;
+        }
+        Ok(dict)
+    }
+
+    fn key(&mut self, key: &'static str) -> Bound<'py, PyString> {
+        if let Some((_, string)) = self.keys.iter().find(|(k, _)| *k == key) {
+            return string.clone();
+        }
+        let string = PyString::new(self.py, key);
+        self.keys.push((key, string.clone()));
+        string
+    }
+
+    fn number(&mut self, n: u32) -> Bound<'py, PyString> {
+        match &self.last_number {
+            Some((last, string)) if *last == n => string.clone(),
+            _ => {
+                let string = PyString::new(self.py, &n.to_string());
+                self.last_number = Some((n, string.clone()));
+                string
+            }
+        }
     }
 
     /// Every pod, in order, as a list of `kjob.Pod`s. The cyclic garbage collector is paused
@@ -162,13 +195,18 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
     /// collections, each walking every one made so far (none of them can be garbage yet).
     /// The GIL is held throughout, so no other thread sees the pause (which would only delay
     /// a collection anyway).
-    pub fn pods(&mut self, views: &[PodView]) -> PyResult<Bound<'py, PyList>> {
+    pub fn pods(&mut self, views: &PodViews) -> PyResult<Bound<'py, PyList>> {
+        let job = JobEntries {
+            labels: self.dict(&views.job_labels)?,
+            annotations: self.dict(&views.job_annotations)?,
+            counts_per_index: views.counts_per_index,
+        };
         let gc = self.classes.gc.bind(self.py);
         let was_enabled = gc.call_method0(intern!(self.py, "isenabled"))?.is_truthy()?;
         if was_enabled {
             gc.call_method0(intern!(self.py, "disable"))?;
         }
-        let built = views.iter().map(|view| self.pod(view)).collect::<PyResult<Vec<_>>>();
+        let built = views.iter().map(|view| self.pod(view, &job)).collect::<PyResult<Vec<_>>>();
         if was_enabled {
             gc.call_method0(intern!(self.py, "enable"))?;
         }
@@ -223,7 +261,7 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
     }
 
     /// A `kjob.Pod`.
-    fn pod(&mut self, v: &PodView) -> PyResult<Bound<'py, PyAny>> {
+    fn pod(&mut self, v: &PodView, job: &JobEntries<'py>) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
         let p = &v.pod;
         let object = self.instance(&self.classes.pod)?;
@@ -237,10 +275,11 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
         set(d, intern!(py, "restart_count"), p.restart_count)?;
         set(d, intern!(py, "start_time"), self.pod_time(0, p.started_at)?)?;
         set(d, intern!(py, "finish_time"), self.pod_time(1, p.finished_at)?)?;
-        set(d, intern!(py, "log_path"), self.log_path(&v.log_path))?;
+        set(d, intern!(py, "log_path"), self.log_path(&v.log_path, v.log_range.is_some()))?;
         set(d, intern!(py, "pid"), v.pid)?;
-        set(d, intern!(py, "labels"), self.string_map(0, &v.labels)?)?;
-        set(d, intern!(py, "annotations"), self.string_map(2 * v.labels.len(), &v.annotations)?)?;
+        set(d, intern!(py, "labels"), self.entries(&job.labels, pod_own_labels(p))?)?;
+        let annotations = self.entries(&job.annotations, pod_own_annotations(job.counts_per_index, p))?;
+        set(d, intern!(py, "annotations"), annotations)?;
         set(d, intern!(py, "reason"), p.reason.as_deref())?;
         set(d, intern!(py, "message"), p.message.as_deref())?;
         set(d, intern!(py, "index_failure_count"), p.index_failure_count)?;
@@ -274,8 +313,8 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
     }
 }
 
-/// `object.__setattr__(object, name, value)`: how a frozen dataclass's own `__init__` sets its
-/// fields (its class's `__setattr__` refuses).
+/// `object.__setattr__(object, name, value)`: how the snapshot classes' own `__init__` sets
+/// their fields (their `__setattr__` refuses).
 fn set<'py>(
     object: &Bound<'py, PyAny>,
     name: &Bound<'py, PyString>,

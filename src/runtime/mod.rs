@@ -50,8 +50,8 @@ pub use executor::{
 };
 pub use fork::{after_fork_in_child, after_fork_in_parent, before_fork};
 pub use job::{
-    kill_all_jobs, set_session_token, Job, PodView, RuntimeError, JOB_UID_ENV, OWNERS_ENV, SESSION_ENV,
-    SHEPHERD_ENV,
+    kill_all_jobs, set_session_token, Job, PodView, PodViews, RuntimeError, JOB_UID_ENV, OWNERS_ENV,
+    SESSION_ENV, SHEPHERD_ENV,
 };
 pub use notify::ChangeFd;
 pub use thread::tokio_runtime;

@@ -20,7 +20,7 @@ import pytest
 import kjob
 import kjob.manifest
 from kjob import _kjob
-from kjob._types import Condition, Event, JobStatus, NativeSpec, Pod, PodCondition
+from kjob._types import Condition, Event, JobStatus, NativeSpec, Pod, PodCondition, linked_to_job
 
 PACKAGE = Path(kjob.__file__).parent
 
@@ -151,7 +151,7 @@ def test_snapshots_behave_as_the_frozen_dataclasses_they_replace() -> None:
     )
 
     job = kjob.Job(name="frozen", command=["true"])
-    status = JobStatus(succeeded=1, conditions=[condition])._linked_to(job)
+    status = linked_to_job(JobStatus(succeeded=1, conditions=[condition]), job)
     assert status._job_ref is not None and status._job_ref() is job
     for copied in (copy.copy(status), copy.deepcopy(status), pickle.loads(pickle.dumps(status))):
         assert copied == status and copied._job_ref is None

@@ -33,6 +33,7 @@ mod job;
 mod notify;
 mod owner;
 mod pod_names;
+mod pod_queue;
 pub mod process;
 pub mod spawn_pool;
 mod spawn_raw;

@@ -41,7 +41,7 @@ const VARIANTS: &[&str] = &[
     "kjob spawn_raw, 2 threads",
     "kjob SpawnPool, 2 threads",
     "kjob SpawnPool, 4 threads",
-    "kjob Job end to end (runtime thread)",
+    "kjob Job end to end (spawn pool)",
     "std Command + process_group(0), 2 thr",
 ];
 /// The variant every other is compared with.

@@ -19,6 +19,8 @@
 //! - `workers::IDLE`: idle workers outlive their Job and serve the next one;
 //!   `workers::NEXT_WORKER` and `workers::NEXT_JOB_KEY` number workers and Jobs uniquely
 //!   across the Jobs that share those workers.
+//! - `spawn_pool::SHARED`: the spawner threads every subprocess Job hands its spawns to (a
+//!   forked child starts its own).
 //! - `executor::node_name`'s cache: the host name, asked once.
 //! - `process::DEV_NULL` and `process::OOM_KILLS` (the spawn side's): an open `/dev/null`
 //!   and a cache of the kernel's OOM-kill count.
@@ -33,6 +35,7 @@ mod job;
 mod notify;
 mod owner;
 mod pod_names;
+mod pod_queue;
 pub mod process;
 pub mod spawn_pool;
 mod spawn_raw;

@@ -390,3 +390,111 @@ fn an_eviction_reaches_the_owner_which_kills_the_pod_with_its_grace() {
     assert!(events.iter().any(|e| e.reason == "SuccessfulDelete" && e.message.contains(&first.name)));
     delete(&job);
 }
+
+/// Occupies every thread of the shared spawner pool until the returned guard is dropped, so
+/// that the spawns a Job hands to the pool meanwhile stay in flight.
+struct PoolHeld {
+    release: Vec<std::sync::mpsc::Sender<()>>,
+}
+
+impl Drop for PoolHeld {
+    fn drop(&mut self) {
+        for tx in self.release.drain(..) {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn hold_the_spawn_pool() -> PoolHeld {
+    let pool = super::spawn_pool::shared().unwrap();
+    let mut release = Vec::new();
+    for _ in 0..pool.threads() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        // A program that cannot start: the thread then blocks in the callback, no process made.
+        let request = super::process::SpawnRequest {
+            argv: vec!["kjob-no-such-program".into()],
+            env: Vec::new(),
+            environ: super::EnvSnapshot::from_vars([("PATH", "/usr/bin:/bin")]),
+            working_dir: None,
+            log_path: std::env::temp_dir().join(format!("kjob-owner-test-{}-gate.log", std::process::id())),
+        };
+        // Requests are taken in order: these reach every thread before a later spawn does.
+        pool.submit(request, move |_| {
+            let _ = rx.recv();
+        });
+        release.push(tx);
+    }
+    PoolHeld { release }
+}
+
+/// A started Job of `pods` pods (all at once) of `command`, with a grace of `grace`.
+fn started_pods(name: &str, pods: u32, command: &[&str], grace: Duration) -> Job {
+    let job = job(manifest(name, pods, pods, command), |spec| spec.termination_grace_period = grace);
+    job.start().unwrap();
+    job
+}
+
+/// The exit codes of the Job's pods, in pod order.
+fn exit_codes(job: &Job) -> Vec<Option<i32>> {
+    job.pods().iter().map(|p| p.pod.exit_code).collect()
+}
+
+#[test]
+fn a_pod_killed_while_its_spawn_is_in_flight_is_signalled_with_its_grace_once_it_exists() {
+    // The spawn pool is shared with the other tests: they only wait a little longer.
+    let held = hold_the_spawn_pool();
+    // Of a round of three starts, one runs inline and two go to the (held) pool.
+    let job = started_pods("owner-kill-in-flight", 3, &["sleep", "3600"], Duration::from_secs(3600));
+    eventually("one running pod", || job.status().ready == 1);
+    assert_eq!(job.pods().iter().filter(|p| p.pid.is_some()).count(), 1, "two spawns in flight");
+    job.request_delete();
+    eventually("every pod to be marked for deletion", || {
+        job.pods().iter().all(|p| p.pod.deletion_requested_at.is_some())
+    });
+    // The inline pod ends by SIGTERM; the Job waits for the two in flight.
+    eventually("the inline pod to end", || exit_codes(&job).iter().filter(|c| c.is_some()).count() == 1);
+    assert!(!job.wait_deleted(Duration::from_millis(20)), "spawns in flight keep the Job");
+    drop(held);
+    // Their grace is an hour: only the SIGTERM sent as they start ends them within `eventually`.
+    eventually("the Job to be gone", || job.wait_deleted(Duration::from_millis(50)));
+    assert_eq!(exit_codes(&job), vec![Some(143); 3]);
+    assert!(job.pods().iter().all(|p| p.pid.is_none()));
+}
+
+#[test]
+fn the_kill_switch_reaches_pods_whose_spawn_is_in_flight() {
+    let held = hold_the_spawn_pool();
+    let job = started_pods(
+        "owner-kill-all-in-flight",
+        3,
+        &["sh", "-c", "trap '' TERM; sleep 3600"],
+        Duration::from_secs(3600),
+    );
+    eventually("one running pod", || job.status().ready == 1);
+    job.kill_all();
+    drop(held);
+    // A SIGTERM would not end them (nor their hour of grace): only the switch's SIGKILL does.
+    eventually("the Job to be gone", || job.wait_deleted(Duration::from_millis(50)));
+    assert_eq!(exit_codes(&job), vec![Some(137); 3]);
+}
+
+#[test]
+fn a_missing_executable_fails_its_pods_whether_spawned_inline_or_on_the_pool() {
+    let job = started_pods("owner-missing-exe", 3, &["kjob-no-such-program", "x"], Duration::from_secs(7));
+    eventually("the Job to finish", || job.wait_finished(Duration::from_millis(50)));
+    let pods = job.pods();
+    assert_eq!(pods.len(), 3);
+    for p in &pods {
+        assert_eq!(p.pod.phase, PodPhase::Failed);
+        let message = p.pod.message.clone().unwrap_or_default();
+        assert_eq!(
+            message,
+            "failed to start \"kjob-no-such-program\": No such file or directory (os error 2)"
+        );
+        let log = std::fs::read_to_string(&p.log_path).unwrap();
+        assert_eq!(log, format!("kjob: {message}\n"));
+    }
+    let status = job.status();
+    assert_eq!((status.active, status.succeeded, status.failed), (0, 0, 3));
+    delete(&job);
+}

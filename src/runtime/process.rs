@@ -102,7 +102,7 @@ pub fn spawn(req: &SpawnRequest) -> io::Result<Spawned> {
 
 /// `/dev/null` for reading and writing, opened once for every pod's stdin and every worker's
 /// first stderr.
-fn dev_null_fd() -> io::Result<RawFd> {
+pub(super) fn dev_null_fd() -> io::Result<RawFd> {
     static DEV_NULL: std::sync::OnceLock<File> = std::sync::OnceLock::new();
     if let Some(f) = DEV_NULL.get() {
         return Ok(f.as_raw_fd());

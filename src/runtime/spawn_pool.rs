@@ -53,6 +53,9 @@ pub struct SpawnPool {
 impl SpawnPool {
     /// Starts `threads` spawner threads (at least one).
     pub fn new(threads: usize) -> io::Result<Self> {
+        // Opened here, not by a spawner thread's first spawn: a fork while a spawner thread
+        // is inside that first open would leave the child a OnceLock forever initialising.
+        process::dev_null_fd()?;
         let inner = Arc::new(Inner::default());
         let mut pool = Self { inner, threads: Vec::new(), pid: std::process::id() };
         for i in 0..threads.max(1) {

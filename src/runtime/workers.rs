@@ -20,6 +20,7 @@ use super::executor::{
     Ended, ExecEvent, Executor, ExecutorContext, ExecutorLink, ExecutorNote, KillSwitch, Payload, PodLaunch,
 };
 use super::frames::{FromWorker, ToWorker};
+use super::pod_queue::PodQueue;
 use super::process::{self, ProcessHandle};
 use super::tokio_runtime;
 use crate::controller::{PodId, ProcessEnd};
@@ -426,7 +427,7 @@ pub struct CallableExecutor {
     key: u32,
     log_dir: PathBuf,
     job_name: String,
-    queue: VecDeque<PodId>,
+    queue: PodQueue,
     /// What each pod queued or in a worker needs to run (dropped when it ends).
     tasks: HashMap<PodId, Task, BuildHasherDefault<PodIdHasher>>,
     workers: Vec<Assigned>,
@@ -451,7 +452,7 @@ impl CallableExecutor {
             key: NEXT_JOB_KEY.fetch_add(1, Ordering::Relaxed),
             log_dir,
             job_name,
-            queue: VecDeque::new(),
+            queue: PodQueue::default(),
             tasks: HashMap::default(),
             workers: Vec::new(),
             route: sink(link),
@@ -491,10 +492,8 @@ impl CallableExecutor {
                         Err(e) => {
                             if live == 0 {
                                 let message = format!("failed to start a Python worker: {e}");
-                                out.extend(self.queue.drain(..).map(|pod| ExecEvent::StartFailed {
-                                    pod,
-                                    message: message.clone(),
-                                    at: now,
+                                out.extend(self.queue.drain().into_iter().map(|pod| {
+                                    ExecEvent::StartFailed { pod, message: message.clone(), at: now }
                                 }));
                             } else if !self.warned_short {
                                 // Pods still run, on fewer workers: say so once.
@@ -568,7 +567,7 @@ impl CallableExecutor {
                  Job's events and the worker log)",
                 self.early_deaths
             );
-            out.extend(self.queue.drain(..).map(|pod| ExecEvent::StartFailed {
+            out.extend(self.queue.drain().into_iter().map(|pod| ExecEvent::StartFailed {
                 pod,
                 message: message.clone(),
                 at: now,
@@ -618,8 +617,7 @@ impl CallableExecutor {
     /// Stops a pod: drop it from the queue, cancel it in a worker that has not started it,
     /// or kill the worker running it (SIGTERM, SIGKILL after `grace`).
     fn cancel_or_kill(&mut self, pod: PodId, grace: Duration) -> Option<ExecEvent> {
-        if let Some(pos) = self.queue.iter().position(|p| *p == pod) {
-            self.queue.remove(pos);
+        if self.queue.remove(pod) {
             return Some(ExecEvent::Cancelled { pod, at: Instant::now() });
         }
         for w in &mut self.workers {

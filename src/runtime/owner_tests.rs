@@ -484,7 +484,7 @@ fn a_missing_executable_fails_its_pods_whether_spawned_inline_or_on_the_pool() {
     eventually("the Job to finish", || job.wait_finished(Duration::from_millis(50)));
     let pods = job.pods();
     assert_eq!(pods.len(), 3);
-    for p in &pods {
+    for p in pods.iter() {
         assert_eq!(p.pod.phase, PodPhase::Failed);
         let message = p.pod.message.clone().unwrap_or_default();
         assert_eq!(

@@ -15,7 +15,7 @@ use super::indexed::{first_pending_indexes, IndexBits};
 use super::names::{generate_name, generate_name_with_index, NameClaim, SuffixGenerator, UsedNames};
 use super::pod::{Pod, PodCondition, PodException, PodId, PodPhase, ProcessEnd};
 use super::success_policy::{match_success_policy, REASON_SUCCESS_POLICY};
-use crate::spec::{FieldError, FieldErrors};
+use crate::spec::FieldErrors;
 use crate::status::{ConditionType, IndexSet, JobStatus, Time};
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -370,10 +370,10 @@ impl Controller {
             completions,
         )?;
         if let Some(p) = parallelism {
-            self.spec.parallelism = to_u32_field("spec.parallelism", p)?;
+            self.spec.parallelism = validated_count(p);
         }
         if let Some(c) = completions {
-            let c = to_u32_field("spec.completions", c)?;
+            let c = validated_count(c);
             self.spec.completions = Some(c);
             self.status.completed_indexes.truncate(c);
             if let Some(failed) = &mut self.status.failed_indexes {
@@ -1123,10 +1123,9 @@ fn absolute_failures(pod: &Pod) -> u32 {
     pod.index_failure_count + pod.index_ignored_failure_count
 }
 
-fn to_u32_field(path: &str, v: i64) -> Result<u32, FieldErrors> {
-    u32::try_from(v).ok().filter(|v| *v <= i32::MAX as u32).ok_or_else(|| {
-        FieldErrors(vec![FieldError::invalid(path, v, "must be between 0 and 2147483647, inclusive")])
-    })
+/// A count `validate_scale` accepted (between 0 and `i32::MAX`), as the spec holds it.
+fn validated_count(v: i64) -> u32 {
+    u32::try_from(v).unwrap_or(0)
 }
 
 #[cfg(test)]

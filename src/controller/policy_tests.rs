@@ -331,6 +331,22 @@ fn ttl_after_finished_deletes_the_job() {
 }
 
 #[test]
+fn scale_refuses_counts_beyond_int32_with_the_api_message_and_changes_nothing() {
+    let mut c = Controller::new(spec(4, None, 6, false));
+    let err = c.scale(Some(i64::from(i32::MAX) + 1), None).unwrap_err();
+    assert_eq!(
+        err.messages(),
+        vec!["spec.parallelism: Invalid value: 2147483648: must be less than or equal to 2147483647"]
+    );
+    let err = c.scale(Some(-1), None).unwrap_err();
+    assert_eq!(
+        err.messages(),
+        vec!["spec.parallelism: Invalid value: -1: must be greater than or equal to 0"]
+    );
+    assert_eq!(c.spec().parallelism, 4);
+}
+
+#[test]
 fn elastic_indexed_scale_down_drops_out_of_range_indexes() {
     let mut c = Controller::new(spec(4, Some(4), 6, true));
     let plan = c.sync(secs(0));

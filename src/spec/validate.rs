@@ -267,8 +267,13 @@ pub fn validate_scale(
     completions: Option<i64>,
 ) -> Result<(), FieldErrors> {
     let mut errs = FieldErrors::default();
-    nonnegative(&mut errs, "spec.parallelism", parallelism);
-    nonnegative(&mut errs, "spec.completions", completions);
+    for (path, value) in [("spec.parallelism", parallelism), ("spec.completions", completions)] {
+        nonnegative(&mut errs, path, value);
+        // Both are int32 fields of the API type.
+        if let Some(v) = value.filter(|v| *v > i64::from(i32::MAX)) {
+            errs.push(not_int32(path, v));
+        }
+    }
     if let Some(c) = completions.filter(|c| Some(*c) != old_completions) {
         if !indexed {
             errs.push(FieldError::invalid("spec.completions", c, "field is immutable"));

@@ -28,7 +28,7 @@ import yaml
 from . import _export
 from ._failures import describe_failed_pods, failed_pods
 from ._job import Job, all_pods, created_at, job_from_normalized, job_spec, job_status_word
-from ._kjob import KjobError
+from ._kjob import DEFAULT_BACKOFF_INITIAL_SECONDS, DEFAULT_BACKOFF_MAX_SECONDS, KjobError
 from ._kwargs import manifest_from_kwargs
 from ._progress import TerminalBar
 from ._types import JobStatus
@@ -473,14 +473,16 @@ def _add_run_options(p: argparse.ArgumentParser, outputs: list[str]) -> None:
         default=None,
         metavar="SECONDS",
         help="delay before a failed pod is replaced the first time; it doubles each time "
-        "(default: the manifest's kjob.io/backoff-initial-seconds annotation, else 10)",
+        "(default: the manifest's kjob.io/backoff-initial-seconds annotation, else "
+        f"{DEFAULT_BACKOFF_INITIAL_SECONDS:g})",
     )
     p.add_argument(
         "--backoff-max-seconds",
         type=_non_negative_seconds,
         default=None,
         metavar="SECONDS",
-        help="cap of that doubling delay (default: kjob.io/backoff-max-seconds, else 600)",
+        help="cap of that doubling delay (default: kjob.io/backoff-max-seconds, else "
+        f"{DEFAULT_BACKOFF_MAX_SECONDS:g})",
     )
 
 

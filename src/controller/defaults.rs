@@ -2,8 +2,10 @@
 //! becomes the typed, fully defaulted spec the controller runs.
 
 use super::failure_policy::PodFailurePolicy;
+use super::pod_containers::ContainerKind;
 use super::success_policy::SuccessRule;
 use crate::spec::{self, FieldError, FieldErrors};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `DefaultTerminationGracePeriodSeconds` in core/v1.
@@ -64,7 +66,7 @@ impl Default for BackoffConfig {
     }
 }
 
-/// What the pod runs: the first container of the template.
+/// One container of the pod: what its process runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerSpec {
     pub name: String,
@@ -72,6 +74,62 @@ pub struct ContainerSpec {
     pub args: Vec<String>,
     pub env: Vec<(String, EnvValue)>,
     pub working_dir: Option<String>,
+}
+
+/// A pod with more than one container (init containers, sidecars, several main ones): every
+/// container, init containers first in order, then the main ones. Container `i` of a pod's
+/// events and actions is `containers[i]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerLayout {
+    pub containers: Vec<ContainerSpec>,
+    pub kinds: Arc<[ContainerKind]>,
+    pub names: Arc<[String]>,
+}
+
+impl ContainerLayout {
+    /// `None` for a pod of one container (the common case, run by `kubelet.rs` alone).
+    fn of(pod: &spec::PodSpec) -> Option<Self> {
+        if pod.init_containers.is_empty() && pod.containers.len() <= 1 {
+            return None;
+        }
+        let init = pod.init_containers.iter().map(|c| {
+            let sidecar = c.restart_policy.as_deref() == Some(spec::CONTAINER_RESTART_POLICY_ALWAYS);
+            (if sidecar { ContainerKind::Sidecar } else { ContainerKind::Init }, c)
+        });
+        let all: Vec<(ContainerKind, &spec::Container)> =
+            init.chain(pod.containers.iter().map(|c| (ContainerKind::Main, c))).collect();
+        Some(Self {
+            containers: all.iter().map(|(_, c)| container_spec(c)).collect(),
+            kinds: all.iter().map(|(k, _)| *k).collect(),
+            names: all.iter().map(|(_, c)| c.name.clone()).collect(),
+        })
+    }
+
+    /// The first main container: its log is the pod's log.
+    pub fn first_main(&self) -> usize {
+        self.kinds.iter().position(|k| *k == ContainerKind::Main).unwrap_or(0)
+    }
+}
+
+fn container_spec(container: &spec::Container) -> ContainerSpec {
+    let env = container
+        .env
+        .iter()
+        .map(|var| {
+            let value = match var.value_from.as_ref().and_then(|f| f.field_ref.as_ref()) {
+                Some(selector) => EnvValue::FieldRef(selector.field_path.clone()),
+                None => EnvValue::Literal(var.value.clone().unwrap_or_default()),
+            };
+            (var.name.clone(), value)
+        })
+        .collect();
+    ContainerSpec {
+        name: container.name.clone(),
+        command: container.command.clone(),
+        args: container.args.clone(),
+        env,
+        working_dir: container.working_dir.clone(),
+    }
 }
 
 /// An env var's value: written out, or read from the pod (`valueFrom.fieldRef.fieldPath`).
@@ -99,7 +157,10 @@ pub struct EffectiveSpec {
     pub pod_replacement_policy: PodReplacementPolicy,
     pub suspend: bool,
     pub backoff: BackoffConfig,
+    /// The pod's (first) main container.
     pub container: ContainerSpec,
+    /// Every container, when the pod has more than one.
+    pub container_layout: Option<ContainerLayout>,
     /// Job-level `activeDeadlineSeconds`, measured from `startTime`.
     pub active_deadline: Option<Duration>,
     /// The pod template's `activeDeadlineSeconds`, measured from each pod's start.
@@ -128,17 +189,6 @@ impl EffectiveSpec {
             .containers
             .first()
             .ok_or_else(|| FieldErrors(vec![FieldError::required("spec.template.spec.containers", "")]))?;
-        let env = container
-            .env
-            .iter()
-            .map(|var| {
-                let value = match var.value_from.as_ref().and_then(|f| f.field_ref.as_ref()) {
-                    Some(selector) => EnvValue::FieldRef(selector.field_path.clone()),
-                    None => EnvValue::Literal(var.value.clone().unwrap_or_default()),
-                };
-                (var.name.clone(), value)
-            })
-            .collect();
         let name = job.metadata.name.clone().unwrap_or_default();
         let mut labels: Vec<(String, String)> =
             s.template.metadata.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -188,13 +238,8 @@ impl EffectiveSpec {
             },
             suspend: s.suspend.unwrap_or(false),
             backoff,
-            container: ContainerSpec {
-                name: container.name.clone(),
-                command: container.command.clone(),
-                args: container.args.clone(),
-                env,
-                working_dir: container.working_dir.clone(),
-            },
+            container: container_spec(container),
+            container_layout: ContainerLayout::of(pod),
             active_deadline: s.active_deadline_seconds.map(seconds),
             pod_active_deadline: pod.active_deadline_seconds.map(seconds),
             ttl_after_finished: s.ttl_seconds_after_finished.map(|t| seconds(i64::from(t))),
@@ -212,6 +257,16 @@ impl EffectiveSpec {
             }),
             managed_by: s.managed_by.clone(),
         })
+    }
+
+    /// Whether pods run more than one container (see [`ContainerLayout`]).
+    pub fn has_several_containers(&self) -> bool {
+        self.container_layout.is_some()
+    }
+
+    /// Container `i` of a pod (the only one, when there is one).
+    pub fn container_spec(&self, i: usize) -> &ContainerSpec {
+        self.container_layout.as_ref().and_then(|l| l.containers.get(i)).unwrap_or(&self.container)
     }
 
     pub fn is_indexed(&self) -> bool {

@@ -2,6 +2,7 @@
 //! rule that matches a failed pod decides what its failure means.
 
 use super::pod::{ContainerState, Pod};
+use super::pod_containers::{ContainerKind, RunState};
 use crate::spec;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,17 +117,14 @@ pub fn match_pod_failure_policy(
         let Some(action) = rule.action else { continue };
         let message = match &rule.requirement {
             Requirement::ExitCodes { container_name: wanted, not_in, values } => {
-                let Some(code) = terminated_exit_code(pod) else {
+                let matching = |name: &str, code: i32| {
+                    code != 0 && wanted.as_deref().is_none_or(|w| w == name) && values.contains(&code) != *not_in
+                };
+                let Some((name, code)) = matching_container(pod, container_name, matching) else {
                     continue;
                 };
-                if code == 0 || wanted.as_deref().is_some_and(|w| w != container_name) {
-                    continue;
-                }
-                if values.contains(&code) == *not_in {
-                    continue;
-                }
                 format!(
-                    "Container {container_name} for pod {namespace}/{} failed with exit code {code} matching {} rule at index {index}",
+                    "Container {name} for pod {namespace}/{} failed with exit code {code} matching {} rule at index {index}",
                     pod.name,
                     action.as_str()
                 )
@@ -177,12 +175,30 @@ pub fn match_pod_failure_policy(
     PfpMatch::NO_MATCH
 }
 
-/// The exit code of the pod's container if it has terminated.
-fn terminated_exit_code(pod: &Pod) -> Option<i32> {
-    match pod.container {
-        ContainerState::Terminated => pod.exit_code,
-        _ => None,
-    }
+/// `matchOnExitCodes`: the first terminated container whose exit code matches, the main
+/// containers before the init containers (`getMatchingContainerFromList`, in each list's
+/// order). A container still running (or waiting to restart) has no exit code to match.
+fn matching_container<'a>(
+    pod: &'a Pod,
+    only_container: &'a str,
+    matching: impl Fn(&str, i32) -> bool,
+) -> Option<(&'a str, i32)> {
+    let Some(containers) = &pod.containers else {
+        let code = match pod.container {
+            ContainerState::Terminated => pod.exit_code?,
+            _ => return None,
+        };
+        return matching(only_container, code).then_some((only_container, code));
+    };
+    let terminated = |i: usize| {
+        let status = &containers.statuses[i];
+        let code = status.exit_code.filter(|_| status.state == RunState::Terminated)?;
+        let name = containers.names[i].as_str();
+        matching(name, code).then_some((name, code))
+    };
+    let is_main = |i: &usize| containers.kinds[*i] == ContainerKind::Main;
+    let all = 0..containers.statuses.len();
+    all.clone().filter(is_main).chain(all.filter(|i| !is_main(i))).find_map(terminated)
 }
 
 #[cfg(test)]

@@ -160,6 +160,8 @@ impl Controller {
             && pod.has_process()
             && !pod.deadline_exceeded
             && self.has_valid_index(pod)
+            // Its containers start, stop and restart at syncs (`pod_containers.rs`).
+            && pod.containers.is_none()
     }
 
     /// Moves the pods with nothing left for a sync to look at into `idle` (after a sync,

@@ -87,6 +87,12 @@ pub enum Event {
         exception: PodException,
     },
     SetSuspend(bool),
+    /// `event` happened to container `container` of a pod with several (see
+    /// `pod_containers.rs`); an event without this wrapper is about container 0.
+    OfContainer {
+        container: usize,
+        event: Box<Event>,
+    },
 }
 
 /// Something the runtime must do.
@@ -96,8 +102,15 @@ pub enum Action {
     CreatePod(PodId),
     /// Start the pod's process again in place (`restartPolicy: OnFailure`).
     RestartContainer(PodId),
-    /// SIGTERM the pod's process group, SIGKILL after `grace` (at once when zero).
+    /// SIGTERM the process groups of every container of the pod, SIGKILL after `grace` (at
+    /// once when zero).
     KillPod { pod: PodId, grace: Duration },
+    /// Start one container of a pod with several (an init container's turn, the main ones
+    /// after them, an in-place restart).
+    StartContainer { pod: PodId, container: usize },
+    /// Stop one container of a pod with several (a sidecar once the main containers ended,
+    /// the others of a failed pod), as `KillPod` does.
+    KillContainer { pod: PodId, container: usize, grace: Duration },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -279,6 +292,10 @@ impl Controller {
     /// Folds one event into the controller's view of the world. Call [`Controller::sync`] after
     /// a batch of events.
     pub fn observe(&mut self, event: Event) {
+        let (container, event) = match event {
+            Event::OfContainer { container, event } => (container, *event),
+            event => (0, event),
+        };
         match &event {
             Event::ContainerStarted { pod, .. }
             | Event::ContainerExited { pod, .. }
@@ -286,8 +303,14 @@ impl Controller {
             | Event::ContainerFailed { pod, .. }
             | Event::ContainerStartFailed { pod, .. }
             | Event::ContainerCancelled { pod, .. }
-            | Event::ContainerRaised { pod, .. } => self.wake(*pod),
+            | Event::ContainerRaised { pod, .. } => {
+                self.wake(*pod);
+                if self.pods.get(pod.0 as usize).is_some_and(|p| p.containers.is_some()) {
+                    return self.observe_container(container, event);
+                }
+            }
             Event::SetSuspend(_) => self.wake_all(),
+            Event::OfContainer { .. } => return,
         }
         match event {
             Event::ContainerStarted { pod, at } => self.container_started(pod, at),
@@ -320,6 +343,7 @@ impl Controller {
                 }
             }
             Event::SetSuspend(suspend) => self.spec.suspend = suspend,
+            Event::OfContainer { .. } => {}
         }
     }
 
@@ -508,6 +532,7 @@ impl Controller {
         self.status.terminating = counts.terminating;
         self.track_status(now, finished.as_ref(), &ix);
         self.restart_due_containers(now, &mut plan);
+        self.advance_pod_containers(now, &mut plan);
         if self.status.is_finished() {
             self.collect_finished(now, &mut plan);
         }
@@ -942,10 +967,15 @@ impl Controller {
             None => self.failed_total,
         };
         (pod.index_failure_count, pod.index_ignored_failure_count) = failure_counts;
+        pod.containers = self.new_pod_containers();
+        let several = pod.containers.is_some();
         self.pods.push(pod);
         self.unsettled.insert(id);
         counts.active += 1;
-        plan.actions.push(Action::CreatePod(id));
+        // A pod of several containers starts them in this sync's pass over such pods.
+        if !several {
+            plan.actions.push(Action::CreatePod(id));
+        }
         self.events.record(now, EventType::Normal, "SuccessfulCreate", format!("Created pod: {name}"));
     }
 

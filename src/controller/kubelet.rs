@@ -103,6 +103,10 @@ impl Controller {
             let ContainerState::WaitingRestart { at } = pod.container else {
                 continue;
             };
+            if pod.containers.is_some() {
+                // Its containers restart themselves (`pod_containers.rs`).
+                continue;
+            }
             if pod.deletion_requested_at.is_some() || pod.phase.is_terminal() {
                 continue;
             }

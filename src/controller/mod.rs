@@ -13,6 +13,7 @@ mod kubelet;
 pub mod labels;
 pub mod names;
 pub mod pod;
+pub mod pod_containers;
 pub mod success_policy;
 
 #[cfg(test)]
@@ -23,7 +24,8 @@ mod random_tests;
 mod test_support;
 
 pub use defaults::{
-    BackoffConfig, CompletionMode, ContainerSpec, EffectiveSpec, PodReplacementPolicy, RestartPolicy,
+    BackoffConfig, CompletionMode, ContainerLayout, ContainerSpec, EffectiveSpec, PodReplacementPolicy,
+    RestartPolicy,
 };
 pub use events::{EventType, JobEvent};
 pub use job_controller::{Action, Controller, Event, Plan};

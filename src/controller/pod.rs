@@ -59,7 +59,9 @@ impl PodCondition {
     }
 }
 
-/// Where the pod's single container is in its life (the kubelet's view).
+/// Where the pod's single container is in its life (the kubelet's view). For a pod with several
+/// containers: whether any process may exist (`Running`), none does for now
+/// (`WaitingRestart`), or none will (`Terminated`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContainerState {
     /// A process was asked for and has not been reported started yet.
@@ -108,6 +110,9 @@ pub struct Pod {
     pub exception: Option<PodException>,
     /// The kubelet is killing it for exceeding the template's `activeDeadlineSeconds`.
     pub deadline_exceeded: bool,
+    /// A pod with several containers: theirs states (`pod_containers.rs`). `None` for the
+    /// one-container pod, whose container is the fields above.
+    pub containers: Option<Box<super::pod_containers::PodContainers>>,
 }
 
 /// An exception that ended a callable pod: its class and bases by qualified name (most
@@ -235,6 +240,7 @@ impl Pod {
             attempt: 0,
             exception: None,
             deadline_exceeded: false,
+            containers: None,
         }
     }
 

@@ -32,6 +32,7 @@ pub fn spec(parallelism: u32, completions: Option<u32>, backoff_limit: u32, inde
             env: vec![],
             working_dir: None,
         },
+        container_layout: None,
         active_deadline: None,
         pod_active_deadline: None,
         ttl_after_finished: None,

@@ -125,16 +125,6 @@ fn prune<'py>(
                 return Ok(kept.into_any());
             }
         }
-        Shape::FirstOnly(item) => {
-            if let Ok(items) = value.cast::<PyList>() {
-                let kept = PyList::empty(value.py());
-                if let Ok(first) = items.get_item(0) {
-                    kept.append(prune(&first, item, &format!("{path}[0]"), ignored)?)?;
-                }
-                ignored.extend((1..items.len()).map(|i| format!("{path}[{i}]")));
-                return Ok(kept.into_any());
-            }
-        }
         Shape::List(item) => {
             if let Ok(items) = value.cast::<PyList>() {
                 let kept = PyList::empty(value.py());

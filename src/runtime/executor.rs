@@ -39,6 +39,19 @@ pub enum ExecEvent {
     Ended(Ended),
     /// Something the Job's events should say (a `Warning`): reason, message.
     Warning { reason: &'static str, message: String },
+    /// The event is about container `.0` of a pod with several containers (events without
+    /// this wrapper are about a pod's only container).
+    InContainer(usize, Box<ExecEvent>),
+}
+
+impl ExecEvent {
+    /// `self` about container `container` of a pod with several (see [`ExecEvent::InContainer`]).
+    pub fn in_container(self, container: Option<usize>) -> Self {
+        match container {
+            Some(c) => Self::InContainer(c, Box::new(self)),
+            None => self,
+        }
+    }
 }
 
 /// How a pod's container ended, with what it left behind.
@@ -112,8 +125,15 @@ pub trait Executor: Send {
     fn start(&mut self, pod: &PodLaunch<'_>, out: &mut Vec<ExecEvent>);
 
     /// Stops a pod: SIGTERM (or the executor's equivalent), SIGKILL after `grace` (at once
-    /// when zero); a pod not started yet is cancelled (`Cancelled`).
+    /// when zero); a pod not started yet is cancelled (`Cancelled`). Every container of a pod
+    /// with several.
     fn kill(&mut self, pod: PodId, grace: Duration, out: &mut Vec<ExecEvent>);
+
+    /// Stops one container of a pod with several, as [`Executor::kill`] stops a pod. An
+    /// executor of one-container pods has only the pod to stop.
+    fn kill_container(&mut self, pod: PodId, _container: usize, grace: Duration, out: &mut Vec<ExecEvent>) {
+        self.kill(pod, grace, out);
+    }
 
     /// Carries out what `start` calls queued, once per round of actions (an executor may
     /// batch its hand-offs: one write per worker).
@@ -150,12 +170,26 @@ pub struct PodLaunch<'a> {
     pub log_dir: &'a Path,
     /// The environment the container inherits (see [`ExecutorContext::environ`]).
     pub environ: &'a EnvSnapshot,
+    /// Which container of a pod with several (`EffectiveSpec::container_layout`); `None` for
+    /// a pod's only container.
+    pub container: Option<usize>,
 }
 
 impl PodLaunch<'_> {
-    /// The pod's own log file.
+    /// The container's log file: the pod's own for its first main container (as before pods
+    /// had several), `<pod>_<container>.log` for the others.
     pub fn log_path(&self) -> PathBuf {
-        pod_log_path(self.log_dir, &self.pod.name)
+        match (self.container, &self.spec.container_layout) {
+            (Some(c), Some(layout)) if c != layout.first_main() => {
+                container_log_path(self.log_dir, &self.pod.name, &layout.names[c])
+            }
+            _ => pod_log_path(self.log_dir, &self.pod.name),
+        }
+    }
+
+    /// The container this launch starts.
+    fn container_spec(&self) -> &crate::controller::ContainerSpec {
+        self.spec.container_spec(self.container.unwrap_or(0))
     }
 
     /// The container as a process to spawn: its command line and environment as the
@@ -174,15 +208,16 @@ impl PodLaunch<'_> {
             node_name: node_name(),
             host_ip: "127.0.0.1",
         };
-        let mut env = container_env(&spec.container, pod.index, &fields);
-        let argv = container_argv(&spec.container, &env);
+        let container = self.container_spec();
+        let mut env = container_env(container, pod.index, &fields);
+        let argv = container_argv(container, &env);
         env.push((super::job::JOB_UID_ENV.to_string(), spec.uid.clone()));
         env.extend(super::job::marker_env(Some(&spec.uid), self.environ));
         SpawnRequest {
             argv,
             env,
             environ: self.environ.clone(),
-            working_dir: spec.container.working_dir.as_ref().map(PathBuf::from),
+            working_dir: container.working_dir.as_ref().map(PathBuf::from),
             log_path: self.log_path(),
         }
     }
@@ -191,6 +226,11 @@ impl PodLaunch<'_> {
 /// Where a pod's output goes when its executor does not say otherwise.
 pub(super) fn pod_log_path(log_dir: &Path, pod_name: &str) -> PathBuf {
     log_dir.join(format!("{pod_name}.log"))
+}
+
+/// The log of a pod's container other than its first main one (`kubectl logs -c`).
+pub(super) fn container_log_path(log_dir: &Path, pod_name: &str, container: &str) -> PathBuf {
+    log_dir.join(format!("{pod_name}_{container}.log"))
 }
 
 /// This machine's host name: the node every local pod runs on (`spec.nodeName`).

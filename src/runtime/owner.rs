@@ -262,8 +262,12 @@ impl Owner {
         let mut news = false;
         for action in &plan.actions {
             match *action {
-                Action::CreatePod(pod) | Action::RestartContainer(pod) => {
+                Action::CreatePod(pod) | Action::RestartContainer(pod) | Action::StartContainer { pod, .. } => {
                     news |= matches!(action, Action::CreatePod(_));
+                    let container = match *action {
+                        Action::StartContainer { container, .. } => Some(container),
+                        _ => None,
+                    };
                     let controller = &self.books.controller;
                     if let Some(pod) = controller.pod(pod) {
                         let launch = PodLaunch {
@@ -271,9 +275,13 @@ impl Owner {
                             spec: controller.spec(),
                             log_dir: &self.log_dir,
                             environ: &self.environ,
+                            container,
                         };
                         executor.start(&launch, &mut self.out);
                     }
+                }
+                Action::KillContainer { pod, container, grace } => {
+                    executor.kill_container(pod, container, grace, &mut self.out);
                 }
                 Action::KillPod { pod, grace } => executor.kill(pod, grace, &mut self.out),
             }
@@ -493,6 +501,16 @@ impl Books {
         let mut news = false;
         for event in events.drain(..) {
             news |= !matches!(event, ExecEvent::Started { .. } | ExecEvent::Warning { .. });
+            let (container, event) = match event {
+                ExecEvent::InContainer(container, event) => (Some(container), *event),
+                event => (None, event),
+            };
+            if let Some(container) = container {
+                // A container of a pod with several: no payload, no shared log.
+                let Some(event) = self.container_event(event) else { continue };
+                self.controller.observe(Event::OfContainer { container, event: Box::new(event) });
+                continue;
+            }
             let observed = match event {
                 ExecEvent::Started { pod, at } => Event::ContainerStarted { pod, at: self.time(at) },
                 ExecEvent::StartFailed { pod, message, at } => {
@@ -507,6 +525,7 @@ impl Books {
                     self.ended(ended);
                     continue;
                 }
+                ExecEvent::InContainer(..) => continue,
             };
             self.controller.observe(observed);
         }
@@ -517,6 +536,23 @@ impl Books {
             }
         }
         news
+    }
+
+    /// An event about one container of a pod with several, as the controller's event.
+    fn container_event(&self, event: ExecEvent) -> Option<Event> {
+        Some(match event {
+            ExecEvent::Started { pod, at } => Event::ContainerStarted { pod, at: self.time(at) },
+            ExecEvent::StartFailed { pod, message, at } => {
+                Event::ContainerStartFailed { pod, message, at: self.time(at) }
+            }
+            ExecEvent::Cancelled { pod, at } => Event::ContainerCancelled { pod, at: self.time(at) },
+            ExecEvent::Ended(Ended { pod, exit_code, end, at, .. }) => Event::ContainerEnded {
+                pod,
+                end: end.unwrap_or(crate::controller::ProcessEnd::Exited(exit_code)),
+                at: self.time(at),
+            },
+            ExecEvent::Warning { .. } | ExecEvent::InContainer(..) => return None,
+        })
     }
 
     /// A pod's end becomes controller events (and a result, and a log range).

@@ -19,16 +19,30 @@ use super::process::{self, ProcessHandle, SpawnRequest, Spawned};
 use super::spawn_pool;
 use super::tokio_runtime;
 use crate::controller::{PodId, ProcessEnd};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
+/// A process of the table: a pod's only container (`None`) or one container of a pod with
+/// several. Ordered by pod, so that a pod's containers are one range.
+type Key = (PodId, Option<usize>);
+
+/// Every key of `pod`'s processes lies in this range.
+fn keys_of(pod: PodId) -> std::ops::RangeInclusive<Key> {
+    (pod, None)..=(pod, Some(usize::MAX))
+}
+
+/// An event about the container `key` names.
+fn event_of(key: Key, event: impl FnOnce(PodId) -> ExecEvent) -> ExecEvent {
+    event(key.0).in_container(key.1)
+}
+
 /// A pod's process ended (sent by its exit watcher to the executor, on the owner).
 struct Exited {
-    pod: PodId,
+    key: Key,
     end: ProcessEnd,
     at: Instant,
 }
@@ -36,7 +50,7 @@ struct Exited {
 /// A pooled spawn is done (sent by the spawner thread to the executor, on the owner): the
 /// process runs (it is in the table already), or the message of why it could not start.
 struct SpawnDone {
-    pod: PodId,
+    key: Key,
     outcome: Result<(), String>,
     at: Instant,
 }
@@ -45,11 +59,11 @@ struct SpawnDone {
 /// add or remove an entry: never across a spawn.
 #[derive(Default)]
 struct Table {
-    /// The pods' running processes.
-    procs: HashMap<PodId, ProcessHandle>,
-    /// Pods killed while their spawn was in flight, with their grace: signalled by the
+    /// The pods' running processes, one per container.
+    procs: BTreeMap<Key, ProcessHandle>,
+    /// Containers killed while their spawn was in flight, with their grace: signalled by the
     /// spawner thread as soon as their process exists.
-    doomed: HashMap<PodId, Duration>,
+    doomed: HashMap<Key, Duration>,
     /// The kill switch ran: every process that starts from now on is SIGKILLed at once.
     switched_off: bool,
 }
@@ -64,9 +78,9 @@ pub struct SubprocessExecutor {
     table: SharedTable,
     link: ExecutorLink,
     /// Started this round, spawned at `flush`.
-    batch: Vec<(PodId, SpawnRequest)>,
+    batch: Vec<(Key, SpawnRequest)>,
     /// Handed to the pool, no `SpawnDone` folded yet.
-    in_flight: HashSet<PodId>,
+    in_flight: BTreeSet<Key>,
     /// The runtime that watches the pods' exits (spawner threads register watchers on it).
     runtime: Handle,
 }
@@ -77,7 +91,7 @@ impl SubprocessExecutor {
             table: Arc::default(),
             link,
             batch: Vec::new(),
-            in_flight: HashSet::new(),
+            in_flight: BTreeSet::new(),
             runtime: tokio_runtime().clone(),
         }
     }
@@ -87,10 +101,10 @@ impl SubprocessExecutor {
     }
 
     /// Spawns on the calling thread and folds the result at once.
-    fn spawn_inline(&mut self, pod: PodId, request: &SpawnRequest, out: &mut Vec<ExecEvent>) {
+    fn spawn_inline(&mut self, key: Key, request: &SpawnRequest, out: &mut Vec<ExecEvent>) {
         let failure = FailureContext::of(request);
         let mut done = None;
-        adopt(&self.table, &self.link, &self.runtime, pod, &failure, process::spawn(request), |d| {
+        adopt(&self.table, &self.link, &self.runtime, key, &failure, process::spawn(request), |d| {
             done = Some(d)
         });
         if let Some(done) = done {
@@ -99,13 +113,13 @@ impl SubprocessExecutor {
     }
 
     fn fold_spawn_done(&mut self, done: SpawnDone, out: &mut Vec<ExecEvent>) {
-        let SpawnDone { pod, outcome, at } = done;
-        self.in_flight.remove(&pod);
+        let SpawnDone { key, outcome, at } = done;
+        self.in_flight.remove(&key);
         match outcome {
-            Ok(()) => out.push(ExecEvent::Started { pod, at }),
+            Ok(()) => out.push(event_of(key, |pod| ExecEvent::Started { pod, at })),
             Err(message) => {
-                self.table().doomed.remove(&pod);
-                out.push(ExecEvent::StartFailed { pod, message, at });
+                self.table().doomed.remove(&key);
+                out.push(event_of(key, |pod| ExecEvent::StartFailed { pod, message, at }));
             }
         }
     }
@@ -145,7 +159,7 @@ fn adopt(
     table: &Mutex<Table>,
     link: &ExecutorLink,
     runtime: &Handle,
-    pod: PodId,
+    key: Key,
     failure: &FailureContext,
     result: io::Result<Spawned>,
     report: impl FnOnce(SpawnDone),
@@ -154,19 +168,19 @@ fn adopt(
         Ok(spawned) => spawned,
         Err(e) => {
             let message = failure.report(&e);
-            return report(SpawnDone { pod, outcome: Err(message), at: Instant::now() });
+            return report(SpawnDone { key, outcome: Err(message), at: Instant::now() });
         }
     };
     let at = Instant::now();
     let handle = spawned.handle.clone();
     let kill = {
         let mut table = lock(table);
-        table.procs.insert(pod, handle.clone());
+        table.procs.insert(key, handle.clone());
         // Under the lock: a kill switch that runs after it sees the process in the table.
         if table.switched_off {
             Some(Duration::ZERO)
         } else {
-            table.doomed.remove(&pod)
+            table.doomed.remove(&key)
         }
     };
     if let Some(grace) = kill {
@@ -174,17 +188,17 @@ fn adopt(
     }
     // Before the watcher exists: the owner must fold `Started` before the pod's `Exited`
     // (both travel its one channel, in order).
-    report(SpawnDone { pod, outcome: Ok(()), at });
+    report(SpawnDone { key, outcome: Ok(()), at });
     let link = link.clone();
     runtime.spawn(async move {
         let end = process::wait_for_exit(spawned).await;
-        link.note(Box::new(Exited { pod, end, at: Instant::now() }));
+        link.note(Box::new(Exited { key, end, at: Instant::now() }));
     });
 }
 
 impl Executor for SubprocessExecutor {
     fn start(&mut self, launch: &PodLaunch<'_>, _out: &mut Vec<ExecEvent>) {
-        self.batch.push((launch.pod.id, launch.process_request()));
+        self.batch.push(((launch.pod.id, launch.container), launch.process_request()));
     }
 
     fn flush(&mut self, out: &mut Vec<ExecEvent>) {
@@ -197,13 +211,13 @@ impl Executor for SubprocessExecutor {
         if !batch.is_empty() {
             match spawn_pool::shared() {
                 Ok(pool) => {
-                    for (pod, request) in batch {
-                        self.in_flight.insert(pod);
+                    for (key, request) in batch {
+                        self.in_flight.insert(key);
                         let failure = FailureContext::of(&request);
                         let (table, link, runtime) =
                             (Arc::clone(&self.table), self.link.clone(), self.runtime.clone());
                         pool.submit(request, move |result| {
-                            adopt(&table, &link, &runtime, pod, &failure, result, |done| {
+                            adopt(&table, &link, &runtime, key, &failure, result, |done| {
                                 link.note(Box::new(done));
                             });
                         });
@@ -211,8 +225,8 @@ impl Executor for SubprocessExecutor {
                 }
                 // No spawner thread could start (thread limit): spawn here, as before the pool.
                 Err(_) => {
-                    for (pod, request) in batch {
-                        self.spawn_inline(pod, &request, out);
+                    for (key, request) in batch {
+                        self.spawn_inline(key, &request, out);
                     }
                 }
             }
@@ -223,29 +237,18 @@ impl Executor for SubprocessExecutor {
     }
 
     fn kill(&mut self, pod: PodId, grace: Duration, out: &mut Vec<ExecEvent>) {
-        if let Some(i) = self.batch.iter().position(|(p, _)| *p == pod) {
-            // Not handed to any thread yet: it never starts.
-            self.batch.swap_remove(i);
-            out.push(ExecEvent::Cancelled { pod, at: Instant::now() });
-            return;
+        let mut keys: Vec<Key> = self.batch.iter().map(|(k, _)| *k).filter(|k| k.0 == pod).collect();
+        keys.extend(self.in_flight.range(keys_of(pod)));
+        keys.extend(self.table().procs.range(keys_of(pod)).map(|(k, _)| *k));
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            self.kill_key(key, grace, out);
         }
-        let handle = {
-            let mut table = self.table();
-            match table.procs.get(&pod) {
-                Some(handle) => Some(handle.clone()),
-                None => {
-                    if self.in_flight.contains(&pod) {
-                        // The spawner thread signals it once it exists; a shorter grace wins.
-                        let doomed = table.doomed.entry(pod).or_insert(grace);
-                        *doomed = (*doomed).min(grace);
-                    }
-                    None
-                }
-            }
-        };
-        if let Some(handle) = handle {
-            kill_with_grace(handle, grace);
-        }
+    }
+
+    fn kill_container(&mut self, pod: PodId, container: usize, grace: Duration, out: &mut Vec<ExecEvent>) {
+        self.kill_key((pod, Some(container)), grace, out);
     }
 
     fn on_note(&mut self, note: ExecutorNote, out: &mut Vec<ExecEvent>) {
@@ -254,16 +257,11 @@ impl Executor for SubprocessExecutor {
             Err(note) => note,
         };
         let Ok(exited) = note.downcast::<Exited>() else { return };
-        let Exited { pod, end, at } = *exited;
-        self.table().procs.remove(&pod);
+        let Exited { key, end, at } = *exited;
+        self.table().procs.remove(&key);
         let exit_code = end.exit_code();
-        out.push(ExecEvent::Ended(Ended {
-            pod,
-            exit_code,
-            end: Some(end),
-            payload: Payload::None,
-            log: None,
-            at,
+        out.push(event_of(key, |pod| {
+            ExecEvent::Ended(Ended { pod, exit_code, end: Some(end), payload: Payload::None, log: None, at })
         }));
     }
 
@@ -271,8 +269,9 @@ impl Executor for SubprocessExecutor {
         self.batch.is_empty() && self.in_flight.is_empty() && self.table().procs.is_empty()
     }
 
+    /// The first of the pod's processes (its only one, or its first running container's).
     fn pid(&self, pod: PodId) -> Option<i32> {
-        self.table().procs.get(&pod).map(|h| h.pid)
+        self.table().procs.range(keys_of(pod)).next().map(|(_, h)| h.pid)
     }
 
     fn kill_switch(&self) -> KillSwitch {
@@ -284,6 +283,35 @@ impl Executor for SubprocessExecutor {
                 handle.signal_group(libc::SIGKILL);
             }
         })
+    }
+}
+
+impl SubprocessExecutor {
+    /// Stops one process: a spawn not handed to any thread yet never starts (`Cancelled`);
+    /// one in flight is signalled by its spawner thread once it exists.
+    fn kill_key(&mut self, key: Key, grace: Duration, out: &mut Vec<ExecEvent>) {
+        if let Some(i) = self.batch.iter().position(|(k, _)| *k == key) {
+            self.batch.swap_remove(i);
+            out.push(event_of(key, |pod| ExecEvent::Cancelled { pod, at: Instant::now() }));
+            return;
+        }
+        let handle = {
+            let mut table = self.table();
+            match table.procs.get(&key) {
+                Some(handle) => Some(handle.clone()),
+                None => {
+                    if self.in_flight.contains(&key) {
+                        // The spawner thread signals it once it exists; a shorter grace wins.
+                        let doomed = table.doomed.entry(key).or_insert(grace);
+                        *doomed = (*doomed).min(grace);
+                    }
+                    None
+                }
+            }
+        };
+        if let Some(handle) = handle {
+            kill_with_grace(handle, grace);
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod field_path;
 mod policies;
 pub mod schema;
 mod validate;
+mod validate_containers;
 
 pub use field_error::{go_quote, FieldError, FieldErrorKind, FieldErrors};
 pub use policies::{validate_indexes_format, POD_FAILURE_POLICY_ACTIONS};
@@ -125,6 +126,9 @@ pub struct PodTemplateSpec {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PodSpec {
+    /// Run in order before `containers`, each to success; one with `restartPolicy: Always` is
+    /// a native sidecar (KEP-753), running beside the main containers.
+    pub init_containers: Vec<Container>,
     pub containers: Vec<Container>,
     pub restart_policy: Option<String>,
     pub termination_grace_period_seconds: Option<i64>,
@@ -140,7 +144,12 @@ pub struct Container {
     pub args: Vec<String>,
     pub env: Vec<EnvVar>,
     pub working_dir: Option<String>,
+    /// Only `Always`, and only on an init container: a native sidecar.
+    pub restart_policy: Option<String>,
 }
+
+/// The one container `restartPolicy` value (`ContainerRestartPolicyAlways`).
+pub const CONTAINER_RESTART_POLICY_ALWAYS: &str = "Always";
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]

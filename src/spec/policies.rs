@@ -27,7 +27,10 @@ pub(super) fn validate_pod_failure_policy(spec: &JobSpec, errs: &mut FieldErrors
     if policy.rules.len() > MAX_POD_FAILURE_POLICY_RULES {
         errs.push(FieldError::too_many(rules_path, policy.rules.len(), MAX_POD_FAILURE_POLICY_RULES));
     }
-    let container_names: Vec<&str> = spec.template.spec.containers.iter().map(|c| c.name.as_str()).collect();
+    // `validatePodFailurePolicyRuleOnExitCodes`: a `containerName` names a container or an init container.
+    let pod = &spec.template.spec;
+    let container_names: Vec<&str> =
+        pod.containers.iter().chain(&pod.init_containers).map(|c| c.name.as_str()).collect();
     for (i, rule) in policy.rules.iter().enumerate() {
         validate_rule(spec, rule, &format!("{rules_path}[{i}]"), &container_names, errs);
     }

@@ -5,8 +5,7 @@
 //! Deriving works by deserializing each type from a deserializer that answers every request with
 //! an empty value and writes down what was asked: a struct tells it its (renamed) field names,
 //! an `Option<i32>` asks for an integer, a `Vec<T>` for a sequence of `T`s. What serde cannot say
-//! (a list of which only the first item runs, fields the API server writes) is in the small
-//! tables below.
+//! (fields the API server writes) is in the small tables below.
 //!
 //! Each field of an object is [`FieldKind::Honoured`] (with its shape), [`FieldKind::ServerSet`]
 //! (written by the API server; dropped quietly) or [`FieldKind::NotHonoured`] (reported). The
@@ -28,9 +27,6 @@ pub enum Shape {
     Integer,
     /// A list of items of this shape.
     List(Box<Shape>),
-    /// A list of which only the first item is run (a pod's containers); the others are
-    /// reported as not honoured.
-    FirstOnly(Box<Shape>),
     Object(Object),
 }
 
@@ -63,9 +59,6 @@ const SERVER_SET: &[(&str, &[&str])] = &[
         &["uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink"],
     ),
 ];
-
-/// Lists of which only the first item is run: kjob runs one container per pod.
-const FIRST_ONLY: &[(&str, &str)] = &[("PodSpec", "containers")];
 
 /// Labels the API server derives from a Job's uid (in its and its template's metadata): a saved
 /// Job's are stale for a new one, and are dropped quietly.
@@ -205,13 +198,6 @@ impl<'de> de::Deserializer<'de> for Recorder<'_> {
     ) -> Result<V::Value, Self::Error> {
         let mut shapes: Vec<(&'static str, Shape)> = fields.iter().map(|f| (*f, Shape::Any)).collect();
         let value = visitor.visit_map(EveryField { shapes: &mut shapes, next: 0 })?;
-        for (field, shape) in &mut shapes {
-            if FIRST_ONLY.contains(&(name, *field)) {
-                if let Shape::List(item) = std::mem::replace(shape, Shape::Any) {
-                    *shape = Shape::FirstOnly(item);
-                }
-            }
-        }
         self.leaf::<V>(Shape::Object(Object { type_name: name, fields: shapes }), value)
     }
 }
@@ -270,7 +256,7 @@ mod tests {
                 FieldKind::Honoured(shape) => shape,
                 other => panic!("{key}: {other:?}"),
             },
-            Shape::List(item) | Shape::FirstOnly(item) if *key == "[]" => item,
+            Shape::List(item) if *key == "[]" => item,
             other => panic!("{key} in {other:?}"),
         })
     }
@@ -292,7 +278,7 @@ mod tests {
         );
         assert_eq!(
             field_names(at(job, &["spec", "template", "spec", "containers", "[]"])),
-            ["name", "image", "command", "args", "env", "workingDir"]
+            ["name", "image", "command", "args", "env", "workingDir", "restartPolicy"]
         );
         assert_eq!(
             field_names(at(job, &["spec", "podFailurePolicy", "rules", "[]", "onPodConditions", "[]"])),
@@ -317,9 +303,10 @@ mod tests {
     }
 
     #[test]
-    fn only_the_first_container_is_honoured() {
+    fn every_container_and_init_container_is_honoured() {
         let spec = at(job_shape(), &["spec", "template", "spec"]);
-        assert!(matches!(at(spec, &["containers"]), Shape::FirstOnly(_)));
+        assert!(matches!(at(spec, &["containers"]), Shape::List(_)));
+        assert!(matches!(at(spec, &["initContainers"]), Shape::List(_)));
     }
 
     #[test]

@@ -154,12 +154,7 @@ fn validate_spec(job: &Job, errs: &mut FieldErrors) {
             "must be between 1 and 2147483647, inclusive",
         ));
     }
-    if pod.containers.is_empty() {
-        errs.push(FieldError::required("spec.template.spec.containers", ""));
-    }
-    for (i, container) in pod.containers.iter().enumerate() {
-        validate_container(container, &format!("spec.template.spec.containers[{i}]"), errs);
-    }
+    super::validate_containers::validate_pod_containers(pod, errs);
     match pod.restart_policy.as_deref() {
         Some("Never") => {}
         Some("OnFailure") if spec.pod_failure_policy.is_some() => errs.push(FieldError::invalid_str(
@@ -301,7 +296,7 @@ pub fn validate_scale(
     }
 }
 
-fn validate_container(container: &Container, path: &str, errs: &mut FieldErrors) {
+pub(super) fn validate_container(container: &Container, path: &str, errs: &mut FieldErrors) {
     if container.name.is_empty() {
         errs.push(FieldError::required(format!("{path}.name"), ""));
     } else {

@@ -293,9 +293,15 @@ impl PodContainers {
         if !restart {
             status.state = RunState::Terminated;
             if end.exit_code != 0 && kind != Some(ContainerKind::Sidecar) && !status.stop_requested {
-                // `Never`: the pod fails; the others are stopped by the next `advance`.
+                // `Never`: the pod fails; the others are stopped by the next `advance`, and
+                // those not started yet never start.
                 self.failed.get_or_insert(i);
                 self.stopping = true;
+                for status in &mut self.statuses {
+                    if status.state == RunState::Waiting {
+                        status.state = RunState::Terminated;
+                    }
+                }
             }
             return;
         }

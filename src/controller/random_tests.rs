@@ -199,6 +199,9 @@ fn drive_random_jobs(seed: u64, rounds: usize, size: u64) {
                             c.observe(Event::ContainerExited { pod: *pod, exit_code: 143, at: now });
                         }
                     }
+                    Action::StartContainer { .. } | Action::KillContainer { .. } => {
+                        unreachable!("one container per pod here")
+                    }
                 }
             }
             now += Duration::from_millis(1 + rng.below(40));

@@ -63,6 +63,9 @@ pub fn apply(c: &mut Controller, plan: &Plan, now: Time) -> (Vec<PodId>, Vec<Pod
                 c.observe(Event::ContainerStarted { pod: *id, at: now });
             }
             Action::KillPod { pod, .. } => killed.push(*pod),
+            Action::StartContainer { .. } | Action::KillContainer { .. } => {
+                unreachable!("one container per pod here (see pod_containers_tests.rs)")
+            }
         }
     }
     (created, restarted, killed)

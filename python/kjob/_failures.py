@@ -57,13 +57,26 @@ def failed_pods(pods: Sequence[Pod]) -> list[Pod]:
     return sorted(failed, key=rank)
 
 
+def failed_container_log(pod: Pod) -> str:
+    """The log of the container that failed the pod: its own ``<pod>_<container>.log``
+    beside the pod's log, unless it is the first main container, whose log is the pod's."""
+    from pathlib import Path
+
+    if pod.failed_container is not None and pod.log_range is None:
+        own = Path(pod.log_path).with_name(f"{pod.name}_{pod.failed_container}.log")
+        if own.exists():
+            return str(own)
+    return pod.log_path
+
+
 def log_tail(pod: Pod, lines: int = TAIL_LINES) -> list[str] | None:
-    """The last ``lines`` lines of the pod's own output, or None when its log is gone (a
-    private log folder is removed with its Job)."""
+    """The last ``lines`` lines of the output of the pod (of its failed container, for a pod
+    with several), or None when its log is gone (a private log folder is removed with its
+    Job)."""
     from pathlib import Path
 
     try:
-        with Path(pod.log_path).open("rb") as f:
+        with Path(failed_container_log(pod)).open("rb") as f:
             if pod.log_range is not None:
                 start, end = pod.log_range
                 f.seek(start)
@@ -103,6 +116,8 @@ def _outcome(pod: Pod) -> str:
 def describe_pod(pod: Pod, lines: int = TAIL_LINES) -> str:
     """``pod NAME (index I): exit code C`` and the end of its log, indented."""
     where = f" (index {pod.index})" if pod.index is not None else ""
+    if pod.failed_container is not None:
+        where += f" container {pod.failed_container}"
     head = f"pod {pod.name}{where}: {_outcome(pod)}"
     tail = log_tail(pod, lines)
     if tail is None:

@@ -183,6 +183,9 @@ def _findable_by_name(name: str) -> bool:
 #: At most this much source text travels to the workers for their tracebacks.
 _MAX_SOURCES = 4 << 20
 
+#: kubectl's annotation naming the container ``kubectl logs`` shows by default.
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+
 
 def _sources_without_files() -> dict[str, list[str]]:
     """Source lines Python knows without a file to read them from: notebook cells (IPython
@@ -774,12 +777,14 @@ class Job:
         """Every pod, even after the Job is deleted: what a report of how it ended needs."""
         return self._native.pods()
 
-    def logs(self, index: int | None = None, pod: str | None = None) -> str:
-        """The output (stdout and stderr) of one pod.
+    def logs(self, index: int | None = None, pod: str | None = None, container: str | None = None) -> str:
+        """The output (stdout and stderr) of one container of one pod.
 
         ``pod`` names the pod; ``index`` picks the latest pod of that completion index;
         with neither, the latest succeeded pod, else the latest pod (as ``kubectl logs
-        job/NAME`` picks one pod).
+        job/NAME`` picks one pod). ``container`` names the container (``kubectl logs -c``);
+        without it, the pod template's ``kubectl.kubernetes.io/default-container`` annotation
+        names it, else the first of ``containers``.
         """
         # Read from every pod, so a deleted Job's logs stay readable while its folder exists.
         pods = self._all_pods()
@@ -798,7 +803,7 @@ class Job:
         from pathlib import Path
 
         chosen_pod = chosen[-1]
-        path = Path(chosen_pod.log_path)
+        path = Path(self._container_log_path(chosen_pod, container))
         if not path.exists():
             return ""
         if chosen_pod.log_range is not None:
@@ -807,6 +812,20 @@ class Job:
                 f.seek(start)
                 return f.read(end - start).decode(errors="replace")
         return path.read_text(errors="replace")
+
+    def _container_log_path(self, pod: Pod, container: str | None) -> str:
+        """Where ``container``'s output is: the pod's log for its first main container,
+        ``<pod>_<container>.log`` beside it for the others."""
+        main: list[str] = self._spec["containers"]
+        init: list[str] = self._spec["init_containers"]
+        if container is None:
+            container = pod.annotations.get(DEFAULT_CONTAINER_ANNOTATION) or main[0]
+        if container not in main and container not in init:
+            # kubectl's own words for a container the pod does not have.
+            raise KjobError(f"container {container} is not valid for pod {pod.name}")
+        if container == main[0]:
+            return pod.log_path
+        return os.path.join(os.path.dirname(pod.log_path), f"{pod.name}_{container}.log")
 
     # ---- protocol -------------------------------------------------------------------------
 

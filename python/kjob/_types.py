@@ -42,6 +42,9 @@ class NativeSpec(TypedDict):
     restart_policy: str
     managed_by: str | None
     container_name: str
+    #: The pod's containers by name (the first is the pod's log), and its init containers.
+    containers: list[str]
+    init_containers: list[str]
 
 
 class _Snapshot:
@@ -314,6 +317,8 @@ class Pod(_Snapshot):
         "attempt",
         "exception",
         "log_range",
+        "container_exit_codes",
+        "failed_container",
     )
     __slots__ = __match_args__ = _fields
     name: str
@@ -343,6 +348,12 @@ class Pod(_Snapshot):
     exception: ExceptionText | None
     #: Callable pods share a worker's log file; their output is this byte range of it.
     log_range: tuple[int, int] | None
+    #: A pod with several containers (init containers, sidecars, several main ones): each
+    #: terminated container's last exit code, by container name, as ``containerStatuses``
+    #: show it. Empty for a pod of one container (see :attr:`exit_code`).
+    container_exit_codes: dict[str, int]
+    #: The container whose failure failed the pod (a pod with several containers), else None.
+    failed_container: str | None
 
     def __init__(
         self,
@@ -365,6 +376,9 @@ class Pod(_Snapshot):
         attempt: int = 0,
         exception: ExceptionText | None = None,
         log_range: tuple[int, int] | None = None,
+        container_exit_codes: dict[str, int] | None = None,
+        failed_container: str | None = None,
     ) -> None:
         conditions = [] if conditions is None else conditions
+        container_exit_codes = {} if container_exit_codes is None else container_exit_codes
         self._fill(locals())

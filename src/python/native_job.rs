@@ -239,6 +239,19 @@ impl NativeJob {
         d.set_item("restart_policy", spec.restart_policy.as_str())?;
         d.set_item("managed_by", spec.managed_by.as_deref())?;
         d.set_item("container_name", &spec.container.name)?;
+        // Every container by name, init containers apart (`logs(container=...)`).
+        let (mut init, mut main) = (Vec::new(), vec![spec.container.name.as_str()]);
+        if let Some(layout) = &spec.container_layout {
+            main.clear();
+            for (name, kind) in layout.names.iter().zip(layout.kinds.iter()) {
+                match kind {
+                    crate::controller::pod_containers::ContainerKind::Main => main.push(name.as_str()),
+                    _ => init.push(name.as_str()),
+                }
+            }
+        }
+        d.set_item("containers", main)?;
+        d.set_item("init_containers", init)?;
         Ok(d)
     }
 

@@ -309,6 +309,18 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
         set(d, intern!(py, "exception"), exception)?;
         let log_range = v.log_range.map(|(a, b)| PyTuple::new(py, [a, b])).transpose()?;
         set(d, intern!(py, "log_range"), log_range)?;
+        let exit_codes = PyDict::new(py);
+        let mut failed_container = None;
+        if let Some(containers) = &p.containers {
+            for (name, code) in containers.exit_codes() {
+                exit_codes.set_item(name, code)?;
+            }
+            if p.phase == PodPhase::Failed {
+                failed_container = containers.outcome().and_then(|(_, i)| i).map(|i| containers.names[i].as_str());
+            }
+        }
+        set(d, intern!(py, "container_exit_codes"), exit_codes)?;
+        set(d, intern!(py, "failed_container"), failed_container)?;
         Ok(object)
     }
 }

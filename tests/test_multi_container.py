@@ -44,7 +44,13 @@ def sh(name: str, script: str, **more: Any) -> dict[str, Any]:
 
 def test_two_containers_that_exit_0_make_a_succeeded_pod(tmp_path: Path) -> None:
     job = kjob.Job.from_manifest(
-        manifest("two", [sh("a", "echo from-a"), sh("b", "echo from-b; echo $WHO", env=[{"name": "WHO", "value": "bee"}])]),
+        manifest(
+            "two",
+            [
+                sh("a", "echo from-a"),
+                sh("b", "echo from-b; echo $WHO", env=[{"name": "WHO", "value": "bee"}]),
+            ],
+        ),
         log_dir=tmp_path,
     )
     status = job.run(timeout=30)
@@ -122,13 +128,20 @@ def test_a_failed_init_container_fails_the_pod_under_never(tmp_path: Path) -> No
     job.delete()
 
 
-def test_a_failed_init_container_restarts_in_place_under_on_failure(tmp_path: Path, fast_backoff: Backoff) -> None:
+def test_a_failed_init_container_restarts_in_place_under_on_failure(
+    tmp_path: Path, fast_backoff: Backoff
+) -> None:
     count = tmp_path / "count"
     # Fails on its first run, succeeds on its second.
     setup = f"echo x >> {count}; test $(wc -l < {count}) -ge 2"
     job = kjob.Job.from_manifest(
-        manifest("initretry", [sh("main", "echo done")], init=[sh("setup", setup)], restart_policy="OnFailure",
-                 backoffLimit=3),
+        manifest(
+            "initretry",
+            [sh("main", "echo done")],
+            init=[sh("setup", setup)],
+            restart_policy="OnFailure",
+            backoffLimit=3,
+        ),
         log_dir=tmp_path / "logs",
         **fast_backoff,
     )
@@ -165,7 +178,9 @@ def test_a_sidecar_runs_beside_the_main_container_and_is_stopped_after_it(tmp_pa
 
 def test_a_sidecar_killed_by_sigterm_does_not_fail_the_pod(tmp_path: Path) -> None:
     sidecar = sh("proxy", "exec sleep 60", restartPolicy="Always")
-    job = kjob.Job.from_manifest(manifest("sidecarterm", [sh("main", "true")], init=[sidecar]), log_dir=tmp_path)
+    job = kjob.Job.from_manifest(
+        manifest("sidecarterm", [sh("main", "true")], init=[sidecar]), log_dir=tmp_path
+    )
     status = job.run(timeout=30)
     assert (status.succeeded, status.failed) == (1, 0)
     [pod] = job.pods()
@@ -174,11 +189,21 @@ def test_a_sidecar_killed_by_sigterm_does_not_fail_the_pod(tmp_path: Path) -> No
     job.delete()
 
 
-@pytest.mark.parametrize(("container", "values", "reason"), [("worker", [42], "PodFailurePolicy"), ("helper", [42], "BackoffLimitExceeded")])
+@pytest.mark.parametrize(
+    ("container", "values", "reason"),
+    [("worker", [42], "PodFailurePolicy"), ("helper", [42], "BackoffLimitExceeded")],
+)
 def test_a_pod_failure_policy_rule_matches_the_named_container(
     tmp_path: Path, container: str, values: list[int], reason: str
 ) -> None:
-    policy = {"rules": [{"action": "FailJob", "onExitCodes": {"containerName": container, "operator": "In", "values": values}}]}
+    policy = {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {"containerName": container, "operator": "In", "values": values},
+            }
+        ]
+    }
     job = kjob.Job.from_manifest(
         manifest(
             "pfp",

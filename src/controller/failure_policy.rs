@@ -118,7 +118,9 @@ pub fn match_pod_failure_policy(
         let message = match &rule.requirement {
             Requirement::ExitCodes { container_name: wanted, not_in, values } => {
                 let matching = |name: &str, code: i32| {
-                    code != 0 && wanted.as_deref().is_none_or(|w| w == name) && values.contains(&code) != *not_in
+                    code != 0
+                        && wanted.as_deref().is_none_or(|w| w == name)
+                        && values.contains(&code) != *not_in
                 };
                 let Some((name, code)) = matching_container(pod, container_name, matching) else {
                     continue;

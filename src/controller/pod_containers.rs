@@ -44,7 +44,9 @@ pub enum RunState {
     Starting,
     Running,
     /// Waiting for its crash-loop delay before it starts again in place.
-    WaitingRestart { at: Time },
+    WaitingRestart {
+        at: Time,
+    },
     Terminated,
 }
 
@@ -275,7 +277,14 @@ impl PodContainers {
     /// A container ended. Under `OnFailure` a failed init or main container restarts in place
     /// after the crash-loop delay, and a sidecar restarts whatever its exit code; under
     /// `Never` a failed one fails the pod.
-    pub fn ended(&mut self, i: usize, end: ContainerEnd, at: Time, policy: RestartPolicy, config: BackoffConfig) {
+    pub fn ended(
+        &mut self,
+        i: usize,
+        end: ContainerEnd,
+        at: Time,
+        policy: RestartPolicy,
+        config: BackoffConfig,
+    ) {
         let kind = self.kinds.get(i).copied();
         let stopping = self.stopping;
         let mains_done = self.mains_done();
@@ -310,7 +319,8 @@ impl PodContainers {
         }
         status.streak += 1;
         status.restart_count += 1;
-        status.state = RunState::WaitingRestart { at: at.saturating_add(backoff::restart_delay(config, status.streak)) };
+        status.state =
+            RunState::WaitingRestart { at: at.saturating_add(backoff::restart_delay(config, status.streak)) };
     }
 
     /// The start was called off before the process existed (the pod was deleted meanwhile).
@@ -331,7 +341,8 @@ impl PodContainers {
         if let Some(i) = self.failed {
             return Some((PodPhase::Failed, Some(i)));
         }
-        let all_mains_succeeded = self.mains().all(|(_, s)| s.state == RunState::Terminated && s.exit_code == Some(0));
+        let all_mains_succeeded =
+            self.mains().all(|(_, s)| s.state == RunState::Terminated && s.exit_code == Some(0));
         if all_mains_succeeded {
             return Some((PodPhase::Succeeded, None));
         }
@@ -459,7 +470,8 @@ impl Controller {
         }
         let Some((phase, decided_by)) = c.outcome() else { return };
         let status = decided_by.map(|i| &c.statuses[i]);
-        let exit_code = status.and_then(|s| s.exit_code).unwrap_or(if phase == PodPhase::Succeeded { 0 } else { 1 });
+        let exit_code =
+            status.and_then(|s| s.exit_code).unwrap_or(if phase == PodPhase::Succeeded { 0 } else { 1 });
         let (reason, message) = status.map_or((None, None), |s| (s.reason.clone(), s.message.clone()));
         p.terminate(exit_code, at);
         p.phase = phase;

@@ -63,7 +63,8 @@ fn pod(c: &Controller) -> &crate::controller::Pod {
 
 #[test]
 fn init_containers_run_in_order_then_the_main_ones_together() {
-    let mut c = Controller::new(job(&[("a", Init), ("b", Init), ("m1", Main), ("m2", Main)], RestartPolicy::Never));
+    let mut c =
+        Controller::new(job(&[("a", Init), ("b", Init), ("m1", Main), ("m2", Main)], RestartPolicy::Never));
     assert_eq!(container_actions(&c.sync(secs(0))), [("start", 0)]);
     started(&mut c, 0, 0);
     assert_eq!(pod(&c).phase, PodPhase::Pending, "initialising");
@@ -125,7 +126,8 @@ fn a_failed_init_container_restarts_in_place_under_on_failure() {
 
 #[test]
 fn sidecars_start_first_run_beside_the_main_container_and_stop_after_it() {
-    let mut c = Controller::new(job(&[("proxy", Sidecar), ("setup", Init), ("m", Main)], RestartPolicy::Never));
+    let mut c =
+        Controller::new(job(&[("proxy", Sidecar), ("setup", Init), ("m", Main)], RestartPolicy::Never));
     assert_eq!(container_actions(&c.sync(secs(0))), [("start", 0)]);
     // The next init container waits for the sidecar to have started.
     assert_eq!(container_actions(&c.sync(secs(0))), []);
@@ -230,7 +232,8 @@ fn pod_failure_policy_matches_the_named_containers_exit_code() {
                 let message = &failed.expect("FailJob").message;
                 assert!(message.starts_with(prefix), "{rule_container:?} {values:?}: {message}");
                 let code = if values == [42] { 42 } else { 143 };
-                assert!(message.contains(&format!("failed with exit code {code} matching FailJob rule at index 0")));
+                assert!(message
+                    .contains(&format!("failed with exit code {code} matching FailJob rule at index 0")));
             }
             None => assert!(failed.is_none_or(|c| c.reason != "PodFailurePolicy"), "{rule_container:?}"),
         }

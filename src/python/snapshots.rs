@@ -316,7 +316,8 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
                 exit_codes.set_item(name, code)?;
             }
             if p.phase == PodPhase::Failed {
-                failed_container = containers.outcome().and_then(|(_, i)| i).map(|i| containers.names[i].as_str());
+                failed_container =
+                    containers.outcome().and_then(|(_, i)| i).map(|i| containers.names[i].as_str());
             }
         }
         set(d, intern!(py, "container_exit_codes"), exit_codes)?;

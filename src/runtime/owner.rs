@@ -262,7 +262,9 @@ impl Owner {
         let mut news = false;
         for action in &plan.actions {
             match *action {
-                Action::CreatePod(pod) | Action::RestartContainer(pod) | Action::StartContainer { pod, .. } => {
+                Action::CreatePod(pod)
+                | Action::RestartContainer(pod)
+                | Action::StartContainer { pod, .. } => {
                     news |= matches!(action, Action::CreatePod(_));
                     let container = match *action {
                         Action::StartContainer { container, .. } => Some(container),

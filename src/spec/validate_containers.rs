@@ -5,7 +5,9 @@
 //! on init containers, only `Always` (a native sidecar, KEP-753).
 
 use super::validate::validate_container;
-use super::{go_quote, Container, FieldError, FieldErrorKind, FieldErrors, PodSpec, CONTAINER_RESTART_POLICY_ALWAYS};
+use super::{
+    go_quote, Container, FieldError, FieldErrorKind, FieldErrors, PodSpec, CONTAINER_RESTART_POLICY_ALWAYS,
+};
 use std::collections::HashSet;
 
 const CONTAINERS: &str = "spec.template.spec.containers";

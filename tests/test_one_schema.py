@@ -267,7 +267,7 @@ def test_prune_lists_fields_kjob_does_not_honour_and_drops_server_fields_quietly
             "completions": 2,
             "template": {
                 "spec": {
-                    "containers": [{"name": "c", "command": ["true"], "resources": {}}, {"name": "d"}],
+                    "containers": [{"name": "c", "command": ["true"], "resources": {}}, {"name": "d", "ports": []}],
                     "volumes": [],
                 },
             },
@@ -279,7 +279,7 @@ def test_prune_lists_fields_kjob_does_not_honour_and_drops_server_fields_quietly
     assert ignored == [
         "metadata.finalizers",
         "spec.template.spec.containers[0].resources",
-        "spec.template.spec.containers[1]",
+        "spec.template.spec.containers[1].ports",
         "spec.template.spec.volumes",
         "spec.1",
     ]
@@ -289,7 +289,7 @@ def test_prune_lists_fields_kjob_does_not_honour_and_drops_server_fields_quietly
         "metadata": {"name": "a"},
         "spec": {
             "completions": 2,
-            "template": {"spec": {"containers": [{"name": "c", "command": ["true"]}]}},
+            "template": {"spec": {"containers": [{"name": "c", "command": ["true"]}, {"name": "d"}]}},
         },
     }
 

@@ -269,3 +269,25 @@ def test_names_must_be_unique_across_containers_and_init_containers() -> None:
         'spec.template.spec.initContainers[0].restartPolicy: Unsupported value: "OnFailure": supported values: "Always"',
         'spec.template.spec.initContainers[0].name: Duplicate value: "a"',
     ]
+
+
+def test_the_jobs_deadline_kills_every_container(tmp_path: Path) -> None:
+    sidecar = sh("proxy", "exec sleep 60", restartPolicy="Always")
+    job = kjob.Job.from_manifest(
+        manifest(
+            "deadline",
+            [sh("a", "exec sleep 60"), sh("b", "exec sleep 60")],
+            init=[sidecar],
+            grace=1,
+            activeDeadlineSeconds=1,
+        ),
+        log_dir=tmp_path,
+    )
+    status = job.run(timeout=30)
+    failed = status.condition("Failed")
+    assert failed is not None and failed.reason == "DeadlineExceeded"
+    assert no_pids_left(job.uid) == []
+    [pod] = job.pods()
+    assert pod.phase == "Failed"
+    assert pod.container_exit_codes == {"proxy": 143, "a": 143, "b": 143}
+    job.delete()

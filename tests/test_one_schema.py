@@ -267,7 +267,10 @@ def test_prune_lists_fields_kjob_does_not_honour_and_drops_server_fields_quietly
             "completions": 2,
             "template": {
                 "spec": {
-                    "containers": [{"name": "c", "command": ["true"], "resources": {}}, {"name": "d", "ports": []}],
+                    "containers": [
+                        {"name": "c", "command": ["true"], "resources": {}},
+                        {"name": "d", "ports": []},
+                    ],
                     "volumes": [],
                 },
             },

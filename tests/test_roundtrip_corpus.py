@@ -1,4 +1,4 @@
-"""Issue 13 §1: the round trip is lossless. A Job loaded from a manifest exports the document
+"""Issue 13, part 1: the round trip is lossless. A Job loaded from a manifest exports the document
 the user gave (every field, in the user's order, those kjob cannot honour here included),
 changed only where kjob's state must show, without what the API server sets; and a cluster
 (``kubernetes-validate``, strict) accepts every export. The corpus (tests/fixtures/corpus) holds

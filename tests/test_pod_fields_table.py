@@ -67,7 +67,12 @@ def sample(schema: dict[str, Any]) -> Any:
 
 def warned_paths(pod_spec: dict[str, Any]) -> set[str]:
     """The paths of ``pod_spec``'s fields that the extension lists as not honoured here."""
-    manifest = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "t"}, "spec": {"template": {"spec": pod_spec}}}
+    manifest = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "t"},
+        "spec": {"template": {"spec": pod_spec}},
+    }
     return set(prune_manifest(manifest)[1])
 
 
@@ -85,9 +90,14 @@ def test_table_agrees_with_what_kjob_warns_about() -> None:
     # A second container: every container of a pod counts, not only the first.
     pod_spec["containers"] = [container, {"name": "second", "image": "busybox", "command": ["true"]}]
     warned = warned_paths(pod_spec)
-    said: dict[str, bool] = {f"{POD}.{field}": kind == "kept, not applied" for field, kind in pod_table.items()}
+    said: dict[str, bool] = {
+        f"{POD}.{field}": kind == "kept, not applied" for field, kind in pod_table.items()
+    }
     said.update(
-        {f"{POD}.containers[0].{field}": kind == "kept, not applied" for field, kind in container_table.items()}
+        {
+            f"{POD}.containers[0].{field}": kind == "kept, not applied"
+            for field, kind in container_table.items()
+        }
     )
     said[f"{POD}.containers[1]"] = pod_table["containers"] == "kept, not applied"
     del said[f"{POD}.containers"]
@@ -100,7 +110,7 @@ def test_the_warning_names_exactly_the_fields_the_table_keeps() -> None:
     """Through the public API, on the issue's manifest: the warning names what the table calls
     "kept, not applied", and nothing it calls honoured or mapped."""
     pod_table, container_table = readme_table("PodSpec field"), readme_table("Container field")
-    manifest = {
+    manifest: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": "rt"},
@@ -134,6 +144,10 @@ def test_the_warning_names_exactly_the_fields_the_table_keeps() -> None:
         f"{POD}.serviceAccountName, {POD}.containers[0].resources, {POD}.containers[0].volumeMounts, "
         f"{POD}.volumes"
     ]
-    pod, main = manifest["spec"]["template"]["spec"], manifest["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+    pod = manifest["spec"]["template"]["spec"]
+    main = pod["containers"][0]
     assert sorted(f for f in pod if pod_table[f] == "kept, not applied") == ["serviceAccountName", "volumes"]
-    assert sorted(f for f in main if container_table[f] == "kept, not applied") == ["resources", "volumeMounts"]
+    assert sorted(f for f in main if container_table[f] == "kept, not applied") == [
+        "resources",
+        "volumeMounts",
+    ]

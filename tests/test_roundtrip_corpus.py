@@ -34,7 +34,14 @@ LANDING_WITH_ISSUE_13: list[str] = []
 
 # What the export leaves out, as README's "Round trip" documents: what the API server sets
 # (spec::schema::SERVER_SET, SERVER_SET_LABELS, selector_is_server_set in the extension).
-SERVER_SET_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink")
+SERVER_SET_METADATA = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "selfLink",
+)
 SERVER_SET_LABELS = ("controller-uid", "batch.kubernetes.io/controller-uid")
 
 
@@ -181,7 +188,10 @@ def test_secret_and_config_map_env_keep_their_place_between_plain_values(jobs: l
     jobs.append(job)
     env = job.to_manifest()["spec"]["template"]["spec"]["containers"][0]["env"]
     assert [e["name"] for e in env] == ["GREETING", "TARGET", "API_TOKEN", "TOKEN_SET"]
-    assert env[2] == {"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token", "optional": True}}}
+    assert env[2] == {
+        "name": "API_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "api", "key": "token", "optional": True}},
+    }
 
 
 def test_scale_and_suspend_show_where_the_user_wrote_them(jobs: list[kjob.Job]) -> None:
@@ -191,7 +201,14 @@ def test_scale_and_suspend_show_where_the_user_wrote_them(jobs: list[kjob.Job]) 
     job.suspend()
     spec = job.to_manifest()["spec"]
     # parallelism keeps its place; suspend, which the document lacked, is appended.
-    assert list(spec) == ["parallelism", "completions", "completionMode", "successPolicy", "template", "suspend"]
+    assert list(spec) == [
+        "parallelism",
+        "completions",
+        "completionMode",
+        "successPolicy",
+        "template",
+        "suspend",
+    ]
     assert (spec["parallelism"], spec["suspend"]) == (4, True)
     assert spec["template"]["spec"]["containers"][0]["command"][0] == "python3"
 
@@ -209,7 +226,11 @@ def test_saved_cluster_job_drops_exactly_the_server_set_fields(jobs: list[kjob.J
     assert "selector" not in out["spec"] and "manualSelector" not in out["spec"]
     # Defaults the API server wrote are fields like any other: kept as written.
     pod = out["spec"]["template"]["spec"]
-    assert (pod["dnsPolicy"], pod["schedulerName"], pod["securityContext"]) == ("ClusterFirst", "default-scheduler", {})
+    assert (pod["dnsPolicy"], pod["schedulerName"], pod["securityContext"]) == (
+        "ClusterFirst",
+        "default-scheduler",
+        {},
+    )
     assert out["spec"]["template"]["metadata"] == {
         "labels": {"batch.kubernetes.io/job-name": "backup-28620120", "job-name": "backup-28620120"}
     }
@@ -312,7 +333,10 @@ def test_lossless_document_drops_what_neither_kjob_nor_the_user_keeps() -> None:
         "spec": {"rules": [{"on": 1}, {"onExceptions": {}}], "extra": {"k": "v"}},
         "status": {"succeeded": 1},
     }
-    rebuilt = {"metadata": {"name": "x", "labels": {"a": "b"}, "annotations": {"n": "1"}}, "spec": {"rules": [{"on": 1}]}}
+    rebuilt = {
+        "metadata": {"name": "x", "labels": {"a": "b"}, "annotations": {"n": "1"}},
+        "spec": {"rules": [{"on": 1}]},
+    }
     out = _export.lossless_document(original, rebuilt, ["spec.extra"])
     assert json.dumps(out) == json.dumps(
         {
@@ -336,7 +360,11 @@ def test_on_exceptions_rules_are_dropped_from_a_lossless_export_too() -> None:
     del manifest["spec"]["template"]["spec"]["volumes"]
     with pytest.warns(kjob.KjobWarning, match=r"dropped from the export: spec\.podFailurePolicy\.rules\[0\]"):
         exported = _export.export_manifest(
-            manifest, backoff_initial=10.0, backoff_max=600.0, pod_replacement_policy="Failed", original=original
+            manifest,
+            backoff_initial=10.0,
+            backoff_max=600.0,
+            pod_replacement_policy="Failed",
+            original=original,
         )
     assert exported["spec"]["podFailurePolicy"] == {"rules": [policy["rules"][1]]}
     assert exported["spec"]["template"]["spec"]["volumes"] == [{"name": "v", "emptyDir": {}}]

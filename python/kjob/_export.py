@@ -208,7 +208,11 @@ def _merge(original: Any, rebuilt: Any, path: str, paths: _Paths) -> Any:
         j = 0
         for i, item in enumerate(original):
             child = f"{path}[{i}]"
-            if j < len(rebuilt) and child not in paths.exact and _pruned_item(item, child, paths) == rebuilt[j]:
+            if (
+                j < len(rebuilt)
+                and child not in paths.exact
+                and _pruned_item(item, child, paths) == rebuilt[j]
+            ):
                 items.append(_merge(item, rebuilt[j], child, paths))
                 j += 1
             elif paths.touches(child):

@@ -327,6 +327,29 @@ def test_lossless_document_pairs_list_items_the_pruning_dropped() -> None:
     }
 
 
+def test_lossless_document_keeps_the_order_of_items_kjob_changed() -> None:
+    """A value kjob writes inside a list item (a default, say) shows in place, beside the
+    item's fields kjob does not honour: the rules keep their order, which decides which rule
+    matches first."""
+    ignore = {"action": "Ignore", "on": [{"type": "DisruptionTarget"}], "note": "x"}
+    original = {"rules": [ignore, {"action": "FailJob"}]}
+    rebuilt = {
+        "rules": [
+            {"action": "Ignore", "on": [{"type": "DisruptionTarget", "status": "True"}]},
+            {"action": "FailJob"},
+        ]
+    }
+    out = _export.lossless_document(original, rebuilt, ["rules[0].note"])
+    assert json.dumps(out) == json.dumps(
+        {
+            "rules": [
+                {"action": "Ignore", "on": [{"type": "DisruptionTarget", "status": "True"}], "note": "x"},
+                {"action": "FailJob"},
+            ]
+        }
+    )
+
+
 def test_lossless_document_drops_what_neither_kjob_nor_the_user_keeps() -> None:
     original = {
         "metadata": {"name": "x", "uid": "u", "labels": {"controller-uid": "u", "a": "b"}},

@@ -202,24 +202,39 @@ def _merge(original: Any, rebuilt: Any, path: str, paths: _Paths) -> Any:
                 out[key] = copy.deepcopy(value)
         return out
     if isinstance(original, list) and isinstance(rebuilt, list):
-        # kjob never reorders nor adds items: the rebuilt list is the original's items, pruned,
-        # less those the pruning emptied (or the export dropped). Pair them in order.
-        items: list[Any] = []
-        j = 0
-        for i, item in enumerate(original):
-            child = f"{path}[{i}]"
-            if (
-                j < len(rebuilt)
-                and child not in paths.exact
-                and _pruned_item(item, child, paths) == rebuilt[j]
-            ):
-                items.append(_merge(item, rebuilt[j], child, paths))
-                j += 1
-            elif paths.touches(child):
-                items.append(copy.deepcopy(item))
-        items.extend(copy.deepcopy(rebuilt[j:]))
-        return items
+        return _merge_items(original, rebuilt, path, paths)
     return copy.deepcopy(rebuilt)
+
+
+def _merge_items(original: list[Any], rebuilt: list[Any], path: str, paths: _Paths) -> list[Any]:
+    """A list merged item by item. kjob never reorders nor adds items: the rebuilt list is the
+    original's items that the pruning kept, in order, unless the export dropped some
+    (``onExceptions`` rules). When the counts agree the items pair in order, whatever kjob
+    changed inside them; otherwise an item pairs with the next rebuilt one it equals once
+    pruned. Unpaired items stay when they are not honoured, else go."""
+    kept = [
+        i
+        for i, item in enumerate(original)
+        if f"{path}[{i}]" not in paths.exact and _pruned_item(item, f"{path}[{i}]", paths) is not _EMPTIED
+    ]
+    if len(kept) == len(rebuilt):
+        pairs = dict(zip(kept, rebuilt))
+    else:
+        pairs, j = {}, 0
+        for i in kept:
+            if j < len(rebuilt) and _pruned_item(original[i], f"{path}[{i}]", paths) == rebuilt[j]:
+                pairs[i] = rebuilt[j]
+                j += 1
+    items: list[Any] = []
+    for i, item in enumerate(original):
+        child = f"{path}[{i}]"
+        if i in pairs:
+            items.append(_merge(item, pairs[i], child, paths))
+        elif paths.touches(child):
+            items.append(copy.deepcopy(item))
+    paired = len(pairs)
+    items.extend(copy.deepcopy(rebuilt[paired:]))
+    return items
 
 
 def lossless_document(

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from ._kjob import DEFAULT_BACKOFF_INITIAL_SECONDS, DEFAULT_BACKOFF_MAX_SECONDS
+from ._kjob import DEFAULT_BACKOFF_INITIAL_SECONDS, DEFAULT_BACKOFF_MAX_SECONDS, prune_manifest
 from ._types import JobStatus
 from .manifest import KjobWarning
 
@@ -18,6 +18,7 @@ __all__ = [
     "export_manifest",
     "human_duration",
     "kubectl_object",
+    "lossless_document",
     "status_manifest",
     "table",
 ]
@@ -41,21 +42,21 @@ def _seconds_text(value: float) -> str:
 
 
 def export_manifest(
-    manifest: Mapping[str, Any], *, backoff_initial: float, backoff_max: float, pod_replacement_policy: str
+    manifest: Mapping[str, Any],
+    *,
+    backoff_initial: float,
+    backoff_max: float,
+    pod_replacement_policy: str,
+    original: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Job's manifest as ``kubectl apply`` takes it. Raises ``ValueError`` when a cluster
     would refuse it for want of a container image; kjob-only settings become ``kjob.io/``
     annotations and ``onExceptions`` rules are dropped with a :class:`KjobWarning`.
     ``pod_replacement_policy`` is the one the Job runs with (the controller's default when the
-    manifest sets none)."""
+    manifest sets none). With ``original`` (the document the Job was loaded from), the export
+    is that document with kjob's state shown in it (:func:`lossless_document`)."""
     out = copy.deepcopy(dict(manifest))
     spec = out.setdefault("spec", {})
-    containers = spec.get("template", {}).get("spec", {}).get("containers", [])
-    if not containers or not containers[0].get("image"):
-        raise ValueError(
-            "spec.template.spec.containers[0].image: Required value: a cluster needs a container "
-            "image to run this Job; set image= (or the manifest's image), which kjob ignores locally"
-        )
     policy = spec.get("podFailurePolicy")
     if isinstance(policy, dict) and isinstance(policy.get("rules"), list):
         rules = policy["rules"]
@@ -88,7 +89,168 @@ def export_manifest(
         metadata["annotations"] = annotations
     else:
         metadata.pop("annotations", None)
+    if original is not None:
+        out = lossless_document(original, out, not_honoured_paths(original))
+    _require_images(out)
     return out
+
+
+_IMAGE_REQUIRED = (
+    "Required value: a cluster needs a container image to run this Job; set image= (or the "
+    "manifest's image), which kjob ignores locally"
+)
+
+
+def _require_images(manifest: Mapping[str, Any]) -> None:
+    """Raises ``ValueError`` naming every container and init container without an image: the
+    API server refuses a pod template with one (``validateContainers``: ``image`` is required),
+    while kjob, which runs commands on this machine, does not need it."""
+    spec = manifest.get("spec")
+    template = spec.get("template") if isinstance(spec, Mapping) else None
+    pod = template.get("spec") if isinstance(template, Mapping) else None
+    pod = pod if isinstance(pod, Mapping) else {}
+    missing: list[str] = []
+    for field in ("initContainers", "containers"):
+        containers = pod.get(field)
+        containers = containers if isinstance(containers, list) else []
+        if field == "containers" and not containers:
+            missing.append("spec.template.spec.containers[0].image")
+        for i, container in enumerate(containers):
+            if not (isinstance(container, Mapping) and container.get("image")):
+                missing.append(f"spec.template.spec.{field}[{i}].image")
+    if missing:
+        raise ValueError("\n".join(f"{path}: {_IMAGE_REQUIRED}" for path in missing))
+
+
+def not_honoured_paths(original: Mapping[str, Any]) -> list[str]:
+    """The paths of the fields of ``original`` that kjob keeps for export but does not run, as
+    the extension lists them (``spec.template.spec.volumes``, ``...containers[0].resources``)."""
+    return list(prune_manifest(copy.deepcopy(dict(original)))[1])
+
+
+class _Paths:
+    """The not-honoured paths, and the question the merge asks of them."""
+
+    def __init__(self, not_honoured: list[str]) -> None:
+        self.exact = frozenset(not_honoured)
+
+    def touches(self, path: str) -> bool:
+        """Whether ``path`` or a field below it is not honoured (so it was the user's, not the
+        API server's, and goes out as written)."""
+        return any(p == path or p.startswith((path + ".", path + "[")) for p in self.exact)
+
+
+def _child(path: str, key: object) -> str:
+    """``path.key``, spelled as the extension spells it (``str()`` of the key)."""
+    return f"{path}.{key}" if path else str(key)
+
+
+_EMPTIED = object()
+
+
+def _pruned(value: Any, path: str, paths: _Paths) -> Any:
+    """``value`` without its not-honoured fields, as the extension prunes it; ``_EMPTIED`` for
+    a list item the pruning drops whole (an env var whose only source was not honoured:
+    ``spec::schema::DROPPED_WHEN_EMPTIED``). Used to pair a list's items with the kept ones."""
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            child = _child(path, key)
+            if child in paths.exact:
+                continue
+            out[key] = _pruned(item, child, paths)
+        return out
+    if isinstance(value, list):
+        return [
+            pruned
+            for i, item in enumerate(value)
+            if f"{path}[{i}]" not in paths.exact
+            and (pruned := _pruned_item(item, f"{path}[{i}]", paths)) is not _EMPTIED
+        ]
+    return value
+
+
+def _emptied(original: Any, pruned: Any, path: str, paths: _Paths) -> bool:
+    """Whether a list item lost a whole object field to pruning (every field of it is not
+    honoured), which drops the item from its list."""
+    if not (isinstance(original, dict) and isinstance(pruned, dict)):
+        return False
+    return any(
+        isinstance(value, dict) and value and pruned.get(key) == {} and paths.touches(_child(path, key))
+        for key, value in original.items()
+    )
+
+
+def _pruned_item(item: Any, path: str, paths: _Paths) -> Any:
+    pruned = _pruned(item, path, paths)
+    return _EMPTIED if _emptied(item, pruned, path, paths) else pruned
+
+
+def _merge(original: Any, rebuilt: Any, path: str, paths: _Paths) -> Any:
+    """``original`` with ``rebuilt``'s values where kjob has them, its not-honoured fields as
+    written, and nothing else of it (what the API server set, or kjob dropped)."""
+    if isinstance(original, dict) and isinstance(rebuilt, dict):
+        out: dict[Any, Any] = {}
+        for key, value in original.items():
+            child = _child(path, key)
+            if key in rebuilt:
+                out[key] = _merge(value, rebuilt[key], child, paths)
+            elif paths.touches(child):
+                out[key] = copy.deepcopy(value)
+        for key, value in rebuilt.items():
+            if key not in original:
+                out[key] = copy.deepcopy(value)
+        return out
+    if isinstance(original, list) and isinstance(rebuilt, list):
+        return _merge_items(original, rebuilt, path, paths)
+    return copy.deepcopy(rebuilt)
+
+
+def _merge_items(original: list[Any], rebuilt: list[Any], path: str, paths: _Paths) -> list[Any]:
+    """A list merged item by item. kjob never reorders nor adds items: the rebuilt list is the
+    original's items that the pruning kept, in order, unless the export dropped some
+    (``onExceptions`` rules). When the counts agree the items pair in order, whatever kjob
+    changed inside them; otherwise an item pairs with the next rebuilt one it equals once
+    pruned. Unpaired items stay when they are not honoured, else go."""
+    kept = [
+        i
+        for i, item in enumerate(original)
+        if f"{path}[{i}]" not in paths.exact and _pruned_item(item, f"{path}[{i}]", paths) is not _EMPTIED
+    ]
+    if len(kept) == len(rebuilt):
+        pairs = dict(zip(kept, rebuilt))
+    else:
+        pairs, j = {}, 0
+        for i in kept:
+            if j < len(rebuilt) and _pruned_item(original[i], f"{path}[{i}]", paths) == rebuilt[j]:
+                pairs[i] = rebuilt[j]
+                j += 1
+    items: list[Any] = []
+    for i, item in enumerate(original):
+        child = f"{path}[{i}]"
+        if i in pairs:
+            items.append(_merge(item, pairs[i], child, paths))
+        elif paths.touches(child):
+            items.append(copy.deepcopy(item))
+    paired = len(pairs)
+    items.extend(copy.deepcopy(rebuilt[paired:]))
+    return items
+
+
+def lossless_document(
+    original: Mapping[str, Any], rebuilt: Mapping[str, Any], not_honoured: list[str]
+) -> dict[str, Any]:
+    """The document a Job was loaded from, as a cluster should get it back: every field the
+    user wrote, in the user's order, with kjob's values where kjob's state differs (``scale()``,
+    ``suspend()``, a generated name, backoff annotations), new keys of ``rebuilt`` appended.
+
+    ``rebuilt`` is the manifest kjob made of ``original`` (what it runs, as exported);
+    ``not_honoured`` the paths ``prune_manifest`` listed. A field of ``original`` missing from
+    ``rebuilt`` is kept as written when it (or a field below it) is not honoured here; otherwise
+    the API server set it (``status``, ``metadata.uid``, a generated selector, ...) or kjob
+    dropped it, and it goes."""
+    merged: dict[str, Any] = _merge(dict(original), dict(rebuilt), "", _Paths(not_honoured))
+    return merged
 
 
 def backoff_from_annotations(manifest: Mapping[str, Any]) -> tuple[float | None, float | None]:

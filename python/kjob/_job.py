@@ -414,9 +414,14 @@ class Job:
         ignored with one :class:`kjob.KjobWarning` naming them; ``strict=True`` makes that a
         ``ValueError``. The backoff delays default to the manifest's ``kjob.io/backoff-*``
         annotations, else those set with :func:`kjob.configure` (Kubernetes' 10 s and 600 s
-        unless changed)."""
+        unless changed). :meth:`to_manifest` gives the document back, fields kjob ignores
+        included."""
         return cls._from_normalized(
-            normalize_manifest(manifest, strict=strict), log_dir, backoff_initial_seconds, backoff_max_seconds
+            normalize_manifest(manifest, strict=strict),
+            log_dir,
+            backoff_initial_seconds,
+            backoff_max_seconds,
+            original=copy.deepcopy(dict(manifest)),
         )
 
     @classmethod
@@ -437,6 +442,7 @@ class Job:
             log_dir,
             backoff_initial_seconds,
             backoff_max_seconds,
+            original=manifest,
         )
 
     @classmethod
@@ -454,7 +460,8 @@ class Job:
         manifests, where = load_job_manifests(path_or_text)
         normalized = [normalize_manifest(m, strict=strict, where=where) for m in manifests]
         return [
-            cls._from_normalized(m, log_dir, backoff_initial_seconds, backoff_max_seconds) for m in normalized
+            cls._from_normalized(m, log_dir, backoff_initial_seconds, backoff_max_seconds, original=o)
+            for m, o in zip(normalized, manifests)
         ]
 
     @classmethod
@@ -464,7 +471,10 @@ class Job:
         log_dir: str | Path | None,
         backoff_initial_seconds: float | None,
         backoff_max_seconds: float | None,
+        original: dict[str, Any] | None = None,
     ) -> Job:
+        """``original``: the document ``manifest`` was normalized from, which the export gives
+        back (the caller's object is not copied: pass a private one)."""
         # A manifest runs a command: kjob's callable-only fields are refused (see Job()).
         check_command_job(manifest)
         annotated_initial, annotated_max = _export.backoff_from_annotations(manifest)
@@ -476,6 +486,7 @@ class Job:
             _first_set(backoff_initial_seconds, annotated_initial, configured_initial),
             _first_set(backoff_max_seconds, annotated_max, configured_max),
         )
+        job._original = original
         return job
 
     def _setup(
@@ -518,6 +529,8 @@ class Job:
         self._uid: str = spec["uid"]
         self._spec = spec
         self._callable = None
+        # The document a manifest Job was loaded from (None for keywords): what it exports.
+        self._original: dict[str, Any] | None = None
         self._finalizer = weakref.finalize(self, _finalize, self._native, private_dir, self._name)
         _exit.hook()
 
@@ -552,6 +565,12 @@ class Job:
         """The Job as a batch/v1 manifest that ``kubectl apply`` accepts, and
         :meth:`from_manifest` turns back into an equal Job.
 
+        A Job loaded from a manifest gives back that document: every field, in its order,
+        those kjob ignores here included; changed only where kjob's state shows (``scale()``,
+        ``suspend()``, a generated name) and without what the API server sets (``status``,
+        ``metadata.uid``, ``resourceVersion``, a generated selector, ...). A Job built from
+        keywords gives what the keywords say.
+
         kjob's own settings (non-default backoff delays) travel as ``kjob.io/`` annotations.
         Raises ``ValueError`` for a Job a cluster could not run: one with a target callable,
         or without a container ``image``.
@@ -560,7 +579,11 @@ class Job:
         API server's defaults, generated labels and selector, and ``status``. That is a
         report, so it works for every Job."""
         if include_status:
-            return _export.kubectl_object(self.manifest, self._spec_copy(), self.status, self._created)
+            manifest = self.manifest
+            if self._original is not None:
+                not_honoured = _export.not_honoured_paths(self._original)
+                manifest = _export.lossless_document(self._original, manifest, not_honoured)
+            return _export.kubectl_object(manifest, self._spec_copy(), self.status, self._created)
         if self._callable is not None:
             raise ValueError(
                 f"Job {self._name!r} runs the Python callable {self._callable.target!r} in worker "
@@ -571,6 +594,7 @@ class Job:
             backoff_initial=self._backoff[0],
             backoff_max=self._backoff[1],
             pod_replacement_policy=self._spec_copy()["pod_replacement_policy"],
+            original=self._original,
         )
 
     def to_yaml(self, *, include_status: bool = False) -> str:
@@ -891,10 +915,12 @@ def job_from_normalized(
     log_dir: str | Path | None,
     backoff_initial_seconds: float | None,
     backoff_max_seconds: float | None,
+    original: dict[str, Any] | None = None,
 ) -> Job:
     """A Job from a manifest ``normalize_manifest`` has already checked (the CLI normalizes
-    first, to report every document's errors before it makes any Job)."""
-    return Job._from_normalized(manifest, log_dir, backoff_initial_seconds, backoff_max_seconds)
+    first, to report every document's errors before it makes any Job); ``original`` is the
+    document it came from, which the Job exports."""
+    return Job._from_normalized(manifest, log_dir, backoff_initial_seconds, backoff_max_seconds, original)
 
 
 def job_spec(job: Job) -> NativeSpec:

@@ -140,6 +140,7 @@ def _load_jobs(args: argparse.Namespace) -> list[Job]:
                             getattr(args, "log_dir", None),
                             getattr(args, "backoff_initial_seconds", None),
                             getattr(args, "backoff_max_seconds", None),
+                            original=manifest,
                         )
                     )
                 except (ValueError, TypeError) as e:

@@ -1,6 +1,7 @@
 //! Defaulting (`pkg/apis/batch/v1/defaults.go`, docs/semantics.md §1.1): a validated manifest
 //! becomes the typed, fully defaulted spec the controller runs.
 
+use super::env_sources::EnvSources;
 use super::failure_policy::PodFailurePolicy;
 use super::success_policy::SuccessRule;
 use crate::spec::{self, FieldError, FieldErrors};
@@ -72,13 +73,18 @@ pub struct ContainerSpec {
     pub args: Vec<String>,
     pub env: Vec<(String, EnvValue)>,
     pub working_dir: Option<String>,
+    /// Why the kubelet could not make the container's configuration (a missing ConfigMap or
+    /// Secret, see `env_sources`): its pods wait in `CreateContainerConfigError`.
+    pub config_error: Option<String>,
 }
 
-/// An env var's value: written out, or read from the pod (`valueFrom.fieldRef.fieldPath`).
+/// An env var's value: written out, read from the pod (`valueFrom.fieldRef.fieldPath`), or
+/// read from a ConfigMap or Secret (taken as it is: no `$(VAR)` expansion).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EnvValue {
     Literal(String),
     FieldRef(String),
+    Resolved(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +122,17 @@ pub struct EffectiveSpec {
 impl EffectiveSpec {
     /// Validates then defaults a manifest. `uid` identifies this Job (the runtime makes one).
     pub fn from_manifest(job: &spec::Job, uid: &str, backoff: BackoffConfig) -> Result<Self, FieldErrors> {
+        Self::from_manifest_with_sources(job, uid, backoff, &EnvSources::default())
+    }
+
+    /// [`EffectiveSpec::from_manifest`] with the ConfigMaps and Secrets the container's env
+    /// may read.
+    pub fn from_manifest_with_sources(
+        job: &spec::Job,
+        uid: &str,
+        backoff: BackoffConfig,
+        sources: &EnvSources,
+    ) -> Result<Self, FieldErrors> {
         spec::validate_job(job)?;
         let s = &job.spec;
         // Both unset: one pod, once. Only parallelism unset: 1. Only completions unset: work queue.
@@ -128,17 +145,11 @@ impl EffectiveSpec {
             .containers
             .first()
             .ok_or_else(|| FieldErrors(vec![FieldError::required("spec.template.spec.containers", "")]))?;
-        let env = container
-            .env
-            .iter()
-            .map(|var| {
-                let value = match var.value_from.as_ref().and_then(|f| f.field_ref.as_ref()) {
-                    Some(selector) => EnvValue::FieldRef(selector.field_path.clone()),
-                    None => EnvValue::Literal(var.value.clone().unwrap_or_default()),
-                };
-                (var.name.clone(), value)
-            })
-            .collect();
+        let namespace = job.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let (env, config_error) = match sources.resolve(container, &namespace) {
+            Ok(env) => (env, None),
+            Err(message) => (Vec::new(), Some(message)),
+        };
         let name = job.metadata.name.clone().unwrap_or_default();
         let mut labels: Vec<(String, String)> =
             s.template.metadata.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -149,7 +160,7 @@ impl EffectiveSpec {
         labels.push(("job-name".into(), name.clone()));
         Ok(Self {
             name,
-            namespace: job.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            namespace,
             uid: uid.to_string(),
             labels,
             annotations: s
@@ -194,6 +205,7 @@ impl EffectiveSpec {
                 args: container.args.clone(),
                 env,
                 working_dir: container.working_dir.clone(),
+                config_error,
             },
             active_deadline: s.active_deadline_seconds.map(seconds),
             pod_active_deadline: pod.active_deadline_seconds.map(seconds),

@@ -292,7 +292,7 @@ mod tests {
         );
         assert_eq!(
             field_names(at(job, &["spec", "template", "spec", "containers", "[]"])),
-            ["name", "image", "command", "args", "env", "workingDir"]
+            ["name", "image", "command", "args", "env", "envFrom", "workingDir"]
         );
         assert_eq!(
             field_names(at(job, &["spec", "podFailurePolicy", "rules", "[]", "onPodConditions", "[]"])),

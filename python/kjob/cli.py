@@ -434,7 +434,8 @@ def _print_objects(jobs: list[Job], output: str | None, out: TextIO) -> None:
         if output == "json":
             print(json.dumps(listed, indent=4), file=out)
         else:
-            print(yaml.safe_dump(listed, sort_keys=False), end="", file=out)
+            # Through JSON: objects the items share would otherwise become YAML aliases.
+            print(yaml.safe_dump(json.loads(json.dumps(listed)), sort_keys=False), end="", file=out)
     elif output == "wide":
         rows = [_table_rows(job, wide=True).splitlines() for job in jobs]
         print("\n".join([rows[0][0], *(r[1] for r in rows)]), file=out)

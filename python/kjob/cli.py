@@ -656,8 +656,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the Jobs in FILE until each is Complete or Failed. On a terminal a live bar "
         "shows succeeded/failed/active pods, elapsed time and an estimate of the time "
         "left; otherwise a line is printed per change. Several Jobs run at once, each line "
-        "prefixed [job/NAME]. Exit status: 0 Complete, 1 Failed (any of them) or timed out, "
-        "2 invalid input, 130 interrupted (the Jobs are deleted).",
+        "prefixed [job/NAME]. Exit status: 0 Complete, 1 Failed or timed out, 2 invalid input, "
+        "130 interrupted (the Jobs are deleted); with several Jobs, the highest of theirs.",
     )
     _add_filename(run)
     run.add_argument(

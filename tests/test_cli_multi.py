@@ -64,7 +64,9 @@ def test_two_jobs_in_one_file_run_concurrently_with_prefixed_output(tmp_path: Pa
 def test_one_failing_job_makes_the_exit_status_non_zero(tmp_path: Path) -> None:
     path = tmp_path / "jobs.yaml"
     path.write_text(
-        "---\n".join([job_doc("fine", "true"), job_doc("broken", "echo oops; exit 3", spec="  backoffLimit: 0\n")])
+        "---\n".join(
+            [job_doc("fine", "true"), job_doc("broken", "echo oops; exit 3", spec="  backoffLimit: 0\n")]
+        )
     )
     out = kjob("run", "-f", str(path))
     assert out.returncode == 1, out.stderr
@@ -139,6 +141,8 @@ def test_an_invalid_job_among_several_runs_none(tmp_path: Path) -> None:
     path.write_text("---\n".join([job_doc("good", f"touch {marker}"), job_doc("Bad_Name", "true")]))
     out = kjob("run", "-f", str(path))
     assert out.returncode == 2
-    assert out.stderr.startswith(f'error: {path}: The Job "Bad_Name" is invalid: metadata.name: Invalid value')
+    assert out.stderr.startswith(
+        f'error: {path}: The Job "Bad_Name" is invalid: metadata.name: Invalid value'
+    )
     time.sleep(0.2)
     assert not marker.exists()

@@ -9,7 +9,9 @@ import base64
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -33,9 +35,14 @@ SECRET = {
 }
 
 
-def job(name: str, env: list[dict[str, object]] | None = None, env_from: list[dict[str, object]] | None = None,
-        spec: dict[str, object] | None = None, command: str = "env") -> dict[str, object]:
-    container: dict[str, object] = {"name": "main", "image": "busybox", "command": ["sh", "-c", command]}
+def job(
+    name: str,
+    env: Sequence[Mapping[str, Any]] | None = None,
+    env_from: Sequence[Mapping[str, Any]] | None = None,
+    spec: Mapping[str, Any] | None = None,
+    command: str = "env",
+) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "main", "image": "busybox", "command": ["sh", "-c", command]}
     if env is not None:
         container["env"] = env
     if env_from is not None:
@@ -80,7 +87,10 @@ def test_secret_key_ref_decodes_data_and_honours_string_data(tmp_path: Path) -> 
 
 
 def test_env_from_with_prefix_and_env_overriding_it(tmp_path: Path) -> None:
-    env_from = [{"configMapRef": {"name": "cfg"}}, {"prefix": "DB_", "secretRef": {"name": "creds"}}]
+    env_from: list[dict[str, Any]] = [
+        {"configMapRef": {"name": "cfg"}},
+        {"prefix": "DB_", "secretRef": {"name": "creds"}},
+    ]
     env = [
         {"name": "LEVEL", "value": "overridden"},
         # A literal value expands variables from envFrom; values read from objects are verbatim.
@@ -95,7 +105,7 @@ def test_env_from_with_prefix_and_env_overriding_it(tmp_path: Path) -> None:
 
 
 def test_optional_missing_references_leave_the_variable_unset(tmp_path: Path) -> None:
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": "A", "valueFrom": {"configMapKeyRef": {"name": "absent", "key": "k", "optional": True}}},
         {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "absent", "optional": True}}},
         {"name": "C", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "k", "optional": True}}},
@@ -150,10 +160,16 @@ def test_missing_reference_keeps_the_pod_pending_until_the_deadline(tmp_path: Pa
     ("env", "env_from", "message"),
     [
         ([], [{"secretRef": {"name": "creds"}}], 'secret "creds" not found'),
-        ([{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "nope"}}}], [],
-         "couldn't find key nope in ConfigMap default/cfg"),
-        ([{"name": "X", "valueFrom": {"secretKeyRef": {"name": "cfg", "key": "MODE"}}}], [],
-         'secret "cfg" not found'),
+        (
+            [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "nope"}}}],
+            [],
+            "couldn't find key nope in ConfigMap default/cfg",
+        ),
+        (
+            [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "cfg", "key": "MODE"}}}],
+            [],
+            'secret "cfg" not found',
+        ),
     ],
 )
 def test_each_missing_reference_has_the_kubelets_message(
@@ -201,7 +217,10 @@ def test_bad_config_maps_and_secrets_are_refused_as_the_api_server_would(tmp_pat
     path = write(tmp_path, bad_secret, job("x"))
     with pytest.raises(ValueError) as e:
         kjob.Job.from_yaml(path)
-    assert str(e.value) == f'{path}: Secret "creds": data[password]: Invalid value: illegal base64 data at input byte 3'
+    assert (
+        str(e.value)
+        == f'{path}: Secret "creds": data[password]: Invalid value: illegal base64 data at input byte 3'
+    )
     bad_key = {**CONFIG_MAP, "data": {"a/b": "x"}}
     path = write(tmp_path, bad_key, job("x"))
     with pytest.raises(ValueError) as e:
@@ -247,12 +266,14 @@ def test_downward_api_env_keeps_working_beside_sources(tmp_path: Path) -> None:
         {"name": "NOTE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['note']"}}},
         {
             "name": "IX",
-            "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}},
+            "valueFrom": {
+                "fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}
+            },
         },
         {"name": "M", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "MODE"}}},
     ]
     doc = job("down", env, spec={"completionMode": "Indexed", "completions": 1})
-    template = doc["spec"]["template"]  # type: ignore[index]
+    template = doc["spec"]["template"]
     template["metadata"] = {"labels": {"team": "blue"}, "annotations": {"note": "hi"}}
     seen = environment(kjob.Job.from_yaml(write(tmp_path, CONFIG_MAP, doc)))
     assert seen["POD"].startswith("down-0-")
@@ -275,7 +296,10 @@ def test_cli_warns_up_front_about_a_missing_reference(tmp_path: Path) -> None:
         "Job (in the same files) or the reference is made optional"
     )
     out = subprocess.run(
-        [sys.executable, "-m", "kjob.cli", "validate", "-f", str(path)], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "kjob.cli", "validate", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert out.returncode == 0
     assert out.stderr.splitlines() == [warning]
@@ -284,7 +308,10 @@ def test_cli_warns_up_front_about_a_missing_reference(tmp_path: Path) -> None:
     )
     assert out.returncode == 1
     assert out.stderr.splitlines()[0] == warning
-    assert "error: job.batch/late failed: DeadlineExceeded: Job was active longer than specified deadline" in out.stderr
+    assert (
+        "error: job.batch/late failed: DeadlineExceeded: Job was active longer than specified deadline"
+        in out.stderr
+    )
     # Given the ConfigMap in a second file, the same Job runs.
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump(CONFIG_MAP))

@@ -394,7 +394,9 @@ def _run_jobs(jobs: list[Job], args: argparse.Namespace) -> int:
             for stream in streams:
                 stream.finish()
 
-    threads = [threading.Thread(target=run, args=(job,), name=f"kjob-{job.name}", daemon=True) for job in jobs]
+    threads = [
+        threading.Thread(target=run, args=(job,), name=f"kjob-{job.name}", daemon=True) for job in jobs
+    ]
     try:
         for thread in threads:
             thread.start()
@@ -407,7 +409,8 @@ def _run_jobs(jobs: list[Job], args: argparse.Namespace) -> int:
             for signum in _CLEAN_UP_SIGNALS:
                 signal.signal(signum, signal.SIG_IGN)
         names = ", ".join(f"job.batch/{job.name}" for job in jobs)
-        _say(f"\n{'interrupted' if isinstance(e, KeyboardInterrupt) else signal.Signals(e.signum).name}: deleting {names}")
+        why = "interrupted" if isinstance(e, KeyboardInterrupt) else signal.Signals(e.signum).name
+        _say(f"\n{why}: deleting {names}")
         for job in jobs:
             job.delete()
         return EXIT_INTERRUPTED if isinstance(e, KeyboardInterrupt) else 128 + e.signum

@@ -93,7 +93,11 @@ def _texts(path_or_text: str | Path) -> list[tuple[str, str]]:
 
     if path_or_text == "-":
         return [(sys.stdin.read() + "\n", "<stdin>")]
-    if isinstance(path_or_text, (str, Path)) and "\n" not in str(path_or_text) and os.path.isdir(path_or_text):
+    if (
+        isinstance(path_or_text, (str, Path))
+        and "\n" not in str(path_or_text)
+        and os.path.isdir(path_or_text)
+    ):
         folder = Path(path_or_text)
         files = sorted(p for p in folder.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file())
         return [(f.read_text(encoding="utf-8"), str(f)) for f in files]

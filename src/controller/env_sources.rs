@@ -330,7 +330,8 @@ mod tests {
     #[test]
     fn missing_references_fail_with_the_kubelets_messages() {
         let s = sources();
-        let cases: Vec<(Container, Result<Vec<(String, EnvValue)>, String>)> = vec![
+        type Resolved = Result<Vec<(String, EnvValue)>, String>;
+        let cases: Vec<(Container, Resolved)> = vec![
             (
                 Container { env_from: vec![from("", false, "nope", false)], ..Default::default() },
                 Err("configmap \"nope\" not found".into()),

@@ -293,18 +293,6 @@ def test_run_reads_the_manifest_from_stdin() -> None:
     assert out.stdout == "job.batch/piped\n"
 
 
-def test_run_refuses_a_file_with_two_jobs(tmp_path: Path) -> None:
-    first, second = tmp_path / "first", tmp_path / "second"
-    path = write(tmp_path, job_doc("one", f"touch {first}"), job_doc("two", f"touch {second}"))
-    out = kjob("run", "-f", str(path))
-    assert out.returncode == 2
-    assert out.stdout == ""
-    assert out.stderr == (
-        f"error: {path}: 2 Jobs in one file; `kjob run` runs one (`kjob validate` checks them all)\n"
-    )
-    assert not first.exists() and not second.exists()
-
-
 def test_run_timeout_deletes_the_job_and_exits_1(tmp_path: Path) -> None:
     started = tmp_path / "started"
     # A unique duration: pgrep finds both the shell and its `sleep` child by it.

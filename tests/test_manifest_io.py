@@ -233,7 +233,8 @@ def test_unsupported_fields_are_ignored_with_one_warning_naming_them() -> None:
     container = pod["containers"][0]
     container["resources"] = {"limits": {"cpu": "1"}}
     container["imagePullPolicy"] = "Always"
-    container["env"].append({"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}})
+    # A resource limit has no value here (a Secret's key does: tests/test_env_sources.py).
+    container["env"].append({"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}})
     pod["containers"].append({"name": "sidecar", "image": "envoy", "command": ["true"]})
     cluster_accepts(manifest)
     with pytest.warns(kjob.KjobWarning) as caught:
@@ -241,7 +242,7 @@ def test_unsupported_fields_are_ignored_with_one_warning_naming_them() -> None:
     assert len(caught) == 1
     assert str(caught[0].message) == (
         "kjob ignores fields it cannot honour on this machine: "
-        "spec.template.spec.containers[0].env[3].valueFrom.secretKeyRef, "
+        "spec.template.spec.containers[0].env[3].valueFrom.resourceFieldRef, "
         "spec.template.spec.containers[0].resources, spec.template.spec.containers[0].imagePullPolicy, "
         "spec.template.spec.nodeSelector, spec.template.spec.volumes, "
         "spec.template.spec.initContainers[0].resources"

@@ -337,8 +337,10 @@ def test_null_and_real_scalars_pass() -> None:
 def test_kjob_manifest_exports_what_users_may_import() -> None:
     assert sorted(kjob.manifest.__all__) == [
         "KjobWarning",
+        "Manifests",
         "load_job_manifest",
         "load_job_manifests",
+        "load_manifests",
         "normalize_manifest",
     ]
     for name in kjob.manifest.__all__:
@@ -391,9 +393,9 @@ def test_uid_labels_go_quietly_from_both_metadata() -> None:
 
 def test_env_vars_left_without_a_source_go_whole() -> None:
     env = [
-        {"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        {"name": "A", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
         {"name": "B", "valueFrom": {}},
-        {"name": "C", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}, "configMapKeyRef": {}}},
+        {"name": "C", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}, "resourceFieldRef": {}}},
     ]
     manifest = {"spec": {"template": {"spec": {"containers": [{"env": env}]}}}}
     kept, ignored = pruned(manifest)
@@ -402,8 +404,8 @@ def test_env_vars_left_without_a_source_go_whole() -> None:
         {"name": "C", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
     assert ignored == [
-        "spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef",
-        "spec.template.spec.containers[0].env[2].valueFrom.configMapKeyRef",
+        "spec.template.spec.containers[0].env[0].valueFrom.resourceFieldRef",
+        "spec.template.spec.containers[0].env[2].valueFrom.resourceFieldRef",
     ]
 
 

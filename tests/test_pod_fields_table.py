@@ -21,12 +21,6 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 POD = "spec.template.spec"
 KINDS = ("honoured", "mapped", "kept, not applied")
 
-# Paths the table calls honoured that kjob still warns about on this branch: several
-# containers, init containers (with native sidecars) and envFrom land with the rest of issue 13.
-# The lead empties this at merge; a path left here once it is honoured fails the test.
-LANDING_WITH_ISSUE_13 = {
-    f"{POD}.containers[0].envFrom",
-}
 
 _ROW = re.compile(r"^\| `([A-Za-z]+)` \| ([a-z, ]+) \| (.+) \|$")
 
@@ -100,7 +94,7 @@ def test_table_agrees_with_what_kjob_warns_about() -> None:
     del said[f"{POD}.containers"]
     assert warned <= set(said), "kjob warns about a path the table does not list"
     disagree = {path for path, kept in said.items() if kept != (path in warned)}
-    assert disagree == LANDING_WITH_ISSUE_13
+    assert disagree == set()
 
 
 def test_the_warning_names_exactly_the_fields_the_table_keeps() -> None:

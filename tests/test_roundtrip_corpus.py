@@ -401,7 +401,10 @@ def test_cli_run_prints_the_users_document_with_status(tmp_path: Path) -> None:
     doc = yaml.safe_load((CORPUS_DIR / "18-issue13-rt.yaml").read_text())
     doc["spec"]["template"]["spec"]["containers"][0]["command"] = ["true"]
     path = tmp_path / "rt.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    # The ConfigMap its envFrom names, beside it as kubectl apply -f would take it (without it
+    # the pod waits in CreateContainerConfigError, as on a cluster).
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"A": "1"}}
+    path.write_text(yaml.safe_dump_all([doc, config_map], sort_keys=False))
     out = subprocess.run(
         [sys.executable, "-m", "kjob.cli", "run", "-f", str(path), "-o", "yaml"],
         capture_output=True,

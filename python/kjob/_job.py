@@ -26,7 +26,7 @@ from ._kwargs import Command, EnvLike, manifest_from_kwargs
 from ._names import generated_name
 from ._signature import check_target_call
 from ._types import Event, JobStatus, NativeSpec, Pod, linked_to_job
-from .manifest import load_job_manifest, load_job_manifests, normalize_manifest
+from .manifest import KjobWarning, load_manifests, normalize_manifest
 
 # Modules only some calls need (PyYAML, pickle, subprocess, secrets, uuid, tempfile, shutil,
 # pathlib) are imported where they are used: `import kjob` stays fast (issue 14 §5).
@@ -434,15 +434,25 @@ class Job:
         backoff_initial_seconds: float | None = None,
         backoff_max_seconds: float | None = None,
     ) -> Job:
-        """A Job from a YAML file's path, or from YAML text, holding one ``kind: Job``
-        document (other kinds are skipped; use :meth:`all_from_yaml` for several Jobs)."""
-        manifest, where = load_job_manifest(path_or_text)
+        """A Job from a YAML file's path (or folder), or from YAML text, holding one
+        ``kind: Job`` document. ConfigMaps and Secrets beside it feed its env
+        (``configMapKeyRef``, ``secretKeyRef``, ``envFrom``) as on a cluster; other kinds are
+        skipped with a :class:`kjob.KjobWarning`. Use :meth:`all_from_yaml` for several Jobs."""
+        found = load_manifests(path_or_text)
+        if len(found.jobs) > 1:
+            raise ValueError(
+                f"{found.jobs[0][1]}: {len(found.jobs)} documents of kind Job; expected one "
+                "(Job.all_from_yaml reads them all)"
+            )
+        manifest, where = found.jobs[0]
         return cls._from_normalized(
             normalize_manifest(manifest, strict=strict, where=where),
             log_dir,
             backoff_initial_seconds,
             backoff_max_seconds,
             original=manifest,
+            env_sources=found.sources,
+            where=where,
         )
 
     @classmethod
@@ -455,13 +465,22 @@ class Job:
         backoff_initial_seconds: float | None = None,
         backoff_max_seconds: float | None = None,
     ) -> list[Job]:
-        """Every ``kind: Job`` document of a YAML file or text, as Jobs (not started).
-        All are checked before any is made."""
-        manifests, where = load_job_manifests(path_or_text)
-        normalized = [normalize_manifest(m, strict=strict, where=where) for m in manifests]
+        """Every ``kind: Job`` document of a YAML file (or folder) or text, as Jobs (not
+        started), their env read from the ConfigMaps and Secrets beside them. All are checked
+        before any is made."""
+        found = load_manifests(path_or_text)
+        normalized = [(normalize_manifest(m, strict=strict, where=w), w) for m, w in found.jobs]
         return [
-            cls._from_normalized(m, log_dir, backoff_initial_seconds, backoff_max_seconds, original=o)
-            for m, o in zip(normalized, manifests)
+            cls._from_normalized(
+                m,
+                log_dir,
+                backoff_initial_seconds,
+                backoff_max_seconds,
+                original=o,
+                env_sources=found.sources,
+                where=w,
+            )
+            for (m, w), (o, _) in zip(normalized, found.jobs)
         ]
 
     @classmethod
@@ -472,6 +491,8 @@ class Job:
         backoff_initial_seconds: float | None,
         backoff_max_seconds: float | None,
         original: dict[str, Any] | None = None,
+        env_sources: list[dict[str, Any]] | None = None,
+        where: str | None = None,
     ) -> Job:
         """``original``: the document ``manifest`` was normalized from, which the export gives
         back (the caller's object is not copied: pass a private one)."""
@@ -485,8 +506,20 @@ class Job:
             log_dir,
             _first_set(backoff_initial_seconds, annotated_initial, configured_initial),
             _first_set(backoff_max_seconds, annotated_max, configured_max),
+            env_sources,
         )
         job._original = original
+        # Said before anything runs: on a cluster the pods would wait, unexplained until
+        # someone looks at them (`kubectl describe pod`).
+        for problem in job._native.missing_env_references():
+            prefix = f"{where}: " if where else ""
+            warnings.warn(
+                f"{prefix}job.batch/{job.name}: {problem}: its pods will wait in "
+                "CreateContainerConfigError (as on a cluster) until the ConfigMap or Secret is given "
+                "with the Job (in the same files) or the reference is made optional",
+                KjobWarning,
+                stacklevel=3,
+            )
         return job
 
     def _setup(
@@ -495,6 +528,7 @@ class Job:
         log_dir: str | Path | None,
         backoff_initial_seconds: float,
         backoff_max_seconds: float,
+        env_sources: list[dict[str, Any]] | None = None,
     ) -> None:
         initial = check_seconds("backoff_initial_seconds", backoff_initial_seconds)
         maximum = check_seconds("backoff_max_seconds", backoff_max_seconds)
@@ -513,7 +547,13 @@ class Job:
 
         try:
             self._native = NativeJob(
-                manifest, str(uuid.uuid4()), str(log_dir), initial, maximum, private_dir is not None
+                manifest,
+                str(uuid.uuid4()),
+                str(log_dir),
+                initial,
+                maximum,
+                private_dir is not None,
+                env_sources or None,
             )
         except BaseException:
             if private_dir is not None:
@@ -916,11 +956,21 @@ def job_from_normalized(
     backoff_initial_seconds: float | None,
     backoff_max_seconds: float | None,
     original: dict[str, Any] | None = None,
+    env_sources: list[dict[str, Any]] | None = None,
+    where: str | None = None,
 ) -> Job:
     """A Job from a manifest ``normalize_manifest`` has already checked (the CLI normalizes
     first, to report every document's errors before it makes any Job); ``original`` is the
     document it came from, which the Job exports."""
-    return Job._from_normalized(manifest, log_dir, backoff_initial_seconds, backoff_max_seconds, original)
+    return Job._from_normalized(
+        manifest,
+        log_dir,
+        backoff_initial_seconds,
+        backoff_max_seconds,
+        original=original,
+        env_sources=env_sources,
+        where=where,
+    )
 
 
 def job_spec(job: Job) -> NativeSpec:

@@ -23,6 +23,7 @@ __all__ = [
     "after_fork_in_child",
     "after_fork_in_parent",
     "before_fork",
+    "check_env_sources",
     "check_int",
     "check_job_kind",
     "check_seconds",
@@ -74,7 +75,11 @@ class NativeJob:
         backoff_initial_seconds: float,
         backoff_max_seconds: float,
         owns_log_dir: bool = False,
+        env_sources: list[dict[str, Any]] | None = None,
     ) -> Self: ...
+    def missing_env_references(self) -> list[str]:
+        """The container's env references that no ConfigMap or Secret given with the Job
+        satisfies, in the kubelet's words: its pods would wait in ``CreateContainerConfigError``."""
     def start(self) -> None: ...
     def wait(self, timeout: float | None = None) -> bool: ...
     def delete(self, timeout: float | None = None) -> bool: ...
@@ -105,6 +110,10 @@ class NativeJob:
         """A ``kjob.JobStatus`` (not yet linked to its ``kjob.Job``)."""
     def pods(self) -> list[Pod]:
         r"""Every pod, oldest first, as ``kjob.Pod``\ s."""
+
+def check_env_sources(documents: list[dict[str, Any]]) -> None:
+    """Checks ConfigMaps and Secrets as the API server would store them (keys, names, a
+    Secret's base64 ``data``); raises ``ValueError`` naming the document and field."""
 
 def check_int(name: str, value: object) -> int | None:
     """``value`` itself if it is an int (not a bool) or None; else ``TypeError``. The Job's integer

@@ -10,6 +10,7 @@ the Job is deleted quietly, as a command killed by SIGPIPE would print nothing e
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -33,7 +34,7 @@ from ._kwargs import manifest_from_kwargs
 from ._progress import TerminalBar
 from ._types import JobStatus
 from ._watch import Watcher
-from .manifest import KjobWarning, load_job_manifests, normalize_manifest
+from .manifest import KjobWarning, load_manifests, normalize_manifest
 
 EXIT_COMPLETE = 0
 EXIT_FAILED = 1
@@ -112,46 +113,85 @@ def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 
 def _where(args: argparse.Namespace) -> str:
-    """How messages name the input file."""
-    return "<stdin>" if args.filename == "-" else str(args.filename)
+    """How messages name the input files."""
+    return ", ".join("<stdin>" if f == "-" else str(f) for f in args.filename)
 
 
-def _load_jobs(args: argparse.Namespace) -> list[Job]:
-    """Every Job of ``-f FILE``, each validated; raises InvalidInput naming file and field."""
+def _load_jobs(args: argparse.Namespace) -> list[tuple[Job, str]]:
+    """Every Job of the ``-f`` files (folders, ``-``), each validated, with the ConfigMaps
+    and Secrets beside them; raises InvalidInput naming file and field."""
     where = _where(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", KjobWarning)
+        try:
+            found = load_manifests(*(f if f == "-" else Path(f) for f in args.filename))
+        except FileNotFoundError as e:
+            raise InvalidInput(f"{e.filename or where}: no such file") from None
+        except (ValueError, TypeError, OSError) as e:
+            message = str(e).removeprefix("<text>: ")
+            raise InvalidInput(message if message.startswith(where) else f"{where}: {message}") from None
+        finally:
+            _print_warnings(caught)
+    jobs: list[tuple[Job, str]] = []
     try:
-        source: str | Path = sys.stdin.read() + "\n" if args.filename == "-" else Path(args.filename)
-        manifests, _ = load_job_manifests(source)
-    except FileNotFoundError:
-        raise InvalidInput(f"{where}: no such file") from None
-    except (ValueError, TypeError, OSError) as e:
-        message = str(e).removeprefix("<text>: ")
-        raise InvalidInput(message if message.startswith(where) else f"{where}: {message}") from None
-    jobs: list[Job] = []
-    try:
-        for manifest in manifests:
+        for manifest, job_where in found.jobs:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", KjobWarning)
                 try:
-                    normalized = normalize_manifest(manifest, strict=args.strict, where=where)
-                    jobs.append(
-                        job_from_normalized(
-                            normalized,
-                            getattr(args, "log_dir", None),
-                            getattr(args, "backoff_initial_seconds", None),
-                            getattr(args, "backoff_max_seconds", None),
-                            original=manifest,
-                        )
+                    normalized = normalize_manifest(manifest, strict=args.strict, where=job_where)
+                    job = job_from_normalized(
+                        normalized,
+                        getattr(args, "log_dir", None),
+                        getattr(args, "backoff_initial_seconds", None),
+                        getattr(args, "backoff_max_seconds", None),
+                        original=manifest,
+                        env_sources=found.sources,
+                        where=job_where,
                     )
+                    jobs.append((job, job_where))
                 except (ValueError, TypeError) as e:
-                    raise InvalidInput(_invalid_message(where, manifest, e)) from None
+                    raise InvalidInput(_invalid_message(job_where, manifest, e)) from None
                 finally:
                     _print_warnings(caught)
     except BaseException:
-        for job in jobs:
+        for job, _ in jobs:
             job.delete()
         raise
     return jobs
+
+
+class _Prefixed(io.StringIO):
+    """Writes each complete line to ``out`` behind ``prefix`` (``[job/NAME] ``), under a lock
+    shared by the Jobs that run together, so their lines never mix."""
+
+    def __init__(self, out: TextIO, prefix: str, lock: threading.Lock) -> None:
+        super().__init__()
+        self._out = out
+        self._prefix = prefix
+        self._lock = lock
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        if lines:
+            with self._lock:
+                self._out.write("".join(f"{self._prefix}{line}\n" for line in lines))
+                self._out.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._out.flush()
+
+    def finish(self) -> None:
+        """Writes out a last line that has no newline."""
+        if self._partial:
+            self.write("\n")
+
+    def isatty(self) -> bool:
+        # A live bar per Job would overwrite the others' lines: line mode only.
+        return False
 
 
 class _LogFollower:
@@ -294,11 +334,15 @@ def _print_object(job: Job, output: str | None, out: TextIO) -> None:
         print(_table_rows(job, wide=True), file=out)
 
 
-def _run_job(job: Job, args: argparse.Namespace) -> int:
-    """Runs one Job in the foreground and prints it as ``-o`` asks."""
+def _run_job(job: Job, args: argparse.Namespace, streams: tuple[TextIO, TextIO] | None = None) -> int:
+    """Runs one Job in the foreground and prints it as ``-o`` asks. ``streams`` (out, err)
+    replace stdout and stderr when several Jobs run together (and then ``-o`` is printed by
+    the caller, for all of them)."""
     machine_output = args.output in ("json", "yaml", "name")
+    together = streams is not None
+    stdout, stderr = streams if streams is not None else (sys.stdout, sys.stderr)
     # With -o json|yaml|name, stdout holds only that document: progress goes to stderr.
-    out = sys.stderr if machine_output else sys.stdout
+    out = stderr if machine_output else stdout
     try:
         try:
             job.start()
@@ -306,10 +350,11 @@ def _run_job(job: Job, args: argparse.Namespace) -> int:
             raise InvalidInput(f"job.batch/{job.name}: {e}") from None
         print(f"job.batch/{job.name} created", file=out, flush=True)
         code = _follow(job, args, out, logs_out=out)
-        _print_object(job, args.output, sys.stdout)
+        if not together:
+            _print_object(job, args.output, stdout)
         status = job.status
         if status.is_failed:
-            _report_failure(job, status, args)
+            _report_failure(job, status, args, stderr)
         return code
     except KeyboardInterrupt:
         print(f"\ninterrupted: deleting job.batch/{job.name}", file=sys.stderr, flush=True)
@@ -323,44 +368,116 @@ def _run_job(job: Job, args: argparse.Namespace) -> int:
         job.delete()
         return 128 + e.signum
     finally:
-        if not job.is_deleted:
+        if not job.is_deleted and not together:
             job.delete()
 
 
-def _report_failure(job: Job, status: JobStatus, args: argparse.Namespace) -> None:
+def _run_jobs(jobs: list[Job], args: argparse.Namespace) -> int:
+    """Runs several Jobs at once, as ``kubectl apply -f`` creates them all: each in a thread
+    of its own, its lines prefixed ``[job/NAME] ``. The exit status is the highest of theirs
+    (non-zero when any failed); Ctrl-C or a signal deletes them all."""
+    lock = threading.Lock()
+    codes: dict[str, int] = {}
+    errors: list[InvalidInput] = []
+
+    def run(job: Job) -> None:
+        prefix = f"[job/{job.name}] "
+        streams = (_Prefixed(sys.stdout, prefix, lock), _Prefixed(sys.stderr, prefix, lock))
+        try:
+            codes[job.name] = _run_job(job, args, streams)
+        except InvalidInput as e:
+            errors.append(e)
+            codes[job.name] = EXIT_INVALID
+        except BaseException:
+            codes[job.name] = EXIT_FAILED
+            raise
+        finally:
+            for stream in streams:
+                stream.finish()
+
+    threads = [
+        threading.Thread(target=run, args=(job,), name=f"kjob-{job.name}", daemon=True) for job in jobs
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            # Joined in slices: the main thread stays free to take Ctrl-C and signals.
+            while thread.is_alive():
+                thread.join(0.1)
+    except (KeyboardInterrupt, Terminated) as e:
+        if isinstance(e, Terminated):
+            for signum in _CLEAN_UP_SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
+        names = ", ".join(f"job.batch/{job.name}" for job in jobs)
+        why = "interrupted" if isinstance(e, KeyboardInterrupt) else signal.Signals(e.signum).name
+        _say(f"\n{why}: deleting {names}")
+        for job in jobs:
+            job.delete()
+        return EXIT_INTERRUPTED if isinstance(e, KeyboardInterrupt) else 128 + e.signum
+    finally:
+        for job in jobs:
+            if not job.is_deleted:
+                job.delete()
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    _print_objects(jobs, args.output, sys.stdout)
+    return max(codes.values(), default=EXIT_COMPLETE)
+
+
+def _print_objects(jobs: list[Job], output: str | None, out: TextIO) -> None:
+    """``-o`` for several Jobs: a kubectl ``List`` (json, yaml), a line each (name), or one
+    table (wide)."""
+    if output in ("json", "yaml"):
+        listed = {
+            "apiVersion": "v1",
+            "items": [job.to_manifest(include_status=True) for job in jobs],
+            "kind": "List",
+            "metadata": {"resourceVersion": ""},
+        }
+        if output == "json":
+            print(json.dumps(listed, indent=4), file=out)
+        else:
+            # Through JSON: objects the items share would otherwise become YAML aliases.
+            print(yaml.safe_dump(json.loads(json.dumps(listed)), sort_keys=False), end="", file=out)
+    elif output == "wide":
+        rows = [_table_rows(job, wide=True).splitlines() for job in jobs]
+        print("\n".join([rows[0][0], *(r[1] for r in rows)]), file=out)
+    else:
+        for job in jobs:
+            _print_object(job, output, out)
+
+
+def _report_failure(job: Job, status: JobStatus, args: argparse.Namespace, err: TextIO) -> None:
     """Why the Job failed, its failed pods with the end of their logs (the text of
     ``JobFailedError``), and where the logs are: the folder is kept for a failed Job."""
     condition = status.condition("Failed")
     reason = f": {condition.reason}: {condition.message}" if condition is not None else ""
-    print(f"error: job.batch/{job.name} failed{reason}", file=sys.stderr)
-    print(describe_failed_pods(failed_pods(all_pods(job))), file=sys.stderr)
+    print(f"error: job.batch/{job.name} failed{reason}", file=err)
+    print(describe_failed_pods(failed_pods(all_pods(job))), file=err)
     args.keep_logs = True
-    print(f"pod logs kept in {args.log_dir}", file=sys.stderr, flush=True)
+    print(f"pod logs kept in {args.log_dir}", file=err, flush=True)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    jobs = _load_jobs(args)
-    if len(jobs) > 1:
+    jobs = [job for job, _ in _load_jobs(args)]
+    suspended = [job for job in jobs if job.manifest.get("spec", {}).get("suspend") is True]
+    if suspended:
         for job in jobs:
             job.delete()
         raise InvalidInput(
-            f"{_where(args)}: {len(jobs)} Jobs in one file; `kjob run` runs one "
-            "(`kjob validate` checks them all)"
-        )
-    job = jobs[0]
-    if job.manifest.get("spec", {}).get("suspend") is True:
-        job.delete()
-        raise InvalidInput(
-            f"{_where(args)}: job.batch/{job.name} has spec.suspend: true, so no pod would run and "
+            f"{_where(args)}: job.batch/{suspended[0].name} has spec.suspend: true, so no pod would run and "
             "`kjob run` would wait forever; remove it (or set it false) to run the Job here"
         )
-    return _run_job(job, args)
+    if len(jobs) == 1:
+        return _run_job(jobs[0], args)
+    return _run_jobs(jobs, args)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     jobs = _load_jobs(args)
-    for job in jobs:
-        print(f"job.batch/{job.name} valid ({_where(args)})")
+    for job, where in jobs:
+        print(f"job.batch/{job.name} valid ({where})")
         job.delete()
     return EXIT_COMPLETE
 
@@ -439,6 +556,19 @@ def _non_negative_seconds(text: str) -> float:
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
     return value
+
+
+def _add_filename(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-f",
+        "--filename",
+        required=True,
+        action="append",
+        metavar="FILE",
+        help="a manifest file (YAML or JSON, several documents allowed), a folder (its *.yaml, "
+        "*.yml and *.json files) or - for standard input; repeatable. ConfigMaps and Secrets "
+        "among them feed the Jobs' env; other kinds are skipped with a warning",
+    )
 
 
 def _add_run_options(p: argparse.ArgumentParser, outputs: list[str]) -> None:
@@ -527,18 +657,13 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="run the Job in a manifest, in the foreground",
-        description="Run the Job in FILE until it is Complete or Failed. On a terminal a live bar "
+        description="Run the Jobs in FILE until each is Complete or Failed. On a terminal a live bar "
         "shows succeeded/failed/active pods, elapsed time and an estimate of the time "
-        "left; otherwise a line is printed per change. Exit status: 0 Complete, "
-        "1 Failed or timed out, 2 invalid input, 130 interrupted (the Job is deleted).",
+        "left; otherwise a line is printed per change. Several Jobs run at once, each line "
+        "prefixed [job/NAME]. Exit status: 0 Complete, 1 Failed or timed out, 2 invalid input, "
+        "130 interrupted (the Jobs are deleted); with several Jobs, the highest of theirs.",
     )
-    run.add_argument(
-        "-f",
-        "--filename",
-        required=True,
-        metavar="FILE",
-        help="the Job manifest (YAML or JSON; - reads standard input)",
-    )
+    _add_filename(run)
     run.add_argument(
         "--strict",
         action="store_true",
@@ -554,13 +679,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Check every Job in FILE the way the API server would, printing its errors "
         "in Kubernetes' words (field path first). Exit status 0 if all are valid, 2 if not.",
     )
-    validate.add_argument(
-        "-f",
-        "--filename",
-        required=True,
-        metavar="FILE",
-        help="the manifest file (YAML or JSON; - reads standard input)",
-    )
+    _add_filename(validate)
     validate.add_argument("--strict", action="store_true", help="also fail on fields kjob would ignore")
     validate.set_defaults(handler=_cmd_validate)
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._checks import MAX_DEPTH, check_depth
-from ._kjob import check_job_kind, prune_manifest
+from ._kjob import check_env_sources, check_job_kind, prune_manifest
 from ._names import generated_name
 
 # PyYAML and pathlib are imported by the functions that need them: `import kjob` stays fast
@@ -17,7 +17,19 @@ from ._names import generated_name
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["KjobWarning", "load_job_manifest", "load_job_manifests", "normalize_manifest"]
+__all__ = [
+    "KjobWarning",
+    "Manifests",
+    "load_job_manifest",
+    "load_job_manifests",
+    "load_manifests",
+    "normalize_manifest",
+]
+
+#: The file names ``-f DIR`` reads, as ``kubectl apply -f DIR`` (not recursive).
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+#: Kinds that feed a Job's env (``configMapKeyRef``, ``secretKeyRef``, ``envFrom``).
+SOURCE_KINDS = ("ConfigMap", "Secret")
 
 
 class KjobWarning(UserWarning):
@@ -40,12 +52,23 @@ def _read(path_or_text: str | Path) -> tuple[str, str]:
     return path_or_text, "<text>"
 
 
-def load_job_manifests(path_or_text: str | Path) -> tuple[list[dict[str, Any]], str]:
-    """Every ``kind: Job`` document of a YAML file or text (other kinds are skipped, as a
-    file for ``kubectl apply`` may hold a ConfigMap too), and where they came from."""
+class Manifests:
+    """What manifest files hold for kjob: the Jobs (each with the file it came from), the
+    ConfigMaps and Secrets their env may read, and the kinds skipped (``Kind/name``)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[dict[str, Any], str]] = []
+        self.sources: list[dict[str, Any]] = []
+        self.skipped: list[tuple[str, str]] = []
+
+    def __repr__(self) -> str:
+        return f"Manifests(jobs={len(self.jobs)}, sources={len(self.sources)}, skipped={len(self.skipped)})"
+
+
+def _documents(text: str, where: str) -> list[Any]:
+    """The documents of YAML (or JSON) text; a kubectl ``List`` gives its items."""
     import yaml
 
-    text, where = _read(path_or_text)
     _check_yaml_depth(text, where)
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
@@ -58,12 +81,79 @@ def load_job_manifests(path_or_text: str | Path) -> tuple[list[dict[str, Any]], 
             expanded.extend(d["items"])
         else:
             expanded.append(d)
-    jobs = [d for d in expanded if isinstance(d, Mapping) and d.get("kind") == "Job"]
-    if not jobs:
-        kinds = sorted({str(d["kind"]) for d in expanded if isinstance(d, Mapping) and "kind" in d})
-        found = f" (found kind: {', '.join(kinds)})" if kinds else ""
-        raise ValueError(f"{where}: no document of kind Job{found}")
-    return [dict(j) for j in jobs], where
+    return expanded
+
+
+def _texts(path_or_text: str | Path) -> list[tuple[str, str]]:
+    """(text, where) of every file a ``-f`` argument names: ``-`` is standard input, a folder
+    gives its ``*.yaml``, ``*.yml`` and ``*.json`` files in name order; a string that is no
+    path is YAML text."""
+    import sys
+    from pathlib import Path
+
+    if path_or_text == "-":
+        return [(sys.stdin.read() + "\n", "<stdin>")]
+    if (
+        isinstance(path_or_text, (str, Path))
+        and "\n" not in str(path_or_text)
+        and os.path.isdir(path_or_text)
+    ):
+        folder = Path(path_or_text)
+        files = sorted(p for p in folder.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file())
+        return [(f.read_text(encoding="utf-8"), str(f)) for f in files]
+    return [_read(path_or_text)]
+
+
+def load_manifests(*paths: str | Path) -> Manifests:
+    """Every Job, ConfigMap and Secret of the files (or folders, ``-`` for standard input,
+    or YAML text) given, as ``kubectl apply -f`` reads them. Other kinds are skipped with one
+    :class:`KjobWarning` each. A ``ValueError`` when no Job is found, or when a ConfigMap or
+    Secret is one the API server would refuse."""
+    found = Manifests()
+    kinds: set[str] = set()
+    wheres: list[str] = []
+    for path in paths:
+        for text, where in _texts(path):
+            wheres.append(where)
+            for doc in _documents(text, where):
+                if not isinstance(doc, Mapping):
+                    continue
+                kind = doc.get("kind")
+                if kind == "Job":
+                    found.jobs.append((dict(doc), where))
+                elif kind in SOURCE_KINDS and doc.get("apiVersion", "v1") == "v1":
+                    source = dict(doc)
+                    try:
+                        check_env_sources([source])
+                    except ValueError as e:
+                        raise ValueError(f"{where}: {e}") from None
+                    found.sources.append(source)
+                elif "kind" in doc:
+                    kinds.add(str(kind))
+                    metadata = doc.get("metadata")
+                    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+                    found.skipped.append((f"{kind}/{name or ''}", where))
+    if not found.jobs:
+        kinds.update(str(s.get("kind")) for s in found.sources)
+        listed = f" (found kind: {', '.join(sorted(kinds))})" if kinds else ""
+        where = wheres[0] if len(wheres) == 1 else ", ".join(str(p) for p in paths) or "<none>"
+        raise ValueError(f"{where}: no document of kind Job{listed}")
+    for what, where in found.skipped:
+        kind, _, name = what.partition("/")
+        warnings.warn(
+            f'{where}: kjob skips kind {kind} "{name}": it runs Jobs, and reads the ConfigMaps and '
+            "Secrets beside them for their env",
+            KjobWarning,
+            stacklevel=3,
+        )
+    return found
+
+
+def load_job_manifests(path_or_text: str | Path) -> tuple[list[dict[str, Any]], str]:
+    """Every ``kind: Job`` document of a YAML file or text (ConfigMaps and Secrets are read
+    by :func:`load_manifests`), and where they came from."""
+    found = load_manifests(path_or_text)
+    return [job for job, _ in found.jobs], found.jobs[0][1]
 
 
 def _check_yaml_depth(text: str, where: str) -> None:

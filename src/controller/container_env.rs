@@ -55,6 +55,7 @@ pub fn container_env(
         let expanded = match value {
             EnvValue::Literal(text) => expand(text, &env),
             EnvValue::FieldRef(path) => pod.get(path),
+            EnvValue::Resolved(value) => value.clone(),
         };
         match env.iter_mut().find(|(n, _)| n == name) {
             Some(slot) => slot.1 = expanded,
@@ -169,6 +170,7 @@ mod tests {
             args: vec!["$(GREETING)".into()],
             env: vec![literal("GREETING", "hi"), literal("BOTH", "$(GREETING)!")],
             working_dir: None,
+            config_error: None,
         };
         let e = container_env(&c, Some(3), &POD);
         assert_eq!(e, env(&[("GREETING", "hi"), ("BOTH", "hi!"), ("JOB_COMPLETION_INDEX", "3")]));
@@ -200,6 +202,7 @@ mod tests {
                 literal("BOTH", "$(POD)/$(IX)"),
             ],
             working_dir: None,
+            config_error: None,
         };
         let e = container_env(&c, None, &pod);
         assert_eq!(

@@ -1,6 +1,7 @@
 //! Defaulting (`pkg/apis/batch/v1/defaults.go`, docs/semantics.md §1.1): a validated manifest
 //! becomes the typed, fully defaulted spec the controller runs.
 
+use super::env_sources::EnvSources;
 use super::failure_policy::PodFailurePolicy;
 use super::pod_containers::ContainerKind;
 use super::success_policy::SuccessRule;
@@ -74,6 +75,9 @@ pub struct ContainerSpec {
     pub args: Vec<String>,
     pub env: Vec<(String, EnvValue)>,
     pub working_dir: Option<String>,
+    /// Why the kubelet could not make the container's configuration (a missing ConfigMap or
+    /// Secret, see `env_sources`): its pods wait in `CreateContainerConfigError`.
+    pub config_error: Option<String>,
 }
 
 /// A pod with more than one container (init containers, sidecars, several main ones): every
@@ -88,7 +92,7 @@ pub struct ContainerLayout {
 
 impl ContainerLayout {
     /// `None` for a pod of one container (the common case, run by `kubelet.rs` alone).
-    fn of(pod: &spec::PodSpec) -> Option<Self> {
+    fn of(pod: &spec::PodSpec, sources: &EnvSources, namespace: &str) -> Option<Self> {
         if pod.init_containers.is_empty() && pod.containers.len() <= 1 {
             return None;
         }
@@ -99,7 +103,7 @@ impl ContainerLayout {
         let all: Vec<(ContainerKind, &spec::Container)> =
             init.chain(pod.containers.iter().map(|c| (ContainerKind::Main, c))).collect();
         Some(Self {
-            containers: all.iter().map(|(_, c)| container_spec(c)).collect(),
+            containers: all.iter().map(|(_, c)| container_spec(c, sources, namespace)).collect(),
             kinds: all.iter().map(|(k, _)| *k).collect(),
             names: all.iter().map(|(_, c)| c.name.clone()).collect(),
         })
@@ -111,32 +115,31 @@ impl ContainerLayout {
     }
 }
 
-fn container_spec(container: &spec::Container) -> ContainerSpec {
-    let env = container
-        .env
-        .iter()
-        .map(|var| {
-            let value = match var.value_from.as_ref().and_then(|f| f.field_ref.as_ref()) {
-                Some(selector) => EnvValue::FieldRef(selector.field_path.clone()),
-                None => EnvValue::Literal(var.value.clone().unwrap_or_default()),
-            };
-            (var.name.clone(), value)
-        })
-        .collect();
+/// One container as the kubelet makes it: its env resolved against the ConfigMaps and Secrets
+/// (`env_sources`), or the reason it cannot be made (its pods wait in
+/// `CreateContainerConfigError`).
+fn container_spec(container: &spec::Container, sources: &EnvSources, namespace: &str) -> ContainerSpec {
+    let (env, config_error) = match sources.resolve(container, namespace) {
+        Ok(env) => (env, None),
+        Err(message) => (Vec::new(), Some(message)),
+    };
     ContainerSpec {
         name: container.name.clone(),
         command: container.command.clone(),
         args: container.args.clone(),
         env,
         working_dir: container.working_dir.clone(),
+        config_error,
     }
 }
 
-/// An env var's value: written out, or read from the pod (`valueFrom.fieldRef.fieldPath`).
+/// An env var's value: written out, read from the pod (`valueFrom.fieldRef.fieldPath`), or
+/// read from a ConfigMap or Secret (taken as it is: no `$(VAR)` expansion).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EnvValue {
     Literal(String),
     FieldRef(String),
+    Resolved(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -177,6 +180,17 @@ pub struct EffectiveSpec {
 impl EffectiveSpec {
     /// Validates then defaults a manifest. `uid` identifies this Job (the runtime makes one).
     pub fn from_manifest(job: &spec::Job, uid: &str, backoff: BackoffConfig) -> Result<Self, FieldErrors> {
+        Self::from_manifest_with_sources(job, uid, backoff, &EnvSources::default())
+    }
+
+    /// [`EffectiveSpec::from_manifest`] with the ConfigMaps and Secrets the container's env
+    /// may read.
+    pub fn from_manifest_with_sources(
+        job: &spec::Job,
+        uid: &str,
+        backoff: BackoffConfig,
+        sources: &EnvSources,
+    ) -> Result<Self, FieldErrors> {
         spec::validate_job(job)?;
         let s = &job.spec;
         // Both unset: one pod, once. Only parallelism unset: 1. Only completions unset: work queue.
@@ -189,6 +203,9 @@ impl EffectiveSpec {
             .containers
             .first()
             .ok_or_else(|| FieldErrors(vec![FieldError::required("spec.template.spec.containers", "")]))?;
+        let namespace = job.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let container_layout = ContainerLayout::of(pod, sources, &namespace);
+        let container = container_spec(container, sources, &namespace);
         let name = job.metadata.name.clone().unwrap_or_default();
         let mut labels: Vec<(String, String)> =
             s.template.metadata.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -199,7 +216,7 @@ impl EffectiveSpec {
         labels.push(("job-name".into(), name.clone()));
         Ok(Self {
             name,
-            namespace: job.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            namespace,
             uid: uid.to_string(),
             labels,
             annotations: s
@@ -238,8 +255,8 @@ impl EffectiveSpec {
             },
             suspend: s.suspend.unwrap_or(false),
             backoff,
-            container: container_spec(container),
-            container_layout: ContainerLayout::of(pod),
+            container,
+            container_layout,
             active_deadline: s.active_deadline_seconds.map(seconds),
             pod_active_deadline: pod.active_deadline_seconds.map(seconds),
             ttl_after_finished: s.ttl_seconds_after_finished.map(|t| seconds(i64::from(t))),
@@ -267,6 +284,17 @@ impl EffectiveSpec {
     /// Container `i` of a pod (the only one, when there is one).
     pub fn container_spec(&self, i: usize) -> &ContainerSpec {
         self.container_layout.as_ref().and_then(|l| l.containers.get(i)).unwrap_or(&self.container)
+    }
+
+    /// Why the kubelet cannot make a container of this Job's pods, if it cannot (the first
+    /// container's, init containers first): such a pod waits in `CreateContainerConfigError`
+    /// and none of its containers starts.
+    pub fn config_error(&self) -> Option<&str> {
+        let mut containers: Box<dyn Iterator<Item = &ContainerSpec>> = match &self.container_layout {
+            Some(layout) => Box::new(layout.containers.iter()),
+            None => Box::new(std::iter::once(&self.container)),
+        };
+        containers.find_map(|c| c.config_error.as_deref())
     }
 
     pub fn is_indexed(&self) -> bool {

@@ -8,12 +8,13 @@
 
 use super::backoff::{self, BackoffRecord};
 use super::defaults::{EffectiveSpec, PodReplacementPolicy, RestartPolicy};
+use super::env_sources::{CREATE_CONTAINER_CONFIG_ERROR, FAILED_TO_CREATE_CONTAINER};
 use super::events::{EventLog, EventType};
 use super::failure_policy::{match_pod_failure_policy, PfpAction, PfpMatch};
 use super::idle::{idle_index_bound, IdlePods};
 use super::indexed::{first_pending_indexes, IndexBits};
 use super::names::{generate_name, generate_name_with_index, NameClaim, SuffixGenerator, UsedNames};
-use super::pod::{Pod, PodCondition, PodException, PodId, PodPhase, ProcessEnd};
+use super::pod::{ContainerState, Pod, PodCondition, PodException, PodId, PodPhase, ProcessEnd};
 use super::success_policy::{match_success_policy, REASON_SUCCESS_POLICY};
 use crate::spec::FieldErrors;
 use crate::status::{ConditionType, IndexSet, JobStatus, Time};
@@ -967,16 +968,31 @@ impl Controller {
             None => self.failed_total,
         };
         (pod.index_failure_count, pod.index_ignored_failure_count) = failure_counts;
-        pod.containers = self.new_pod_containers();
+        let config_error = self.spec.config_error().map(str::to_owned);
+        if let Some(message) = &config_error {
+            // The kubelet's side (env_sources.rs): the pod exists, its containers never start.
+            pod.container = ContainerState::ConfigError;
+            pod.reason = Some(CREATE_CONTAINER_CONFIG_ERROR.into());
+            pod.message = Some(message.clone());
+        } else {
+            pod.containers = self.new_pod_containers();
+        }
         let several = pod.containers.is_some();
         self.pods.push(pod);
         self.unsettled.insert(id);
         counts.active += 1;
-        // A pod of several containers starts them in this sync's pass over such pods.
-        if !several {
-            plan.actions.push(Action::CreatePod(id));
-        }
         self.events.record(now, EventType::Normal, "SuccessfulCreate", format!("Created pod: {name}"));
+        match config_error {
+            // A pod of several containers starts them in this sync's pass over such pods.
+            None if several => {}
+            None => plan.actions.push(Action::CreatePod(id)),
+            Some(message) => self.events.record(
+                now,
+                EventType::Warning,
+                FAILED_TO_CREATE_CONTAINER,
+                format!("Error: {message}"),
+            ),
+        }
     }
 
     /// The `Suspended` condition, written only when `manageJob` ran (§6.2).

@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod container_env;
 pub mod defaults;
+pub mod env_sources;
 pub mod events;
 pub mod failure_policy;
 mod idle;

@@ -71,6 +71,9 @@ pub enum ContainerState {
     WaitingRestart {
         at: Time,
     },
+    /// The kubelet cannot make the container's configuration (`CreateContainerConfigError`,
+    /// the pod's `reason` and `message` say why): no process, and none will start.
+    ConfigError,
     Terminated,
 }
 

@@ -19,6 +19,7 @@ fn layout(containers: &[(&str, ContainerKind)]) -> ContainerLayout {
                 args: vec![],
                 env: vec![],
                 working_dir: None,
+                config_error: None,
             })
             .collect(),
         kinds: containers.iter().map(|(_, k)| *k).collect(),

@@ -31,6 +31,7 @@ pub fn spec(parallelism: u32, completions: Option<u32>, backoff_limit: u32, inde
             args: vec![],
             env: vec![],
             working_dir: None,
+            config_error: None,
         },
         container_layout: None,
         active_deadline: None,

@@ -4,6 +4,7 @@
 
 mod args;
 mod change_feed;
+mod env_sources;
 mod errors;
 mod manifest;
 mod native_job;
@@ -105,6 +106,8 @@ mod _kjob {
     use super::args::check_seconds;
     #[pymodule_export]
     use super::before_fork;
+    #[pymodule_export]
+    use super::env_sources::check_env_sources;
     #[pymodule_export]
     use super::kill_all_jobs;
     #[pymodule_export]

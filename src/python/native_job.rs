@@ -2,6 +2,7 @@
 
 use super::args::{int32_arg, not_seconds};
 use super::change_feed::ChangeFeed;
+use super::env_sources::{missing_references, sources_from_py};
 use super::errors::BindingError;
 use super::snapshots::Snapshots;
 use crate::controller::{BackoffConfig, EffectiveSpec};
@@ -19,6 +20,8 @@ const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 #[pyclass(name = "NativeJob", module = "kjob._kjob", frozen)]
 pub struct NativeJob {
     inner: runtime::Job,
+    /// References of the container's env that the Job's ConfigMaps and Secrets lack.
+    missing_env_references: Vec<String>,
 }
 
 fn seconds(value: f64, what: &str) -> Result<Duration, BindingError> {
@@ -46,7 +49,9 @@ impl NativeJob {
     /// Validates `manifest` (a batch/v1 Job as a dict) and prepares the Job; raises
     /// `ValueError` listing every field error.
     #[new]
-    #[pyo3(signature = (manifest, uid, log_dir, backoff_initial_seconds, backoff_max_seconds, owns_log_dir=false))]
+    /// `env_sources`: the ConfigMaps and Secrets (dicts) the container's env may read.
+    #[pyo3(signature = (manifest, uid, log_dir, backoff_initial_seconds, backoff_max_seconds, owns_log_dir=false, env_sources=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         manifest: &Bound<'_, PyAny>,
         uid: &str,
@@ -54,6 +59,7 @@ impl NativeJob {
         backoff_initial_seconds: f64,
         backoff_max_seconds: f64,
         owns_log_dir: bool,
+        env_sources: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut de = pythonize::Depythonizer::from_object(manifest);
         let job: spec::Job = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -64,8 +70,17 @@ impl NativeJob {
             initial: seconds(backoff_initial_seconds, "backoff_initial_seconds")?,
             max: seconds(backoff_max_seconds, "backoff_max_seconds")?,
         };
-        let spec = EffectiveSpec::from_manifest(&job, uid, backoff).map_err(BindingError::from)?;
-        Ok(Self { inner: runtime::Job::new(spec, log_dir, owns_log_dir) })
+        let sources = sources_from_py(env_sources)?;
+        let spec = EffectiveSpec::from_manifest_with_sources(&job, uid, backoff, &sources)
+            .map_err(BindingError::from)?;
+        let missing_env_references = missing_references(&job, &sources);
+        Ok(Self { inner: runtime::Job::new(spec, log_dir, owns_log_dir), missing_env_references })
+    }
+
+    /// The container's env references that no ConfigMap or Secret given with the Job
+    /// satisfies, in the kubelet's words: its pods would wait in `CreateContainerConfigError`.
+    fn missing_env_references(&self) -> Vec<String> {
+        self.missing_env_references.clone()
     }
 
     fn start(&self) -> PyResult<()> {

@@ -2,6 +2,7 @@
 //! validation. Values here are exactly what the user wrote: defaulting belongs to the
 //! controller (`crate::controller::defaults`), validation to [`validate`].
 
+mod env_refs;
 mod field_error;
 pub mod field_path;
 mod policies;
@@ -9,6 +10,7 @@ pub mod schema;
 mod validate;
 mod validate_containers;
 
+pub use env_refs::{is_config_map_key, EnvSourceDocument};
 pub use field_error::{go_quote, FieldError, FieldErrorKind, FieldErrors};
 pub use policies::{validate_indexes_format, POD_FAILURE_POLICY_ACTIONS};
 pub use validate::{not_int32, validate_job, validate_scale};
@@ -143,6 +145,8 @@ pub struct Container {
     pub command: Vec<String>,
     pub args: Vec<String>,
     pub env: Vec<EnvVar>,
+    /// Whole ConfigMaps and Secrets as variables (`env` entries override them).
+    pub env_from: Vec<EnvFromSource>,
     pub working_dir: Option<String>,
     /// Only `Always`, and only on an init container: a native sidecar.
     pub restart_policy: Option<String>,
@@ -159,12 +163,43 @@ pub struct EnvVar {
     pub value_from: Option<EnvVarSource>,
 }
 
-/// Only the downward API's `fieldRef` can be honoured locally (no Secrets, ConfigMaps or
-/// resource limits exist here); the Python layer drops the others with a warning.
+/// Where an env var's value comes from: the downward API (`fieldRef`), or a key of a
+/// ConfigMap or Secret given with the Job (in the same files); resource limits do not exist
+/// here, and the Python layer drops `resourceFieldRef` with a warning.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct EnvVarSource {
     pub field_ref: Option<ObjectFieldSelector>,
+    pub config_map_key_ref: Option<KeySelector>,
+    pub secret_key_ref: Option<KeySelector>,
+}
+
+/// `ConfigMapKeySelector` / `SecretKeySelector`: one key of a ConfigMap or Secret of the pod's
+/// namespace.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KeySelector {
+    pub name: String,
+    pub key: String,
+    /// A missing object or key leaves the variable unset instead of failing the container.
+    pub optional: Option<bool>,
+}
+
+/// `EnvFromSource`: every key of a ConfigMap or Secret, as variables named `prefix + key`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvFromSource {
+    pub prefix: Option<String>,
+    pub config_map_ref: Option<EnvSourceRef>,
+    pub secret_ref: Option<EnvSourceRef>,
+}
+
+/// `ConfigMapEnvSource` / `SecretEnvSource`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvSourceRef {
+    pub name: String,
+    pub optional: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

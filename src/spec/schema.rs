@@ -278,7 +278,7 @@ mod tests {
         );
         assert_eq!(
             field_names(at(job, &["spec", "template", "spec", "containers", "[]"])),
-            ["name", "image", "command", "args", "env", "workingDir", "restartPolicy"]
+            ["name", "image", "command", "args", "env", "envFrom", "workingDir", "restartPolicy"]
         );
         assert_eq!(
             field_names(at(job, &["spec", "podFailurePolicy", "rules", "[]", "onPodConditions", "[]"])),

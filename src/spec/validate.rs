@@ -2,9 +2,9 @@
 //! docs/semantics.md §0.4, §1.6). Every error is collected, in the order the API server reports
 //! them, so a user fixes a manifest in one round.
 
-use super::field_path::{check_env_field_path, FieldPathProblem, ENV_FIELD_PATHS};
+use super::env_refs;
 use super::policies::{validate_pod_failure_policy, validate_success_policy};
-use super::{Container, EnvVar, EnvVarSource, FieldError, FieldErrors, Job, JobSpec};
+use super::{Container, FieldError, FieldErrors, Job, JobSpec};
 
 /// Limits from validation.go.
 const MAX_PARALLELISM_FOR_INDEXED_JOB: i32 = 100_000;
@@ -19,7 +19,7 @@ const RESTART_POLICIES: &[&str] = &["OnFailure", "Never"];
 const COMPLETION_MODES: &[&str] = &["NonIndexed", "Indexed"];
 const POD_REPLACEMENT_POLICIES: &[&str] = &["Failed", "TerminatingOrFailed"];
 
-const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case \
+pub(super) const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case \
 alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. \
 'example.com', regex used for validation is \
 '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
@@ -331,9 +331,10 @@ pub(super) fn validate_container(container: &Container, path: &str, errs: &mut F
         no_nul(errs, &format!("{path}.env[{i}].name"), &var.name);
         no_nul(errs, &format!("{path}.env[{i}].value"), var.value.as_deref().unwrap_or(""));
         if let Some(source) = &var.value_from {
-            validate_env_source(source, var, &format!("{path}.env[{i}].valueFrom"), errs);
+            env_refs::validate_value_from(source, var, &format!("{path}.env[{i}].valueFrom"), errs);
         }
     }
+    env_refs::validate_env_from(&container.env_from, &format!("{path}.envFrom"), errs);
     // A process's argv, environment and working directory are C strings.
     for (field, values) in [("command", &container.command), ("args", &container.args)] {
         for (i, v) in values.iter().enumerate() {
@@ -350,7 +351,7 @@ pub(super) const ENV_VAR_NAME_MSG: &str = "a valid environment variable name mus
 characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or \
 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')";
 
-fn env_var_name_problems(name: &str) -> Vec<&'static str> {
+pub(super) fn env_var_name_problems(name: &str) -> Vec<&'static str> {
     let mut problems = Vec::new();
     let valid_first = |c: u8| c.is_ascii_alphabetic() || matches!(c, b'-' | b'.' | b'_');
     let bytes = name.as_bytes();
@@ -359,56 +360,20 @@ fn env_var_name_problems(name: &str) -> Vec<&'static str> {
     if !matches {
         problems.push(ENV_VAR_NAME_MSG);
     }
-    // Upstream's `hasChDirPrefix`.
-    if name == "." {
-        problems.push("must not be '.'");
-    } else if name == ".." {
-        problems.push("must not be '..'");
-    } else if name.starts_with("..") {
-        problems.push("must not start with '..'");
-    }
+    problems.extend(chdir_prefix_problem(name));
     problems
 }
 
-/// Upstream's `validateEnvVarValueFrom` and `validateObjectFieldSelector`, for the one source
-/// kjob has (`fieldRef`).
-fn validate_env_source(source: &EnvVarSource, var: &EnvVar, path: &str, errs: &mut FieldErrors) {
-    let Some(selector) = &source.field_ref else {
-        errs.push(FieldError::invalid_str(
-            path,
-            "",
-            "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
-        ));
-        return;
-    };
-    let path = format!("{path}.fieldRef");
-    match selector.api_version.as_deref() {
-        None | Some("v1") => {}
-        Some(other) => errs.push(FieldError::invalid_str(
-            format!("{path}.fieldPath"),
-            &selector.field_path,
-            format!("error converting fieldPath: unsupported pod version: {other}"),
-        )),
-    }
-    if selector.field_path.is_empty() {
-        errs.push(FieldError::required(format!("{path}.fieldPath"), ""));
+/// Upstream's `hasChDirPrefix`, shared by env var names and ConfigMap keys.
+pub(super) fn chdir_prefix_problem(name: &str) -> Option<&'static str> {
+    if name == "." {
+        Some("must not be '.'")
+    } else if name == ".." {
+        Some("must not be '..'")
+    } else if name.starts_with("..") {
+        Some("must not start with '..'")
     } else {
-        match check_env_field_path(&selector.field_path) {
-            None => {}
-            Some(FieldPathProblem::Conversion(detail)) => {
-                errs.push(FieldError::invalid_str(format!("{path}.fieldPath"), &selector.field_path, detail))
-            }
-            Some(FieldPathProblem::NotSupported(base)) => {
-                errs.push(FieldError::unsupported(format!("{path}.fieldPath"), &base, ENV_FIELD_PATHS))
-            }
-        }
-    }
-    if var.value.as_deref().is_some_and(|v| !v.is_empty()) {
-        errs.push(FieldError::invalid_str(
-            path.trim_end_matches(".fieldRef"),
-            "",
-            "may not be specified when `value` is not empty",
-        ));
+        None
     }
 }
 
@@ -433,7 +398,7 @@ pub(super) fn is_dns1123_label(s: &str) -> bool {
         && bytes[bytes.len() - 1] != b'-'
 }
 
-fn is_dns1123_subdomain(s: &str) -> bool {
+pub(super) fn is_dns1123_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(|part| !part.is_empty() && is_dns1123_label_any_len(part))
 }
 
@@ -631,6 +596,7 @@ mod tests {
                     api_version: (!v.is_empty()).then(|| v.to_string()),
                     field_path: p.into(),
                 }),
+                ..Default::default()
             }),
         };
         let mut j = job();

@@ -2,12 +2,16 @@
 //! validation. Values here are exactly what the user wrote: defaulting belongs to the
 //! controller (`crate::controller::defaults`), validation to [`validate`].
 
+mod api_defaults;
 mod field_error;
 pub mod field_path;
+mod k8s_fields;
+pub mod object_meta;
 mod policies;
 pub mod schema;
 mod validate;
 
+pub use api_defaults::with_api_defaults;
 pub use field_error::{go_quote, FieldError, FieldErrorKind, FieldErrors};
 pub use policies::{validate_indexes_format, POD_FAILURE_POLICY_ACTIONS};
 pub use validate::{not_int32, validate_job, validate_scale};

@@ -30,7 +30,8 @@ from typing import Any
 # kubernetes-validate's package data; the package keeps older releases' schemas too).
 KUBERNETES_VERSION = "v1.37.0"
 ROOT_TYPE = "io.k8s.api.batch.v1.Job"
-OUTPUT = Path(__file__).resolve().parent.parent / "src" / "spec" / "k8s_fields.rs"
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "src" / "spec" / "k8s_fields.rs"
 
 # Upstream names are shortened by these prefixes: `batch.v1.JobSpec`, `core.v1.Container`,
 # `meta.v1.ObjectMeta`.
@@ -139,12 +140,12 @@ class Generator:
 
 def rustfmt(text: str) -> str:
     done = subprocess.run(
-        ["rustfmt", "--edition", "2021", "--emit", "stdout"],
+        ["rustfmt", "--edition", "2021", "--emit", "stdout", "--config-path", str(ROOT / "rustfmt.toml")],
         input=text,
         capture_output=True,
         text=True,
         check=True,
-        cwd=OUTPUT.parent,
+        cwd=ROOT,
     )
     return done.stdout
 

@@ -62,7 +62,9 @@ def errors(doc: dict[str, Any]) -> list[str]:
 # ---- defaulting before validation (SetDefaults_Job, pkg/apis/batch/v1/defaults.go) ---------
 
 
-@pytest.mark.parametrize("pattern", [{"type": "DisruptionTarget"}, {"type": "DisruptionTarget", "status": ""}])
+@pytest.mark.parametrize(
+    "pattern", [{"type": "DisruptionTarget"}, {"type": "DisruptionTarget", "status": ""}]
+)
 def test_on_pod_conditions_without_status_means_true(pattern: dict[str, str]) -> None:
     doc = copy.deepcopy(BASE)
     doc["spec"]["podFailurePolicy"] = {"rules": [{"action": "Ignore", "onPodConditions": [pattern]}]}

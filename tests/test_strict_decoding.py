@@ -12,7 +12,6 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -190,7 +189,9 @@ def test_from_yaml_names_the_file(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(manifest_with("spec.backofLimit", 1)))
     with pytest.raises(ValueError) as info:
         kjob.Job.from_yaml(path)
-    assert str(info.value).splitlines()[0] == f'{path}: strict decoding error: unknown field "spec.backofLimit"'
+    assert (
+        str(info.value).splitlines()[0] == f'{path}: strict decoding error: unknown field "spec.backofLimit"'
+    )
 
 
 def test_kjob_validate_exits_2_with_the_strict_decoding_error(tmp_path: Path) -> None:
@@ -206,7 +207,8 @@ def test_kjob_validate_exits_2_with_the_strict_decoding_error(tmp_path: Path) ->
     )
 
 
-def load_generator() -> ModuleType:
+def load_generator() -> Any:
+    """tools/gen_k8s_fields.py as a module (its globals are set by the test)."""
     spec = importlib.util.spec_from_file_location("gen_k8s_fields", GENERATOR)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -225,7 +227,9 @@ def test_the_check_fails_on_a_stale_table(tmp_path: Path) -> None:
     generator = load_generator()
     stale = tmp_path / "k8s_fields.rs"
     committed = (ROOT / "src" / "spec" / "k8s_fields.rs").read_text()
-    stale.write_text(committed.replace('("backoffLimit", K8sValue::Integer),', ""))
+    dropped = committed.replace('("backoffLimit", K8sValue::Integer),', "")
+    assert dropped != committed
+    stale.write_text(dropped)
     generator.OUTPUT = stale
     assert generator.main(["--check"]) == 1
     stale.write_text(committed)

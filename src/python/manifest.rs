@@ -109,7 +109,9 @@ impl Walk {
                 for (i, each) in items.iter().enumerate() {
                     let item_path = format!("{path}[{i}]");
                     let before = self.ignored.len();
-                    let Some(pruned) = self.prune(&each, item, list_item(theirs), &item_path)? else { continue };
+                    let Some(pruned) = self.prune(&each, item, list_item(theirs), &item_path)? else {
+                        continue;
+                    };
                     if !emptied(&pruned, item, &item_path, &self.ignored[before..])? {
                         kept.append(pruned)?;
                     }

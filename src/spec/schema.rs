@@ -177,8 +177,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in rows.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        rows[0][j] = j;
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -485,7 +485,10 @@ mod tests {
         assert_eq!(spec.field("uid"), FieldKind::Unknown);
         assert_eq!(spec.field("status"), FieldKind::Unknown);
         assert_eq!(spec.field("backofLimit"), FieldKind::Unknown);
-        assert_eq!(spec.field("selector"), FieldKind::NotHonoured(&K8sValue::Object("meta.v1.LabelSelector")));
+        assert_eq!(
+            spec.field("selector"),
+            FieldKind::NotHonoured(&K8sValue::Object("meta.v1.LabelSelector"))
+        );
     }
 
     /// Every object type of ours, with the path where it is first met.

@@ -19,7 +19,9 @@ const RESTART_POLICIES: &[&str] = &["OnFailure", "Never"];
 const COMPLETION_MODES: &[&str] = &["NonIndexed", "Indexed"];
 const POD_REPLACEMENT_POLICIES: &[&str] = &["Failed", "TerminatingOrFailed"];
 
-use super::object_meta::{validate_job_meta, validate_template_meta, DNS1123_LABEL_MSG, DNS1123_SUBDOMAIN_MSG};
+use super::object_meta::{
+    validate_job_meta, validate_template_meta, DNS1123_LABEL_MSG, DNS1123_SUBDOMAIN_MSG,
+};
 
 /// Validates a Job as the API server would on create. `Ok(())` or every error at once.
 pub fn validate_job(job: &Job) -> Result<(), FieldErrors> {

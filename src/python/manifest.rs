@@ -311,12 +311,14 @@ fn json_type(value: &Bound<'_, PyAny>) -> PyResult<&'static str> {
         "integer"
     } else if value.is_instance_of::<PyFloat>() {
         "number"
-    } else if value.is_instance_of::<PyString>() || is_date(value)? {
+    } else if value.is_instance_of::<PyString>() {
         "string"
     } else if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
         "array"
     } else if value.is_instance_of::<PyDict>() {
         "object"
+    } else if is_date(value)? {
+        "string"
     } else {
         "unknown"
     })

@@ -130,9 +130,12 @@ def check_job_kind(manifest: Mapping[str, Any], where_: str | None = None) -> No
 def prune_manifest(manifest: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """``(the manifest without the fields kjob does not honour, their paths)``; what the API server
     writes (``status``, ``metadata.uid``, a generated selector, ...) is dropped without being listed.
-    Values of the wrong shape are kept: decoding and validation report them with their path.
-    Raises ``ValueError`` for a bool field that holds no bool, or an integer field that holds a
-    bool. ``manifest`` is the caller's private copy: its labels are edited in place."""
+    Decoding is as strict as ``kubectl apply``'s: a field Kubernetes' type does not have
+    (``strict decoding error: unknown field "spec.backofLimit"``, with a "did you mean" line when
+    one field is close) and a value of the wrong type (``spec.parallelism: Invalid value:
+    "string": spec.parallelism in body must be of type integer: "string"``) raise one
+    ``ValueError`` that also lists the validation errors of the rest of the document.
+    ``manifest`` is the caller's private copy: its labels are edited in place."""
 
 def kill_all_jobs() -> None: ...
 def sweep_session(token: str) -> int:

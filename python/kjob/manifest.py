@@ -191,15 +191,21 @@ def normalize_manifest(
 ) -> dict[str, Any]:
     """Checks the document is a batch/v1 Job and returns a private copy holding only what
     kjob runs: fields it cannot honour are dropped with one :class:`KjobWarning` naming their
-    paths (a ``ValueError`` when ``strict``), and a ``generateName`` becomes a name."""
+    paths (a ``ValueError`` when ``strict``), and a ``generateName`` becomes a name. Fields
+    Kubernetes does not have and values of the wrong type are a ``ValueError`` whatever
+    ``strict`` says, as ``kubectl apply`` refuses them."""
     if not isinstance(manifest, Mapping):
         raise TypeError(f"a manifest is a mapping, not {type(manifest).__name__}")
     check_depth(manifest)
     check_job_kind(manifest, where)
-    # The extension walks the schema derived from its types; the copy keeps the caller's
-    # objects out of the Job's manifest.
-    kept, ignored = prune_manifest(copy.deepcopy(dict(manifest)))
+    # The extension walks the schema derived from its types and Kubernetes' own (unknown
+    # fields and wrong types are a ValueError, as kubectl's strict decoding); the copy keeps
+    # the caller's objects out of the Job's manifest.
     prefix = f"{where}: " if where else ""
+    try:
+        kept, ignored = prune_manifest(copy.deepcopy(dict(manifest)))
+    except ValueError as e:
+        raise ValueError(f"{prefix}{e}") from None
     if ignored:
         listed = ", ".join(ignored)
         if strict:

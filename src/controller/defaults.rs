@@ -178,7 +178,8 @@ pub struct EffectiveSpec {
 }
 
 impl EffectiveSpec {
-    /// Validates then defaults a manifest. `uid` identifies this Job (the runtime makes one).
+    /// Defaults (as the API server does), validates, then resolves a manifest into the spec the
+    /// controller runs. `uid` identifies this Job (the runtime makes one).
     pub fn from_manifest(job: &spec::Job, uid: &str, backoff: BackoffConfig) -> Result<Self, FieldErrors> {
         Self::from_manifest_with_sources(job, uid, backoff, &EnvSources::default())
     }
@@ -191,6 +192,8 @@ impl EffectiveSpec {
         backoff: BackoffConfig,
         sources: &EnvSources,
     ) -> Result<Self, FieldErrors> {
+        // The API server defaults (`SetDefaults_Job`) before it validates.
+        let job = &spec::with_api_defaults(job);
         spec::validate_job(job)?;
         let s = &job.spec;
         // Both unset: one pod, once. Only parallelism unset: 1. Only completions unset: work queue.

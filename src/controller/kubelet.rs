@@ -226,4 +226,32 @@ mod tests {
             );
         }
     }
+
+    /// A container restarted in place (`OnFailure`) is ready again once its process runs, as
+    /// a container without a readiness probe is on a node (issue 13 §5): `ready` is 0 only
+    /// while it waits out its crash-loop delay. Syncs in between let the pod go idle.
+    #[test]
+    fn a_container_restarted_in_place_is_ready_again() {
+        let mut s = spec(1, Some(1), 6, false);
+        s.restart_policy = RestartPolicy::OnFailure;
+        let mut c = Controller::new(s);
+        let plan = c.sync(secs(0));
+        let pod = apply(&mut c, &plan, secs(0)).0[0];
+        let ready = |c: &mut Controller, at: u64| {
+            c.sync(secs(at));
+            c.sync(secs(at));
+            (c.status().active, c.status().ready, c.pod(pod).map(|p| p.ready))
+        };
+        assert_eq!(ready(&mut c, 0), (1, 1, Some(true)));
+        for (round, exited_at) in [(1u32, 1u64), (2, 30)] {
+            c.observe(Event::ContainerExited { pod, exit_code: 1, at: secs(exited_at) });
+            assert_eq!(ready(&mut c, exited_at), (1, 0, Some(false)), "waiting to restart ({round})");
+            let restart_at = exited_at + 10 * u64::from(round);
+            let plan = c.sync(secs(restart_at));
+            assert_eq!(plan.actions, vec![Action::RestartContainer(pod)], "restart {round}");
+            apply(&mut c, &plan, secs(restart_at));
+            assert_eq!(ready(&mut c, restart_at), (1, 1, Some(true)), "running again ({round})");
+            assert_eq!(c.pod(pod).unwrap().restart_count, round);
+        }
+    }
 }

@@ -4,7 +4,8 @@
 //! them (`ValidateConfigMap`, `ValidateSecret`).
 
 use super::field_path::{check_env_field_path, FieldPathProblem, ENV_FIELD_PATHS};
-use super::validate::{chdir_prefix_problem, env_var_name_problems, DNS1123_SUBDOMAIN_MSG};
+use super::object_meta::is_dns1123_subdomain;
+use super::validate::{chdir_prefix_problem, env_var_name_problems};
 use super::{
     EnvFromSource, EnvSourceRef, EnvVar, EnvVarSource, FieldError, FieldErrors, KeySelector, ObjectMeta,
 };
@@ -96,21 +97,7 @@ pub fn is_config_map_key(key: &str) -> Vec<String> {
 
 /// `IsDNS1123Subdomain`: the length and the form are separate problems.
 fn subdomain_problems(name: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    if name.len() > MAX_SUBDOMAIN_LENGTH {
-        problems.push(format!("must be no more than {MAX_SUBDOMAIN_LENGTH} characters"));
-    }
-    let label = |part: &str| {
-        let b = part.as_bytes();
-        !b.is_empty()
-            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-            && b[0] != b'-'
-            && b[b.len() - 1] != b'-'
-    };
-    if !name.split('.').all(label) {
-        problems.push(DNS1123_SUBDOMAIN_MSG.to_string());
-    }
-    problems
+    is_dns1123_subdomain(name)
 }
 
 /// `validateEnvVarValueFrom`: exactly one source, each validated, and no `value` beside it.
@@ -236,6 +223,7 @@ fn validate_env_source_ref(reference: &EnvSourceRef, path: &str, errs: &mut Fiel
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::object_meta::DNS1123_SUBDOMAIN_MSG;
     use crate::spec::{validate_job, Container, Job, JobSpec, ObjectFieldSelector, PodSpec, PodTemplateSpec};
 
     fn job(container: Container) -> Job {

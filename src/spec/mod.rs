@@ -2,14 +2,18 @@
 //! validation. Values here are exactly what the user wrote: defaulting belongs to the
 //! controller (`crate::controller::defaults`), validation to [`validate`].
 
+mod api_defaults;
 mod env_refs;
 mod field_error;
 pub mod field_path;
+mod k8s_fields;
+pub mod object_meta;
 mod policies;
 pub mod schema;
 mod validate;
 mod validate_containers;
 
+pub use api_defaults::with_api_defaults;
 pub use env_refs::{is_config_map_key, EnvSourceDocument};
 pub use field_error::{go_quote, FieldError, FieldErrorKind, FieldErrors};
 pub use policies::{validate_indexes_format, POD_FAILURE_POLICY_ACTIONS};

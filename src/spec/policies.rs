@@ -1,7 +1,8 @@
 //! Validation of `podFailurePolicy` (docs/semantics.md §1.4) and `successPolicy` (§1.5), with
 //! the messages of `pkg/apis/batch/validation/validation.go`.
 
-use super::validate::{is_dns1123_label, nonnegative};
+use super::object_meta::is_qualified_name;
+use super::validate::nonnegative;
 use super::{FieldError, FieldErrors, JobSpec, OnExitCodes, OnPodConditionsPattern, PodFailurePolicyRule};
 use super::{SuccessPolicy, SuccessPolicyRule};
 
@@ -14,10 +15,6 @@ const MAX_SUCCEEDED_INDEXES_BYTES: usize = 64 * 1024;
 pub const POD_FAILURE_POLICY_ACTIONS: &[&str] = &["Count", "FailIndex", "FailJob", "Ignore"];
 const ON_EXIT_CODES_OPERATORS: &[&str] = &["In", "NotIn"];
 const CONDITION_STATUSES: &[&str] = &["False", "True", "Unknown"];
-
-const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or \
-'.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or \
-'123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
 
 pub(super) fn validate_pod_failure_policy(spec: &JobSpec, errs: &mut FieldErrors) {
     let Some(policy) = &spec.pod_failure_policy else {
@@ -179,29 +176,10 @@ fn validate_on_pod_conditions(patterns: &[OnPodConditionsPattern], path: &str, e
     }
 }
 
-/// `ValidateQualifiedName`: an optional DNS-subdomain prefix and `/`, then a name part.
+/// `ValidateQualifiedName`: apimachinery's `IsQualifiedName`, a message per problem.
 fn validate_qualified_name(value: &str, path: &str, errs: &mut FieldErrors) {
-    let name = match value.rsplit_once('/') {
-        Some((prefix, name)) => {
-            if prefix.is_empty() || !prefix.split('.').all(|l| !l.is_empty() && is_dns1123_label(l)) {
-                errs.push(FieldError::invalid_str(path, value, "prefix part must be a valid DNS subdomain"));
-            }
-            name
-        }
-        None => value,
-    };
-    if name.is_empty() {
-        errs.push(FieldError::invalid_str(path, value, "name part must be non-empty"));
-    } else if name.len() > 63 {
-        errs.push(FieldError::invalid_str(path, value, "name part must be no more than 63 characters"));
-    }
-    let bytes = name.as_bytes();
-    let valid = !bytes.is_empty()
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !valid {
-        errs.push(FieldError::invalid_str(path, value, QUALIFIED_NAME_MSG));
+    for msg in is_qualified_name(value) {
+        errs.push(FieldError::invalid_str(path, value, msg));
     }
 }
 

@@ -19,38 +19,20 @@ const RESTART_POLICIES: &[&str] = &["OnFailure", "Never"];
 const COMPLETION_MODES: &[&str] = &["NonIndexed", "Indexed"];
 const POD_REPLACEMENT_POLICIES: &[&str] = &["Failed", "TerminatingOrFailed"];
 
-pub(super) const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case \
-alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. \
-'example.com', regex used for validation is \
-'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case \
-alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. \
-'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+use super::object_meta::{
+    validate_job_meta, validate_template_meta, DNS1123_LABEL_MSG, DNS1123_SUBDOMAIN_MSG,
+};
 
 /// Validates a Job as the API server would on create. `Ok(())` or every error at once.
 pub fn validate_job(job: &Job) -> Result<(), FieldErrors> {
     let mut errs = FieldErrors::default();
-    validate_name(job, &mut errs);
+    validate_job_meta(job, &mut errs);
     validate_spec(job, &mut errs);
     validate_indexed_hostname(job, &mut errs);
     if errs.is_empty() {
         Ok(())
     } else {
         Err(errs)
-    }
-}
-
-fn validate_name(job: &Job, errs: &mut FieldErrors) {
-    let name = job.metadata.name.as_deref().unwrap_or("");
-    if name.is_empty() {
-        errs.push(FieldError::required("metadata.name", "name or generateName is required"));
-        return;
-    }
-    if name.len() > 253 {
-        errs.push(FieldError::invalid_str("metadata.name", name, "must be no more than 253 characters"));
-    }
-    if !is_dns1123_subdomain(name) {
-        errs.push(FieldError::invalid_str("metadata.name", name, DNS1123_SUBDOMAIN_MSG));
     }
 }
 
@@ -141,6 +123,8 @@ fn validate_spec(job: &Job, errs: &mut FieldErrors) {
         }
     }
 
+    // `ValidatePodTemplateSpec`: the template's labels and annotations, then its pod spec.
+    validate_template_meta(job, errs);
     let pod = &spec.template.spec;
     nonnegative(
         errs,

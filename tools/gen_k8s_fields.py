@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Generates ``src/spec/k8s_fields.rs``: the field names and value types of Kubernetes' own
+types, for every type a ``batch/v1`` Job reaches (JobSpec, PodTemplateSpec, PodSpec, Container,
+... in ``core/v1`` and ``meta/v1``).
+
+The source is the strict JSON schemas (``additionalProperties: false``) that the
+``kubernetes-validate`` package ships as package data, generated from Kubernetes' OpenAPI
+document. kjob's strict decoding (``src/spec/schema.rs``) tells a field that exists in
+Kubernetes but is not honoured on this machine (a warning) from one that does not exist (an
+error, as ``kubectl apply`` with server-side strict field validation) with this table.
+
+Usage::
+
+    python tools/gen_k8s_fields.py          # rewrites src/spec/k8s_fields.rs
+    python tools/gen_k8s_fields.py --check  # exits 1 if the committed file is stale
+
+The output is passed through ``rustfmt`` so that ``cargo fmt --check`` accepts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+# The Kubernetes release whose schemas the table is made from (a directory of
+# kubernetes-validate's package data; the package keeps older releases' schemas too).
+KUBERNETES_VERSION = "v1.37.0"
+ROOT_TYPE = "io.k8s.api.batch.v1.Job"
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "src" / "spec" / "k8s_fields.rs"
+
+# Upstream names are shortened by these prefixes: `batch.v1.JobSpec`, `core.v1.Container`,
+# `meta.v1.ObjectMeta`.
+PREFIXES = ("io.k8s.api.", "io.k8s.apimachinery.pkg.apis.", "io.k8s.apimachinery.pkg.")
+
+# Types that are scalars on the wire, whatever their schema says.
+SCALAR_TYPES = {
+    "io.k8s.apimachinery.pkg.api.resource.Quantity": "Quantity",
+    "io.k8s.apimachinery.pkg.util.intstr.IntOrString": "IntOrString",
+}
+
+JSON_SCALARS = {"string": "String", "integer": "Integer", "number": "Number", "boolean": "Boolean"}
+
+
+def schema_dir() -> Path:
+    import kubernetes_validate  # type: ignore[import-untyped]
+
+    base = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    path = base / f"{KUBERNETES_VERSION}-local-strict"
+    if not path.is_dir():
+        sys.exit(f"kubernetes-validate has no schemas for Kubernetes {KUBERNETES_VERSION} in {base}")
+    return path
+
+
+def short(name: str) -> str:
+    for prefix in PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def ref_name(ref: str) -> str:
+    return ref.rsplit("/", 1)[-1]
+
+
+def types_of(schema: dict[str, Any]) -> list[str]:
+    """The JSON types a schema allows, without ``null`` (every optional field may be null)."""
+    kind = schema.get("type", [])
+    kinds = [kind] if isinstance(kind, str) else list(kind)
+    return [k for k in kinds if k != "null"]
+
+
+class Generator:
+    def __init__(self, definitions: dict[str, Any]) -> None:
+        self.definitions = definitions
+        self.objects: dict[str, list[tuple[str, str]]] = {}
+        self.pending: list[str] = []
+
+    def value(self, schema: dict[str, Any], where: str) -> str:
+        """The Rust `K8sValue` expression for one property's schema."""
+        if "$ref" in schema:
+            name = ref_name(schema["$ref"])
+            if name in SCALAR_TYPES:
+                return f"K8sValue::{SCALAR_TYPES[name]}"
+            target = self.definitions[name]
+            if "properties" in target:
+                if name not in self.objects and name not in self.pending:
+                    self.pending.append(name)
+                return f'K8sValue::Object("{short(name)}")'
+            return self.value(target, name)
+        if "oneOf" in schema or "anyOf" in schema:
+            return "K8sValue::Any"
+        kinds = types_of(schema)
+        if kinds == ["array"]:
+            return f"K8sValue::List(&{self.value(schema.get('items', {}), where)})"
+        if kinds == ["object"]:
+            extra = schema.get("additionalProperties")
+            if isinstance(extra, dict):
+                return f"K8sValue::Map(&{self.value(extra, where)})"
+            # An object of no declared shape (`FieldsV1`, `RawExtension`): anything goes.
+            return "K8sValue::Any"
+        if len(kinds) == 1 and kinds[0] in JSON_SCALARS:
+            return f"K8sValue::{JSON_SCALARS[kinds[0]]}"
+        if not kinds:
+            return "K8sValue::Any"
+        raise SystemExit(f"{where}: unsupported schema {schema}")
+
+    def run(self) -> None:
+        self.pending.append(ROOT_TYPE)
+        while self.pending:
+            name = self.pending.pop(0)
+            fields = []
+            for field, schema in sorted(self.definitions[name]["properties"].items()):
+                fields.append((field, self.value(schema, f"{name}.{field}")))
+            self.objects[name] = fields
+
+    def render(self) -> str:
+        lines = [
+            "//! Generated by `tools/gen_k8s_fields.py` from the strict JSON schemas of Kubernetes",
+            f"//! {KUBERNETES_VERSION} (the `kubernetes-validate` package): every type a `batch/v1` Job",
+            "//! reaches, with its fields' names and value types. Do not edit; run the script.",
+            "",
+            "use super::schema::K8sValue;",
+            "",
+            "/// `(upstream type, its fields)`, both sorted by name for binary search.",
+            "pub static K8S_TYPES: &[(&str, &[(&str, K8sValue)])] = &[",
+        ]
+        for name in sorted(self.objects, key=short):
+            lines.append(f'    ("{short(name)}", &[')
+            for field, value in self.objects[name]:
+                lines.append(f'        ("{field}", {value}),')
+            lines.append("    ]),")
+        lines.append("];")
+        return "\n".join(lines) + "\n"
+
+
+def rustfmt(text: str) -> str:
+    done = subprocess.run(
+        ["rustfmt", "--edition", "2021", "--emit", "stdout", "--config-path", str(ROOT / "rustfmt.toml")],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return done.stdout
+
+
+def generate() -> str:
+    path = schema_dir() / "_definitions.json"
+    definitions = json.loads(path.read_text(encoding="utf-8"))["$defs"]
+    generator = Generator(definitions)
+    generator.run()
+    return rustfmt(generator.render())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="fail if the committed file is out of date")
+    args = parser.parse_args(argv)
+    text = generate()
+    if args.check:
+        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
+        if current != text:
+            print(f"{OUTPUT} is out of date: run python tools/gen_k8s_fields.py", file=sys.stderr)
+            return 1
+        return 0
+    OUTPUT.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

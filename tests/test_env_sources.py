@@ -338,3 +338,47 @@ class _no_warnings:
 
     def __exit__(self, *exc: object) -> None:
         self._catcher.__exit__(None, None, None)
+
+
+def test_every_container_of_a_pod_reads_its_own_sources(tmp_path: Path) -> None:
+    """Env sources and several containers together: each container's env is made from its own
+    env/envFrom, and the sidecar-free second container sees the Secret, the first the ConfigMap."""
+    doc = job("both", env_from=[{"configMapRef": {"name": "cfg"}}], command="echo MODE=$MODE")
+    pod = doc["spec"]["template"]["spec"]
+    pod["containers"].append(
+        {
+            "name": "second",
+            "image": "busybox",
+            "command": ["sh", "-c", "echo USER=$USER_NAME; echo MODE=${MODE:-unset}"],
+            "env": [{"name": "USER_NAME", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "user"}}}],
+        }
+    )
+    j = kjob.Job.from_yaml(write(tmp_path, doc, CONFIG_MAP, SECRET))
+    status = j.run(timeout=30)
+    assert status.succeeded == 1
+    (p,) = j.pods()
+    assert j.logs(pod=p.name).splitlines() == ["MODE=fast"]
+    assert j.logs(pod=p.name, container="second").splitlines() == ["USER=alice", "MODE=unset"]
+
+
+def test_a_missing_reference_in_an_init_container_holds_the_whole_pod(tmp_path: Path) -> None:
+    """The kubelet cannot make the init container: nothing of the pod starts (kjob holds the
+    pod as a whole), and the Job's deadline still ends it."""
+    marker = tmp_path / "ran"
+    doc = job("held", spec={"activeDeadlineSeconds": 1}, command=f"touch {marker}")
+    doc["spec"]["template"]["spec"]["initContainers"] = [
+        {
+            "name": "setup",
+            "image": "busybox",
+            "command": ["sh", "-c", f"touch {marker}"],
+            "env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "k"}}}],
+        }
+    ]
+    with pytest.warns(kjob.KjobWarning, match='secret "absent" not found'):
+        j = kjob.Job.from_yaml(write(tmp_path, doc))
+    status = j.run(timeout=10)
+    (p,) = j.pods()
+    assert (p.reason, p.message) == ("CreateContainerConfigError", 'secret "absent" not found')
+    failed = status.condition("Failed")
+    assert failed is not None and failed.reason == "DeadlineExceeded"
+    assert not marker.exists()

@@ -50,9 +50,11 @@ pub fn check_env_sources(documents: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
-/// Every reference of the Job's containers that `sources` cannot satisfy, in the kubelet's
-/// words (a pod would wait in `CreateContainerConfigError` for the first of them).
+/// Every reference of the Job's containers (init containers first, as the kubelet meets them)
+/// that `sources` cannot satisfy, in the kubelet's words (a pod would wait in
+/// `CreateContainerConfigError` for the first of them).
 pub(super) fn missing_references(job: &spec::Job, sources: &EnvSources) -> Vec<String> {
     let namespace = job.metadata.namespace.as_deref().unwrap_or("default");
-    job.spec.template.spec.containers.iter().flat_map(|c| sources.missing(c, namespace)).collect()
+    let pod = &job.spec.template.spec;
+    pod.init_containers.iter().chain(&pod.containers).flat_map(|c| sources.missing(c, namespace)).collect()
 }

@@ -12,16 +12,12 @@ const COMPLETIONS_SOFT_LIMIT: i32 = 100_000;
 const PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS: i32 = 10_000;
 const MAX_MAX_FAILED_INDEXES: i32 = 100_000;
 const MAX_MANAGED_BY_LENGTH: usize = 63;
-/// `validation.DNS1123LabelMaxLength`.
-const MAX_DNS1123_LABEL_LENGTH: usize = 63;
 pub(super) const NONNEGATIVE: &str = "must be greater than or equal to 0";
 const RESTART_POLICIES: &[&str] = &["OnFailure", "Never"];
 const COMPLETION_MODES: &[&str] = &["NonIndexed", "Indexed"];
 const POD_REPLACEMENT_POLICIES: &[&str] = &["Failed", "TerminatingOrFailed"];
 
-use super::object_meta::{
-    validate_job_meta, validate_template_meta, DNS1123_LABEL_MSG, DNS1123_SUBDOMAIN_MSG,
-};
+use super::object_meta::{self, validate_job_meta, validate_template_meta, DNS1123_SUBDOMAIN_MSG};
 
 /// Validates a Job as the API server would on create. `Ok(())` or every error at once.
 pub fn validate_job(job: &Job) -> Result<(), FieldErrors> {
@@ -47,7 +43,7 @@ fn validate_indexed_hostname(job: &Job, errs: &mut FieldErrors) {
     if spec.completion_mode.as_deref() == Some("Indexed") {
         if let Some(completions) = spec.completions.filter(|c| *c > 0) {
             let hostname = format!("{name}-{}", completions - 1);
-            if !is_dns1123_label(&hostname) {
+            if !object_meta::is_dns1123_label(&hostname).is_empty() {
                 errs.push(FieldError::invalid_str(
                     "metadata.name",
                     name,
@@ -219,7 +215,7 @@ fn validate_domain_prefixed_path(errs: &mut FieldErrors, path: &str, value: &str
         ));
         return;
     };
-    if !is_dns1123_subdomain(host) {
+    if !object_meta::is_dns1123_subdomain(host).is_empty() {
         errs.push(FieldError::invalid_str(path, host, DNS1123_SUBDOMAIN_MSG));
     }
     let http_path_ok = rest.chars().all(|c| c.is_ascii_alphanumeric() || "/-._~%!$&'()*+,;=:".contains(c));
@@ -284,17 +280,10 @@ pub(super) fn validate_container(container: &Container, path: &str, errs: &mut F
     if container.name.is_empty() {
         errs.push(FieldError::required(format!("{path}.name"), ""));
     } else {
-        // As IsDNS1123Label: the length and the characters are separate errors, so a name
-        // that is only too long (the Job's name, copied into the container's) says the limit.
-        if container.name.len() > MAX_DNS1123_LABEL_LENGTH {
-            errs.push(FieldError::invalid_str(
-                format!("{path}.name"),
-                &container.name,
-                format!("must be no more than {MAX_DNS1123_LABEL_LENGTH} characters"),
-            ));
-        }
-        if !is_dns1123_label_any_len(&container.name) {
-            errs.push(FieldError::invalid_str(format!("{path}.name"), &container.name, DNS1123_LABEL_MSG));
+        // IsDNS1123Label: the length and the characters are separate errors, so a name that is
+        // only too long (the Job's name, copied into the container's) says the limit.
+        for detail in object_meta::is_dns1123_label(&container.name) {
+            errs.push(FieldError::invalid_str(format!("{path}.name"), &container.name, detail));
         }
     }
     // A cluster would fall back on the image's ENTRYPOINT; locally there is no image to ask.
@@ -371,26 +360,6 @@ pub(super) fn nonnegative(errs: &mut FieldErrors, path: &str, value: Option<i64>
     if let Some(v) = value.filter(|v| *v < 0) {
         errs.push(FieldError::invalid(path, v, NONNEGATIVE));
     }
-}
-
-pub(super) fn is_dns1123_label(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes[0] != b'-'
-        && bytes[bytes.len() - 1] != b'-'
-}
-
-pub(super) fn is_dns1123_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(|part| !part.is_empty() && is_dns1123_label_any_len(part))
-}
-
-fn is_dns1123_label_any_len(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes.first() != Some(&b'-')
-        && bytes.last() != Some(&b'-')
 }
 
 #[cfg(test)]

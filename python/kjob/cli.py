@@ -548,6 +548,41 @@ def _cmd_create_job(args: argparse.Namespace) -> int:
     return EXIT_COMPLETE
 
 
+def _cmd_create_from_files(args: argparse.Namespace) -> int:
+    """``kjob create -f FILE``: as ``kjob run -f``, or with ``--dry-run`` the Jobs as
+    ``kubectl create --dry-run=client -o yaml`` prints them (the document given, lossless)."""
+    if args.dry_run == "none":
+        return _cmd_run(args)
+    jobs = [job for job, _ in _load_jobs(args)]
+    try:
+        documents = [job.to_manifest() for job in jobs]
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+    finally:
+        for job in jobs:
+            job.delete()
+    if args.output in ("json", "yaml"):
+        # One Job prints as itself, several as kubectl's List.
+        document: dict[str, Any] = (
+            documents[0]
+            if len(documents) == 1
+            else {"apiVersion": "v1", "items": documents, "kind": "List", "metadata": {"resourceVersion": ""}}
+        )
+        if args.output == "json":
+            print(json.dumps(document, indent=4))
+        else:
+            # Through JSON: objects shared inside the document would otherwise become aliases.
+            print(yaml.safe_dump(json.loads(json.dumps(document)), sort_keys=False), end="")
+    else:
+        for job in jobs:
+            print(
+                f"job.batch/{job.name}"
+                if args.output == "name"
+                else f"job.batch/{job.name} created (dry run)"
+            )
+    return EXIT_COMPLETE
+
+
 def _non_negative_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -558,11 +593,11 @@ def _non_negative_seconds(text: str) -> float:
     return value
 
 
-def _add_filename(p: argparse.ArgumentParser) -> None:
+def _add_filename(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument(
         "-f",
         "--filename",
-        required=True,
+        required=required,
         action="append",
         metavar="FILE",
         help="a manifest file (YAML or JSON, several documents allowed), a folder (its *.yaml, "
@@ -624,6 +659,7 @@ examples:
   kjob validate -f job.yaml                    check a manifest, as the API server would
   kjob create job hello -- echo hi             run a one-off command as a Job
   kjob create job hello --image=busybox --dry-run -o yaml -- echo hi > job.yaml
+  kjob create -f job.yaml --dry-run -o yaml    print the Job as kubectl apply would take it
 
 exit status: 0 complete (or valid), 1 failed or timed out, 2 invalid input, 130 interrupted
 (Ctrl-C deletes the Job first: nothing is left running)."""
@@ -686,9 +722,18 @@ def _parser() -> argparse.ArgumentParser:
     create = sub.add_parser(
         "create",
         help="create a resource from the command line (kubectl create)",
-        description="Create a resource from the command line, as `kubectl create` does.",
+        description="Create the Jobs of FILE (as `kjob run -f`, or with --dry-run print them as "
+        "`kubectl create --dry-run=client -o yaml` does: the document given, every field kept), "
+        "or a resource from the command line, as `kubectl create` does.",
+        usage="kjob create -f FILE [--dry-run] [-o FORMAT] [options]\n"
+        "       kjob create job NAME [options] -- CMD [ARGS...]",
     )
-    create_sub = create.add_subparsers(dest="kind", metavar="KIND", required=True)
+    _add_filename(create, required=False)
+    create.add_argument("--strict", action="store_true", help="refuse fields kjob cannot honour locally")
+    _add_dry_run(create)
+    _add_run_options(create, ["json", "yaml", "wide", "name"])
+    create.set_defaults(handler=_cmd_create_from_files)
+    create_sub = create.add_subparsers(dest="kind", metavar="KIND")
     job = create_sub.add_parser(
         "job",
         help="create and run a Job running CMD",
@@ -726,9 +771,18 @@ def _parser() -> argparse.ArgumentParser:
         default="Never",
         help="the pods' restartPolicy (default Never, as kubectl create job)",
     )
+    _add_dry_run(job)
+    _add_run_options(job, ["json", "yaml", "wide", "name"])
+    # The command after `--` is split off before parsing (see main): argparse would otherwise
+    # take the options of CMD for its own.
+    job.set_defaults(handler=_cmd_create_job, strict=False)
+    return parser
+
+
+def _add_dry_run(p: argparse.ArgumentParser) -> None:
     # `--dry-run=client|server|none` is rewritten before parsing (see main), so that a bare
     # `--dry-run` never takes the next word as its value.
-    job.add_argument(
+    p.add_argument(
         "--dry-run",
         action="store_const",
         const="client",
@@ -736,11 +790,6 @@ def _parser() -> argparse.ArgumentParser:
         help="only validate and print the Job (with -o yaml|json: its manifest); "
         "--dry-run=client and =server mean the same here, =none runs it",
     )
-    _add_run_options(job, ["json", "yaml", "wide", "name"])
-    # The command after `--` is split off before parsing (see main): argparse would otherwise
-    # take the options of CMD for its own.
-    job.set_defaults(handler=_cmd_create_job, strict=False)
-    return parser
 
 
 def _dry_run_flag(arg: str) -> str:
@@ -761,6 +810,8 @@ def main(argv: list[str] | None = None) -> int:
     if command and getattr(args, "handler", None) is not _cmd_create_job:
         parser.error("only `kjob create job` takes a command after --")
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is _cmd_create_from_files and not args.filename:
+        parser.error("kjob create: give -f FILE, or a KIND (kjob create job NAME -- CMD)")
     if args.version:
         handler = _cmd_version
     if handler is None:
@@ -769,7 +820,7 @@ def main(argv: list[str] | None = None) -> int:
     # Pod logs go to a folder this command owns and removes at its very end, so that they can
     # still be read after the Job is gone (a ttlSecondsAfterFinished of 0 deletes it at once).
     # A failed Job's folder is kept (and its path printed) for the user to read the logs.
-    runs_jobs = handler in (_cmd_run, _cmd_create_job)
+    runs_jobs = handler in (_cmd_run, _cmd_create_job, _cmd_create_from_files)
     own_logs = runs_jobs and args.log_dir is None
     args.keep_logs = False
     previous = _catch_signals() if runs_jobs else {}

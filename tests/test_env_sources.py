@@ -142,6 +142,12 @@ def test_missing_reference_keeps_the_pod_pending_until_the_deadline(tmp_path: Pa
             'configmap "cfg" not found',
         )
         assert j.status.active == 1 and j.status.ready == 0
+        # kubectl logs' answer for a container the kubelet could not make.
+        with pytest.raises(kjob.KjobError) as waiting:
+            j.logs(pod=pod.name)
+        assert str(waiting.value) == (
+            f'container "main" in pod "{pod.name}" is waiting to start: CreateContainerConfigError'
+        )
         assert [(e.type, e.reason, e.message) for e in j.events() if e.type == "Warning"] == [
             ("Warning", "Failed", 'Error: configmap "cfg" not found')
         ]

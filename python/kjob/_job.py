@@ -867,8 +867,15 @@ class Job:
         from pathlib import Path
 
         chosen_pod = chosen[-1]
+        container = self._container_name(chosen_pod, container)
         path = Path(self._container_log_path(chosen_pod, container))
         if not path.exists():
+            if chosen_pod.reason == "CreateContainerConfigError":
+                # kubectl logs' answer (BadRequest) for a container the kubelet could not make.
+                raise KjobError(
+                    f'container "{container}" in pod "{chosen_pod.name}" is waiting to start: '
+                    "CreateContainerConfigError"
+                )
             return ""
         if chosen_pod.log_range is not None:
             start, end = chosen_pod.log_range
@@ -877,9 +884,9 @@ class Job:
                 return f.read(end - start).decode(errors="replace")
         return path.read_text(errors="replace")
 
-    def _container_log_path(self, pod: Pod, container: str | None) -> str:
-        """Where ``container``'s output is: the pod's log for its first main container,
-        ``<pod>_<container>.log`` beside it for the others."""
+    def _container_name(self, pod: Pod, container: str | None) -> str:
+        """The container ``logs()`` reads: the one named, else the template's
+        ``kubectl.kubernetes.io/default-container``, else the first of ``containers``."""
         main: list[str] = self._spec["containers"]
         init: list[str] = self._spec["init_containers"]
         if container is None:
@@ -887,6 +894,13 @@ class Job:
         if container not in main and container not in init:
             # kubectl's own words for a container the pod does not have.
             raise KjobError(f"container {container} is not valid for pod {pod.name}")
+        return container
+
+    def _container_log_path(self, pod: Pod, container: str | None) -> str:
+        """Where ``container``'s output is: the pod's log for its first main container,
+        ``<pod>_<container>.log`` beside it for the others."""
+        main: list[str] = self._spec["containers"]
+        container = self._container_name(pod, container)
         if container == main[0]:
             return pod.log_path
         return os.path.join(os.path.dirname(pod.log_path), f"{pod.name}_{container}.log")

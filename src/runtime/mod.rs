@@ -48,8 +48,8 @@ mod owner_tests;
 
 pub use env_snapshot::EnvSnapshot;
 pub use executor::{
-    Ended, ExecEvent, Executor, ExecutorContext, ExecutorFactory, ExecutorLink, ExecutorNote, KillSwitch,
-    LogRange, Payload, PodLaunch,
+    node_name, Ended, ExecEvent, Executor, ExecutorContext, ExecutorFactory, ExecutorLink, ExecutorNote,
+    KillSwitch, LogRange, Payload, PodLaunch,
 };
 pub use fork::{after_fork_in_child, after_fork_in_parent, before_fork};
 pub use job::{

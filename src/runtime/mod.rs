@@ -48,6 +48,8 @@ mod workers;
 
 #[cfg(test)]
 mod owner_tests;
+#[cfg(test)]
+mod remote_tests;
 
 pub use agent::Agent;
 pub use env_snapshot::EnvSnapshot;

@@ -41,7 +41,7 @@ pub struct Connected {
 /// The connections of a Job's agents, reachable from any thread: to drop one whose node is
 /// known lost (the Dask scheduler removed its worker), or all of them (interpreter exit,
 /// which makes every agent kill the Job's pods).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct RemoteNodes {
     streams: Vec<(Arc<str>, TcpStream)>,
     /// Why every node was given up (see [`RemoteNodes::fail`]).

@@ -16,7 +16,6 @@ cannot start (``StartError``, naming the scheduler), so the Job ends by its own 
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
@@ -42,7 +41,7 @@ def _distributed() -> Any:
 
 # In a Dask worker process: its agent, started once and kept for every later Job.
 _agent_lock = threading.Lock()
-_agent: subprocess.Popen[bytes] | None = None
+_agent: Any = None  # subprocess.Popen[bytes], imported where it is made
 _agent_address = ""
 
 
@@ -51,6 +50,7 @@ def _start_agent(dask_worker: Any) -> tuple[str, int]:
     child of the worker process, unless it runs already. Returns its address and the
     worker's thread count (how many pods it runs at once)."""
     global _agent, _agent_address
+    import subprocess
     from urllib.parse import urlsplit
 
     with _agent_lock:

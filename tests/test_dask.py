@@ -263,25 +263,31 @@ def test_a_stuck_callable_pod_is_killed_on_delete(executor: kjob.DaskExecutor, t
     assert not alive({pid}, timeout=5), "the kjob worker running the pod on the Dask worker is gone"
 
 
-def test_sigkill_of_a_dask_worker_fails_its_pods_and_the_job_completes_on_the_other(
-    own_cluster: Cluster,
-) -> None:
-    executor = kjob.DaskExecutor(own_cluster.client)
+def disrupted_job(cluster: Cluster, script: str, pods: int, indexed: bool) -> kjob.Job:
+    """A started Job of `pods` pods running `script` on `cluster`, all running; disruptions are
+    ignored (as a pod failure policy says), any other failure fails it."""
     job = kjob.Job(
-        command=["sh", "-c", "sleep 1.5"],
-        completions=4,
-        parallelism=4,
-        completion_mode="Indexed",
+        command=["sh", "-c", script],
+        completions=pods,
+        parallelism=pods,
+        completion_mode="Indexed" if indexed else "NonIndexed",
         backoff_limit=0,
         pod_failure_policy=DISRUPTION,
         backoff_initial_seconds=0.01,
-        executor=executor,
+        executor=kjob.DaskExecutor(cluster.client),
     )
     job.start()
     deadline = time.monotonic() + 20
-    while job.status.ready < 4:
+    while job.status.ready < pods:
         assert time.monotonic() < deadline
         time.sleep(0.02)
+    return job
+
+
+def test_sigkill_of_a_dask_worker_fails_its_pods_and_the_job_completes_on_the_other(
+    own_cluster: Cluster,
+) -> None:
+    job = disrupted_job(own_cluster, "sleep 1.5", pods=4, indexed=True)
     victim, pid = sorted(own_cluster.worker_pids().items())[0]
     on_victim = {p.name for p in job.pods() if p.node_name == victim}
     assert len(on_victim) == 2
@@ -302,21 +308,7 @@ def test_sigkill_of_a_dask_worker_fails_its_pods_and_the_job_completes_on_the_ot
 
 
 def test_the_scheduler_going_away_fails_the_executor_and_nothing_hangs(own_cluster: Cluster) -> None:
-    executor = kjob.DaskExecutor(own_cluster.client)
-    job = kjob.Job(
-        command=["sh", "-c", "exec sleep 60"],
-        parallelism=2,
-        completions=2,
-        backoff_limit=0,
-        pod_failure_policy=DISRUPTION,
-        backoff_initial_seconds=0.01,
-        executor=executor,
-    )
-    job.start()
-    deadline = time.monotonic() + 20
-    while job.status.ready < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    job = disrupted_job(own_cluster, "exec sleep 60", pods=2, indexed=False)
     own_cluster.scheduler.send_signal(signal.SIGKILL)
     status = job.wait(timeout=30)
     failed = status.condition("Failed")
@@ -329,7 +321,7 @@ def test_the_scheduler_going_away_fails_the_executor_and_nothing_hangs(own_clust
     )
     assert not no_pids_left(job.uid)
     with pytest.raises(kjob.KjobError, match="the Dask scheduler at .* is gone"):
-        kjob.Job(command=["true"], executor=executor).start()
+        kjob.Job(command=["true"], executor=job.executor).start()
     job.delete()
 
 

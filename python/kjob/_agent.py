@@ -21,13 +21,13 @@ import sys
 import tempfile
 
 from . import _kjob
-from ._job import _shepherd
+from ._job import ensure_shepherd
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     host = args[0] if args else "127.0.0.1"
-    _shepherd.ensure()
+    ensure_shepherd()
     log_root = tempfile.mkdtemp(prefix="kjob-agent-")
     worker = [sys.executable, os.path.join(os.path.dirname(__file__), "_worker.py")]
     try:

@@ -142,7 +142,6 @@ class DaskExecutor:
         return agents
 
     def _prepare(self, native: NativeJob, init: bytes | None, reuse_workers: bool) -> None:
-        """Before the Job starts: its pods will run on the cluster's workers."""
         agents = self._agents()
         nodes = native.set_remote(agents, init, reuse_workers, self._connect_timeout)
         watcher = threading.Thread(
@@ -168,3 +167,11 @@ class DaskExecutor:
             for worker in sorted(workers - present):
                 nodes.lose(worker)
             workers &= present
+
+
+def prepare_executor(
+    executor: DaskExecutor, native: NativeJob, init: bytes | None, reuse_workers: bool
+) -> None:
+    """Before a Job starts (``Job.start()``): its pods will run on the executor's cluster.
+    ``init``: the pickled callable of a callable Job."""
+    executor._prepare(native, init, reuse_workers)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import _config, _export, _kjob
 from . import _shepherd as _shepherd_script
 from ._checks import check_command_job
+from ._dask import DaskExecutor, prepare_executor
 from ._failures import JobFailedError, failed_pods, failure_message
 from ._kjob import KjobError, NativeJob, check_seconds
 from ._kwargs import Command, EnvLike, manifest_from_kwargs
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     import subprocess
     from pathlib import Path
 
-    from ._dask import DaskExecutor
     from ._kjob import ChangeFeed
 
 __all__ = ["Job"]
@@ -603,7 +603,7 @@ class Job:
                     self._name, self._uid, self._spec["completion_mode"] == "Indexed"
                 )
                 reuse = self._callable.reuse_workers
-            self._executor._prepare(self._native, init, reuse)
+            prepare_executor(self._executor, self._native, init, reuse)
         elif self._callable is not None and not self._native.started:
             indexed = self._spec["completion_mode"] == "Indexed"
             init = self._callable.init_payload(self._name, self._uid, indexed)
@@ -619,8 +619,6 @@ class Job:
 
     @executor.setter
     def executor(self, executor: DaskExecutor | None) -> None:
-        from ._dask import DaskExecutor
-
         if executor is not None and not isinstance(executor, DaskExecutor):
             raise TypeError(f"executor must be a kjob.DaskExecutor or None, not {type(executor).__name__}")
         if self._native.started or self._native.deleted:
@@ -924,6 +922,11 @@ def job_from_normalized(
     """A Job from a manifest ``normalize_manifest`` has already checked (the CLI normalizes
     first, to report every document's errors before it makes any Job)."""
     return Job._from_normalized(manifest, log_dir, backoff_initial_seconds, backoff_max_seconds)
+
+
+def ensure_shepherd() -> None:
+    """Starts this interpreter's shepherd unless it runs (a kjob agent starts it at once)."""
+    _shepherd.ensure()
 
 
 def job_spec(job: Job) -> NativeSpec:

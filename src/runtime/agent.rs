@@ -14,7 +14,7 @@ use super::executor::{Ended, ExecEvent, Executor, ExecutorContext, ExecutorLink,
 use super::frames::next_frame;
 use super::owner::Msg;
 use super::process::SpawnRequest;
-use super::remote_frames::{decode_all, Command, FromAgent, Key, ToAgent, Work};
+use super::remote_frames::{decode_all, write_frames, Command, FromAgent, Key, ToAgent, Work};
 use super::subprocess::SubprocessExecutor;
 use super::tokio_runtime;
 use super::workers::{CallableConfig, CallableExecutor};
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -210,17 +210,6 @@ fn drain_late_news(mut rx: UnboundedReceiver<Msg>) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while let Ok(Some(_)) = tokio::time::timeout_at(deadline, rx.recv()).await {}
     });
-}
-
-async fn write_frames(mut writer: tokio::net::tcp::OwnedWriteHalf, mut frames: UnboundedReceiver<Vec<u8>>) {
-    while let Some(mut bytes) = frames.recv().await {
-        while let Ok(more) = frames.try_recv() {
-            bytes.extend_from_slice(&more);
-        }
-        if writer.write_all(&bytes).await.is_err() {
-            return;
-        }
-    }
 }
 
 impl Session {

@@ -9,7 +9,7 @@ use super::executor::{
     pod_log_path, Ended, ExecEvent, Executor, ExecutorContext, ExecutorLink, ExecutorNote, KillSwitch,
     PodLaunch,
 };
-use super::remote_frames::{decode_all, Command, FromAgent, Key, ToAgent, Work};
+use super::remote_frames::{decode_all, write_frames, Command, FromAgent, Key, ToAgent, Work};
 use super::tokio_runtime;
 use crate::controller::PodId;
 use std::collections::{HashMap, HashSet};
@@ -18,8 +18,8 @@ use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 /// An agent to run pods on.
 #[derive(Clone, Debug)]
@@ -312,19 +312,6 @@ fn append(path: &std::path::Path, bytes: &[u8]) {
     if let Ok(mut file) = file {
         let _ = file.write_all(bytes);
     }
-}
-
-async fn write_frames(mut writer: tokio::net::tcp::OwnedWriteHalf, mut frames: UnboundedReceiver<Vec<u8>>) {
-    while let Some(mut bytes) = frames.recv().await {
-        while let Ok(more) = frames.try_recv() {
-            bytes.extend_from_slice(&more);
-        }
-        if writer.write_all(&bytes).await.is_err() {
-            return;
-        }
-    }
-    // Every sender is gone (the Job is over): the write side closes, the agent sees it.
-    let _ = writer.shutdown().await;
 }
 
 async fn read_frames(agent: usize, mut reader: tokio::net::tcp::OwnedReadHalf, link: ExecutorLink) {

@@ -353,6 +353,25 @@ pub fn decode_all<T>(buf: &[u8], decode: impl Fn(u8, &[u8]) -> Option<T>, out: &
     pos
 }
 
+/// Writes the frames sent to `frames` (what is queued at once in one write) until every
+/// sender is gone or the connection fails; then closes the write side, which the other end
+/// reads as end of file.
+pub async fn write_frames(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    mut frames: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    use tokio::io::AsyncWriteExt;
+    while let Some(mut bytes) = frames.recv().await {
+        while let Ok(more) = frames.try_recv() {
+            bytes.extend_from_slice(&more);
+        }
+        if writer.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

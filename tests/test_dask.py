@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -403,3 +404,72 @@ def test_an_executor_is_checked_and_fixed_once_the_job_starts(executor: kjob.Das
     with pytest.raises(kjob.KjobError, match="has already been started"):
         job.executor = None
     job.delete()
+
+
+def test_a_retired_worker_loses_its_pods(own_cluster: Cluster) -> None:
+    job = disrupted_job(own_cluster, "exec sleep 60", pods=2, indexed=True)
+    victim = sorted(own_cluster.worker_pids())[0]
+    on_victim = [p.name for p in job.pods() if p.node_name == victim]
+    assert len(on_victim) == 1
+    own_cluster.client.retire_workers([victim], close_workers=False, remove=True)
+    deadline = time.monotonic() + 20
+    while (pod := next(p for p in job.pods() if p.name == on_victim[0])).phase != "Failed":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert [(c.type, c.reason) for c in pod.conditions] == [("DisruptionTarget", "DeletionByPodGC")]
+    job.delete()
+    assert not no_pids_left(job.uid)
+
+
+class FakeNative:
+    """Stands for the Job: running for `steps` watch intervals."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.steps -= 1
+        return self.steps < 0
+
+
+class FakeNodes:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def lose(self, node: str) -> bool:
+        self.calls.append(("lose", node))
+        return True
+
+    def fail(self, reason: str) -> None:
+        self.calls.append(("fail", reason))
+
+
+class FakeClient:
+    """What the watcher reads of a client: its status and the scheduler's workers, in turn."""
+
+    def __init__(self, answers: list[tuple[str, set[str]]]) -> None:
+        self.answers = answers
+        self.scheduler = type("Rpc", (), {"address": "tcp://127.0.0.1:8786"})()
+
+    @property
+    def status(self) -> str:
+        return self.answers[0][0]
+
+    def scheduler_info(self, n_workers: int = 0) -> dict[str, Any]:
+        workers = self.answers.pop(0)[1]
+        return {"workers": {w: {} for w in workers}}
+
+
+def test_the_watcher_gives_up_removed_workers_then_every_node_when_the_scheduler_goes(
+    executor: kjob.DaskExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeClient(
+        [("running", {"a", "b"}), ("running", {"b"}), ("running", {"b"}), ("connecting", set())]
+    )
+    monkeypatch.setattr(executor, "_client", fake)
+    nodes = FakeNodes()
+    executor._watch(FakeNative(steps=10), nodes, {"a", "b"})  # type: ignore[arg-type]
+    assert nodes.calls == [
+        ("lose", "a"),
+        ("fail", "the Dask scheduler at tcp://127.0.0.1:8786 went away (client connecting)"),
+    ]

@@ -32,8 +32,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 /// How often a running command pod's new output is sent to the owner.
 const LOG_INTERVAL: Duration = Duration::from_millis(100);
 
-/// The kill switches of the Jobs an agent serves, by connection.
-type Sessions = Arc<Mutex<HashMap<u64, KillSwitch>>>;
+/// The Jobs an agent serves, by connection: their kill switches, and their sockets.
+type Sessions = Arc<Mutex<HashMap<u64, (KillSwitch, std::net::TcpStream)>>>;
 
 /// A listening agent.
 pub struct Agent {
@@ -83,9 +83,15 @@ impl Agent {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// SIGKILLs every pod of every Job (the agent is going away).
+    /// SIGKILLs every pod of every Job (the agent is going away). The connections close
+    /// first: the owners see their pods' node gone (`DisruptionTarget`), not the exits of
+    /// processes this agent killed.
     pub fn kill_all(&self) {
-        for kill in self.sessions.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, socket) in sessions.values() {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+        for (kill, _) in sessions.values() {
             kill();
         }
     }
@@ -121,6 +127,16 @@ struct Session {
 
 async fn session(id: u64, stream: TcpStream, config: Arc<AgentConfig>, sessions: Sessions) {
     let _ = stream.set_nodelay(true);
+    // A second handle on the socket, for `Agent::kill_all` to close it from any thread.
+    let Ok(std_stream) = stream.into_std() else { return };
+    let Ok(socket) = std_stream.try_clone() else { return };
+    let stream = {
+        let _guard = tokio_runtime().enter();
+        match TcpStream::from_std(std_stream) {
+            Ok(stream) => stream,
+            Err(_) => return,
+        }
+    };
     let (mut reader, writer) = stream.into_split();
     let (to_owner, frames) = unbounded_channel();
     tokio_runtime().spawn(write_frames(writer, frames));
@@ -166,7 +182,7 @@ async fn session(id: u64, stream: TcpStream, config: Arc<AgentConfig>, sessions:
     };
     let mut s = Session { local, logs: HashMap::new(), out: Vec::new(), to_owner, job_uid, environ, log_dir };
     let kill = s.local.get().kill_switch();
-    sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Arc::clone(&kill));
+    sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(id, (Arc::clone(&kill), socket));
     let mut tick = tokio::time::interval(LOG_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Frames that came with the hello.

@@ -137,3 +137,19 @@ fn no_reachable_agent_is_an_error_at_once() {
     let err = job.set_remote(&[spec], None, Duration::from_secs(1)).unwrap_err().to_string();
     assert!(err.starts_with("no remote worker could be reached: gone (agent 127.0.0.1:"), "{err}");
 }
+
+#[test]
+fn an_agent_going_away_loses_its_pods_instead_of_reporting_their_kills() {
+    let a = agent();
+    let job = job("remote-agent-gone", 1, "exec sleep 30", None);
+    job.set_remote(&on(&[&a]), None, Duration::from_secs(5)).unwrap();
+    job.start().unwrap();
+    eventually("the pod to run", || job.pods().first().is_some_and(|p| p.pod.phase == PodPhase::Running));
+    // What the agent does when its Dask worker dies: it kills every pod and exits.
+    a.kill_all();
+    eventually("the pod to fail", || job.pods()[0].pod.phase == PodPhase::Failed);
+    let lost = job.pods()[0].pod.clone();
+    assert_eq!(lost.exit_code, None, "not the exit of a process the agent killed: {lost:?}");
+    assert_eq!(lost.conditions[0].reason, "DeletionByPodGC");
+    eventually("the agent to end its session", || a.sessions() == 0);
+}

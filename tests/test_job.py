@@ -282,3 +282,11 @@ def test_repr_reads_well() -> None:
     )
     job.run(timeout=30)
     assert repr(job).startswith("<kjob.Job 'pretty' Complete ")
+
+
+def test_a_local_pod_runs_on_this_machine_whose_host_name_is_its_node_name(tmp_path: Path) -> None:
+    import socket
+
+    job = kjob.Job(command=["sh", "-c", "true"], log_dir=tmp_path)
+    job.run(timeout=30)
+    assert job.pods()[0].node_name == socket.gethostname()

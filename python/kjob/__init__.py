@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ._config import configure
+from ._dask import DaskExecutor
 from ._errors import KjobOSError
 from ._failures import JobFailedError
 from ._job import Job
@@ -59,6 +60,7 @@ def shutdown_workers() -> int:
 
 __all__ = [
     "Condition",
+    "DaskExecutor",
     "Event",
     "ExceptionText",
     "Job",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import _config, _export, _kjob
 from . import _shepherd as _shepherd_script
 from ._checks import check_command_job
+from ._dask import DaskExecutor, prepare_executor
 from ._failures import JobFailedError, failed_pods, failure_message
 from ._kjob import KjobError, NativeJob, check_seconds
 from ._kwargs import Command, EnvLike, manifest_from_kwargs
@@ -316,6 +317,7 @@ class Job:
         kwargs: Mapping[str, Any] | None = None,
         max_workers: int | None = None,
         reuse_workers: bool = True,
+        executor: DaskExecutor | None = None,
     ) -> None:
         callable_pods = target is not None
         if callable_pods:
@@ -397,6 +399,8 @@ class Job:
                 working_dir=working_dir,
                 reuse_workers=bool(reuse_workers),
             )
+        if executor is not None:
+            self.executor = executor
 
     @classmethod
     def from_manifest(
@@ -571,6 +575,7 @@ class Job:
         self._callable = None
         # The document a manifest Job was loaded from (None for keywords): what it exports.
         self._original: dict[str, Any] | None = None
+        self._executor: DaskExecutor | None = None
         self._finalizer = weakref.finalize(self, _finalize, self._native, private_dir, self._name)
         _exit.hook()
 
@@ -655,12 +660,34 @@ class Job:
         For a callable Job the target is pickled (with cloudpickle) first: a target that
         cannot be pickled raises ``TypeError`` here, before any pod runs."""
         _shepherd.ensure()
-        if self._callable is not None and not self._native.started:
+        if self._executor is not None and not self._native.started:
+            init, reuse = None, True
+            if self._callable is not None:
+                init = self._callable.init_payload(
+                    self._name, self._uid, self._spec["completion_mode"] == "Indexed"
+                )
+                reuse = self._callable.reuse_workers
+            prepare_executor(self._executor, self._native, init, reuse)
+        elif self._callable is not None and not self._native.started:
             indexed = self._spec["completion_mode"] == "Indexed"
             init = self._callable.init_payload(self._name, self._uid, indexed)
             worker = [sys.executable, os.path.join(os.path.dirname(__file__), "_worker.py")]
             self._native.set_callable(worker, init, self._callable.max_workers, self._callable.reuse_workers)
         self._native.start()
+
+    @property
+    def executor(self) -> DaskExecutor | None:
+        """Where the pods run: ``None`` for this machine, else a :class:`kjob.DaskExecutor`.
+        Settable until the Job starts (``Job.from_yaml(...)`` has no keyword for it)."""
+        return self._executor
+
+    @executor.setter
+    def executor(self, executor: DaskExecutor | None) -> None:
+        if executor is not None and not isinstance(executor, DaskExecutor):
+            raise TypeError(f"executor must be a kjob.DaskExecutor or None, not {type(executor).__name__}")
+        if self._native.started or self._native.deleted:
+            raise KjobError(f"Job {self._name!r} has already been started: its executor cannot change")
+        self._executor = executor
 
     def _require_started(self) -> None:
         if not self._native.started and not self._native.deleted:
@@ -985,6 +1012,11 @@ def job_from_normalized(
         env_sources=env_sources,
         where=where,
     )
+
+
+def ensure_shepherd() -> None:
+    """Starts this interpreter's shepherd unless it runs (a kjob agent starts it at once)."""
+    _shepherd.ensure()
 
 
 def job_spec(job: Job) -> NativeSpec:

@@ -17,9 +17,11 @@ __all__ = [
     "OWNERS_ENV",
     "SESSION_ENV",
     "SHEPHERD_ENV",
+    "Agent",
     "ChangeFeed",
     "KjobError",
     "NativeJob",
+    "RemoteNodes",
     "after_fork_in_child",
     "after_fork_in_parent",
     "before_fork",
@@ -66,6 +68,22 @@ class ChangeFeed:
     def closed(self) -> bool: ...
 
 @final
+class Agent:
+    """A kjob agent listening on TCP: it runs the pods that Jobs elsewhere send it."""
+    def __new__(cls, host: str, port: int, worker_argv: list[str], log_root: str) -> Agent: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def sessions(self) -> int: ...
+    def kill_all(self) -> None: ...
+
+@final
+class RemoteNodes:
+    """A Job's connections to its agents."""
+    def lose(self, node: str) -> bool: ...
+    def fail(self, reason: str) -> None: ...
+
+@final
 class NativeJob:
     def __new__(
         cls,
@@ -88,6 +106,15 @@ class NativeJob:
     def set_callable(
         self, worker_argv: list[str], init: bytes, max_workers: int, reuse_workers: bool = True
     ) -> None: ...
+    def set_remote(
+        self,
+        agents: list[tuple[str, str, int]],
+        init: bytes | None = None,
+        reuse_workers: bool = True,
+        connect_timeout: float = 10.0,
+    ) -> RemoteNodes:
+        """Makes the pods run on remote agents, ``(node, address, capacity)`` each (before
+        ``start()``); raises ``KjobError`` when none can be reached."""
     def results(self, loads: Callable[[bytes], Any], indexed: bool) -> dict[int, Any] | list[Any]: ...
     def evict(self, pod_name: str) -> None: ...
     def scale(self, parallelism: int | None = None, completions: int | None = None) -> None:

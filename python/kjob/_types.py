@@ -319,6 +319,7 @@ class Pod(_Snapshot):
         "log_range",
         "container_exit_codes",
         "failed_container",
+        "node_name",
     )
     __slots__ = __match_args__ = _fields
     name: str
@@ -354,6 +355,9 @@ class Pod(_Snapshot):
     container_exit_codes: dict[str, int]
     #: The container whose failure failed the pod (a pod with several containers), else None.
     failed_container: str | None
+    #: Where the pod ran (``spec.nodeName``): the address of the Dask worker for a pod of
+    #: :class:`kjob.DaskExecutor`, this machine's host name for a local pod.
+    node_name: str | None
 
     def __init__(
         self,
@@ -378,6 +382,7 @@ class Pod(_Snapshot):
         log_range: tuple[int, int] | None = None,
         container_exit_codes: dict[str, int] | None = None,
         failed_container: str | None = None,
+        node_name: str | None = None,
     ) -> None:
         conditions = [] if conditions is None else conditions
         container_exit_codes = {} if container_exit_codes is None else container_exit_codes

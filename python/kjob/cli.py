@@ -27,6 +27,7 @@ from typing import Any, TextIO
 import yaml
 
 from . import _export
+from ._dask import DaskExecutor
 from ._failures import describe_failed_pods, failed_pods
 from ._job import Job, all_pods, created_at, job_from_normalized, job_spec, job_status_word
 from ._kjob import DEFAULT_BACKOFF_INITIAL_SECONDS, DEFAULT_BACKOFF_MAX_SECONDS, KjobError
@@ -469,9 +470,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"{_where(args)}: job.batch/{suspended[0].name} has spec.suspend: true, so no pod would run and "
             "`kjob run` would wait forever; remove it (or set it false) to run the Job here"
         )
-    if len(jobs) == 1:
-        return _run_job(jobs[0], args)
-    return _run_jobs(jobs, args)
+    if getattr(args, "executor", None) is None:
+        return _run_job(jobs[0], args) if len(jobs) == 1 else _run_jobs(jobs, args)
+    # One executor serves every Job of the files.
+    executor = _executor(args.executor, jobs)
+    try:
+        for job in jobs:
+            job.executor = executor
+        return _run_job(jobs[0], args) if len(jobs) == 1 else _run_jobs(jobs, args)
+    finally:
+        executor.close()
+
+
+def _executor(url: str, jobs: list[Job]) -> DaskExecutor:
+    """The executor ``--executor URL`` names (``dask://HOST:PORT``)."""
+    scheme, sep, address = url.partition("://")
+    if scheme != "dask" or not sep or not address:
+        for job in jobs:
+            job.delete()
+        raise InvalidInput(f"--executor {url}: unsupported; the form is dask://HOST:PORT")
+    try:
+        return DaskExecutor(f"tcp://{address}")
+    except (KjobError, ImportError) as e:
+        for job in jobs:
+            job.delete()
+        raise InvalidInput(f"--executor {url}: {e}") from None
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -705,6 +728,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="refuse fields kjob cannot honour locally (resources, volumes, ...) "
         "instead of ignoring them with a warning",
+    )
+    run.add_argument(
+        "--executor",
+        default=None,
+        metavar="URL",
+        help="where the pods run: dask://HOST:PORT runs them on the workers of that Dask "
+        "scheduler (pip install 'kjob[dask]'); default: this machine",
     )
     _add_run_options(run, ["json", "yaml", "wide", "name"])
     run.set_defaults(handler=_cmd_run)

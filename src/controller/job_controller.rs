@@ -88,6 +88,17 @@ pub enum Event {
         exception: PodException,
     },
     SetSuspend(bool),
+    /// The pod was placed on a node (`spec.nodeName`): a remote executor's machine.
+    Bound {
+        pod: PodId,
+        node: std::sync::Arc<str>,
+    },
+    /// The pod's node is gone (a remote machine died or lost its connection): PodGC fails the
+    /// pod with `DisruptionTarget` and force-deletes it (see `node_lost.rs`).
+    NodeLost {
+        pod: PodId,
+        at: Time,
+    },
     /// `event` happened to container `container` of a pod with several (see
     /// `pod_containers.rs`); an event without this wrapper is about container 0.
     OfContainer {
@@ -312,6 +323,16 @@ impl Controller {
             }
             Event::SetSuspend(_) => self.wake_all(),
             Event::OfContainer { .. } => return,
+            Event::Bound { pod, node } => {
+                if let Some(p) = self.pods.get_mut(pod.0 as usize) {
+                    p.node_name = Some(node.clone());
+                }
+                return;
+            }
+            Event::NodeLost { pod, at } => {
+                self.wake(*pod);
+                return self.node_lost(*pod, *at);
+            }
         }
         match event {
             Event::ContainerStarted { pod, at } => self.container_started(pod, at),
@@ -344,7 +365,7 @@ impl Controller {
                 }
             }
             Event::SetSuspend(suspend) => self.spec.suspend = suspend,
-            Event::OfContainer { .. } => {}
+            Event::OfContainer { .. } | Event::Bound { .. } | Event::NodeLost { .. } => {}
         }
     }
 

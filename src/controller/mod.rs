@@ -13,6 +13,7 @@ mod job_controller;
 mod kubelet;
 pub mod labels;
 pub mod names;
+mod node_lost;
 pub mod pod;
 pub mod pod_containers;
 pub mod success_policy;
@@ -30,4 +31,5 @@ pub use defaults::{
 };
 pub use events::{EventType, JobEvent};
 pub use job_controller::{Action, Controller, Event, Plan};
+pub use node_lost::{NODE_LOST_MESSAGE, NODE_LOST_REASON};
 pub use pod::{ContainerState, Pod, PodCondition, PodException, PodId, PodPhase, ProcessEnd};

@@ -116,6 +116,9 @@ pub struct Pod {
     /// A pod with several containers: theirs states (`pod_containers.rs`). `None` for the
     /// one-container pod, whose container is the fields above.
     pub containers: Option<Box<super::pod_containers::PodContainers>>,
+    /// `spec.nodeName`: the machine a remote executor placed the pod on. `None` for a pod
+    /// of this machine (whose host name the bindings show).
+    pub node_name: Option<std::sync::Arc<str>>,
 }
 
 /// An exception that ended a callable pod: its class and bases by qualified name (most
@@ -244,6 +247,7 @@ impl Pod {
             exception: None,
             deadline_exceeded: false,
             containers: None,
+            node_name: None,
         }
     }
 

@@ -139,6 +139,16 @@ impl PodContainers {
         self.statuses.iter().any(ContainerStatus::has_process)
     }
 
+    /// The pod's node is gone (`node_lost.rs`): so is every process, and nothing starts again.
+    pub fn node_lost(&mut self) {
+        self.stopping = true;
+        for status in &mut self.statuses {
+            if status.state != RunState::Waiting {
+                status.state = RunState::Terminated;
+            }
+        }
+    }
+
     /// A main container has started: the pod is initialised (`Running`).
     pub fn initialized(&self) -> bool {
         self.mains().any(|(_, s)| s.state != RunState::Waiting)
@@ -408,7 +418,11 @@ impl Controller {
                 self.settle_pod_containers(pod, at);
                 return;
             }
-            Event::ContainerRaised { .. } | Event::SetSuspend(_) | Event::OfContainer { .. } => return,
+            Event::ContainerRaised { .. }
+            | Event::SetSuspend(_)
+            | Event::OfContainer { .. }
+            | Event::Bound { .. }
+            | Event::NodeLost { .. } => return,
         };
         let Some(p) = self.pods.get_mut(pod.0 as usize) else { return };
         let stopping = p.deletion_requested_at.is_some() || p.deadline_exceeded || p.phase.is_terminal();

@@ -40,6 +40,7 @@ impl From<BindingError> for PyErr {
                 RuntimeError::AlreadyStarted
                 | RuntimeError::Deleted
                 | RuntimeError::NotFound(_)
+                | RuntimeError::Remote(_)
                 | RuntimeError::Forked { .. },
             ) => KjobError::new_err(message),
         }

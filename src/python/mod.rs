@@ -8,6 +8,7 @@ mod env_sources;
 mod errors;
 mod manifest;
 mod native_job;
+mod remote;
 mod snapshots;
 mod utc;
 
@@ -114,6 +115,10 @@ mod _kjob {
     use super::manifest::check_job_kind;
     #[pymodule_export]
     use super::manifest::prune_manifest;
+    #[pymodule_export]
+    use super::remote::Agent;
+    #[pymodule_export]
+    use super::remote::RemoteNodes;
     #[pymodule_export]
     use super::set_session_token;
     #[pymodule_export]

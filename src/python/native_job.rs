@@ -135,6 +135,33 @@ impl NativeJob {
         self.inner.set_callable(config).map_err(|e| BindingError::from(e).into())
     }
 
+    /// Makes the pods run on remote agents, `(node, address, capacity)` each (before
+    /// `start()`): connects to them now and raises `KjobError` when none can be reached.
+    /// With `init` (a pickled callable) the pods run it in workers there, `capacity` of them
+    /// on each agent.
+    #[pyo3(signature = (agents, init=None, reuse_workers=true, connect_timeout=10.0))]
+    fn set_remote(
+        &self,
+        py: Python<'_>,
+        agents: Vec<(String, String, usize)>,
+        init: Option<Vec<u8>>,
+        reuse_workers: bool,
+        connect_timeout: f64,
+    ) -> PyResult<super::remote::RemoteNodes> {
+        self.live()?;
+        let agents = super::remote::agent_specs(agents);
+        let timeout = super::remote::timeout(connect_timeout)?;
+        let callable = init.map(|init| runtime::CallableConfig {
+            worker_argv: Vec::new(),
+            init,
+            max_workers: 1,
+            reuse_workers,
+        });
+        let nodes =
+            py.detach(|| self.inner.set_remote(&agents, callable, timeout)).map_err(BindingError::from)?;
+        Ok(super::remote::RemoteNodes::new(nodes))
+    }
+
     /// The return values of the succeeded callable pods: `{index: value}` in index order when `indexed`
     /// (pods without an index left out), else a list in completion order. Values are
     /// unpickled with `loads` once the Job's lock is released (unpickling may run user code).

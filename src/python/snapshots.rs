@@ -82,6 +82,8 @@ struct JobEntries<'py> {
     labels: Bound<'py, PyDict>,
     annotations: Bound<'py, PyDict>,
     counts_per_index: bool,
+    /// This machine's host name: the node of every local pod (one string for all of them).
+    host: Bound<'py, PyString>,
 }
 
 impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
@@ -200,6 +202,7 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
             labels: self.dict(&views.job_labels)?,
             annotations: self.dict(&views.job_annotations)?,
             counts_per_index: views.counts_per_index,
+            host: PyString::new(self.py, crate::runtime::node_name()),
         };
         let gc = self.classes.gc.bind(self.py);
         let was_enabled = gc.call_method0(intern!(self.py, "isenabled"))?.is_truthy()?;
@@ -322,6 +325,10 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
         }
         set(d, intern!(py, "container_exit_codes"), exit_codes)?;
         set(d, intern!(py, "failed_container"), failed_container)?;
+        match &p.node_name {
+            Some(node) => set(d, intern!(py, "node_name"), node.as_ref())?,
+            None => set(d, intern!(py, "node_name"), &job.host)?,
+        }
         Ok(object)
     }
 }

@@ -39,6 +39,13 @@ pub enum ExecEvent {
     Ended(Ended),
     /// Something the Job's events should say (a `Warning`): reason, message.
     Warning { reason: &'static str, message: String },
+    /// The pod was placed on a node other than this machine (`spec.nodeName`): a remote
+    /// executor's machine.
+    Bound { pod: PodId, node: Arc<str> },
+    /// The pod's node is gone (its machine died, or the connection to it was lost): the pod
+    /// fails as PodGC fails the pods of a deleted node (`controller/node_lost.rs`). Its
+    /// processes are gone with the node, or killed there.
+    NodeLost { pod: PodId, at: Instant },
     /// The event is about container `.0` of a pod with several containers (events without
     /// this wrapper are about a pod's only container).
     InContainer(usize, Box<ExecEvent>),
@@ -195,6 +202,12 @@ impl PodLaunch<'_> {
     /// The container as a process to spawn: its command line and environment as the
     /// kubelet makes them (built on demand: an executor of callables never needs them).
     pub fn process_request(&self) -> SpawnRequest {
+        self.process_request_on(node_name(), "127.0.0.1")
+    }
+
+    /// [`PodLaunch::process_request`] for a pod placed on node `node_name` at `host_ip`
+    /// (the downward API's `spec.nodeName` and `status.hostIP`).
+    pub fn process_request_on(&self, node_name: &str, host_ip: &str) -> SpawnRequest {
         let (spec, pod) = (self.spec, self.pod);
         let labels = labels::pod_labels(spec, pod);
         let annotations = labels::pod_annotations(spec, pod);
@@ -205,8 +218,8 @@ impl PodLaunch<'_> {
             uid: &uid,
             labels: &labels,
             annotations: &annotations,
-            node_name: node_name(),
-            host_ip: "127.0.0.1",
+            node_name,
+            host_ip,
         };
         let container = self.container_spec();
         let mut env = container_env(container, pod.index, &fields);
@@ -234,7 +247,7 @@ pub(super) fn container_log_path(log_dir: &Path, pod_name: &str, container: &str
 }
 
 /// This machine's host name: the node every local pod runs on (`spec.nodeName`).
-fn node_name() -> &'static str {
+pub fn node_name() -> &'static str {
     // Process-wide: asked once, the host name does not change under a running process.
     static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     NAME.get_or_init(|| {

@@ -58,7 +58,7 @@ impl Payload {
     const START_ERROR: u8 = 3;
     const RESULT_ERROR: u8 = 4;
 
-    fn kind(&self) -> u8 {
+    pub(super) fn kind(&self) -> u8 {
         match self {
             Payload::None => Self::NONE,
             Payload::Result(_) => Self::RESULT,
@@ -70,7 +70,7 @@ impl Payload {
 
     /// Text is read leniently (invalid UTF-8 replaced): a pod's message must reach the user
     /// even when the worker could not encode it cleanly. An unknown kind carries nothing.
-    fn decode(kind: u8, rest: &[u8]) -> Self {
+    pub(super) fn decode(kind: u8, rest: &[u8]) -> Self {
         match kind {
             Self::RESULT => Payload::Result(rest.to_vec()),
             Self::EXCEPTION | Self::RESULT_ERROR => {
@@ -86,7 +86,7 @@ impl Payload {
         }
     }
 
-    fn encode_into(&self, out: &mut Vec<u8>) {
+    pub(super) fn encode_into(&self, out: &mut Vec<u8>) {
         match self {
             Payload::None => {}
             Payload::Result(bytes) => out.extend_from_slice(bytes),
@@ -271,7 +271,7 @@ fn encode_key_pod(out: &mut Vec<u8>, kind: u8, key: u32, pod: u64) {
 }
 
 /// Writes a frame's header for a body of `body_len` bytes.
-fn begin(out: &mut Vec<u8>, kind: u8, body_len: usize) {
+pub(super) fn begin(out: &mut Vec<u8>, kind: u8, body_len: usize) {
     out.reserve(HEADER_LEN + body_len);
     out.extend_from_slice(&len_u32(body_len + 1).to_le_bytes());
     out.push(kind);

@@ -8,6 +8,8 @@ use super::env_snapshot::EnvSnapshot;
 use super::executor::{ExecutorContext, ExecutorFactory, ExecutorLink};
 use super::notify::{ChangeFd, Watchers};
 use super::owner::{self, Msg, Owner, Published, Shared, Slot};
+use super::remote::{self, AgentSpec, RemoteExecutor, RemoteNodes};
+use super::remote_frames::Work;
 use super::subprocess::SubprocessExecutor;
 use super::tokio_runtime;
 use super::workers::{CallableConfig, CallableExecutor};
@@ -112,6 +114,9 @@ pub enum RuntimeError {
     ManagedElsewhere { namespace: String, name: String, managed_by: String },
     #[error("{0}")]
     NotFound(String),
+    /// The Job's remote executor cannot run it (no agent could be reached).
+    #[error("{0}")]
+    Remote(String),
     #[error("{0}")]
     Invalid(#[from] crate::spec::FieldErrors),
     #[error(
@@ -224,6 +229,30 @@ impl Job {
     /// Makes the pods run a Python callable in worker processes instead of the command.
     pub fn set_callable(&self, config: CallableConfig) -> Result<(), RuntimeError> {
         self.set_executor(Box::new(move |context| Box::new(CallableExecutor::new(config, context))))
+    }
+
+    /// Makes the pods run on remote agents (`super::remote`): connects to them now, and
+    /// fails when none can be reached. `callable`: the pods run this Python callable (its
+    /// `max_workers` is each agent's `capacity` there). The answer reaches the connections
+    /// from any thread (see [`RemoteNodes`]).
+    pub fn set_remote(
+        &self,
+        agents: &[AgentSpec],
+        callable: Option<CallableConfig>,
+        timeout: Duration,
+    ) -> Result<Arc<RemoteNodes>, RuntimeError> {
+        let connected = remote::connect(agents, timeout).map_err(RuntimeError::Remote)?;
+        let nodes = Arc::new(remote::nodes_of(&connected));
+        let work = match callable {
+            Some(c) => Work::Callable { init: c.init, max_workers: 0, reuse_workers: c.reuse_workers },
+            None => Work::Commands,
+        };
+        let uid = self.spec().uid;
+        let shared = Arc::clone(&nodes);
+        self.set_executor(Box::new(move |context| {
+            Box::new(RemoteExecutor::new(connected, shared, &work, &uid, &context))
+        }))?;
+        Ok(nodes)
     }
 
     /// Makes the pods run in the executor `make` makes when the Job starts (instead of

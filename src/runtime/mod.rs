@@ -27,6 +27,7 @@
 //!
 //! The locks among them that the runtime thread takes are held across a fork (`fork`).
 
+mod agent;
 mod env_snapshot;
 mod executor;
 mod fork;
@@ -37,6 +38,8 @@ mod owner;
 mod pod_names;
 mod pod_queue;
 pub mod process;
+mod remote;
+mod remote_frames;
 pub mod spawn_pool;
 mod spawn_raw;
 mod subprocess;
@@ -45,11 +48,14 @@ mod workers;
 
 #[cfg(test)]
 mod owner_tests;
+#[cfg(test)]
+mod remote_tests;
 
+pub use agent::Agent;
 pub use env_snapshot::EnvSnapshot;
 pub use executor::{
-    Ended, ExecEvent, Executor, ExecutorContext, ExecutorFactory, ExecutorLink, ExecutorNote, KillSwitch,
-    LogRange, Payload, PodLaunch,
+    node_name, Ended, ExecEvent, Executor, ExecutorContext, ExecutorFactory, ExecutorLink, ExecutorNote,
+    KillSwitch, LogRange, Payload, PodLaunch,
 };
 pub use fork::{after_fork_in_child, after_fork_in_parent, before_fork};
 pub use job::{
@@ -57,6 +63,7 @@ pub use job::{
     SESSION_ENV, SHEPHERD_ENV,
 };
 pub use notify::ChangeFd;
+pub use remote::{AgentSpec, RemoteNodes};
 pub use thread::tokio_runtime;
 pub use workers::{kill_idle_workers, CallableConfig};
 

@@ -502,7 +502,10 @@ impl Books {
         }
         let mut news = false;
         for event in events.drain(..) {
-            news |= !matches!(event, ExecEvent::Started { .. } | ExecEvent::Warning { .. });
+            news |= !matches!(
+                event,
+                ExecEvent::Started { .. } | ExecEvent::Warning { .. } | ExecEvent::Bound { .. }
+            );
             let (container, event) = match event {
                 ExecEvent::InContainer(container, event) => (Some(container), *event),
                 event => (None, event),
@@ -527,6 +530,8 @@ impl Books {
                     self.ended(ended);
                     continue;
                 }
+                ExecEvent::Bound { pod, node } => Event::Bound { pod, node },
+                ExecEvent::NodeLost { pod, at } => Event::NodeLost { pod, at: self.time(at) },
                 ExecEvent::InContainer(..) => continue,
             };
             self.controller.observe(observed);
@@ -553,6 +558,9 @@ impl Books {
                 end: end.unwrap_or(crate::controller::ProcessEnd::Exited(exit_code)),
                 at: self.time(at),
             },
+            // About the whole pod, whichever container the executor names.
+            ExecEvent::Bound { pod, node } => Event::Bound { pod, node },
+            ExecEvent::NodeLost { pod, at } => Event::NodeLost { pod, at: self.time(at) },
             ExecEvent::Warning { .. } | ExecEvent::InContainer(..) => return None,
         })
     }

@@ -498,3 +498,42 @@ fn a_missing_executable_fails_its_pods_whether_spawned_inline_or_on_the_pool() {
     assert_eq!((status.active, status.succeeded, status.failed), (0, 0, 3));
     delete(&job);
 }
+
+#[test]
+fn a_lost_node_fails_its_pod_with_disruption_target_and_a_replacement_runs() {
+    let fake = Fake::new(false, true);
+    // backoffLimit 0: only a pod failure policy that ignores the disruption lets the Job go on.
+    let mut m = manifest("owner-node-lost", 1, 1, &["true"]);
+    m["spec"]["podFailurePolicy"] = serde_json::json!({"rules": [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+    ]});
+    let job = job(m, |spec| spec.backoff.initial = Duration::from_millis(1));
+    fake.install(&job);
+    job.start().unwrap();
+    eventually("a running pod", || job.status().ready == 1);
+    let first = job.pods()[0].pod.id;
+    let link = fake.state().link.clone().unwrap();
+    link.report(vec![
+        ExecEvent::Bound { pod: first, node: "tcp://127.0.0.1:1".into() },
+        ExecEvent::NodeLost { pod: first, at: Instant::now() },
+    ]);
+    fake.state().running.retain(|p| *p != first);
+    eventually("a replacement pod", || fake.state().starts.len() == 2);
+    fake.end_all(0);
+    eventually("the Job to finish", || job.wait_finished(Duration::from_millis(50)));
+    let status = job.status();
+    assert_eq!((status.succeeded, status.failed), (1, 0));
+    assert!(status.has_true(ConditionType::Complete));
+    assert!(fake.state().kills.is_empty(), "nothing of a lost node's pod is left to kill");
+    let pods = job.pods();
+    let lost = &pods[0].pod;
+    assert_eq!(lost.phase, PodPhase::Failed);
+    assert_eq!(lost.node_name.as_deref(), Some("tcp://127.0.0.1:1"));
+    let c = &lost.conditions[0];
+    assert_eq!(
+        (c.type_.as_str(), c.reason.as_str(), c.message.as_str()),
+        ("DisruptionTarget", "DeletionByPodGC", "PodGC: node no longer exists")
+    );
+    assert_eq!(pods[1].pod.node_name, None, "a pod of this machine");
+    delete(&job);
+}

@@ -198,7 +198,7 @@ fn adopt(
 
 impl Executor for SubprocessExecutor {
     fn start(&mut self, launch: &PodLaunch<'_>, _out: &mut Vec<ExecEvent>) {
-        self.batch.push(((launch.pod.id, launch.container), launch.process_request()));
+        self.start_request((launch.pod.id, launch.container), launch.process_request());
     }
 
     fn flush(&mut self, out: &mut Vec<ExecEvent>) {
@@ -287,6 +287,12 @@ impl Executor for SubprocessExecutor {
 }
 
 impl SubprocessExecutor {
+    /// Starts (at `flush`) a container whose process is already built: a remote agent's,
+    /// which gets it from the Job's owner (`super::agent`).
+    pub(super) fn start_request(&mut self, key: Key, request: SpawnRequest) {
+        self.batch.push((key, request));
+    }
+
     /// Stops one process: a spawn not handed to any thread yet never starts (`Cancelled`);
     /// one in flight is signalled by its spawner thread once it exists.
     fn kill_key(&mut self, key: Key, grace: Duration, out: &mut Vec<ExecEvent>) {

@@ -464,6 +464,13 @@ impl CallableExecutor {
         }
     }
 
+    /// Queues a pod (handed to a worker at `flush`): what `start` does, for a remote agent
+    /// that gets the pod from the Job's owner (`super::agent`).
+    pub(super) fn start_task(&mut self, pod: PodId, index: Option<u32>, attempt: u32, name: String) {
+        self.tasks.insert(pod, Task { index, attempt, name });
+        self.queue.push_back(pod);
+    }
+
     /// No pod is queued or in a worker.
     fn idle(&self) -> bool {
         self.queue.is_empty() && self.workers.iter().all(|w| w.inflight.is_empty())
@@ -793,8 +800,7 @@ fn sink(link: ExecutorLink) -> Sink {
 impl Executor for CallableExecutor {
     fn start(&mut self, launch: &PodLaunch<'_>, _out: &mut Vec<ExecEvent>) {
         let pod = launch.pod;
-        self.tasks.insert(pod.id, Task { index: pod.index, attempt: pod.attempt, name: pod.name.clone() });
-        self.queue.push_back(pod.id);
+        self.start_task(pod.id, pod.index, pod.attempt, pod.name.clone());
     }
 
     fn kill(&mut self, pod: PodId, grace: Duration, out: &mut Vec<ExecEvent>) {

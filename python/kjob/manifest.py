@@ -71,7 +71,7 @@ def _documents(text: str, where: str) -> list[Any]:
 
     _check_yaml_depth(text, where)
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in yaml.load_all(text, Loader=_safe_loader()) if d is not None]
     except yaml.YAMLError as e:
         raise ValueError(f"{where}: not valid YAML: {e}") from None
     # A kubectl `List` (as `kubectl get jobs -o yaml` prints) holds its documents in items.
@@ -156,6 +156,14 @@ def load_job_manifests(path_or_text: str | Path) -> tuple[list[dict[str, Any]], 
     return [job for job, _ in found.jobs], found.jobs[0][1]
 
 
+def _safe_loader() -> Any:
+    """PyYAML's safe loader, libyaml's C one when PyYAML was built with it (about 5x faster
+    on a Job manifest; the same documents and the same safe types)."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _check_yaml_depth(text: str, where: str) -> None:
     """Refuses YAML nested deeper than MAX_DEPTH before it is loaded: PyYAML builds nodes
     recursively, and a few hundred levels exhaust Python's stack (``RecursionError``). Its
@@ -165,7 +173,7 @@ def _check_yaml_depth(text: str, where: str) -> None:
 
     depth = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=_safe_loader()):
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 depth += 1
                 if depth > MAX_DEPTH:

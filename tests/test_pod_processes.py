@@ -58,8 +58,12 @@ def test_pods_of_two_jobs_never_share_a_name(monkeypatch: pytest.MonkeyPatch) ->
     assert indexed.uid == plain.uid == str(fixed)
     indexed.run(timeout=60)
     plain.run(timeout=60)
-    names = [p.name for p in indexed.pods()] + [p.name for p in plain.pods()]
-    assert len(set(names)) == len(names) == 6
+    pods = [*indexed.pods(), *plain.pods()]
+    names = [p.name for p in pods]
+    assert len(set(names)) == len(names)
+    # Six pods unless one failed to run `true` (a loaded machine); say why if so.
+    failed = [(p.name, p.reason, p.message) for p in pods if p.phase == "Failed"]
+    assert len(names) == 6 + len(failed), failed
     indexed.delete()
     plain.delete()
 
@@ -107,7 +111,8 @@ def test_a_parent_sigkilled_just_after_starting_a_callable_job_leaves_no_slot_fi
                 proc.kill()
     assert token
     # The shepherd kills the session's workers; then nothing of theirs may be left on disk.
-    deadline = time.monotonic() + 10
+    # (A generous budget: on a loaded 2-core machine the shepherd may wait for a core.)
+    deadline = time.monotonic() + 30
     while session_processes(token) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert session_processes(token) == []

@@ -18,6 +18,7 @@ from ._failures import JobFailedError
 from ._job import Job
 from ._kjob import KjobError
 from ._kjob import shutdown_workers as _shutdown_workers
+from ._timeline import Timeline, TimelineMark, TimelineRow
 from ._types import Condition, Event, ExceptionText, JobStatus, Pod, PodCondition
 from .manifest import KjobWarning
 
@@ -72,6 +73,9 @@ __all__ = [
     "Pod",
     "PodCondition",
     "PodContext",
+    "Timeline",
+    "TimelineMark",
+    "TimelineRow",
     "configure",
     "pod_context",
     "shutdown_workers",

@@ -26,6 +26,7 @@ from ._kjob import KjobError, NativeJob, check_seconds
 from ._kwargs import Command, EnvLike, manifest_from_kwargs
 from ._names import generated_name
 from ._signature import check_target_call
+from ._timeline import Timeline, timeline_of
 from ._types import Event, JobStatus, NativeSpec, Pod, linked_to_job
 from .manifest import KjobWarning, load_manifests, normalize_manifest
 
@@ -864,6 +865,20 @@ class Job:
             return []
         return self._all_pods()
 
+    def timeline(self) -> Timeline:
+        """The Job's pods over time (:class:`kjob.Timeline`): a row per pod with its index,
+        attempt, creation and finish in seconds since the Job started, phase and how it
+        counted (succeeded, failed, ignored, killed, active), and the Job's conditions as
+        marks. Kept after ``delete()``, which a picture of how the Job ended needs.
+        ``timeline().svg()`` draws it."""
+        status = self.status
+        end = status.completion_time
+        failed = status.condition("Failed")
+        if end is None and failed is not None and failed.status == "True":
+            end = failed.last_transition_time
+        now = _dt.datetime.now(_dt.timezone.utc)
+        return timeline_of(self._name, self._all_pods(), status.conditions, status.start_time, end, now)
+
     def _all_pods(self) -> list[Pod]:
         """Every pod, even after the Job is deleted: what a report of how it ended needs."""
         return self._native.pods()
@@ -982,7 +997,8 @@ class Job:
         if status.start_time is not None:
             end = status.completion_time or _dt.datetime.now(_dt.timezone.utc)
             details.append(("duration", _export.human_duration((end - status.start_time).total_seconds())))
-        return job_html(self._name, self._state(status), details, status)
+        picture = self.timeline().svg() if self._native.started and self._all_pods() else ""
+        return job_html(self._name, self._state(status), details, status, picture)
 
 
 # ---- the package's own access to a Job ---------------------------------------------------

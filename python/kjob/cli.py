@@ -482,6 +482,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
         executor.close()
 
 
+def _cmd_timeline(args: argparse.Namespace) -> int:
+    """``kjob timeline -f FILE``: runs the Job as ``kjob run`` does (its progress on stderr),
+    then writes its timeline: an SVG picture (``-o svg``) or a table (``-o table``)."""
+    jobs = [job for job, _ in _load_jobs(args)]
+    if len(jobs) != 1:
+        for job in jobs:
+            job.delete()
+        raise InvalidInput(f"{_where(args)}: kjob timeline draws one Job; the files hold {len(jobs)}")
+    job = jobs[0]
+    output, args.output = args.output, None
+    try:
+        code = _run_job(job, args, streams=(sys.stderr, sys.stderr))
+        timeline = job.timeline()
+    finally:
+        if not job.is_deleted:
+            job.delete()
+    text = timeline.svg() if output == "svg" else timeline.table()
+    if args.output_file is None:
+        print(text)
+    else:
+        Path(args.output_file).write_text(text + "\n", encoding="utf-8")
+        print(f"timeline of job.batch/{job.name} written to {args.output_file}", file=sys.stderr)
+    return code
+
+
 def _executor(url: str, jobs: list[Job]) -> DaskExecutor:
     """The executor ``--executor URL`` names (``dask://HOST:PORT``)."""
     scheme, sep, address = url.partition("://")
@@ -739,6 +764,25 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(run, ["json", "yaml", "wide", "name"])
     run.set_defaults(handler=_cmd_run)
 
+    timeline = sub.add_parser(
+        "timeline",
+        help="run the Job in a manifest and draw its pods over time",
+        description="Run the Job in FILE as `kjob run` does (progress on stderr), then write its "
+        "timeline: one row per index (per pod for NonIndexed), a bar per attempt coloured by how "
+        "it ended, the waits between attempts and the Job's conditions. -o svg (the default) "
+        "writes an SVG picture, -o table the rows as text. Exit status as `kjob run`.",
+    )
+    _add_filename(timeline)
+    timeline.add_argument("--strict", action="store_true", help="refuse fields kjob cannot honour locally")
+    _add_run_options(timeline, ["svg", "table"])
+    for action in timeline._actions:
+        if action.dest == "output":
+            action.help = "svg: an SVG picture (default); table: the rows as text"
+    timeline.add_argument(
+        "--output-file", default=None, metavar="PATH", help="write the timeline to PATH instead of stdout"
+    )
+    timeline.set_defaults(handler=_cmd_timeline, output="svg")
+
     validate = sub.add_parser(
         "validate",
         help="check manifests without running them",
@@ -850,7 +894,7 @@ def main(argv: list[str] | None = None) -> int:
     # Pod logs go to a folder this command owns and removes at its very end, so that they can
     # still be read after the Job is gone (a ttlSecondsAfterFinished of 0 deletes it at once).
     # A failed Job's folder is kept (and its path printed) for the user to read the logs.
-    runs_jobs = handler in (_cmd_run, _cmd_create_job, _cmd_create_from_files)
+    runs_jobs = handler in (_cmd_run, _cmd_create_job, _cmd_create_from_files, _cmd_timeline)
     own_logs = runs_jobs and args.log_dir is None
     args.keep_logs = False
     previous = _catch_signals() if runs_jobs else {}

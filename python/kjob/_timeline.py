@@ -35,7 +35,7 @@ COLOURS = {
     ACTIVE: "#0072b2",
 }
 # A picture of a hundred thousand rows is neither readable nor small: the rest are summed up.
-MAX_ROWS = 100
+MAX_ROWS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +243,8 @@ def _seconds(t: float) -> str:
 
 
 def _tick_step(span: float) -> float:
-    """A round step (1, 2 or 5 times a power of ten) giving about six ticks over ``span``."""
-    raw = span / 6
+    """A round step (1, 2 or 5 times a power of ten) giving five to ten ticks over ``span``."""
+    raw = span / 8
     power = 10 ** math.floor(math.log10(raw))
     return next((m * power for m in (1, 2, 5) if m * power >= raw), 10 * power)
 
@@ -353,6 +353,7 @@ class _Svg:
             _el("rect", width=self.width, height=height, fill="#ffffff"),
             _el("text", escape(label), x=8, y=17, font_size=13, font_weight="bold", klass="heading"),
             self._legend(),
+            self._grid(),
             self._lanes(),
             self._axis(),
             self._mark_lines(),
@@ -467,13 +468,28 @@ class _Svg:
             )
         return bar
 
-    def _axis(self) -> str:
+    def _ticks(self) -> tuple[float, range]:
+        """The axis' step and the multiples of it that fall on the axis."""
         step = _tick_step(self.t1 - self.t0)
+        return step, range(math.ceil(self.t0 / step - 1e-9), math.floor(self.t1 / step + 1e-9) + 1)
+
+    def _grid(self) -> str:
+        """Faint lines at the ticks, under the bars."""
+        step, ticks = self._ticks()
+        lines = []
+        for k in ticks:
+            x = self.x(k * step)
+            lines.append(
+                _el("line", x1=x, y1=self.top, x2=x, y2=self.bottom, stroke="#d0d0d0", stroke_width=0.6)
+            )
+        return _el("g", "".join(lines), klass="grid")
+
+    def _axis(self) -> str:
+        step, ticks = self._ticks()
         parts = [_el("line", x1=_LEFT, y1=self.bottom, x2=self.right, y2=self.bottom, stroke="#333333")]
-        for k in range(math.ceil(self.t0 / step - 1e-9), math.floor(self.t1 / step + 1e-9) + 1):
+        for k in ticks:
             x = self.x(k * step)
             parts += [
-                _el("line", x1=x, y1=self.top, x2=x, y2=self.bottom, stroke="#dddddd", stroke_width=0.6),
                 _el("line", klass="tick", x1=x, y1=self.bottom, x2=x, y2=self.bottom + 4, stroke="#333333"),
                 _el("text", _tick_label(k * step, step), x=x, y=self.bottom + 15, text_anchor="middle"),
             ]

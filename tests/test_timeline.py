@@ -344,3 +344,13 @@ def test_cli_draws_one_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     manifest.write_text(MANIFEST + "---\n" + MANIFEST.replace("drawn", "other"))
     assert main(["timeline", "-f", str(manifest)]) == 2
     assert capsys.readouterr().err == f"error: {manifest}: kjob timeline draws one Job; the files hold 2\n"
+
+
+def test_cli_refuses_a_suspended_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(MANIFEST.replace("  completions: 3\n", "  completions: 3\n  suspend: true\n"))
+    assert main(["timeline", "-f", str(manifest)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {manifest}: job.batch/drawn has spec.suspend: true, so no pod would run and `kjob timeline` "
+        "would wait forever; remove it (or set it false) to run the Job here\n"
+    )

@@ -460,16 +460,21 @@ def _report_failure(job: Job, status: JobStatus, args: argparse.Namespace, err: 
     print(f"pod logs kept in {args.log_dir}", file=err, flush=True)
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    jobs = [job for job, _ in _load_jobs(args)]
+def _refuse_suspended(jobs: list[Job], args: argparse.Namespace) -> None:
+    """A suspended Job's command would wait forever: nothing here can resume it."""
     suspended = [job for job in jobs if job.manifest.get("spec", {}).get("suspend") is True]
     if suspended:
         for job in jobs:
             job.delete()
         raise InvalidInput(
             f"{_where(args)}: job.batch/{suspended[0].name} has spec.suspend: true, so no pod would run and "
-            "`kjob run` would wait forever; remove it (or set it false) to run the Job here"
+            f"`kjob {args.command_name}` would wait forever; remove it (or set it false) to run the Job here"
         )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    jobs = [job for job, _ in _load_jobs(args)]
+    _refuse_suspended(jobs, args)
     if getattr(args, "executor", None) is None:
         return _run_job(jobs[0], args) if len(jobs) == 1 else _run_jobs(jobs, args)
     # One executor serves every Job of the files.
@@ -490,6 +495,7 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
         for job in jobs:
             job.delete()
         raise InvalidInput(f"{_where(args)}: kjob timeline draws one Job; the files hold {len(jobs)}")
+    _refuse_suspended(jobs, args)
     job = jobs[0]
     output, args.output = args.output, None
     try:

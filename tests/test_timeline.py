@@ -52,7 +52,7 @@ def test_indexed_job_retries_an_index_and_ignores_a_policy_failure(tmp_path: Pat
     # Index 1 fails twice (counted), index 2 exits 3 once (podFailurePolicy Ignore), the
     # rest succeed: pod_failure_policy.go keeps the exit-3 failure out of status.failed.
     script = (
-        f'f={tmp_path}/i$JOB_COMPLETION_INDEX; n=$(cat $f 2>/dev/null || echo 0); echo $((n+1)) > $f; '
+        f"f={tmp_path}/i$JOB_COMPLETION_INDEX; n=$(cat $f 2>/dev/null || echo 0); echo $((n+1)) > $f; "
         'if [ "$JOB_COMPLETION_INDEX" = 1 ] && [ $n -lt 2 ]; then exit 1; fi; '
         'if [ "$JOB_COMPLETION_INDEX" = 2 ] && [ $n -lt 1 ]; then exit 3; fi; exit 0'
     )
@@ -63,7 +63,9 @@ def test_indexed_job_retries_an_index_and_ignores_a_policy_failure(tmp_path: Pat
         parallelism=3,
         completion_mode="Indexed",
         backoff_limit=6,
-        pod_failure_policy={"rules": [{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}]},
+        pod_failure_policy={
+            "rules": [{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}]
+        },
         backoff_initial_seconds=0.05,
         log_dir=tmp_path / "logs",
     )
@@ -142,25 +144,28 @@ def test_deleted_job_kills_its_running_pods_which_are_active_before(tmp_path: Pa
     assert [b.get("fill") for b in bars(parse(ended.svg()))] == [COLOURS["killed"]] * 2
 
 
-def test_evicted_pod_fails_or_is_ignored_by_a_disruption_rule(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("action", "expected"), [(None, "failed"), ("Ignore", "ignored")])
+def test_evicted_pod_fails_or_is_ignored_by_a_disruption_rule(
+    tmp_path: Path, action: str | None, expected: str
+) -> None:
     # An eviction (DisruptionTarget) is a failure Kubernetes counts, unless a rule ignores it.
-    for policy, expected in [(None, "failed"), ("Ignore", "ignored")]:
-        rules = [{"action": policy, "onPodConditions": [{"type": "DisruptionTarget"}]}] if policy else []
-        job = kjob.Job(
-            name="evicted",
-            command="sleep 300",
-            backoff_limit=3,
-            termination_grace_period_seconds=1,
-            pod_failure_policy={"rules": rules} if rules else None,
-            backoff_initial_seconds=0.01,
-            log_dir=tmp_path,
-        )
-        job.start()
-        wait_for(lambda: job.status.ready == 1)
-        job.evict(job.pods()[0].name)
-        wait_for(lambda: len(job.pods()) == 2)
-        job.delete()
-        assert [(r.attempt, r.counted_as) for r in job.timeline()] == [(0, expected), (1, "killed")]
+    rules = [{"action": action, "onPodConditions": [{"type": "DisruptionTarget"}]}] if action else []
+    job = kjob.Job(
+        name="evicted",
+        command="sleep 300",
+        backoff_limit=3,
+        termination_grace_period_seconds=1,
+        pod_failure_policy={"rules": rules} if rules else None,
+        backoff_initial_seconds=0.01,
+        log_dir=tmp_path,
+    )
+    job.start()
+    wait_for(lambda: job.status.ready == 1)
+    job.evict(job.pods()[0].name)
+    wait_for(lambda: len(job.pods()) == 2)
+    assert job.status.failed == (1 if action is None else 0)
+    job.delete()
+    assert [(r.attempt, r.counted_as) for r in job.timeline()] == [(0, expected), (1, "killed")]
 
 
 def test_active_deadline_kills_a_nonindexed_job_and_marks_the_failure(tmp_path: Path) -> None:
@@ -187,7 +192,10 @@ def test_active_deadline_kills_a_nonindexed_job_and_marks_the_failure(tmp_path: 
     status = job.run(timeout=30)
     assert status.condition("Failed") is not None
     timeline = job.timeline()
-    assert [(r.index, r.attempt, r.counted_as) for r in timeline] == [(None, 0, "killed"), (None, 1, "killed")]
+    assert [(r.index, r.attempt, r.counted_as) for r in timeline] == [
+        (None, 0, "killed"),
+        (None, 1, "killed"),
+    ]
     assert [(m.condition, m.reason) for m in timeline.marks] == [
         ("FailureTarget", "DeadlineExceeded"),
         ("Failed", "DeadlineExceeded"),
@@ -268,7 +276,9 @@ def test_svg_draws_gaps_marks_axis_and_legend() -> None:
 
 def test_svg_legend_shows_only_the_outcomes_present_and_an_empty_timeline_draws() -> None:
     one = Timeline("one", [TimelineRow(None, 0, "one-x", 0.0, 0.5, "Succeeded", "succeeded")])
-    legend = [g.get("data-counted-as") or g.get("data-legend") for g in groups(parse(one.svg()), "legend-item")]
+    legend = [
+        g.get("data-counted-as") or g.get("data-legend") for g in groups(parse(one.svg()), "legend-item")
+    ]
     assert legend == ["succeeded", "gap"]
     empty = parse(Timeline("none", []).svg())
     assert bars(empty) == []
@@ -286,7 +296,8 @@ def test_svg_of_a_huge_job_draws_the_first_rows_and_says_how_many_it_left_out() 
 
 
 @pytest.mark.parametrize(
-    ("span", "step"), [(1.0, 0.2), (5.0, 1.0), (7.3, 1.0), (9.0, 2.0), (60.0, 10.0), (600.0, 100.0), (0.004, 0.0005)]
+    ("span", "step"),
+    [(1.0, 0.2), (5.0, 1.0), (7.3, 1.0), (9.0, 2.0), (60.0, 10.0), (600.0, 100.0), (0.004, 0.0005)],
 )
 def test_ticks_are_round_steps(span: float, step: float) -> None:
     assert _tick_step(span) == pytest.approx(step)
@@ -297,7 +308,10 @@ def test_table_and_repr_html() -> None:
         "INDEX   ATTEMPT   POD          CREATED   FINISHED   PHASE       COUNTED-AS",
         "0       0         demo-0-a     0.000     2.000      Succeeded   succeeded",
     ]
-    assert EXAMPLE.table().splitlines()[5] == "3       0         demo-3-<&>   1.000     -          Running     active"
+    assert (
+        EXAMPLE.table().splitlines()[5]
+        == "3       0         demo-3-<&>   1.000     -          Running     active"
+    )
     assert EXAMPLE._repr_html_() == EXAMPLE.svg()
     assert EXAMPLE.horizon() == 5.0
 

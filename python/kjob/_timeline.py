@@ -245,7 +245,7 @@ def _seconds(t: float) -> str:
 def _tick_step(span: float) -> float:
     """A round step (1, 2 or 5 times a power of ten) giving five to ten ticks over ``span``."""
     raw = span / 8
-    power = 10 ** math.floor(math.log10(raw))
+    power = 10.0 ** math.floor(math.log10(raw))
     return next((m * power for m in (1, 2, 5) if m * power >= raw), 10 * power)
 
 

@@ -26,7 +26,6 @@ from ._kjob import KjobError, NativeJob, check_seconds
 from ._kwargs import Command, EnvLike, manifest_from_kwargs
 from ._names import generated_name
 from ._signature import check_target_call
-from ._timeline import Timeline, timeline_of
 from ._types import Event, JobStatus, NativeSpec, Pod, linked_to_job
 from .manifest import KjobWarning, load_manifests, normalize_manifest
 
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ._kjob import ChangeFeed
+    from ._timeline import Timeline
 
 __all__ = ["Job"]
 
@@ -871,6 +871,8 @@ class Job:
         counted (succeeded, failed, ignored, killed, active), and the Job's conditions as
         marks. Kept after ``delete()``, which a picture of how the Job ended needs.
         ``timeline().svg()`` draws it."""
+        from ._timeline import timeline_of
+
         status = self.status
         end = status.completion_time
         failed = status.condition("Failed")

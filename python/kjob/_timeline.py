@@ -12,7 +12,6 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, overload
-from xml.sax.saxutils import escape, quoteattr
 
 if TYPE_CHECKING:
     from ._types import Condition, Pod
@@ -221,6 +220,16 @@ _RIGHT = 24
 _LABEL_LINE = 13  # height of one line of condition labels
 _CHAR = 6.2  # the width of a character at 11 px, near enough to keep labels apart
 _GAP_LABEL = "wait before the next attempt"
+
+
+def escape(text: str) -> str:
+    """XML text: ``&``, ``<`` and ``>`` escaped (xml.sax.saxutils would cost its imports)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def quoteattr(text: str) -> str:
+    """An XML attribute value in double quotes."""
+    return '"' + escape(text).replace('"', "&quot;") + '"'
 
 
 def _el(tag: str, body: str = "", **attrs: object) -> str:

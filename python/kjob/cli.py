@@ -660,7 +660,7 @@ def _add_filename(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
-def _add_run_options(p: argparse.ArgumentParser, outputs: list[str]) -> None:
+def _add_run_options(p: argparse.ArgumentParser, outputs: list[str], output_help: str | None = None) -> None:
     p.add_argument(
         "--timeout",
         type=_non_negative_seconds,
@@ -673,7 +673,8 @@ def _add_run_options(p: argparse.ArgumentParser, outputs: list[str]) -> None:
         "--output",
         choices=outputs,
         default=None,
-        help="when the Job ends, print it like `kubectl get job -o FORMAT` "
+        help=output_help
+        or "when the Job ends, print it like `kubectl get job -o FORMAT` "
         "(json/yaml: the whole object with its status; wide: a table row)",
     )
     p.add_argument(
@@ -780,10 +781,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_filename(timeline)
     timeline.add_argument("--strict", action="store_true", help="refuse fields kjob cannot honour locally")
-    _add_run_options(timeline, ["svg", "table"])
-    for action in timeline._actions:
-        if action.dest == "output":
-            action.help = "svg: an SVG picture (default); table: the rows as text"
+    _add_run_options(timeline, ["svg", "table"], "svg: an SVG picture (default); table: the rows as text")
     timeline.add_argument(
         "--output-file", default=None, metavar="PATH", help="write the timeline to PATH instead of stdout"
     )

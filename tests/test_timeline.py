@@ -144,6 +144,21 @@ def test_deleted_job_kills_its_running_pods_which_are_active_before(tmp_path: Pa
     assert [b.get("fill") for b in bars(parse(ended.svg()))] == [COLOURS["killed"]] * 2
 
 
+def test_suspended_job_kills_its_pods_and_marks_the_suspension(tmp_path: Path) -> None:
+    job = kjob.Job(name="paused", command="sleep 300", termination_grace_period_seconds=1, log_dir=tmp_path)
+    job.start()
+    try:
+        wait_for(lambda: job.status.ready == 1)
+        job.suspend()
+        wait_for(lambda: job.pods()[0].phase == "Failed")
+        timeline = job.timeline()
+        assert [(r.phase, r.counted_as) for r in timeline] == [("Failed", "killed")]
+        assert [(m.condition, m.reason) for m in timeline.marks] == [("Suspended", "JobSuspended")]
+        assert timeline.end is None
+    finally:
+        job.delete()
+
+
 @pytest.mark.parametrize(("action", "expected"), [(None, "failed"), ("Ignore", "ignored")])
 def test_evicted_pod_fails_or_is_ignored_by_a_disruption_rule(
     tmp_path: Path, action: str | None, expected: str

@@ -22,7 +22,11 @@ from ._types import Condition, Event, ExceptionText, JobStatus, Pod, PodConditio
 from .manifest import KjobWarning
 
 if TYPE_CHECKING:
+    from ._timeline import Timeline, TimelineMark, TimelineRow
     from ._worker import PodContext
+
+# Names whose modules `import kjob` leaves unloaded (the timeline's dataclasses import inspect).
+_LAZY = {"Timeline": "_timeline", "TimelineMark": "_timeline", "TimelineRow": "_timeline"}
 
 
 def __getattr__(name: str) -> Any:
@@ -32,12 +36,16 @@ def __getattr__(name: str) -> Any:
         from ._worker import PodContext
 
         return PodContext
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    # Tab completion lists the lazy name too.
-    return sorted({*globals(), "PodContext"})
+    # Tab completion lists the lazy names too.
+    return sorted({*globals(), "PodContext", *_LAZY})
 
 
 def pod_context() -> PodContext:
@@ -72,6 +80,9 @@ __all__ = [
     "Pod",
     "PodCondition",
     "PodContext",
+    "Timeline",
+    "TimelineMark",
+    "TimelineRow",
     "configure",
     "pod_context",
     "shutdown_workers",

@@ -52,11 +52,15 @@ def status_html(status: JobStatus, title: str = "JobStatus") -> str:
     return "".join(parts)
 
 
-def job_html(name: str, state: str, details: Sequence[tuple[str, object]], status: JobStatus) -> str:
+def job_html(
+    name: str, state: str, details: Sequence[tuple[str, object]], status: JobStatus, picture: str = ""
+) -> str:
+    """The Job's table, status and ``picture``: the SVG of its timeline (once it has pods)."""
     head = _table([_row([key for key, _ in details], header=True), _row([value for _, value in details])])
     return (
         f"<div><b>kjob.Job {html.escape(name)}</b> &mdash; {html.escape(state)}"
         + head
         + status_html(status, title="status")
+        + (f'<div style="margin-top:6px">{picture}</div>' if picture else "")
         + "</div>"
     )

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ._kjob import ChangeFeed
+    from ._timeline import Timeline
 
 __all__ = ["Job"]
 
@@ -864,6 +865,22 @@ class Job:
             return []
         return self._all_pods()
 
+    def timeline(self) -> Timeline:
+        """The Job's pods over time (:class:`kjob.Timeline`): a row per pod with its index,
+        attempt, creation and finish in seconds since the Job started, phase and how it
+        counted (succeeded, failed, ignored, killed, active), and the Job's conditions as
+        marks. Kept after ``delete()``, which a picture of how the Job ended needs.
+        ``timeline().svg()`` draws it."""
+        from ._timeline import timeline_of
+
+        status = self.status
+        end = status.completion_time
+        failed = status.condition("Failed")
+        if end is None and failed is not None and failed.status == "True":
+            end = failed.last_transition_time
+        now = _dt.datetime.now(_dt.timezone.utc)
+        return timeline_of(self._name, self._all_pods(), status.conditions, status.start_time, end, now)
+
     def _all_pods(self) -> list[Pod]:
         """Every pod, even after the Job is deleted: what a report of how it ended needs."""
         return self._native.pods()
@@ -982,7 +999,8 @@ class Job:
         if status.start_time is not None:
             end = status.completion_time or _dt.datetime.now(_dt.timezone.utc)
             details.append(("duration", _export.human_duration((end - status.start_time).total_seconds())))
-        return job_html(self._name, self._state(status), details, status)
+        picture = self.timeline().svg() if self._native.started and self._all_pods() else ""
+        return job_html(self._name, self._state(status), details, status, picture)
 
 
 # ---- the package's own access to a Job ---------------------------------------------------

@@ -320,6 +320,9 @@ class Pod(_Snapshot):
         "container_exit_codes",
         "failed_container",
         "node_name",
+        "creation_time",
+        "deletion_time",
+        "failure_ignored",
     )
     __slots__ = __match_args__ = _fields
     name: str
@@ -358,6 +361,13 @@ class Pod(_Snapshot):
     #: Where the pod ran (``spec.nodeName``): the address of the Dask worker for a pod of
     #: :class:`kjob.DaskExecutor`, this machine's host name for a local pod.
     node_name: str | None
+    #: When the Job made the pod (``metadata.creationTimestamp``).
+    creation_time: _dt.datetime | None
+    #: When the pod was asked to stop (``metadata.deletionTimestamp``): by the Job (deleted,
+    #: suspended, past a deadline, finished) or by an eviction; None otherwise.
+    deletion_time: _dt.datetime | None
+    #: A failed pod that a ``podFailurePolicy`` ``Ignore`` rule kept out of ``status.failed``.
+    failure_ignored: bool
 
     def __init__(
         self,
@@ -383,6 +393,9 @@ class Pod(_Snapshot):
         container_exit_codes: dict[str, int] | None = None,
         failed_container: str | None = None,
         node_name: str | None = None,
+        creation_time: _dt.datetime | None = None,
+        deletion_time: _dt.datetime | None = None,
+        failure_ignored: bool = False,
     ) -> None:
         conditions = [] if conditions is None else conditions
         container_exit_codes = {} if container_exit_codes is None else container_exit_codes

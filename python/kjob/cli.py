@@ -460,16 +460,21 @@ def _report_failure(job: Job, status: JobStatus, args: argparse.Namespace, err: 
     print(f"pod logs kept in {args.log_dir}", file=err, flush=True)
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    jobs = [job for job, _ in _load_jobs(args)]
+def _refuse_suspended(jobs: list[Job], args: argparse.Namespace) -> None:
+    """A suspended Job's command would wait forever: nothing here can resume it."""
     suspended = [job for job in jobs if job.manifest.get("spec", {}).get("suspend") is True]
     if suspended:
         for job in jobs:
             job.delete()
         raise InvalidInput(
             f"{_where(args)}: job.batch/{suspended[0].name} has spec.suspend: true, so no pod would run and "
-            "`kjob run` would wait forever; remove it (or set it false) to run the Job here"
+            f"`kjob {args.command_name}` would wait forever; remove it (or set it false) to run the Job here"
         )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    jobs = [job for job, _ in _load_jobs(args)]
+    _refuse_suspended(jobs, args)
     if getattr(args, "executor", None) is None:
         return _run_job(jobs[0], args) if len(jobs) == 1 else _run_jobs(jobs, args)
     # One executor serves every Job of the files.
@@ -480,6 +485,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _run_job(jobs[0], args) if len(jobs) == 1 else _run_jobs(jobs, args)
     finally:
         executor.close()
+
+
+def _cmd_timeline(args: argparse.Namespace) -> int:
+    """``kjob timeline -f FILE``: runs the Job as ``kjob run`` does (its progress on stderr),
+    then writes its timeline: an SVG picture (``-o svg``) or a table (``-o table``)."""
+    jobs = [job for job, _ in _load_jobs(args)]
+    if len(jobs) != 1:
+        for job in jobs:
+            job.delete()
+        raise InvalidInput(f"{_where(args)}: kjob timeline draws one Job; the files hold {len(jobs)}")
+    _refuse_suspended(jobs, args)
+    job = jobs[0]
+    output, args.output = args.output, None
+    try:
+        code = _run_job(job, args, streams=(sys.stderr, sys.stderr))
+        timeline = job.timeline()
+    finally:
+        if not job.is_deleted:
+            job.delete()
+    text = timeline.svg() if output == "svg" else timeline.table()
+    if args.output_file is None:
+        print(text)
+    else:
+        Path(args.output_file).write_text(text + "\n", encoding="utf-8")
+        print(f"timeline of job.batch/{job.name} written to {args.output_file}", file=sys.stderr)
+    return code
 
 
 def _executor(url: str, jobs: list[Job]) -> DaskExecutor:
@@ -629,7 +660,7 @@ def _add_filename(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
-def _add_run_options(p: argparse.ArgumentParser, outputs: list[str]) -> None:
+def _add_run_options(p: argparse.ArgumentParser, outputs: list[str], output_help: str | None = None) -> None:
     p.add_argument(
         "--timeout",
         type=_non_negative_seconds,
@@ -642,7 +673,8 @@ def _add_run_options(p: argparse.ArgumentParser, outputs: list[str]) -> None:
         "--output",
         choices=outputs,
         default=None,
-        help="when the Job ends, print it like `kubectl get job -o FORMAT` "
+        help=output_help
+        or "when the Job ends, print it like `kubectl get job -o FORMAT` "
         "(json/yaml: the whole object with its status; wide: a table row)",
     )
     p.add_argument(
@@ -738,6 +770,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_run_options(run, ["json", "yaml", "wide", "name"])
     run.set_defaults(handler=_cmd_run)
+
+    timeline = sub.add_parser(
+        "timeline",
+        help="run the Job in a manifest and draw its pods over time",
+        description="Run the Job in FILE as `kjob run` does (progress on stderr), then write its "
+        "timeline: one row per index (per pod for NonIndexed), a bar per attempt coloured by how "
+        "it ended, the waits between attempts and the Job's conditions. -o svg (the default) "
+        "writes an SVG picture, -o table the rows as text. Exit status as `kjob run`.",
+    )
+    _add_filename(timeline)
+    timeline.add_argument("--strict", action="store_true", help="refuse fields kjob cannot honour locally")
+    _add_run_options(timeline, ["svg", "table"], "svg: an SVG picture (default); table: the rows as text")
+    timeline.add_argument(
+        "--output-file", default=None, metavar="PATH", help="write the timeline to PATH instead of stdout"
+    )
+    timeline.set_defaults(handler=_cmd_timeline, output="svg")
 
     validate = sub.add_parser(
         "validate",
@@ -850,7 +898,7 @@ def main(argv: list[str] | None = None) -> int:
     # Pod logs go to a folder this command owns and removes at its very end, so that they can
     # still be read after the Job is gone (a ttlSecondsAfterFinished of 0 deletes it at once).
     # A failed Job's folder is kept (and its path printed) for the user to read the logs.
-    runs_jobs = handler in (_cmd_run, _cmd_create_job, _cmd_create_from_files)
+    runs_jobs = handler in (_cmd_run, _cmd_create_job, _cmd_create_from_files, _cmd_timeline)
     own_logs = runs_jobs and args.log_dir is None
     args.keep_logs = False
     previous = _catch_signals() if runs_jobs else {}

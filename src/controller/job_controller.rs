@@ -588,6 +588,12 @@ impl Controller {
             .find_map(|p| self.pfp_match(p).fail_job_message)
     }
 
+    /// A failed pod whose failure a `podFailurePolicy` `Ignore` rule leaves out of
+    /// `status.failed` (`pod_failure_policy.go`, `matchPodFailurePolicy`: count = false).
+    pub fn is_failure_ignored(&self, pod: &Pod) -> bool {
+        self.spec.pod_failure_policy.is_some() && self.is_pod_failed(pod) && !self.pfp_match(pod).count_failed
+    }
+
     fn pfp_match(&self, pod: &Pod) -> PfpMatch {
         match_pod_failure_policy(
             self.spec.pod_failure_policy.as_ref(),

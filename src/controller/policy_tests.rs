@@ -452,3 +452,24 @@ fn huge_deadlines_do_not_overflow() {
     assert!(c.is_finished());
     assert_eq!(c.sync(secs(4)).wake_at, Some(Duration::MAX));
 }
+
+/// What the timeline colours `ignored`: the failed pods an `Ignore` rule left out of
+/// `status.failed` (`pod_failure_policy.go`, `matchPodFailurePolicy` returning count = false).
+#[test]
+fn is_failure_ignored_names_the_failed_pods_an_ignore_rule_left_uncounted() {
+    for policy in [true, false] {
+        let mut s = spec(2, Some(2), 6, false);
+        if policy {
+            s.pod_failure_policy = Some(PodFailurePolicy { rules: vec![exit_rule(PfpAction::Ignore, &[3])] });
+        }
+        let mut c = Controller::new(s);
+        let plan = c.sync(secs(0));
+        let pods = start(&mut c, &plan, secs(0));
+        let ignored = |c: &Controller, id: PodId| c.is_failure_ignored(c.pod(id).unwrap());
+        assert!(!ignored(&c, pods[0]), "a running pod");
+        exit(&mut c, pods[0], 3, secs(1));
+        exit(&mut c, pods[1], 1, secs(1));
+        assert_eq!((ignored(&c, pods[0]), ignored(&c, pods[1])), (policy, false));
+        assert_eq!(c.status().failed, if policy { 1 } else { 2 });
+    }
+}

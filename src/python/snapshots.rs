@@ -72,7 +72,7 @@ pub struct Snapshots<'py, W> {
     last_number: Option<(u32, Bound<'py, PyString>)>,
     /// Times by field, shared with the previous pod's: pods started or ended together share
     /// one datetime.
-    last_times: [Option<(Time, Bound<'py, PyAny>)>; 2],
+    last_times: [Option<(Time, Bound<'py, PyAny>)>; 3],
     /// And log paths: callable pods share their worker's log file (see [`Self::log_path`]).
     shared_log_paths: HashMap<*const u8, Bound<'py, PyString>>,
 }
@@ -96,7 +96,7 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
             wall,
             keys: Vec::new(),
             last_number: None,
-            last_times: [None, None],
+            last_times: [None, None, None],
             shared_log_paths: HashMap::new(),
         })
     }
@@ -278,6 +278,9 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
         set(d, intern!(py, "restart_count"), p.restart_count)?;
         set(d, intern!(py, "start_time"), self.pod_time(0, p.started_at)?)?;
         set(d, intern!(py, "finish_time"), self.pod_time(1, p.finished_at)?)?;
+        set(d, intern!(py, "creation_time"), self.pod_time(2, Some(p.created_at))?)?;
+        set(d, intern!(py, "deletion_time"), self.time(p.deletion_requested_at)?)?;
+        set(d, intern!(py, "failure_ignored"), v.failure_ignored)?;
         set(d, intern!(py, "log_path"), self.log_path(&v.log_path, v.log_range.is_some()))?;
         set(d, intern!(py, "pid"), v.pid)?;
         set(d, intern!(py, "labels"), self.entries(&job.labels, pod_own_labels(p))?)?;

@@ -140,6 +140,8 @@ pub struct PodView {
     /// Callable pods share a worker's log file: their output is this byte range of it.
     pub log_range: Option<(u64, u64)>,
     pub pid: Option<i32>,
+    /// A failed pod that a `podFailurePolicy` `Ignore` rule kept out of the Job's `failed`.
+    pub failure_ignored: bool,
 }
 
 /// Every pod of a Job, oldest first (they deref to a slice of [`PodView`]s), with what their

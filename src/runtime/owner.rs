@@ -463,6 +463,7 @@ impl Owner {
                     },
                     log_range: range.map(|(_, a, b)| (*a, *b)),
                     pid: self.executor.as_ref().and_then(|e| e.pid(pod.id)),
+                    failure_ignored: controller.is_failure_ignored(pod),
                 }
             })
             .collect();

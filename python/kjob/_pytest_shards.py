@@ -444,8 +444,13 @@ def run(opts: Options) -> int:
     words.append(f"{passed} passed")
     words += [f"{n} {w}" for n, w in ((merged.skipped, "skipped"), (merged.errors, "errors")) if n]
     words += [f"{len(merged.flaky)} flaky"] if merged.flaky else []
+    retried = sum(1 for pod in pods if pod.attempt > 0)
     elapsed = time.monotonic() - started
-    print(f"kjob pytest: {', '.join(words)} in {len(shards)} shards, {elapsed:.2f}s (exit code {code})")
+    print(
+        f"kjob pytest: {', '.join(words)} in {len(shards)} shards"
+        + (f" ({retried} retried)" if retried else "")
+        + f", {elapsed:.2f}s (exit code {code})"
+    )
     return code
 
 

@@ -161,7 +161,18 @@ def test_the_second_run_is_balanced_by_the_first_runs_durations(tmp_path: Path) 
 def test_dry_run_prints_a_valid_indexed_job_carrying_its_shards(tmp_path: Path) -> None:
     folder = _suite(tmp_path, {"test_a.py": PASSING})
     done = _kjob_pytest(
-        folder, "--shards", "3", "--retries", "2", "--dry-run", "-o", "yaml", "--image", "python:3.12", "--", "-x"
+        folder,
+        "--shards",
+        "3",
+        "--retries",
+        "2",
+        "--dry-run",
+        "-o",
+        "yaml",
+        "--image",
+        "python:3.12",
+        "--",
+        "-x",
     )
     assert done.returncode == 0, done.stderr
     job = yaml.safe_load(done.stdout)
@@ -206,7 +217,10 @@ def test_split_with_durations_balances_the_shards() -> None:
     assert shards == [["t::a", "t::d"], ["t::b", "t::c", "t::e", "t::f"]]
     assert [sum(durations[n] for n in s) for s in shards] == [11.0, 11.0]
     # A test with no recorded duration weighs the median of the known ones.
-    assert split([*ids, "t::new"], 2, durations) == [["t::a", "t::e", "t::new"], ["t::b", "t::c", "t::d", "t::f"]]
+    assert split([*ids, "t::new"], 2, durations) == [
+        ["t::a", "t::e", "t::new"],
+        ["t::b", "t::c", "t::d", "t::f"],
+    ]
 
 
 def test_split_refuses_zero_shards() -> None:

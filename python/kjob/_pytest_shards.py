@@ -366,7 +366,9 @@ def dry_run(opts: Options, image: str, python: str = "python") -> dict[str, Any]
     hold the suite, pytest and kjob, and run in the suite's folder."""
     collected = collect(opts.pytest_args)
     if collected.code not in (OK, NO_TESTS_COLLECTED) or not collected.nodeids:
-        raise Failed(collected.code or NO_TESTS_COLLECTED, collected.output or "kjob pytest: no tests collected\n")
+        raise Failed(
+            collected.code or NO_TESTS_COLLECTED, collected.output or "kjob pytest: no tests collected\n"
+        )
     shards = split(collected.nodeids, opts.shards, collected.durations)
     inline = encode_shards(shards)
     if len(inline) > _MAX_INLINE:
@@ -465,7 +467,9 @@ def _exit_code(pods: list[Any], failed_indexes: str | None) -> int:
     for pod in pods:
         if pod.exit_code is not None and pod.index is not None:
             last[pod.index] = pod.exit_code
-    codes = [c if c in (INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR) else TESTS_FAILED for c in last.values() if c]
+    codes = [
+        c if c in (INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR) else TESTS_FAILED for c in last.values() if c
+    ]
     return max(codes, default=TESTS_FAILED)
 
 

@@ -704,7 +704,9 @@ def _cmd_pytest(args: argparse.Namespace) -> int:
     if args.dry_run == "none":
         return _pytest_shards.run(opts)
     if args.output not in ("yaml", "json") or not args.image:
-        raise InvalidInput("kjob pytest --dry-run prints the Job for a cluster: give -o yaml|json and --image")
+        raise InvalidInput(
+            "kjob pytest --dry-run prints the Job for a cluster: give -o yaml|json and --image"
+        )
     try:
         manifest = _pytest_shards.dry_run(opts, args.image)
     except _pytest_shards.Failed as e:

@@ -423,6 +423,11 @@ def run(opts: Options) -> int:
         try:
             job.start()
             status = job.wait()
+        except KeyboardInterrupt:
+            # As pytest does on Ctrl-C: no pod is left running, and the status is 2.
+            job.delete()
+            print("kjob pytest: interrupted")
+            return INTERRUPTED
         except BaseException:
             job.delete()
             raise

@@ -900,7 +900,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args([_dry_run_flag(a) for a in argv if a != "--dry-run=none"])
     args.command = command
     if command and getattr(args, "handler", None) not in (_cmd_create_job, _cmd_pytest):
-        parser.error("only `kjob create job` and `kjob pytest` take arguments after --")
+        parser.error("only `kjob create job` takes a command after --")
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is _cmd_create_from_files and not args.filename:
         parser.error("kjob create: give -f FILE, or a KIND (kjob create job NAME -- CMD)")

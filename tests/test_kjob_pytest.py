@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -197,6 +198,31 @@ def test_dry_run_needs_an_image_and_an_output(tmp_path: Path) -> None:
     done = _kjob_pytest(_suite(tmp_path, {}), "--shards", "2", "--dry-run")
     assert done.returncode == 2
     assert "give -o yaml|json and --image" in done.stderr
+
+
+def test_dry_run_json_is_the_same_job(tmp_path: Path) -> None:
+    folder = _suite(tmp_path, {"test_a.py": PASSING})
+    common = ("--shards", "2", "--dry-run", "--image", "python:3.12")
+    as_json = _kjob_pytest(folder, *common, "-o", "json")
+    as_yaml = _kjob_pytest(folder, *common, "-o", "yaml")
+    assert as_json.returncode == as_yaml.returncode == 0, as_json.stderr + as_yaml.stderr
+    assert json.loads(as_json.stdout) == yaml.safe_load(as_yaml.stdout)
+
+
+def test_dry_run_of_a_suite_without_tests_exits_5(tmp_path: Path) -> None:
+    folder = _suite(tmp_path, {"test_a.py": PASSING})
+    done = _kjob_pytest(
+        folder, "--shards", "2", "--dry-run", "-o", "yaml", "--image", "i", "--", "-k", "nothing"
+    )
+    assert done.returncode == 5
+    assert "no tests collected (7 deselected)" in done.stdout
+
+
+@pytest.mark.parametrize("flags", [("--shards", "0"), ("--shards", "2", "--retries", "-1")])
+def test_shards_and_retries_out_of_range_are_refused(tmp_path: Path, flags: tuple[str, ...]) -> None:
+    done = _kjob_pytest(_suite(tmp_path, {}), *flags)
+    assert done.returncode == 2
+    assert done.stderr == "error: --shards must be at least 1 and --retries at least 0\n"
 
 
 def test_split_without_durations_is_stable_round_robin_by_hash() -> None:

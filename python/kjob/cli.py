@@ -720,6 +720,37 @@ exit status: 0 complete (or valid), 1 failed or timed out, 2 invalid input, 130 
 (Ctrl-C deletes the Job first: nothing is left running)."""
 
 
+def _cmd_pytest(args: argparse.Namespace) -> int:
+    """``kjob pytest``: the suite as an Indexed Job (see ``_pytest_shards``)."""
+    from . import _pytest_shards
+
+    if args.shards < 1 or args.retries < 0:
+        raise InvalidInput("--shards must be at least 1 and --retries at least 0")
+    opts = _pytest_shards.Options(
+        shards=args.shards,
+        retries=args.retries,
+        junitxml=args.junitxml,
+        pytest_args=list(args.command),
+        backoff_seconds=args.backoff_initial_seconds,
+    )
+    if args.dry_run == "none":
+        return _pytest_shards.run(opts)
+    if args.output not in ("yaml", "json") or not args.image:
+        raise InvalidInput(
+            "kjob pytest --dry-run prints the Job for a cluster: give -o yaml|json and --image"
+        )
+    try:
+        manifest = _pytest_shards.dry_run(opts, args.image)
+    except _pytest_shards.Failed as e:
+        sys.stdout.write(e.output)
+        return e.code
+    if args.output == "json":
+        print(json.dumps(manifest, indent=4))
+    else:
+        print(yaml.safe_dump(manifest, sort_keys=False), end="")
+    return EXIT_COMPLETE
+
+
 def _cmd_version(args: argparse.Namespace) -> int:
     from . import __version__
 
@@ -854,6 +885,37 @@ def _parser() -> argparse.ArgumentParser:
     # The command after `--` is split off before parsing (see main): argparse would otherwise
     # take the options of CMD for its own.
     job.set_defaults(handler=_cmd_create_job, strict=False)
+
+    tests = sub.add_parser(
+        "pytest",
+        help="run a pytest suite as an Indexed Job, one pod per shard",
+        usage="kjob pytest --shards N [--retries K] [--junitxml PATH] [-- PYTEST ARGS...]\n"
+        "       kjob pytest --shards N --dry-run -o yaml --image IMAGE [-- PYTEST ARGS...]",
+        description="Collect the tests once, split them into N shards (balanced by the last "
+        "run's durations when known) and run them as an Indexed Job of N pods; a shard whose "
+        "tests failed is retried alone, up to K times (backoffLimitPerIndex). Tests that failed "
+        "and then passed are reported flaky. Exit status: pytest's.",
+    )
+    tests.add_argument("--shards", type=int, required=True, metavar="N", help="pods, one per shard")
+    tests.add_argument(
+        "--retries",
+        type=int,
+        default=0,
+        metavar="K",
+        help="retries of a failed shard (backoffLimitPerIndex; default 0: a failure is final)",
+    )
+    tests.add_argument("--junitxml", default=None, metavar="PATH", help="write the merged JUnit XML here")
+    tests.add_argument(
+        "--backoff-initial-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="delay before a failed shard's retry (doubling; default Kubernetes' 10)",
+    )
+    tests.add_argument("--image", default=None, help="container image for --dry-run")
+    tests.add_argument("-o", "--output", choices=["yaml", "json"], default=None, help="with --dry-run")
+    _add_dry_run(tests)
+    tests.set_defaults(handler=_cmd_pytest)
     return parser
 
 
@@ -885,7 +947,7 @@ def main(argv: list[str] | None = None) -> int:
         argv, command = argv[:split], argv[split + 1 :]
     args = parser.parse_args([_dry_run_flag(a) for a in argv if a != "--dry-run=none"])
     args.command = command
-    if command and getattr(args, "handler", None) is not _cmd_create_job:
+    if command and getattr(args, "handler", None) not in (_cmd_create_job, _cmd_pytest):
         parser.error("only `kjob create job` takes a command after --")
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is _cmd_create_from_files and not args.filename:

@@ -40,7 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    value = config.getoption("kjob_backoff") or config.getini("kjob_backoff")
+    value, source = config.getoption("kjob_backoff"), "--kjob-backoff"
+    if value is None:
+        value, source = config.getini("kjob_backoff"), "ini kjob_backoff"
     if not value:
         return
     from ._config import configure, default_backoff
@@ -50,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
         previous = default_backoff()
         configure(backoff_initial_seconds=seconds)
     except (TypeError, ValueError) as e:
-        raise pytest.UsageError(f"--kjob-backoff / kjob_backoff: {value!r}: {e}") from None
+        raise pytest.UsageError(f"{source}: {e}") from None
     # Restored at the end: pytest can run in-process several times (pytester), and a
     # session's option must not leak into the next.
     config.add_cleanup(lambda: configure(backoff_initial_seconds=previous[0]))
@@ -73,8 +75,6 @@ def describe_job(job: Job) -> str:
     from ._failures import describe_failed_pods, failed_pods
     from ._job import all_pods, job_status_word
 
-    if job.executor is None and not _started(job):
-        return f"Job {job.name!r}: NotStarted"
     status = job.status
     lines = [f"Job {job.name!r}: {job_status_word(job, status)} ({status_counts(status)})"]
     lines += [
@@ -85,16 +85,6 @@ def describe_job(job: Job) -> str:
     if failed:
         lines.append("  " + describe_failed_pods(failed).replace("\n", "\n  "))
     return "\n".join(lines)
-
-
-def _started(job: Job) -> bool:
-    from ._kjob import KjobError
-
-    try:
-        job.status  # noqa: B018 (raises for a Job neither started nor deleted)
-    except KjobError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="session")
@@ -177,10 +167,10 @@ def delete_and_check(job: Job) -> list[str]:
     left = outlived(before)
     if not left:
         return []
+    details = "".join(f"\n  pid {pid}: {_cmdline(pid)}" for pid in left)
     for pid in left:
         _kill(pid)
     count = f"{len(left)} pod process{'es' if len(left) != 1 else ''}"
-    details = "".join(f"\n  pid {pid}: {_cmdline(pid)}" for pid in left)
     return [f"kjob: {count} of Job {job.name!r} outlived it (SIGKILLed now):{details}"]
 
 

@@ -40,7 +40,9 @@ def test_the_entry_point_registers_the_plugin(pytester: pytest.Pytester) -> None
     result.stdout.fnmatch_lines(["kjob:", "  --kjob-backoff=SECONDS*", "  kjob_backoff (string):*"])
 
 
-def test_factory_jobs_are_deleted_with_their_pods_at_teardown(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_factory_jobs_are_deleted_with_their_pods_at_teardown(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
     pytester.makepyfile(
         f"""
         import json, kjob

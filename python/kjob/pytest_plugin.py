@@ -221,15 +221,15 @@ def _marked(pid: int, uid: bytes) -> bool:
 def processes_of_job(job: Job) -> set[Process]:
     """The Job's processes now: its running pods with every descendant (also those that left
     the pod's process group and environment), and every process carrying its marker."""
-    from ._job import all_pods
+    from ._job import all_pods, runs_callable
 
     table = _table()
     uid = job.uid.encode()
     roots = {pid for pid in table if _marked(pid, uid)}
     # The pod of a callable Job runs in a worker process that kjob keeps for later Jobs: the
     # worker is not the pod's, what it starts is.
-    callable_pods = job._callable is not None
-    workers = set()
+    callable_pods = runs_callable(job)
+    workers: set[int] = set()
     for pod in all_pods(job):
         if pod.pid is not None and pod.finish_time is None and pod.pid in table:
             (workers if callable_pods else roots).add(pod.pid)

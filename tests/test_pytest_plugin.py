@@ -140,14 +140,17 @@ def _start_time(pid: int) -> int:
 
 def test_processes_that_the_delete_reaches_are_no_leak(pytester: pytest.Pytester, tmp_path: Path) -> None:
     # A background child in the pod's group, a setsid daemon that keeps kjob's environment, a
-    # callable pod (its worker process is kept for later Jobs, and is not the pod's) and a
-    # finished Job: none of them is reported.
+    # callable pod finished (its worker process is kept for later Jobs) and one running (its
+    # worker ends with the Job), and a finished command Job: none of them is reported.
     pytester.makepyfile(
         f"""
         import os, pathlib, time
 
         def work(index):
             return index * 2
+
+        def nap():
+            time.sleep(60)
 
         def test_no_leak(kjob_job):
             job = kjob_job(name="tidy", command="sleep 60 & setsid sleep 60 & touch {tmp_path}/ready; sleep 60")
@@ -156,6 +159,10 @@ def test_processes_that_the_delete_reaches_are_no_leak(pytester: pytest.Pytester
             assert calls.run(timeout=60).succeeded == 2
             done = kjob_job(command=["true"])
             assert done.run(timeout=60).succeeded == 1
+            napping = kjob_job(target=nap)
+            napping.start()
+            while napping.status.active < 1:
+                time.sleep(0.01)
             while not os.path.exists({str(tmp_path / "ready")!r}):
                 time.sleep(0.01)
         """

@@ -1039,11 +1039,6 @@ def all_pods(job: Job) -> list[Pod]:
     return job._all_pods()
 
 
-def runs_callable(job: Job) -> bool:
-    """Whether the Job's pods run a target callable (in worker processes kept for later Jobs)."""
-    return job._callable is not None
-
-
 def require_started(job: Job) -> None:
     """Raises :class:`KjobError` for a Job neither started nor deleted (nothing to follow)."""
     job._require_started()

@@ -221,29 +221,24 @@ def _marked(pid: int, uid: bytes) -> bool:
 def processes_of_job(job: Job) -> set[Process]:
     """The Job's processes now: its running pods with every descendant (also those that left
     the pod's process group and environment), and every process carrying its marker."""
-    from ._job import all_pods, runs_callable
+    from ._job import all_pods
 
     table = _table()
     uid = job.uid.encode()
     roots = {pid for pid in table if _marked(pid, uid)}
-    # The pod of a callable Job runs in a worker process that kjob keeps for later Jobs: the
-    # worker is not the pod's, what it starts is.
-    callable_pods = runs_callable(job)
-    workers: set[int] = set()
-    for pod in all_pods(job):
-        if pod.pid is not None and pod.finish_time is None and pod.pid in table:
-            (workers if callable_pods else roots).add(pod.pid)
+    # A running pod's process (for a callable pod, the worker running it: deleting the Job
+    # ends that worker too). A finished pod's pid may have been reused.
+    roots |= {p.pid for p in all_pods(job) if p.pid in table and p.finish_time is None}
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in table.items():
         children.setdefault(ppid, []).append(pid)
     found: set[int] = set()
-    todo = [*roots, *workers]
+    todo = list(roots)
     while todo:
         pid = todo.pop()
         if pid not in found:
             found.add(pid)
             todo += children.get(pid, [])
-    found -= workers - roots
     found.discard(os.getpid())
     return {(pid, table[pid][1]) for pid in found}
 

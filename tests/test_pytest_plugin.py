@@ -45,35 +45,40 @@ def test_factory_jobs_are_deleted_with_their_pods_at_teardown(
 ) -> None:
     pytester.makepyfile(
         f"""
-        import json, kjob
+        import json, time, kjob, yaml
 
         made = []
-
-        def test_makes_jobs(kjob_job, tmp_path):
-            running = kjob_job(name="sleepy", command=["sleep", "60"], parallelism=2, completions=2)
-            running.start()
-            never_started = kjob_job(command=["true"])
-            from_yaml = kjob_job.from_yaml('''
+        DOC = '''
         apiVersion: batch/v1
         kind: Job
-        metadata: {{name: from-yaml}}
+        metadata: {{name: NAME}}
         spec:
           template:
             spec:
               restartPolicy: Never
               containers: [{{name: c, command: [sleep, "60"]}}]
-        ''')
+        '''
+
+        def test_makes_jobs(kjob_job, tmp_path):
+            running = kjob_job(name="sleepy", command=["sleep", "60"], parallelism=2, completions=2)
+            running.start()
+            never_started = kjob_job(command=["true"])
+            from_yaml = kjob_job.from_yaml(DOC.replace("NAME", "from-yaml"))
             from_yaml.start()
-            assert isinstance(running, kjob.Job) and kjob_job.jobs == [running, never_started, from_yaml]
+            from_manifest = kjob_job.from_manifest(yaml.safe_load(DOC.replace("NAME", "from-manifest")))
+            both = kjob_job.all_from_yaml(DOC.replace("NAME", "a") + "---" + DOC.replace("NAME", "b"))
+            assert isinstance(running, kjob.Job)
+            assert kjob_job.jobs == [running, never_started, from_yaml, from_manifest, *both]
+            assert [job.name for job in both] == ["a", "b"]
             while running.status.active < 2 or from_yaml.status.active < 1:
-                pass
-            made.extend([running, never_started, from_yaml])
+                time.sleep(0.01)
+            made.extend(kjob_job.jobs)
             pids = [p.pid for job in (running, from_yaml) for p in job.pods()]
             with open({str(tmp_path / "made.json")!r}, "w") as f:
                 json.dump({{"uids": [running.uid, from_yaml.uid], "pids": pids}}, f)
 
         def test_the_jobs_of_the_first_test_are_deleted():
-            assert [job.is_deleted for job in made] == [True, True, True]
+            assert [job.is_deleted for job in made] == [True] * 6
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
@@ -82,6 +87,7 @@ def test_factory_jobs_are_deleted_with_their_pods_at_teardown(
 
     made = json.loads((tmp_path / "made.json").read_text())
     assert len(made["pids"]) == 3
+    assert [_start_time(pid) for pid in made["pids"]] == [-1, -1, -1]
     assert [no_pids_left(uid, timeout=0) for uid in made["uids"]] == [[], []]
 
 

@@ -116,20 +116,20 @@ class JobFactory:
 
         return self._keep(Job(**keywords))
 
-    def from_yaml(self, path_or_text: str | os.PathLike[str], **keywords: Any) -> Job:
+    def from_yaml(self, path_or_text: str | Path, **keywords: Any) -> Job:
         from ._job import Job
 
-        return self._keep(Job.from_yaml(os.fspath(path_or_text), **keywords))
+        return self._keep(Job.from_yaml(path_or_text, **keywords))
 
     def from_manifest(self, manifest: Mapping[str, Any], **keywords: Any) -> Job:
         from ._job import Job
 
         return self._keep(Job.from_manifest(manifest, **keywords))
 
-    def all_from_yaml(self, path_or_text: str | os.PathLike[str], **keywords: Any) -> list[Job]:
+    def all_from_yaml(self, path_or_text: str | Path, **keywords: Any) -> list[Job]:
         from ._job import Job
 
-        return [self._keep(job) for job in Job.all_from_yaml(os.fspath(path_or_text), **keywords)]
+        return [self._keep(job) for job in Job.all_from_yaml(path_or_text, **keywords)]
 
     @property
     def jobs(self) -> list[Job]:

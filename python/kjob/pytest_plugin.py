@@ -4,7 +4,7 @@ failed test.
 
 pytest imports this module in every session of an environment where kjob is installed, used or
 not: it imports nothing beyond what ``import kjob`` already loads, and does nothing until a test
-asks for a fixture or the option is given (``tests/test_pytest_plugin.py`` checks this).
+asks for a fixture or the option is given (``tests/test_import_cost.py`` checks this).
 """
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ def test_teardown_fails_the_test_when_pod_processes_outlive_the_delete(
         ]
     )
     # ... and the plugin killed them: they do not leak into the rest of the session.
-    assert outlived({(pid, _start_time(pid)) for pid in escaped}, timeout=0) == []
+    assert outlived({(pid, _start_time(pid)) for pid in escaped}) == []
 
 
 def _start_time(pid: int) -> int:

@@ -325,6 +325,7 @@ def test_it_works_under_xdist(pytester: pytest.Pytester) -> None:
         """
         import os
         import pytest
+        import kjob
 
         @pytest.mark.parametrize("n", range(4))
         def test_runs_a_job(kjob_job, kjob_home, n):
@@ -332,6 +333,8 @@ def test_it_works_under_xdist(pytester: pytest.Pytester) -> None:
             assert job.run(timeout=60).succeeded == 2
             assert os.environ["KJOB_HOME"] == str(kjob_home)
             assert os.environ["PYTEST_XDIST_WORKER"] in str(kjob_home)
+            # Each worker applied --kjob-backoff itself.
+            assert kjob._config.default_backoff()[0] == 0.01
 
         def test_fails(kjob_job):
             kjob_job(name="under-xdist", command="echo from the pod; exit 4", backoff_limit=0).run(timeout=60)

@@ -25,7 +25,7 @@ __all__ = ["JobFactory", "outlived", "processes_of_job"]
 
 #: How long teardown waits for the processes of a deleted Job to disappear: ``delete()`` returns
 #: once its pods are reaped, but a process its sweep SIGKILLed can linger in /proc a moment.
-GONE_TIMEOUT = 2.0
+GONE_TIMEOUT = 5.0
 
 _JOBS = pytest.StashKey[list["Job"]]()
 

@@ -72,6 +72,13 @@ def test_the_calls_that_need_a_lazy_module_load_it(code: str, module: str) -> No
     assert module in _loaded_after(f"import kjob\n{code}")
 
 
+def test_the_pytest_plugin_loads_nothing_beyond_kjob_and_pytest() -> None:
+    # pytest imports kjob's plugin (entry point pytest11) in every session where kjob is
+    # installed, used or not.
+    without = _loaded_after("import pytest, kjob")
+    assert sorted(_loaded_after("import pytest, kjob.pytest_plugin") - without) == ["kjob.pytest_plugin"]
+
+
 def test_pod_context_is_still_a_public_name() -> None:
     import kjob
     from kjob import PodContext

@@ -174,8 +174,8 @@ fn pod_failure_policy_ignore_and_count() {
         rows(&sim),
         vec![
             (None, 0, 0, Some(2), Ignored),
-            (None, 0, 12, Some(14), Ignored),
-            (None, 0, 34, Some(36), Failed)
+            (None, 1, 12, Some(14), Ignored),
+            (None, 2, 34, Some(36), Failed)
         ]
     );
     let expected = vec![

@@ -18,6 +18,7 @@ from ._failures import JobFailedError
 from ._job import Job
 from ._kjob import KjobError
 from ._kjob import shutdown_workers as _shutdown_workers
+from ._simulate import Simulation, simulate
 from ._types import Condition, Event, ExceptionText, JobStatus, Pod, PodCondition
 from .manifest import KjobWarning
 
@@ -72,8 +73,10 @@ __all__ = [
     "Pod",
     "PodCondition",
     "PodContext",
+    "Simulation",
     "configure",
     "pod_context",
+    "simulate",
     "shutdown_workers",
     "__version__",
 ]

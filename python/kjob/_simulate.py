@@ -165,8 +165,8 @@ def simulate(
 
 def _job_of(job: Job | Mapping[str, Any] | str | os.PathLike[str]) -> Job:
     if isinstance(job, Job):
-        if job.started:
-            raise ValueError(f"Job {job.name!r} has started; simulate a Job that has not")
+        if job._native.started or job._native.deleted:
+            raise ValueError(f"Job {job.name!r} has started (or was deleted); simulate a Job that has not started")
         return job
     if isinstance(job, Mapping):
         return Job.from_manifest(job)
@@ -266,3 +266,76 @@ def _exception_types(name: object, where: str) -> list[str]:
     if isinstance(builtin, type) and issubclass(builtin, BaseException):
         return [cls.__qualname__ for cls in builtin.__mro__ if cls is not object]
     return [name, "Exception", "BaseException"]
+
+
+# ---- the CLI's side (`kjob simulate`) -------------------------------------------------------
+
+
+def load_outcomes(path: str) -> dict[Any, Outcome]:
+    """An outcome table from a YAML (or JSON) file: a mapping as :func:`simulate` takes, keys
+    ``3``, ``"3,1"``, ``"*"`` or ``"*,1"``; an empty file is no table (every pod succeeds)."""
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        table = yaml.safe_load(f)
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: expected a mapping of outcomes (e.g. '*': {{exit_code: 1}}), not {type(table).__name__}")
+    return table
+
+
+def render(sim: Simulation, output: str) -> str:
+    """``sim`` as ``kjob simulate -o OUTPUT`` prints it: ``table`` (the timeline, the final
+    status and the events), ``yaml`` or ``json`` (:meth:`Simulation.to_dict`). Other formats
+    (``svg``) hook in here."""
+    if output == "json":
+        import json
+
+        return json.dumps(sim.to_dict(), indent=4) + "\n"
+    if output == "yaml":
+        import yaml
+
+        return str(yaml.safe_dump(sim.to_dict(), sort_keys=False))
+    if output == "table":
+        return _table(sim)
+    raise ValueError(f"unknown output format {output!r} (expected table, yaml or json)")
+
+
+def _secs(t: float | None) -> str:
+    return "-" if t is None else f"{t:g}s"
+
+
+def _columns(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def _table(sim: Simulation) -> str:
+    timeline = sim.timeline()
+    pods = [["INDEX", "ATTEMPT", "POD", "CREATED", "FINISHED", "PHASE", "COUNTED AS"]]
+    for r in timeline:
+        index = "-" if r.index is None else str(r.index)
+        pods.append([index, str(r.attempt), r.pod, _secs(r.created), _secs(r.finished), r.phase, r.counted_as])
+    s = sim.status
+    lines = _columns(pods) if len(pods) > 1 else ["No pods."]
+    lines.append("")
+    marks = ", ".join(f"{m.condition} ({m.reason}) at {_secs(m.at)}" for m in timeline.marks) or "none"
+    lines.append(f"Conditions:  {marks}")
+    counts = f"Pods:        {s.active} active / {s.succeeded} succeeded / {s.failed} failed"
+    lines.append(counts)
+    if s.completed_indexes:
+        lines.append(f"Completed Indexes:  {s.completed_indexes}")
+    if s.failed_indexes is not None:
+        lines.append(f"Failed Indexes:     {s.failed_indexes or '<none>'}")
+    ended = {"settled": "", "pod-limit": " (stopped: pod limit)", "time-limit": " (stopped: time limit)"}
+    deleted = ", then deleted (ttlSecondsAfterFinished)" if sim.deleted else ""
+    lines.append(f"Ends at:     {_secs(sim.end)}{deleted}{ended.get(sim.stopped, '')}")
+    lines.append("")
+    events = [["AT", "TYPE", "REASON", "MESSAGE"]]
+    for e in sim.events:
+        at = None if e.time is None else sim._seconds(e.time)
+        events.append([_secs(at), e.type, e.reason, e.message])
+    lines.append("Events:")
+    lines.extend("  " + line for line in _columns(events)) if len(events) > 1 else lines.append("  <none>")
+    return "\n".join(lines) + "\n"

@@ -166,13 +166,17 @@ def simulate(
 def _job_of(job: Job | Mapping[str, Any] | str | os.PathLike[str]) -> Job:
     if isinstance(job, Job):
         if job._native.started or job._native.deleted:
-            raise ValueError(f"Job {job.name!r} has started (or was deleted); simulate a Job that has not started")
+            raise ValueError(
+                f"Job {job.name!r} has started (or was deleted); simulate a Job that has not started"
+            )
         return job
     if isinstance(job, Mapping):
         return Job.from_manifest(job)
     if isinstance(job, (str, os.PathLike)):
         return Job.from_yaml(os.fspath(job))
-    raise TypeError(f"simulate: expected a kjob.Job, a manifest dict or a YAML path, not {type(job).__name__}")
+    raise TypeError(
+        f"simulate: expected a kjob.Job, a manifest dict or a YAML path, not {type(job).__name__}"
+    )
 
 
 def _outcome_function(outcomes: Outcomes) -> Callable[[int | None, int], _NativeOutcome]:
@@ -237,7 +241,9 @@ def _native_outcome(value: Outcome, where: str) -> _NativeOutcome:
         raise TypeError(f"{where}: expected a dict like {{'exit_code': 1}}, not {type(value).__name__}")
     unknown = sorted(str(k) for k in value if k not in _OUTCOME_KEYS)
     if unknown:
-        raise ValueError(f"{where}: unknown field {unknown[0]!r} (expected one of {', '.join(_OUTCOME_KEYS)})")
+        raise ValueError(
+            f"{where}: unknown field {unknown[0]!r} (expected one of {', '.join(_OUTCOME_KEYS)})"
+        )
     exception = value.get("exception")
     types = None if exception is None else _exception_types(exception, f"{where}.exception")
     exit_code = value.get("exit_code", 1 if types else 0)
@@ -247,10 +253,16 @@ def _native_outcome(value: Outcome, where: str) -> _NativeOutcome:
         raise ValueError(f"{where}: a pod that raised {exception} fails: exit_code cannot be 0")
     condition = value.get("condition")
     if condition not in (None, "DisruptionTarget"):
-        raise ValueError(f"{where}.condition: Unsupported value: {condition!r}: supported values: \"DisruptionTarget\"")
+        raise ValueError(
+            f'{where}.condition: Unsupported value: {condition!r}: supported values: "DisruptionTarget"'
+        )
     duration = value.get("duration", 1.0)
     if duration is not None:
-        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 <= duration < math.inf:
+        if (
+            isinstance(duration, bool)
+            or not isinstance(duration, (int, float))
+            or not 0 <= duration < math.inf
+        ):
             raise ValueError(f"{where}.duration: Invalid value: {duration!r}: must be seconds >= 0 (or None)")
         duration = float(duration)
     return exit_code, types, condition is not None, duration
@@ -281,7 +293,9 @@ def load_outcomes(path: str) -> dict[Any, Outcome]:
     if table is None:
         return {}
     if not isinstance(table, dict):
-        raise ValueError(f"{path}: expected a mapping of outcomes (e.g. '*': {{exit_code: 1}}), not {type(table).__name__}")
+        raise ValueError(
+            f"{path}: expected a mapping of outcomes (e.g. '*': {{exit_code: 1}}), not {type(table).__name__}"
+        )
     return table
 
 
@@ -316,7 +330,9 @@ def _table(sim: Simulation) -> str:
     pods = [["INDEX", "ATTEMPT", "POD", "CREATED", "FINISHED", "PHASE", "COUNTED AS"]]
     for r in timeline:
         index = "-" if r.index is None else str(r.index)
-        pods.append([index, str(r.attempt), r.pod, _secs(r.created), _secs(r.finished), r.phase, r.counted_as])
+        pods.append(
+            [index, str(r.attempt), r.pod, _secs(r.created), _secs(r.finished), r.phase, r.counted_as]
+        )
     s = sim.status
     lines = _columns(pods) if len(pods) > 1 else ["No pods."]
     lines.append("")

@@ -797,7 +797,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--strict", action="store_true", help="refuse fields kjob cannot honour locally")
     simulate.add_argument(
-        "-o", "--output", choices=["table", "yaml", "json"], default="table", help="output format (default table)"
+        "-o",
+        "--output",
+        choices=["table", "yaml", "json"],
+        default="table",
+        help="output format (default table)",
     )
     simulate.set_defaults(handler=_cmd_simulate)
 

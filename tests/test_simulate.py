@@ -18,12 +18,15 @@ import pytest
 import yaml
 
 import kjob
+from conftest import Backoff
 from kjob._timeline import Timeline, TimelineRow
 
 START = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
 
 
-def manifest(name: str = "sim", **spec: Any) -> dict[str, Any]:
+def manifest(base: dict[str, Any] | None = None, name: str = "sim", **spec: Any) -> dict[str, Any]:
+    """A Job of ``base`` and ``spec``'s fields whose pods run ``true``."""
+    spec = {**(base or {}), **spec}
     template = {
         "spec": {
             "restartPolicy": "Never",
@@ -91,7 +94,7 @@ def test_table_keys_most_specific_first() -> None:
         "2,0": {"duration": 3},
     }
     spec = {"completions": 3, "parallelism": 3, "completionMode": "Indexed", "backoffLimit": 6}
-    sim = kjob.simulate(manifest(**spec), table, start=START)
+    sim = kjob.simulate(manifest(spec), table, start=START)
     assert rows(sim) == [
         (0, 0, 0.0, 1.0, "failed"),
         (1, 0, 0.0, 7.0, "succeeded"),
@@ -100,7 +103,7 @@ def test_table_keys_most_specific_first() -> None:
         (0, 1, 3.0, 5.0, "succeeded"),
     ]
     same = kjob.simulate(
-        manifest(**spec),
+        manifest(spec),
         {(0, 0): {"exit_code": 1}, ("*", "*"): {"duration": 2}, 1: {"duration": 7}, (2, 0): {"duration": 3}},
         start=START,
     )
@@ -115,7 +118,7 @@ def test_callable_outcomes_are_asked_per_index_and_attempt() -> None:
         return {"exit_code": 3, "duration": 0.5} if attempt < 2 else None
 
     spec = {"completions": 2, "parallelism": 2, "completionMode": "Indexed", "backoffLimitPerIndex": 3}
-    sim = kjob.simulate(manifest(**spec), outcome, start=START)
+    sim = kjob.simulate(manifest(spec), outcome, start=START)
     assert sorted(asked) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
     assert [r.created for r in sim.timeline() if r.index == 0] == [0.0, 10.5, 31.0]
     assert sim.status.is_complete and sim.status.failed == 4 and sim.status.failed_indexes == ""
@@ -131,7 +134,7 @@ def test_pod_failure_policy_fail_job_and_killed_pods() -> None:
         },
     }
     sim = kjob.simulate(
-        manifest(**spec), {0: {"exit_code": 42, "duration": 3}, 1: {"duration": 600}}, start=START
+        manifest(spec), {0: {"exit_code": 42, "duration": 3}, 1: {"duration": 600}}, start=START
     )
     assert rows(sim) == [(0, 0, 0.0, 3.0, "failed"), (1, 0, 0.0, 3.0, "killed")]
     assert conditions(sim.status) == [("FailureTarget", "PodFailurePolicy"), ("Failed", "PodFailurePolicy")]
@@ -165,7 +168,7 @@ def test_disruption_target_evicts_the_pod() -> None:
         },
     }
     table = {"*,0": {"condition": "DisruptionTarget", "duration": 30}}
-    sim = kjob.simulate(manifest(**spec), table, start=START)
+    sim = kjob.simulate(manifest(spec), table, start=START)
     assert rows(sim) == [(None, 0, 0.0, 30.0, "ignored"), (None, 1, 40.0, 41.0, "succeeded")]
     assert sim.status.is_complete and sim.status.failed == 0
 
@@ -178,7 +181,7 @@ def test_success_policy_and_deadline_and_ttl() -> None:
         "successPolicy": {"rules": [{"succeededIndexes": "0"}]},
         "ttlSecondsAfterFinished": 86400,
     }
-    sim = kjob.simulate(manifest(**spec), {0: {"duration": 5}, "*": {"duration": None}}, start=START)
+    sim = kjob.simulate(manifest(spec), {0: {"duration": 5}, "*": {"duration": None}}, start=START)
     assert rows(sim) == [
         (0, 0, 0.0, 5.0, "succeeded"),
         (1, 0, 0.0, 5.0, "killed"),
@@ -205,9 +208,9 @@ def test_pods_that_never_end_settle_active_and_limits_stop_endless_jobs() -> Non
             "rules": [{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}]
         }
     }
-    endless = kjob.simulate(manifest(**ignore), {"*": {"exit_code": 3}}, max_pods=20)
+    endless = kjob.simulate(manifest(ignore), {"*": {"exit_code": 3}}, max_pods=20)
     assert (endless.stopped, len(endless.timeline())) == ("pod-limit", 21)
-    timed = kjob.simulate(manifest(**ignore), {"*": {"exit_code": 3}}, max_seconds=3600)
+    timed = kjob.simulate(manifest(ignore), {"*": {"exit_code": 3}}, max_seconds=3600)
     assert timed.stopped == "time-limit" and timed.end <= 3600
 
 
@@ -283,7 +286,7 @@ def test_hundred_thousand_indexes() -> None:
     """Complexity, not time (a debug build is slow; benches/simulate.rs has the figure)."""
     n = 100_000
     spec = {"completions": n, "parallelism": n, "completionMode": "Indexed"}
-    sim = kjob.simulate(manifest(**spec), {"*": {"duration": 2}})
+    sim = kjob.simulate(manifest(spec), {"*": {"duration": 2}})
     assert (sim.status.succeeded, sim.status.completed_indexes, sim.end) == (n, f"0-{n - 1}", 2.0)
     assert len(sim.timeline()) == n
 
@@ -482,7 +485,7 @@ def test_simulated_outcomes_match_a_real_run(
 ) -> None:
     script = tmp_path / "pod.py"
     script.write_text(POD_SCRIPT)
-    m = manifest(name, **spec)
+    m = manifest(spec, name)
     m["spec"]["template"]["spec"]["containers"][0]["command"] = [
         sys.executable,
         str(script),
@@ -490,7 +493,7 @@ def test_simulated_outcomes_match_a_real_run(
         str(tmp_path),
     ]
     m["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 1
-    backoff = {"backoff_initial_seconds": 0.2, "backoff_max_seconds": 1.0}
+    backoff: Backoff = {"backoff_initial_seconds": 0.2, "backoff_max_seconds": 1.0}
 
     sim = kjob.simulate(kjob.Job.from_manifest(m, **backoff), table)
     real_job = kjob.Job.from_manifest(m, **backoff)
@@ -503,7 +506,10 @@ def test_simulated_outcomes_match_a_real_run(
     rules = spec.get("podFailurePolicy", {}).get("rules", [])
     ignored = {v for r in rules if r["action"] == "Ignore" for v in r["onExitCodes"]["values"]}
     assert conditions(sim.status) == conditions(real)
-    counts = lambda s: (s.succeeded, s.failed, s.active, s.completed_indexes, s.failed_indexes)  # noqa: E731
+
+    def counts(s: kjob.JobStatus) -> tuple[int, int, int, str, str | None]:
+        return (s.succeeded, s.failed, s.active, s.completed_indexes, s.failed_indexes)
+
     assert counts(sim.status) == counts(real)
     simulated = sorted(((r.index or 0), r.attempt, r.phase, r.counted_as) for r in sim.timeline())
     observed = sorted(((p.index or 0), p.attempt, p.phase, real_counted_as(p, ignored)) for p in pods)

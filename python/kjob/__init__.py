@@ -18,27 +18,31 @@ from ._failures import JobFailedError
 from ._job import Job
 from ._kjob import KjobError
 from ._kjob import shutdown_workers as _shutdown_workers
-from ._simulate import Simulation, simulate
 from ._types import Condition, Event, ExceptionText, JobStatus, Pod, PodCondition
 from .manifest import KjobWarning
 
 if TYPE_CHECKING:
+    from ._simulate import Simulation, simulate
     from ._worker import PodContext
+
+# Loaded on first use, as `import kjob` must stay cheap (tests/test_import_cost.py).
+_LAZY = {"PodContext": "_worker", "Simulation": "_simulate", "simulate": "_simulate"}
 
 
 def __getattr__(name: str) -> Any:
     # `kjob.PodContext` lives in the worker module, which `import kjob` leaves unloaded: only
-    # pods (and code that names the class) need it.
-    if name == "PodContext":
-        from ._worker import PodContext
+    # pods (and code that names the class) need it. `kjob.simulate` brings dataclasses along.
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
 
-        return PodContext
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    # Tab completion lists the lazy name too.
-    return sorted({*globals(), "PodContext"})
+    # Tab completion lists the lazy names too.
+    return sorted({*globals(), *_LAZY})
 
 
 def pod_context() -> PodContext:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, Union
 
-from ._job import Job
+from ._job import Job, unstarted_native
 from ._kjob import simulate_job
 from ._timeline import Timeline, TimelineMark, TimelineRow
 from ._types import Event, JobStatus
@@ -154,7 +154,7 @@ def simulate(
     target = _job_of(job)
     try:
         status, events, raw_rows, end, stopped, deleted = simulate_job(
-            target._native, ask, begin.timestamp(), max_pods, max_seconds
+            unstarted_native(target), ask, begin.timestamp(), max_pods, max_seconds
         )
     finally:
         if target is not job:
@@ -165,10 +165,7 @@ def simulate(
 
 def _job_of(job: Job | Mapping[str, Any] | str | os.PathLike[str]) -> Job:
     if isinstance(job, Job):
-        if job._native.started or job._native.deleted:
-            raise ValueError(
-                f"Job {job.name!r} has started (or was deleted); simulate a Job that has not started"
-            )
+        unstarted_native(job)
         return job
     if isinstance(job, Mapping):
         return Job.from_manifest(job)

@@ -5,45 +5,23 @@
 //! ```
 
 use _kjob::controller::simulate::{simulate, Limits, Outcome};
-use _kjob::controller::{
-    BackoffConfig, CompletionMode, ContainerSpec, EffectiveSpec, PodReplacementPolicy, RestartPolicy,
-};
+use _kjob::controller::{BackoffConfig, EffectiveSpec};
 use std::time::{Duration, Instant};
 
+/// An Indexed Job of `n` indexes, all at once, from its manifest as a user writes it.
 fn spec(n: u32, per_index: Option<u32>) -> EffectiveSpec {
-    EffectiveSpec {
-        name: "bench".into(),
-        namespace: "default".into(),
-        uid: "uid".into(),
-        labels: vec![],
-        annotations: vec![],
-        parallelism: n,
-        completions: Some(n),
-        completion_mode: CompletionMode::Indexed,
-        backoff_limit: if per_index.is_some() { i32::MAX as u32 } else { 6 },
-        restart_policy: RestartPolicy::Never,
-        termination_grace_period: Duration::from_secs(30),
-        pod_replacement_policy: PodReplacementPolicy::TerminatingOrFailed,
-        suspend: false,
-        backoff: BackoffConfig::default(),
-        container: ContainerSpec {
-            name: "c".into(),
-            command: vec!["true".into()],
-            args: vec![],
-            env: vec![],
-            working_dir: None,
-            config_error: None,
-        },
-        container_layout: None,
-        active_deadline: None,
-        pod_active_deadline: None,
-        ttl_after_finished: None,
-        backoff_limit_per_index: per_index,
-        max_failed_indexes: None,
-        pod_failure_policy: None,
-        success_policy: None,
-        managed_by: None,
+    let mut spec = serde_json::json!({
+        "completions": n,
+        "parallelism": n,
+        "completionMode": "Indexed",
+        "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x", "command": ["true"]}]}},
+    });
+    if let Some(limit) = per_index {
+        spec["backoffLimitPerIndex"] = limit.into();
     }
+    let manifest = serde_json::json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "bench"}, "spec": spec});
+    let job = serde_json::from_value(manifest).expect("a Job manifest");
+    EffectiveSpec::from_manifest(&job, "uid", BackoffConfig::default()).expect("a valid Job")
 }
 
 /// CPU time of this thread: on a shared machine (the 2-core CI box runs several builds at

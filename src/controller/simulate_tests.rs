@@ -4,7 +4,7 @@ use super::*;
 use crate::controller::defaults::PodReplacementPolicy;
 use crate::controller::failure_policy::{PfpRule, PodFailurePolicy, Requirement};
 use crate::controller::success_policy::SuccessRule;
-use crate::controller::test_support::{secs, spec};
+use crate::controller::test_support::{ignoring_disruptions, secs, spec};
 use crate::status::ConditionType::{self, self as T};
 
 fn fail(code: i32, after: u64) -> Outcome {
@@ -210,14 +210,7 @@ fn success_policy_kills_the_rest() {
 /// counters and it is replaced after the backoff delay.
 #[test]
 fn disruption_with_ignore_rule() {
-    let mut s = spec(1, Some(1), 0, false);
-    s.pod_failure_policy = Some(PodFailurePolicy {
-        rules: vec![PfpRule {
-            action: Some(PfpAction::Ignore),
-            requirement: Requirement::PodConditions(vec![("DisruptionTarget".into(), "True".into())]),
-        }],
-    });
-    s.pod_replacement_policy = PodReplacementPolicy::Failed;
+    let s = ignoring_disruptions();
     let mut runs = 0;
     let outcome = move |_: Option<u32>, _: u32| {
         runs += 1;

@@ -15,8 +15,11 @@ fn ok(after: u64) -> Outcome {
     fail(0, after)
 }
 
-/// `(index, attempt, created, finished, counted as)` per pod, in creation order.
-fn rows(sim: &Simulation) -> Vec<(Option<u32>, u32, u64, Option<u64>, CountedAs)> {
+/// `(index, attempt, created, finished, counted as)` of a pod, times in whole seconds.
+type Row = (Option<u32>, u32, u64, Option<u64>, CountedAs);
+
+/// Every pod's [`Row`], in creation order.
+fn rows(sim: &Simulation) -> Vec<Row> {
     let c = &sim.controller;
     c.pods()
         .iter()

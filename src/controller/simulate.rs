@@ -186,16 +186,9 @@ impl<F: FnMut(Option<u32>, u32) -> Outcome> Simulator<F> {
                     break due;
                 }
             };
-            if self.controller.is_deleting() && !self.deleted {
-                self.deleted = true;
-            }
-            let next_end = self.next_end();
-            let next = match (next_end, wake_at) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => match a.or(b) {
-                    Some(t) => t,
-                    None => return Stop::Settled,
-                },
+            self.deleted |= self.controller.is_deleting();
+            let Some(next) = self.next_end().into_iter().chain(wake_at).min() else {
+                return Stop::Settled;
             };
             if next > limits.max_time {
                 return Stop::TimeLimit;

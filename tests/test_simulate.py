@@ -460,6 +460,15 @@ POLICIES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"0": {"duration": 0.3}, "*": {"duration": None}},
     ),
     (
+        "on-failure-restarts",
+        {"completions": 2, "parallelism": 2, "completionMode": "Indexed", "restartPolicy": "OnFailure"},
+        {
+            "1,0": {"exit_code": 1, "duration": 0.05},
+            "1,1": {"exit_code": 1, "duration": 0.05},
+            "*": {"duration": 0.05},
+        },
+    ),
+    (
         "deadline",
         {"completions": 2, "parallelism": 2, "activeDeadlineSeconds": 1},
         {"*": {"duration": None}},
@@ -485,7 +494,10 @@ def test_simulated_outcomes_match_a_real_run(
 ) -> None:
     script = tmp_path / "pod.py"
     script.write_text(POD_SCRIPT)
+    spec = dict(spec)  # the parameters are shared
+    restart_policy = spec.pop("restartPolicy", "Never")
     m = manifest(spec, name)
+    m["spec"]["template"]["spec"]["restartPolicy"] = restart_policy
     m["spec"]["template"]["spec"]["containers"][0]["command"] = [
         sys.executable,
         str(script),
@@ -512,5 +524,8 @@ def test_simulated_outcomes_match_a_real_run(
 
     assert counts(sim.status) == counts(real)
     simulated = sorted(((r.index or 0), r.attempt, r.phase, r.counted_as) for r in sim.timeline())
-    observed = sorted(((p.index or 0), p.attempt, p.phase, real_counted_as(p, ignored)) for p in pods)
+    # The simulation's attempt counts restarts in place too (restartPolicy: OnFailure).
+    observed = sorted(
+        ((p.index or 0), p.attempt + p.restart_count, p.phase, real_counted_as(p, ignored)) for p in pods
+    )
     assert simulated == observed

@@ -33,6 +33,8 @@ Outcomes = Union[Mapping[Any, Outcome], Callable[[Union[int, None], int], Outcom
 _OUTCOME_KEYS = ("exit_code", "exception", "condition", "duration")
 _NativeOutcome = tuple[int, Union[list[str], None], bool, Union[float, None]]
 _DEFAULT: _NativeOutcome = (0, None, False, 1.0)
+# A pod as the native simulator reports it: TimelineRow's fields, in order.
+_RawRow = tuple[Union[int, None], int, str, float, Union[float, None], str, str]
 
 
 class Simulation:
@@ -43,7 +45,7 @@ class Simulation:
     off) and ``deleted`` (its ``ttlSecondsAfterFinished`` expired). :meth:`timeline` gives one
     row per pod."""
 
-    __slots__ = ("_rows", "deleted", "end", "events", "job", "start", "status", "stopped")
+    __slots__ = ("_raw_rows", "_rows", "deleted", "end", "events", "job", "start", "status", "stopped")
 
     def __init__(
         self,
@@ -51,7 +53,7 @@ class Simulation:
         start: _dt.datetime,
         status: JobStatus,
         events: list[Event],
-        rows: list[TimelineRow],
+        rows: list[_RawRow],
         end: float,
         stopped: str,
         deleted: bool,
@@ -60,7 +62,9 @@ class Simulation:
         self.start = start
         self.status = status
         self.events = events
-        self._rows = rows
+        # Made into TimelineRows on first use: a 100,000-pod simulation need not pay for them.
+        self._raw_rows = rows
+        self._rows: list[TimelineRow] | None = None
         self.end = end
         self.stopped = stopped
         self.deleted = deleted
@@ -73,7 +77,12 @@ class Simulation:
             for c in self.status.conditions
             if c.status == "True" and c.last_transition_time is not None
         ]
-        return Timeline(self.job, self._rows, marks, self.end)
+        return Timeline(self.job, self._timeline_rows(), marks, self.end)
+
+    def _timeline_rows(self) -> list[TimelineRow]:
+        if self._rows is None:
+            self._rows = [TimelineRow(*row) for row in self._raw_rows]
+        return self._rows
 
     def _seconds(self, t: _dt.datetime) -> float:
         return round((t - self.start).total_seconds(), 6)
@@ -106,7 +115,7 @@ class Simulation:
                     "phase": r.phase,
                     "countedAs": r.counted_as,
                 }
-                for r in self._rows
+                for r in self._timeline_rows()
             ],
         }
 
@@ -114,7 +123,7 @@ class Simulation:
         s = self.status
         return (
             f"Simulation(job={self.job!r}, succeeded={s.succeeded}, failed={s.failed}, "
-            f"pods={len(self._rows)}, end={self.end}, stopped={self.stopped!r})"
+            f"pods={len(self._raw_rows)}, end={self.end}, stopped={self.stopped!r})"
         )
 
 
@@ -159,8 +168,7 @@ def simulate(
     finally:
         if target is not job:
             target.delete()  # the Job made here only lent its validated spec
-    rows = [TimelineRow(*row) for row in raw_rows]
-    return Simulation(target.name, begin, status, events, rows, end, stopped, deleted)
+    return Simulation(target.name, begin, status, events, raw_rows, end, stopped, deleted)
 
 
 def _job_of(job: Job | Mapping[str, Any] | str | os.PathLike[str]) -> Job:

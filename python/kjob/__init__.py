@@ -22,30 +22,35 @@ from ._types import Condition, Event, ExceptionText, JobStatus, Pod, PodConditio
 from .manifest import KjobWarning
 
 if TYPE_CHECKING:
+    from ._simulate import Simulation, simulate
     from ._timeline import Timeline, TimelineMark, TimelineRow
     from ._worker import PodContext
 
-# Names whose modules `import kjob` leaves unloaded (the timeline's dataclasses import inspect).
-_LAZY = {"Timeline": "_timeline", "TimelineMark": "_timeline", "TimelineRow": "_timeline"}
+# Loaded on first use, as `import kjob` must stay cheap (tests/test_import_cost.py).
+_LAZY = {
+    "PodContext": "_worker",
+    "Simulation": "_simulate",
+    "simulate": "_simulate",
+    "Timeline": "_timeline",
+    "TimelineMark": "_timeline",
+    "TimelineRow": "_timeline",
+}
 
 
 def __getattr__(name: str) -> Any:
     # `kjob.PodContext` lives in the worker module, which `import kjob` leaves unloaded: only
-    # pods (and code that names the class) need it.
-    if name == "PodContext":
-        from ._worker import PodContext
-
-        return PodContext
-    if name in _LAZY:
+    # pods (and code that names the class) need it. `kjob.simulate` brings dataclasses along.
+    module = _LAZY.get(name)
+    if module is not None:
         import importlib
 
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
     # Tab completion lists the lazy names too.
-    return sorted({*globals(), "PodContext", *_LAZY})
+    return sorted({*globals(), *_LAZY})
 
 
 def pod_context() -> PodContext:
@@ -80,11 +85,13 @@ __all__ = [
     "Pod",
     "PodCondition",
     "PodContext",
+    "Simulation",
     "Timeline",
     "TimelineMark",
     "TimelineRow",
     "configure",
     "pod_context",
+    "simulate",
     "shutdown_workers",
     "__version__",
 ]

@@ -1071,6 +1071,16 @@ def is_deleted(job: Job) -> bool:
     return job._native.deleted
 
 
+def unstarted_native(job: Job) -> NativeJob:
+    """The native Job of a Job that has not started (``kjob.simulate`` runs its spec); raises
+    ``ValueError`` once it has started or was deleted."""
+    if job._native.started or job._native.deleted:
+        raise ValueError(
+            f"Job {job.name!r} has started (or was deleted); simulate a Job that has not started"
+        )
+    return job._native
+
+
 def events_since(job: Job, seq: int) -> tuple[list[Event], int]:
     """The Job's events numbered ``seq`` and later, and the number of the next one."""
     return job._events_since(seq)

@@ -33,6 +33,7 @@ __all__ = [
     "prune_manifest",
     "set_session_token",
     "shutdown_workers",
+    "simulate_job",
     "sweep_session",
 ]
 
@@ -171,6 +172,25 @@ def sweep_session(token: str) -> int:
     Returns how many processes were signalled."""
 
 def shutdown_workers() -> int: ...
+def simulate_job(
+    job: NativeJob,
+    outcome: Callable[[int | None, int], tuple[int, list[str] | None, bool, float | None]],
+    start: float,
+    max_pods: int = 10_000_000,
+    max_seconds: float = 31_536_000.0,
+) -> tuple[
+    JobStatus,
+    list[Event],
+    list[tuple[int | None, int, str, float, float | None, str, str]],
+    float,
+    str,
+    bool,
+]:
+    """Runs ``job``'s validated spec on a virtual clock (``kjob.simulate``): ``outcome(index,
+    attempt)`` gives ``(exit_code, exception_types, disruption, duration)`` per container run.
+    Returns ``(status, events, rows, end, stop, deleted)``, rows ``(index, attempt, pod,
+    created, finished, phase, counted_as)`` in virtual seconds."""
+
 def set_session_token(token: str) -> None: ...
 def before_fork() -> None: ...
 def after_fork_in_parent() -> None: ...

@@ -751,6 +751,30 @@ def _cmd_pytest(args: argparse.Namespace) -> int:
     return EXIT_COMPLETE
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    """``kjob simulate``: the Job of ``-f`` on a virtual clock (``_simulate.py``)."""
+    from ._simulate import load_outcomes, render, simulate
+
+    jobs = _load_jobs(args)
+    if len(jobs) != 1:
+        for job, _ in jobs:
+            job.delete()
+        raise InvalidInput(f"{_where(args)}: {len(jobs)} Jobs; kjob simulate takes one")
+    job = jobs[0][0]
+    try:
+        outcomes = load_outcomes(args.outcomes) if args.outcomes else None
+        sim = simulate(job, outcomes)
+        text = render(sim, args.output)
+    except FileNotFoundError as e:
+        raise InvalidInput(f"{e.filename}: no such file") from None
+    except (ValueError, TypeError, OSError) as e:
+        raise InvalidInput(f"{args.outcomes or _where(args)}: {e}") from None
+    finally:
+        job.delete()
+    print(text, end="")
+    return EXIT_COMPLETE
+
+
 def _cmd_version(args: argparse.Namespace) -> int:
     from . import __version__
 
@@ -827,6 +851,38 @@ def _parser() -> argparse.ArgumentParser:
     _add_filename(validate)
     validate.add_argument("--strict", action="store_true", help="also fail on fields kjob would ignore")
     validate.set_defaults(handler=_cmd_validate)
+
+    simulate = sub.add_parser(
+        "simulate",
+        help="what would Kubernetes do? the Job on a virtual clock, nothing run",
+        description="Run the Job controller on a virtual clock: each pod ends as the outcome table "
+        "says (exit code, exception, DisruptionTarget, duration; by default success after 1 s) and "
+        "the clock jumps from event to event, so backoff delays, deadlines and TTLs take their "
+        "real values and no time. Prints one row per pod, the final status and the events. "
+        "Exit status 0 whatever the simulated Job does, 2 for invalid input.",
+        epilog="outcomes file example:\n"
+        "  '*': {duration: 30}            # every pod: success after 30 s\n"
+        "  3: {exit_code: 1}              # index 3, every attempt: exit 1 after 1 s\n"
+        "  '3,2': {duration: 5}           # index 3, attempt 2: success after 5 s\n"
+        "  '*,0': {condition: DisruptionTarget, duration: 10}   # first attempts evicted at 10 s",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_filename(simulate)
+    simulate.add_argument(
+        "--outcomes",
+        default=None,
+        metavar="FILE",
+        help="YAML table of how pods end, keyed INDEX, 'INDEX,ATTEMPT', '*' or '*,ATTEMPT'",
+    )
+    simulate.add_argument("--strict", action="store_true", help="refuse fields kjob cannot honour locally")
+    simulate.add_argument(
+        "-o",
+        "--output",
+        choices=["table", "yaml", "json", "svg"],
+        default="table",
+        help="output format (default table)",
+    )
+    simulate.set_defaults(handler=_cmd_simulate)
 
     create = sub.add_parser(
         "create",

@@ -4,7 +4,7 @@
 
 use super::job_controller::{Action, Controller, Event, Plan};
 use super::pod::{PodId, PodPhase};
-use super::test_support::{apply, secs, spec};
+use super::test_support::{apply, ignoring_disruptions, secs, spec};
 use crate::controller::defaults::PodReplacementPolicy;
 use crate::controller::failure_policy::{PfpAction, PfpRule, PodFailurePolicy, Requirement};
 use crate::controller::success_policy::SuccessRule;
@@ -80,14 +80,7 @@ fn pod_failure_policy_ignore_is_not_counted_but_delays_recreation() {
 
 #[test]
 fn eviction_sets_disruption_target_and_on_pod_conditions_can_ignore_it() {
-    let mut s = spec(1, Some(1), 0, false);
-    s.pod_failure_policy = Some(PodFailurePolicy {
-        rules: vec![PfpRule {
-            action: Some(PfpAction::Ignore),
-            requirement: Requirement::PodConditions(vec![("DisruptionTarget".into(), "True".into())]),
-        }],
-    });
-    s.pod_replacement_policy = PodReplacementPolicy::Failed;
+    let mut s = ignoring_disruptions();
     s.backoff.initial = Duration::from_millis(1);
     let mut c = Controller::new(s);
     let plan = c.sync(secs(0));

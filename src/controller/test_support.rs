@@ -45,6 +45,20 @@ pub fn spec(parallelism: u32, completions: Option<u32>, backoff_limit: u32, inde
     }
 }
 
+/// A one-pod Job, `backoffLimit: 0`, whose `podFailurePolicy` ignores `DisruptionTarget`.
+pub fn ignoring_disruptions() -> EffectiveSpec {
+    use super::failure_policy::{PfpAction, PfpRule, PodFailurePolicy, Requirement};
+    let mut s = spec(1, Some(1), 0, false);
+    s.pod_failure_policy = Some(PodFailurePolicy {
+        rules: vec![PfpRule {
+            action: Some(PfpAction::Ignore),
+            requirement: Requirement::PodConditions(vec![("DisruptionTarget".into(), "True".into())]),
+        }],
+    });
+    s.pod_replacement_policy = PodReplacementPolicy::Failed;
+    s
+}
+
 pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }

@@ -9,6 +9,7 @@ mod errors;
 mod manifest;
 mod native_job;
 mod remote;
+mod simulate;
 mod snapshots;
 mod utc;
 
@@ -123,6 +124,8 @@ mod _kjob {
     use super::set_session_token;
     #[pymodule_export]
     use super::shutdown_workers;
+    #[pymodule_export]
+    use super::simulate::simulate_job;
     #[pymodule_export]
     use super::sweep_session;
     #[pymodule_export]

@@ -313,6 +313,12 @@ impl NativeJob {
 }
 
 impl NativeJob {
+    /// The validated, defaulted spec the controller runs (`kjob.simulate` runs it too).
+    pub(super) fn effective_spec(&self) -> Result<EffectiveSpec, BindingError> {
+        self.live()?;
+        Ok(self.inner.spec())
+    }
+
     fn snapshots<'py>(
         &self,
         py: Python<'py>,

@@ -544,3 +544,13 @@ def test_simulated_outcomes_match_a_real_run(
         ((p.index or 0), p.attempt + p.restart_count, p.phase, real_counted_as(p, ignored)) for p in pods
     )
     assert simulated == observed
+
+
+def test_a_simulation_shows_its_timeline_in_a_notebook() -> None:
+    """`_repr_html_`: a line with the outcome, then the same SVG as `timeline().svg()`."""
+    manifest = yaml.safe_load(JOB_YAML)
+    sim = kjob.simulate(manifest, yaml.safe_load(OUTCOMES_YAML))
+    html = sim._repr_html_()
+    assert html.startswith("<p><b>Simulation of job.batch/demo</b>: ")
+    assert "Failed (FailedIndexes)" in html
+    assert html.endswith(sim.timeline().svg())

@@ -119,6 +119,18 @@ class Simulation:
             ],
         }
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the outcome in one line, then the timeline's picture."""
+        from html import escape
+
+        s = self.status
+        ended = ", ".join(f"{c.type} ({c.reason})" for c in s.conditions if c.status == "True") or "running"
+        head = (
+            f"<p><b>Simulation of job.batch/{escape(self.job)}</b>: {escape(ended)}; "
+            f"{s.succeeded} succeeded, {s.failed} failed, ends at {self.end:g} s (virtual)</p>"
+        )
+        return head + self.timeline().svg()
+
     def __repr__(self) -> str:
         s = self.status
         return (

@@ -76,7 +76,7 @@ def test_the_wheel_holds_the_package_its_stubs_and_the_cli() -> None:
     package = {p.relative_to(Path(kjob.__file__).parent.parent).as_posix() for p in Path(kjob.__file__).parent.glob("*.py")}
     assert package <= names
     assert {"kjob/_kjob.pyi", "kjob/py.typed"} <= names
-    assert "kjob = kjob.cli:main" in entry_points
+    assert entry_points == "[console_scripts]\nkjob=kjob.cli:main\n"
     assert not [n for n in names if n.startswith(("tests/", "src/", "target/"))]
 
 

@@ -8,7 +8,6 @@ import json
 import re
 import warnings
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate  # type: ignore[import-untyped]

@@ -73,7 +73,10 @@ def test_the_wheel_holds_the_package_its_stubs_and_the_cli() -> None:
     with zipfile.ZipFile(only("*.whl")) as wheel:
         names = set(wheel.namelist())
         entry_points = wheel.read("kjob-0.1.0.dist-info/entry_points.txt").decode()
-    package = {p.relative_to(Path(kjob.__file__).parent.parent).as_posix() for p in Path(kjob.__file__).parent.glob("*.py")}
+    package = {
+        p.relative_to(Path(kjob.__file__).parent.parent).as_posix()
+        for p in Path(kjob.__file__).parent.glob("*.py")
+    }
     assert package <= names
     assert {"kjob/_kjob.pyi", "kjob/py.typed"} <= names
     assert entry_points == "[console_scripts]\nkjob=kjob.cli:main\n"

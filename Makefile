@@ -1,4 +1,4 @@
-.PHONY: help install build-dev test lint format bench
+.PHONY: help install build-dev test lint format bench wheel
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*## /\t/'
@@ -21,3 +21,13 @@ format:  ## format the Rust and Python trees (cargo fmt, ruff format)
 
 bench:  ## spawn throughput against xargs -P and a Python subprocess loop
 	. .venv/bin/activate && maturin develop --release && python benches/spawn_bench.py
+
+# The tools `make wheel` installs into .venv: maturin links through zig (ziglang, from PyPI) for
+# an old glibc, so the wheel's manylinux2014 tag holds whatever glibc this machine has.
+WHEEL_TOOLS = 'maturin>=1.9.4,<2' 'ziglang>=0.13'
+
+wheel:  ## dist/: an abi3 manylinux2014 wheel (no Rust needed to install it) and the sdist
+	rm -rf dist
+	. .venv/bin/activate && pip install -q $(WHEEL_TOOLS) \
+	    && maturin build --release --zig --compatibility manylinux2014 --out dist \
+	    && maturin sdist --out dist

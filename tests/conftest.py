@@ -1,13 +1,53 @@
-"""Shared helpers: finding a Job's processes through /proc."""
+"""Shared helpers: finding a Job's processes through /proc; finding the repository's files."""
 
 from __future__ import annotations
 
+import os
+import sysconfig
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TypedDict
 
 import pytest
+
+
+def _source_tree() -> Path | None:
+    """The kjob checkout these tests belong to: the one ``KJOB_SOURCE_TREE`` names (the wheel
+    run in .ci/run copies tests/ out of the checkout, away from python/), else the folder above
+    tests/ when it is a checkout; None when neither is."""
+    named = os.environ.get("KJOB_SOURCE_TREE")
+    if named:
+        tree = Path(named).resolve()
+        if not (tree / "Cargo.toml").is_file():
+            raise pytest.UsageError(f"KJOB_SOURCE_TREE={named}: not a kjob checkout (no Cargo.toml)")
+        return tree
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "Cargo.toml").is_file() else None
+
+
+SOURCE_TREE = _source_tree()
+# The repository's root, for README.md, examples/, docs/, tools/, src/: a test that reads them
+# carries `needs_source_tree`, so that it skips (with the reason) where there is no checkout.
+REPO = SOURCE_TREE or Path(__file__).resolve().parent.parent
+needs_source_tree = pytest.mark.skipif(
+    SOURCE_TREE is None, reason="needs the kjob source tree: set KJOB_SOURCE_TREE to a checkout"
+)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With ``KJOB_EXPECT_INSTALLED=1`` (the wheel run of .ci/run) the tests must import kjob
+    from the venv's site-packages, not from a source tree: a run against the wrong kjob stops."""
+    if os.environ.get("KJOB_EXPECT_INSTALLED") != "1":
+        return
+    import kjob
+    from kjob import _kjob
+
+    site = {Path(sysconfig.get_paths()[key]).resolve() for key in ("purelib", "platlib")}
+    for module in (kjob, _kjob):
+        where = Path(str(module.__file__)).resolve()
+        if not any(where.is_relative_to(folder) for folder in site):
+            raise pytest.UsageError(f"{module.__name__} is {where}, not in site-packages {sorted(site)}")
 
 
 def live_environments() -> Iterator[tuple[int, list[bytes]]]:

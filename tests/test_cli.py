@@ -19,7 +19,9 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from conftest import REPO, needs_source_tree
+
+EXAMPLES = REPO / "examples"
 KJOB = [sys.executable, "-m", "kjob.cli"]
 # As from a terminal: SIGINT at its default even when this runner was started in the background
 # (shells start background jobs with SIGINT ignored, and Python keeps it so).
@@ -132,6 +134,7 @@ def keys_of(value: Any) -> list[str]:
 # --- kjob run ------------------------------------------------------------------------------
 
 
+@needs_source_tree
 def test_run_pi_example_exits_0() -> None:
     out = subprocess.run(
         [*KJOB, "run", "-f", str(EXAMPLES / "pi.yaml"), "--logs"], capture_output=True, text=True, timeout=120

@@ -7,13 +7,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).parent.parent
+from conftest import REPO, needs_source_tree
+
+ROOT = REPO
 SEMANTICS = ROOT / "docs" / "semantics.md"
 
 _SECTION = re.compile(r"§(\d+(?:\.[0-9A-Z]+)?)")
 _HEADING = re.compile(r"^#{2,3} (\d+(?:\.[0-9A-Z]+)?)\.? ", re.MULTILINE)
 _TEST_ID = re.compile(r"\b([AJK]\d{1,2})\b")
 _TABLE_ID = re.compile(r"^\| ([AJK]\d{1,2}) \|", re.MULTILINE)
+
+pytestmark = needs_source_tree
 
 
 def _sources(*folders: str, suffixes: tuple[str, ...] = (".rs", ".py", ".pyi", ".md")) -> list[Path]:

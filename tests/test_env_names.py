@@ -6,9 +6,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import kjob
 from kjob import _kjob, _shepherd
 
-PACKAGE = Path(__file__).resolve().parent.parent / "python" / "kjob"
+# The package under test (python/kjob, or the installed wheel's copy of it).
+PACKAGE = Path(kjob.__file__).parent
 
 DOCUMENTED = {
     "JOB_UID_ENV": "KJOB_JOB_UID",

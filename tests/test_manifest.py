@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 import kjob
+from conftest import REPO, needs_source_tree
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = REPO / "examples"
 
 
+@needs_source_tree
 def test_pi_example_loads_and_runs() -> None:
     job = kjob.Job.from_yaml(EXAMPLES / "pi.yaml")
     assert job.name == "pi"

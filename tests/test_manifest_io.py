@@ -14,9 +14,10 @@ import pytest
 import yaml
 
 import kjob
+from conftest import REPO, needs_source_tree
 from kjob import _export
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = REPO / "examples"
 
 
 def cluster_accepts(manifest: dict[str, Any]) -> None:
@@ -402,6 +403,7 @@ def test_unsupported_field_path_is_refused_with_the_api_servers_words() -> None:
 # ---- the documentation's examples -------------------------------------------------------
 
 
+@needs_source_tree
 def test_docs_pi_example() -> None:
     job = kjob.Job.from_yaml(EXAMPLES / "pi.yaml")
     cluster_accepts(job.to_manifest())
@@ -409,6 +411,7 @@ def test_docs_pi_example() -> None:
     assert job.logs().startswith("3.14159265358979")
 
 
+@needs_source_tree
 def test_docs_indexed_example_reads_its_index_through_field_ref() -> None:
     job = kjob.Job.from_yaml(EXAMPLES / "indexed-job.yaml", backoff_initial_seconds=0.01)
     cluster_accepts(job.to_manifest())
@@ -420,6 +423,7 @@ def test_docs_indexed_example_reads_its_index_through_field_ref() -> None:
         )
 
 
+@needs_source_tree
 def test_docs_pod_failure_policy_example_fails_the_job_on_exit_42() -> None:
     job = kjob.Job.from_yaml(EXAMPLES / "pod-failure-policy.yaml")
     cluster_accepts(job.to_manifest())

@@ -8,18 +8,20 @@ import json
 import re
 import warnings
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
 import kjob
+from conftest import REPO, needs_source_tree
 from kjob._kjob import prune_manifest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = REPO / "README.md"
 POD = "spec.template.spec"
 KINDS = ("honoured", "mapped", "kept, not applied")
+
+pytestmark = needs_source_tree
 
 
 _ROW = re.compile(r"^\| `([A-Za-z]+)` \| ([a-z, ]+) \| (.+) \|$")

@@ -10,7 +10,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "python" / "kjob"
+import kjob
+
+# The package under test (python/kjob, or the installed wheel's copy of it).
+PACKAGE = Path(kjob.__file__).parent
 
 # Underscore names of the standard library kjob uses on purpose: os._exit is documented (the
 # way out of a forked child); _worker.py subclasses os._Environ to see a pod's writes to

@@ -79,7 +79,8 @@ def test_the_wheel_holds_the_package_its_stubs_and_the_cli() -> None:
     }
     assert package <= names
     assert {"kjob/_kjob.pyi", "kjob/py.typed"} <= names
-    assert entry_points == "[console_scripts]\nkjob=kjob.cli:main\n"
+    # The CLI, and the pytest plugin (README "pytest plugin") that pytest finds by its entry point.
+    assert entry_points == "[console_scripts]\nkjob=kjob.cli:main\n[pytest11]\nkjob=kjob.pytest_plugin\n"
     assert not [n for n in names if n.startswith(("tests/", "src/", "target/"))]
 
 

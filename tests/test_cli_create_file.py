@@ -10,30 +10,10 @@ from typing import Any
 
 import yaml
 
-RT: dict[str, Any] = {
-    "apiVersion": "batch/v1",
-    "kind": "Job",
-    "metadata": {"name": "rt"},
-    "spec": {
-        "template": {
-            "spec": {
-                "serviceAccountName": "runner",
-                "containers": [
-                    {
-                        "name": "main",
-                        "image": "python:3.12",
-                        "command": ["python", "-c", "print(1)"],
-                        "resources": {"requests": {"cpu": "1"}, "limits": {"memory": "1Gi"}},
-                        "envFrom": [{"configMapRef": {"name": "cfg"}}],
-                        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-                    }
-                ],
-                "volumes": [{"name": "data", "emptyDir": {}}],
-                "restartPolicy": "Never",
-            }
-        }
-    },
-}
+# The issue's manifest, from the round-trip corpus.
+RT: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).parent / "fixtures" / "corpus" / "18-issue13-rt.yaml").read_text()
+)
 CONFIG_MAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"A": "1"}}
 
 

@@ -544,6 +544,8 @@ def test_simulated_outcomes_match_a_real_run(
         ((p.index or 0), p.attempt + p.restart_count, p.phase, real_counted_as(p, ignored)) for p in pods
     )
     assert simulated == observed
+    # The real pods' own verdict (Pod.counted_as, from the controller) agrees with the snapshot.
+    assert [p.counted_as for p in pods] == [real_counted_as(p, ignored) for p in pods]
 
 
 def test_a_simulation_shows_its_timeline_in_a_notebook() -> None:

@@ -178,7 +178,8 @@ def timeline_of(
                 created=since(pod.creation_time or origin),
                 finished=None if pod.finish_time is None else since(pod.finish_time),
                 phase=pod.phase,
-                counted_as=counted_as(pod),
+                # The controller's verdict, the rule a simulation's timeline uses too.
+                counted_as=pod.counted_as,
             )
         )
     marks = [
@@ -192,22 +193,6 @@ def timeline_of(
     ]
     marks.sort(key=lambda m: m.at)
     return Timeline(job, rows, marks, None if end is None else since(end), since(now))
-
-
-def counted_as(pod: Pod) -> str:
-    """How a pod ended, for the timeline. A pod the Job asked to stop (deleted, suspended, past
-    a deadline, or no longer needed) is ``killed`` unless an eviction (``DisruptionTarget``)
-    stopped it, which fails it as Kubernetes counts it (``job_controller.go``, ``isPodFailed``)."""
-    if pod.phase == "Succeeded":
-        return SUCCEEDED
-    if pod.phase != "Failed":
-        return ACTIVE
-    if pod.failure_ignored:
-        return IGNORED
-    disrupted = any(c.type == "DisruptionTarget" and c.status == "True" for c in pod.conditions)
-    if pod.deletion_time is not None and not disrupted:
-        return KILLED
-    return FAILED
 
 
 # ---- drawing ----------------------------------------------------------------------------

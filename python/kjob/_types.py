@@ -322,7 +322,7 @@ class Pod(_Snapshot):
         "node_name",
         "creation_time",
         "deletion_time",
-        "failure_ignored",
+        "counted_as",
     )
     __slots__ = __match_args__ = _fields
     name: str
@@ -366,8 +366,10 @@ class Pod(_Snapshot):
     #: When the pod was asked to stop (``metadata.deletionTimestamp``): by the Job (deleted,
     #: suspended, past a deadline, finished) or by an eviction; None otherwise.
     deletion_time: _dt.datetime | None
-    #: A failed pod that a ``podFailurePolicy`` ``Ignore`` rule kept out of ``status.failed``.
-    failure_ignored: bool
+    #: How the Job counted the pod: ``"succeeded"``, ``"failed"`` (toward the backoff limit),
+    #: ``"ignored"`` (a ``podFailurePolicy`` ``Ignore`` rule kept it out of ``status.failed``),
+    #: ``"killed"`` (stopped by the Job: deleted, suspended, finished) or ``"active"``.
+    counted_as: str
 
     def __init__(
         self,
@@ -395,7 +397,7 @@ class Pod(_Snapshot):
         node_name: str | None = None,
         creation_time: _dt.datetime | None = None,
         deletion_time: _dt.datetime | None = None,
-        failure_ignored: bool = False,
+        counted_as: str = "active",
     ) -> None:
         conditions = [] if conditions is None else conditions
         container_exit_codes = {} if container_exit_codes is None else container_exit_codes

@@ -11,7 +11,6 @@
 //! process at once with SIGTERM (exit code 143), as a process that does not trap SIGTERM does.
 
 use super::defaults::EffectiveSpec;
-use super::failure_policy::{match_pod_failure_policy, PfpAction};
 use super::job_controller::{Action, Controller, Event, Plan};
 use super::pod::{Pod, PodException, PodId, PodPhase, ProcessEnd};
 use crate::status::Time;
@@ -75,15 +74,8 @@ impl CountedAs {
             PodPhase::Succeeded => Self::Succeeded,
             PodPhase::Pending | PodPhase::Running => Self::Active,
             PodPhase::Failed => {
-                let spec = controller.spec();
-                let matched = match_pod_failure_policy(
-                    spec.pod_failure_policy.as_ref(),
-                    pod,
-                    &spec.namespace,
-                    &spec.container.name,
-                );
                 let evicted = pod.conditions.iter().any(|c| c.type_ == "DisruptionTarget");
-                if matched.action == Some(PfpAction::Ignore) {
+                if controller.is_failure_ignored(pod) {
                     Self::Ignored
                 } else if pod.deletion_requested_at.is_some() && !evicted && !pod.deadline_exceeded {
                     Self::Killed

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::controller::defaults::PodReplacementPolicy;
-use crate::controller::failure_policy::{PfpRule, PodFailurePolicy, Requirement};
+use crate::controller::failure_policy::{PfpAction, PfpRule, PodFailurePolicy, Requirement};
 use crate::controller::success_policy::SuccessRule;
 use crate::controller::test_support::{ignoring_disruptions, secs, spec};
 use crate::status::ConditionType::{self, self as T};

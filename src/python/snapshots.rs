@@ -280,7 +280,7 @@ impl<'py, W: Fn(Time) -> f64> Snapshots<'py, W> {
         set(d, intern!(py, "finish_time"), self.pod_time(1, p.finished_at)?)?;
         set(d, intern!(py, "creation_time"), self.pod_time(2, Some(p.created_at))?)?;
         set(d, intern!(py, "deletion_time"), self.time(p.deletion_requested_at)?)?;
-        set(d, intern!(py, "failure_ignored"), v.failure_ignored)?;
+        set(d, intern!(py, "counted_as"), v.counted_as)?;
         set(d, intern!(py, "log_path"), self.log_path(&v.log_path, v.log_range.is_some()))?;
         set(d, intern!(py, "pid"), v.pid)?;
         set(d, intern!(py, "labels"), self.entries(&job.labels, pod_own_labels(p))?)?;

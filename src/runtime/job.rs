@@ -140,8 +140,9 @@ pub struct PodView {
     /// Callable pods share a worker's log file: their output is this byte range of it.
     pub log_range: Option<(u64, u64)>,
     pub pid: Option<i32>,
-    /// A failed pod that a `podFailurePolicy` `Ignore` rule kept out of the Job's `failed`.
-    pub failure_ignored: bool,
+    /// How the controller counted the pod (`CountedAs`: succeeded, failed, ignored, killed,
+    /// active), the same rule a simulation's timeline uses.
+    pub counted_as: &'static str,
 }
 
 /// Every pod of a Job, oldest first (they deref to a slice of [`PodView`]s), with what their

@@ -19,6 +19,7 @@ use super::executor::{pod_log_path, Ended, ExecEvent, Executor, LogRange, Payloa
 use super::job::{PodView, PodViews};
 use super::notify::Watchers;
 use super::{process, tokio_runtime, ExecutorNote};
+use crate::controller::simulate::CountedAs;
 use crate::controller::{
     Action, Controller, EffectiveSpec, Event, JobEvent, Plan, PodException, PodId, PodPhase,
 };
@@ -463,7 +464,7 @@ impl Owner {
                     },
                     log_range: range.map(|(_, a, b)| (*a, *b)),
                     pid: self.executor.as_ref().and_then(|e| e.pid(pod.id)),
-                    failure_ignored: controller.is_failure_ignored(pod),
+                    counted_as: CountedAs::of(controller, pod).as_str(),
                 }
             })
             .collect();

@@ -116,6 +116,14 @@ class NativeJob:
     ) -> RemoteNodes:
         """Makes the pods run on remote agents, ``(node, address, capacity)`` each (before
         ``start()``); raises ``KjobError`` when none can be reached."""
+    def set_results_log(self, path: str) -> None:
+        """Appends every succeeded pod's pickled result to the file at ``path`` before the pod
+        counts (a stored callable Job). Before ``start()``."""
+    def restore(
+        self, prior: dict[str, Any], origin_wall: float, results: list[tuple[int | None, bytes]]
+    ) -> None:
+        """Takes over a stored Job before ``start()``: its status and pods (times in seconds
+        from ``origin_wall``, the epoch seconds of its time 0) and its stored results."""
     def results(self, loads: Callable[[bytes], Any], indexed: bool) -> dict[int, Any] | list[Any]: ...
     def evict(self, pod_name: str) -> None: ...
     def scale(self, parallelism: int | None = None, completions: int | None = None) -> None:

@@ -263,6 +263,11 @@ impl Controller {
         }
     }
 
+    /// A name a restored pod had: never handed out again (see `restore.rs`).
+    pub(super) fn reserve_name(&mut self, name: &str) {
+        self.used_names.reserve(name);
+    }
+
     pub fn spec(&self) -> &EffectiveSpec {
         &self.spec
     }

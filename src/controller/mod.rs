@@ -16,6 +16,7 @@ pub mod names;
 mod node_lost;
 pub mod pod;
 pub mod pod_containers;
+pub mod restore;
 pub mod simulate;
 pub mod success_policy;
 

@@ -99,6 +99,14 @@ impl UsedNames {
         self.claim = Some(claim);
     }
 
+    /// Takes a name handed out before (a restored Job's pods): never given out again.
+    pub fn reserve(&mut self, name: &str) {
+        self.hashes.insert(name_hash(&[name.as_bytes()]));
+        if let Some(claim) = self.claim.as_mut() {
+            claim(name);
+        }
+    }
+
     /// Draws `prefix` + suffix until a name is free (for this Job, then for the hook), and
     /// takes it.
     pub fn unique(&mut self, prefix: &str, suffixes: &mut SuffixGenerator) -> String {

@@ -33,7 +33,9 @@ impl From<BindingError> for PyErr {
             BindingError::Runtime(RuntimeError::ManagedElsewhere { .. } | RuntimeError::Invalid(_)) => {
                 PyValueError::new_err(message)
             }
-            BindingError::Runtime(RuntimeError::LogDir(path, error)) => {
+            BindingError::Runtime(
+                RuntimeError::LogDir(path, error) | RuntimeError::ResultsLog(path, error),
+            ) => {
                 Python::attach(|py| os_error(py, message, error.raw_os_error(), &path))
             }
             BindingError::Runtime(

@@ -9,6 +9,7 @@ mod errors;
 mod manifest;
 mod native_job;
 mod remote;
+mod restore;
 mod simulate;
 mod snapshots;
 mod utc;

@@ -162,6 +162,30 @@ impl NativeJob {
         Ok(super::remote::RemoteNodes::new(nodes))
     }
 
+    /// Appends every succeeded pod's pickled result to the file at `path` before the pod
+    /// counts (a stored callable Job; see `runtime/results_log.rs`). Before `start()`.
+    fn set_results_log(&self, path: PathBuf) -> PyResult<()> {
+        self.live()?;
+        self.inner.set_results_log(&path).map_err(|e| BindingError::from(e).into())
+    }
+
+    /// Takes over a stored Job before `start()`: `prior` is its status and pods (see
+    /// `python/restore.rs`), `origin_wall` the epoch seconds of its time 0, `results` the
+    /// `(index, pickled value)` pairs its results log holds.
+    fn restore(
+        &self,
+        prior: &Bound<'_, PyAny>,
+        origin_wall: f64,
+        results: Vec<(Option<u32>, Vec<u8>)>,
+    ) -> PyResult<()> {
+        self.live()?;
+        let spec = self.inner.spec();
+        let completions = spec.completions.unwrap_or(0);
+        let prior = super::restore::prior_from_py(prior, completions)?;
+        let origin = UNIX_EPOCH + Duration::try_from_secs_f64(origin_wall.max(0.0)).unwrap_or_default();
+        self.inner.restore(prior, origin, results).map_err(|e| BindingError::from(e).into())
+    }
+
     /// The return values of the succeeded callable pods: `{index: value}` in index order when `indexed`
     /// (pods without an index left out), else a list in completion order. Values are
     /// unpickled with `loads` once the Job's lock is released (unpickling may run user code).

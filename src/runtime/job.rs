@@ -107,6 +107,8 @@ pub enum RuntimeError {
     Deleted,
     #[error("failed to create the log folder {0:?}: {1}")]
     LogDir(PathBuf, #[source] std::io::Error),
+    #[error("cannot open the results log {0:?}: {1}")]
+    ResultsLog(PathBuf, #[source] std::io::Error),
     #[error(
         "Job {namespace}/{name} has spec.managedBy {managed_by:?}: another controller owns it, so kjob's \
          controller (kubernetes.io/job-controller) does not run it"
@@ -201,7 +203,7 @@ impl Job {
             generation: GENERATION.load(Ordering::SeqCst),
             pid: std::process::id(),
             name,
-            origin_wall: SystemTime::now(),
+            origin_wall: Mutex::new(SystemTime::now()),
         });
         let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
         registry.retain(|w| w.strong_count() > 0);
@@ -264,6 +266,40 @@ impl Job {
         match &mut *self.shared.slot() {
             Slot::Parked(owner) => {
                 owner.factory = Some(make);
+                Ok(())
+            }
+            Slot::Running(_) => Err(RuntimeError::AlreadyStarted),
+        }
+    }
+
+    /// Takes over a stored Job before it starts (see `controller/restore.rs`): `origin_wall`
+    /// is the stored Job's origin, the controller's times are measured from it, and
+    /// `results` are the results its log holds.
+    pub fn restore(
+        &self,
+        prior: crate::controller::restore::Prior,
+        origin_wall: SystemTime,
+        results: Vec<(Option<u32>, Vec<u8>)>,
+    ) -> Result<(), RuntimeError> {
+        let mut slot = self.shared.slot();
+        let Slot::Parked(owner) = &mut *slot else { return Err(RuntimeError::AlreadyStarted) };
+        let elapsed = SystemTime::now().duration_since(origin_wall).unwrap_or_default();
+        owner.restore(prior, elapsed);
+        *self.shared.origin_wall.lock().unwrap_or_else(|e| e.into_inner()) = origin_wall;
+        *self.shared.results.lock().unwrap_or_else(|e| e.into_inner()) = results;
+        let was_finished = self.shared.published().finished;
+        owner.publish(&self.shared, was_finished);
+        Ok(())
+    }
+
+    /// Appends every succeeded pod's result to the log at `path` before the pod counts
+    /// (see `results_log.rs`).
+    pub fn set_results_log(&self, path: &Path) -> Result<(), RuntimeError> {
+        let log = super::results_log::ResultsLog::open(path)
+            .map_err(|e| RuntimeError::ResultsLog(path.to_path_buf(), e))?;
+        match &mut *self.shared.slot() {
+            Slot::Parked(owner) => {
+                owner.set_results_log(log);
                 Ok(())
             }
             Slot::Running(_) => Err(RuntimeError::AlreadyStarted),
@@ -335,7 +371,7 @@ impl Job {
 
     /// Wall-clock time of a controller time.
     pub fn wall_time(&self, t: Time) -> SystemTime {
-        self.shared.origin_wall + t
+        *self.shared.origin_wall.lock().unwrap_or_else(|e| e.into_inner()) + t
     }
 
     pub fn pods(&self) -> PodViews {

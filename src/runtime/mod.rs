@@ -40,6 +40,7 @@ mod pod_queue;
 pub mod process;
 mod remote;
 mod remote_frames;
+mod results_log;
 pub mod spawn_pool;
 mod spawn_raw;
 mod subprocess;

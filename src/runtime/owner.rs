@@ -83,7 +83,8 @@ pub(super) struct Shared {
     pub(super) generation: u64,
     pub(super) pid: u32,
     pub(super) name: String,
-    pub(super) origin_wall: SystemTime,
+    /// Wall-clock time of the controller's time 0 (a restored Job's is the stored one).
+    pub(super) origin_wall: Mutex<SystemTime>,
 }
 
 impl Shared {
@@ -117,6 +118,9 @@ struct Books {
     ended_results: Vec<(PodId, Vec<u8>)>,
     /// Results of succeeded pods, for the next publish.
     new_results: Vec<(Option<u32>, Vec<u8>)>,
+    /// A stored callable Job's results log (see `results_log.rs`): written before a
+    /// succeeded pod is visible to anyone.
+    pub(super) results_log: Option<super::results_log::ResultsLog>,
 }
 
 pub(super) struct Owner {
@@ -169,6 +173,7 @@ impl Owner {
                 log_ranges: BTreeMap::new(),
                 ended_results: Vec::new(),
                 new_results: Vec::new(),
+                results_log: None,
             },
             executor: None,
             factory: None,
@@ -190,6 +195,20 @@ impl Owner {
 
     pub(super) fn controller(&self) -> &Controller {
         &self.books.controller
+    }
+
+    /// Takes over a stored Job (see `controller/restore.rs`): its clock starts `elapsed`
+    /// after the stored Job's origin, so stored times and deadlines carry on.
+    pub(super) fn restore(&mut self, prior: crate::controller::restore::Prior, elapsed: Duration) {
+        let now = Instant::now();
+        self.books.origin = now.checked_sub(elapsed).unwrap_or(now);
+        let at = self.books.now();
+        self.books.controller.restore(prior, at);
+        self.status_changed = true;
+    }
+
+    pub(super) fn set_results_log(&mut self, log: super::results_log::ResultsLog) {
+        self.books.results_log = Some(log);
     }
 
     /// Hands the owner its executor and inbox when the Job starts.
@@ -541,8 +560,15 @@ impl Books {
         // A result only counts for a pod that succeeded (a killed pod may still report one).
         for (pod, bytes) in self.ended_results.drain(..) {
             if let Some(pod) = self.controller.pod(pod).filter(|p| p.phase == PodPhase::Succeeded) {
+                if let Some(log) = &mut self.results_log {
+                    log.push(pod.index, &pod.name, &bytes);
+                }
                 self.new_results.push((pod.index, bytes));
             }
+        }
+        // Durable before this fold's successes show anywhere (see `results_log.rs`).
+        if let Some(Err(message)) = self.results_log.as_mut().map(|log| log.write()) {
+            self.controller.warn(self.now(), "ResultsNotStored", message);
         }
         news
     }

@@ -104,3 +104,14 @@ class Backoff(TypedDict):
 def fast_backoff() -> Backoff:
     """Replacement delays short enough for tests (a documented kjob extension)."""
     return {"backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.05}
+
+
+@pytest.fixture(autouse=True)
+def private_kjob_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test has a store of its own (``KJOB_HOME``, inherited by the processes it
+    starts): Job names never clash between tests, and no test sees the user's Jobs."""
+    home = tmp_path_factory.mktemp("kjob-home")
+    monkeypatch.setenv("KJOB_HOME", str(home))
+    monkeypatch.delenv("KJOB_STORE", raising=False)
+    monkeypatch.delenv("KJOB_HISTORY_LIMIT", raising=False)
+    return home

@@ -250,7 +250,12 @@ def test_a_non_indexed_target_is_called_with_args_and_kwargs_only() -> None:
 # --- a running Job dropped -----------------------------------------------------------------
 
 
-def test_a_running_job_garbage_collected_is_killed_with_a_resource_warning() -> None:
+def test_a_running_job_garbage_collected_is_killed_with_a_resource_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without the store (KJOB_STORE=0) a Job lives and dies with its object, as before issue 15;
+    # with it, the Job runs on (tests/test_store.py).
+    monkeypatch.setenv("KJOB_STORE", "0")
     job = kjob.Job(name="dropped", command="sleep 300", termination_grace_period_seconds=0)
     job.start()
     uid = job.uid
@@ -264,7 +269,10 @@ def test_a_running_job_garbage_collected_is_killed_with_a_resource_warning() -> 
     assert no_pids_left(uid) == []
 
 
-def test_no_resource_warning_for_a_job_finished_deleted_or_never_started() -> None:
+def test_no_resource_warning_for_a_job_finished_deleted_or_never_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KJOB_STORE", "0")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         finished = kjob.Job(command="true")

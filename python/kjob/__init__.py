@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._config import configure
 from ._dask import DaskExecutor
-from ._errors import KjobOSError
+from ._errors import AlreadyExistsError, ConflictError, KjobOSError, NotFoundError
 from ._failures import JobFailedError
 from ._job import Job
 from ._kjob import KjobError
@@ -72,7 +72,9 @@ def shutdown_workers() -> int:
 
 
 __all__ = [
+    "AlreadyExistsError",
     "Condition",
+    "ConflictError",
     "DaskExecutor",
     "Event",
     "ExceptionText",
@@ -82,6 +84,7 @@ __all__ = [
     "KjobError",
     "KjobOSError",
     "KjobWarning",
+    "NotFoundError",
     "Pod",
     "PodCondition",
     "PodContext",
@@ -91,8 +94,8 @@ __all__ = [
     "TimelineRow",
     "configure",
     "pod_context",
-    "simulate",
     "shutdown_workers",
+    "simulate",
     "__version__",
 ]
 

@@ -7,7 +7,7 @@ import os
 
 from ._kjob import KjobError
 
-__all__ = ["KjobOSError"]
+__all__ = ["AlreadyExistsError", "ConflictError", "KjobOSError", "NotFoundError"]
 
 
 class KjobOSError(KjobError, OSError):
@@ -31,5 +31,21 @@ class KjobOSError(KjobError, OSError):
         return (type(self), (str(self), self.errno, self.filename))
 
 
+class AlreadyExistsError(KjobError):
+    """A Job of that namespace and name exists already (Kubernetes' ``AlreadyExists``):
+    ``jobs.batch "etl" already exists``. Delete it first, or use :meth:`kjob.Job.apply`."""
+
+
+class NotFoundError(KjobError, LookupError):
+    """No stored Job of that namespace and name (Kubernetes' ``NotFound``):
+    ``jobs.batch "etl" not found``."""
+
+
+class ConflictError(KjobError):
+    """Another process changed or took over the Job at the same moment (Kubernetes'
+    ``Conflict``): read it again and retry."""
+
+
 # Shown and pickled as the public name it is exported under.
-KjobOSError.__module__ = "kjob"
+for _class in (KjobOSError, AlreadyExistsError, NotFoundError, ConflictError):
+    _class.__module__ = "kjob"

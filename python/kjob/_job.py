@@ -489,6 +489,39 @@ class Job:
         ]
 
     @classmethod
+    def get(cls, name: str, namespace: str = "default") -> Job:
+        """A handle of the stored Job ``namespace/name``, whichever process runs it (this one,
+        another, or none: an orphan, which :meth:`resume` adopts). Its ``status``, ``pods()``,
+        ``logs()``, ``events()``, ``results()``, ``watch()``, ``wait()``, ``delete()``,
+        ``suspend()``, ``resume()`` and ``scale()`` work across processes: a change is carried
+        out by the owning process within about 0.1 s. Raises :class:`kjob.NotFoundError`
+        (``jobs.batch "x" not found``)."""
+        from ._stored_job import get_job
+
+        return get_job(name, namespace)
+
+    @classmethod
+    def list(cls, namespace: str | None = None, labels: Mapping[str, str] | str | None = None) -> list[Job]:
+        """Handles of the stored Jobs of ``namespace`` (None: every namespace), ordered by
+        namespace and name; ``labels`` keeps those whose labels match (a mapping of equal
+        values, or a kubectl label selector such as ``"team=ml,tier!=batch"``)."""
+        from ._stored_job import list_jobs
+
+        return list_jobs(namespace, labels)
+
+    @classmethod
+    def apply(cls, **kwargs: Any) -> Job:
+        """``kubectl apply`` for a Job of these keywords (those of :class:`Job`): starts it
+        when no Job of that name is stored; when one is, returns it unchanged (finished: its
+        status and results; orphaned: adopted and resumed here), or applies the fields
+        Kubernetes lets change (``parallelism``, ``completions`` of an elastic Indexed Job,
+        ``suspend``). Any other change raises ``ValueError``: ``field is immutable``.
+        Re-running a notebook cell that applies a Job resumes it instead of recomputing."""
+        from ._apply import apply_job
+
+        return apply_job(cls(**kwargs))[0]
+
+    @classmethod
     def _from_normalized(
         cls,
         manifest: dict[str, Any],
@@ -498,6 +531,7 @@ class Job:
         original: dict[str, Any] | None = None,
         env_sources: list[dict[str, Any]] | None = None,
         where: str | None = None,
+        uid: str | None = None,
     ) -> Job:
         """``original``: the document ``manifest`` was normalized from, which the export gives
         back (the caller's object is not copied: pass a private one)."""
@@ -512,6 +546,7 @@ class Job:
             _first_set(backoff_initial_seconds, annotated_initial, configured_initial),
             _first_set(backoff_max_seconds, annotated_max, configured_max),
             env_sources,
+            uid,
         )
         job._original = original
         # Said before anything runs: on a cluster the pods would wait, unexplained until
@@ -534,26 +569,45 @@ class Job:
         backoff_initial_seconds: float,
         backoff_max_seconds: float,
         env_sources: list[dict[str, Any]] | None = None,
+        uid: str | None = None,
     ) -> None:
         initial = check_seconds("backoff_initial_seconds", backoff_initial_seconds)
         maximum = check_seconds("backoff_max_seconds", backoff_max_seconds)
         self._manifest = manifest
         self._backoff = (initial, maximum)
+        self._env_sources = env_sources
         self._created = _dt.datetime.now(_dt.timezone.utc)
+        # Wall time of the controller's time 0 (a resumed Job keeps the stored one).
+        self._origin_wall = self._created.timestamp()
         # Guards the Python-side copies (_manifest, _spec) that scale() and suspend() update.
         self._lock = threading.Lock()
+        import uuid
+
+        if uid is None:
+            uid = str(uuid.uuid4())
+        # With the store on, the Job is recorded when it starts, and its logs live under the
+        # store's home until it is deleted (a log_dir the user gives is the user's).
+        self._store_home = _config.store_home() if _config.store_enabled() else None
+        self._stored_logs = False
         private_dir: str | None = None
+        if log_dir is None and self._store_home is not None:
+            from ._store import job_logs_folder
+
+            metadata = manifest.get("metadata")
+            meta = metadata if isinstance(metadata, dict) else {}
+            log_dir = job_logs_folder(
+                self._store_home, str(meta.get("namespace") or "default"), str(meta.get("name") or "job"), uid
+            )
+            self._stored_logs = True
         if log_dir is None:
             metadata = manifest.get("metadata")
             name = str((metadata.get("name") if isinstance(metadata, dict) else None) or "job")[:40]
             private_dir = _owned_private_dir(name)
             log_dir = private_dir
-        import uuid
-
         try:
             self._native = NativeJob(
                 manifest,
-                str(uuid.uuid4()),
+                uid,
                 str(log_dir),
                 initial,
                 maximum,
@@ -577,6 +631,11 @@ class Job:
         # The document a manifest Job was loaded from (None for keywords): what it exports.
         self._original: dict[str, Any] | None = None
         self._executor: DaskExecutor | None = None
+        # A stored callable Job resumed here: its workers' payload, as first recorded, and
+        # what apply compares (the target itself is not kept).
+        self._stored_init: bytes | None = None
+        self._stored_callable_key: str | None = None
+        self._record_init: bytes | None = None
         self._finalizer = weakref.finalize(self, _finalize, self._native, private_dir, self._name)
         _exit.hook()
 
@@ -661,20 +720,37 @@ class Job:
         For a callable Job the target is pickled (with cloudpickle) first: a target that
         cannot be pickled raises ``TypeError`` here, before any pod runs."""
         _shepherd.ensure()
-        if self._executor is not None and not self._native.started:
-            init, reuse = None, True
-            if self._callable is not None:
-                init = self._callable.init_payload(
-                    self._name, self._uid, self._spec["completion_mode"] == "Indexed"
-                )
-                reuse = self._callable.reuse_workers
-            prepare_executor(self._executor, self._native, init, reuse)
-        elif self._callable is not None and not self._native.started:
+        if self._native.started or self._native.deleted:
+            self._native.start()  # raises the extension's error
+            return
+        init = None
+        if self._callable is not None:
             indexed = self._spec["completion_mode"] == "Indexed"
             init = self._callable.init_payload(self._name, self._uid, indexed)
-            worker = [sys.executable, os.path.join(os.path.dirname(__file__), "_worker.py")]
-            self._native.set_callable(worker, init, self._callable.max_workers, self._callable.reuse_workers)
-        self._native.start()
+        store = None
+        if self._store_home is not None:
+            from ._store import record_start
+
+            self._record_init = init
+            store = record_start(self, self._store_home)
+        try:
+            if self._executor is not None:
+                reuse = self._callable.reuse_workers if self._callable is not None else True
+                prepare_executor(self._executor, self._native, init, reuse)
+            elif self._callable is not None and init is not None:
+                worker = [sys.executable, os.path.join(os.path.dirname(__file__), "_worker.py")]
+                self._native.set_callable(
+                    worker, init, self._callable.max_workers, self._callable.reuse_workers
+                )
+            self._native.start()
+        except BaseException:
+            if store is not None:
+                store.delete_job(self._uid)
+            raise
+        if store is not None and self._store_home is not None:
+            from ._keeper import keeper
+
+            keeper().keep(self, store, self._store_home)
 
     @property
     def executor(self) -> DaskExecutor | None:
@@ -716,6 +792,10 @@ class Job:
             raise TimeoutError(f"Job {self._name!r} did not finish within {timeout} s")
         else:
             status = self.status
+        if self._store_home is not None and isinstance(self._native, NativeJob):
+            from ._keeper import keeper
+
+            keeper().flush(self)
         if check:
             status.raise_for_status()
         return status
@@ -774,6 +854,10 @@ class Job:
         if not self._native.delete(timeout):
             raise TimeoutError(f"Job {self._name!r}: pods still running after {timeout} s")
         self._finalizer()
+        if self._store_home is not None and isinstance(self._native, NativeJob):
+            from ._store import forget_if_recorded
+
+            forget_if_recorded(self, self._store_home)
 
     @property
     def is_deleted(self) -> bool:
@@ -1030,6 +1114,110 @@ def job_from_normalized(
         env_sources=env_sources,
         where=where,
     )
+
+
+class _StoredTarget:
+    """Stands for the target of a callable Job made from the store (its workers' payload is
+    what runs): named by its qualified name."""
+
+    def __init__(self, qualname: str) -> None:
+        self.qualname = qualname
+
+    def __repr__(self) -> str:
+        return f"<stored callable {self.qualname}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise KjobError(f"{self.qualname} was stored pickled for the Job's workers; it cannot be called here")
+
+
+def _callable_key(job: Job) -> str | None:
+    """What identifies a callable Job's work for ``apply``: the target's name, code and
+    constants, and its arguments."""
+    if job._stored_callable_key is not None:
+        return job._stored_callable_key
+    c = job._callable
+    if c is None:
+        return None
+    import hashlib
+    import pickle
+
+    target = c.target
+    code = getattr(target, "__code__", None)
+    parts = [
+        getattr(target, "__qualname__", type(target).__name__).encode(),
+        code.co_code if code is not None else b"",
+        repr(code.co_consts).encode() if code is not None else b"",
+    ]
+    try:
+        parts.append(pickle.dumps((c.args, c.kwargs), protocol=4))
+    except Exception:  # noqa: BLE001 - unpicklable arguments are compared by repr
+        parts.append(repr((c.args, c.kwargs)).encode())
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()
+
+
+def job_record_parts(job: Job) -> dict[str, Any]:
+    """What the store keeps to make ``job`` again (see ``_store.job_doc``)."""
+    callable_part = None
+    c = job._callable
+    if c is not None:
+        callable_part = {
+            "init": job._stored_init if job._stored_init is not None else getattr(job, "_record_init", None),
+            "max_workers": c.max_workers,
+            "reuse_workers": c.reuse_workers,
+            "qualname": getattr(c.target, "__qualname__", None) or repr(c.target),
+        }
+    return {
+        "manifest": job.manifest,
+        "original": job._original,
+        "backoff": job._backoff,
+        "env_sources": job._env_sources,
+        "callable": callable_part,
+        "callable_key": _callable_key(job),
+        "log_dir": job.log_dir,
+        "stored_logs": job._stored_logs,
+        "ttl": job._spec.get("ttl_seconds_after_finished"),
+    }
+
+
+def job_from_record(doc: Mapping[str, Any], uid: str, created: _dt.datetime) -> Job:
+    """A Job (not started) made again from what the store keeps, with its UID."""
+    initial, maximum = doc["backoff"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KjobWarning)  # said when the Job was first made
+        job = Job._from_normalized(
+            copy.deepcopy(doc["manifest"]),
+            doc["log_dir"],
+            initial,
+            maximum,
+            original=copy.deepcopy(doc["original"]),
+            env_sources=doc["env_sources"],
+            uid=uid,
+        )
+    job._stored_logs = bool(doc.get("stored_logs"))
+    job._created = created
+    job._stored_callable_key = doc.get("callable_key")
+    stored = doc.get("callable")
+    if stored is not None:
+        job._callable = _Callable(
+            target=_StoredTarget(str(stored["qualname"])),
+            args=(),
+            kwargs={},
+            env={},
+            max_workers=int(stored["max_workers"]),
+            reuse_workers=bool(stored["reuse_workers"]),
+        )
+        job._stored_init = stored["init"]
+    return job
+
+
+def start_adopted(job: Job, doc: Mapping[str, Any]) -> None:
+    """Starts a Job taken over from the store (see ``_store.adopt``) on this machine."""
+    _shepherd.ensure()
+    c = job._callable
+    if c is not None and job._stored_init is not None:
+        worker = [sys.executable, os.path.join(os.path.dirname(__file__), "_worker.py")]
+        job._native.set_callable(worker, job._stored_init, c.max_workers, c.reuse_workers)
+    job._native.start()
 
 
 def ensure_shepherd() -> None:

@@ -11,6 +11,7 @@ mod native_job;
 mod remote;
 mod simulate;
 mod snapshots;
+mod store;
 mod utc;
 
 pub use change_feed::ChangeFeed;
@@ -126,6 +127,8 @@ mod _kjob {
     use super::shutdown_workers;
     #[pymodule_export]
     use super::simulate::simulate_job;
+    #[pymodule_export]
+    use super::store::Store;
     #[pymodule_export]
     use super::sweep_session;
     #[pymodule_export]

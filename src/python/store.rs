@@ -133,7 +133,12 @@ impl Store {
     }
 
     #[pyo3(signature = (uid, *, with_pods = true))]
-    fn get_job_by_uid<'py>(&self, py: Python<'py>, uid: &str, with_pods: bool) -> PyResult<Option<Bound<'py, PyDict>>> {
+    fn get_job_by_uid<'py>(
+        &self,
+        py: Python<'py>,
+        uid: &str,
+        with_pods: bool,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
         let job = self.with(py, |store| store.get_job_by_uid(uid, with_pods))?;
         job_or_none(py, job)
     }
@@ -174,7 +179,13 @@ impl Store {
         self.with(py, |store| store.update_job(uid, &update))
     }
 
-    fn set_owner(&self, py: Python<'_>, uid: &str, owner: Option<&str>, expected: Option<&str>) -> PyResult<bool> {
+    fn set_owner(
+        &self,
+        py: Python<'_>,
+        uid: &str,
+        owner: Option<&str>,
+        expected: Option<&str>,
+    ) -> PyResult<bool> {
         self.with(py, |store| store.set_owner(uid, owner, expected))
     }
 
@@ -187,7 +198,12 @@ impl Store {
     }
 
     #[pyo3(signature = (uid, since = 0))]
-    fn events<'py>(&self, py: Python<'py>, uid: &str, since: i64) -> PyResult<Vec<(i64, Bound<'py, PyBytes>)>> {
+    fn events<'py>(
+        &self,
+        py: Python<'py>,
+        uid: &str,
+        since: i64,
+    ) -> PyResult<Vec<(i64, Bound<'py, PyBytes>)>> {
         let events = self.with(py, |store| store.events(uid, since))?;
         Ok(events.into_iter().map(|(seq, body)| (seq, PyBytes::new(py, &body))).collect())
     }

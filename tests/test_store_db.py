@@ -480,3 +480,52 @@ def test_a_full_and_then_read_only_file_system(tmp_path: Path) -> None:
             f"kjob store {small / 'other.db'}: unable to open database file (Read-only file system (os error 30))",
         ],
     ]
+
+
+def test_a_forked_child_must_open_its_own(db: str) -> None:
+    store = Store(db)
+    insert(store, "u1", "etl")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        try:
+            store.versions()
+        except RuntimeError as e:
+            expected = f"kjob store {db} was opened by process {os.getppid()} before a fork: open it again in this process"
+            code = 0 if str(e) == expected and Store(db).versions() == {"u1": 1} else 2
+        finally:
+            store.close()
+            del store
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The child's leaving did not disturb the parent's connection.
+    assert store.update_job("u1", status=b"s") == 2
+    assert store.integrity_check() == "ok"
+
+
+OPENER = """
+import os, sys, time
+from kjob._kjob import Store
+path, go = sys.argv[1:]
+while not os.path.exists(go):
+    time.sleep(0.001)
+store = Store(path)
+print(store.insert_job(str(os.getpid()), "default", "first", 1.0, "{}", b"", None))
+"""
+
+
+def test_processes_creating_one_file_at_once(tmp_path: Path) -> None:
+    db, go = tmp_path / "kjob.db", tmp_path / "go"
+    openers = [
+        subprocess.Popen([sys.executable, "-c", OPENER, str(db), str(go)], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    time.sleep(0.3)
+    go.touch()
+    answers = sorted(opener.communicate(timeout=60)[0] for opener in openers)
+    assert [opener.returncode for opener in openers] == [0, 0, 0, 0]
+    assert answers == ["False\n", "False\n", "False\n", "True\n"]
+    store = Store(str(db))
+    assert [j["name"] for j in store.list_jobs()] == ["first"]
+    assert store.integrity_check() == "ok"

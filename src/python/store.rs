@@ -37,7 +37,21 @@ fn to_py(error: StoreError) -> PyErr {
 #[pyclass(name = "Store", module = "kjob._kjob", frozen)]
 pub struct Store {
     path: String,
+    /// The process that opened the connection. A SQLite connection must not cross a fork
+    /// (the child would share the parent's file descriptors and lock state), so a child
+    /// refuses to use it and never closes it.
+    pid: u32,
     inner: Mutex<Option<store::Store>>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            // Closing would checkpoint and unlock files the parent still uses: leak instead.
+            let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+            std::mem::forget(inner.take());
+        }
+    }
 }
 
 impl Store {
@@ -47,6 +61,12 @@ impl Store {
         py: Python<'_>,
         work: impl FnOnce(&mut store::Store) -> store::Result<T> + Send,
     ) -> PyResult<T> {
+        if std::process::id() != self.pid {
+            return Err(PyRuntimeError::new_err(format!(
+                "kjob store {} was opened by process {} before a fork: open it again in this process",
+                self.path, self.pid
+            )));
+        }
         py.detach(|| {
             let mut guard: MutexGuard<'_, _> = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             match guard.as_mut() {
@@ -95,7 +115,7 @@ impl Store {
         }
         let timeout = Duration::from_secs_f64(busy_timeout);
         let opened = py.detach(|| store::Store::open(&path, timeout)).map_err(to_py)?;
-        Ok(Self { path, inner: Mutex::new(Some(opened)) })
+        Ok(Self { path, pid: std::process::id(), inner: Mutex::new(Some(opened)) })
     }
 
     #[getter]
@@ -236,6 +256,13 @@ impl Store {
 
     /// Closes the connection (waiting for a call in another thread to finish). Idempotent.
     fn close(&self, py: Python<'_>) {
+        if std::process::id() != self.pid {
+            // The parent's connection: see `Drop`.
+            if let Ok(mut inner) = self.inner.try_lock() {
+                std::mem::forget(inner.take());
+            }
+            return;
+        }
         let closed = py.detach(|| self.inner.lock().unwrap_or_else(|e| e.into_inner()).take());
         // Dropping the connection checkpoints the WAL: also without the GIL.
         py.detach(move || drop(closed));

@@ -96,6 +96,12 @@ fn check_version(path: &str, conn: &Connection, user_version: i64) -> Result<i64
         }
         0
     };
+    if version < 0 {
+        return Err(StoreError::NotAStore {
+            path: path.to_owned(),
+            reason: format!("schema version {version} is not one kjob writes"),
+        });
+    }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Newer { path: path.to_owned(), version });
     }
@@ -115,7 +121,8 @@ fn migrate(path: &str, mut conn: Connection) -> Result<Connection> {
         let user_version: i64 =
             tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(fail)?;
         let from = check_version(path, &tx, user_version)?;
-        for step in &MIGRATIONS[from as usize..] {
+        // check_version made sure 0 <= from <= SCHEMA_VERSION.
+        for step in MIGRATIONS.iter().skip(usize::try_from(from).unwrap_or(MIGRATIONS.len())) {
             tx.execute_batch(step).map_err(fail)?;
         }
         if from < SCHEMA_VERSION {

@@ -248,6 +248,22 @@ fn refuses_a_file_that_is_not_a_store() {
 }
 
 #[test]
+fn refuses_a_negative_schema_version() {
+    let dir = TempDir::new();
+    let path = dir.file("kjob.db");
+    drop(Store::open(&path, TIMEOUT).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    conn.execute("UPDATE meta SET value = '-3' WHERE key = 'schema_version'", []).unwrap();
+    conn.pragma_update(None, "user_version", -3).unwrap();
+    drop(conn);
+    let error = Store::open(&path, TIMEOUT).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("kjob store {path}: not a kjob store (schema version -3 is not one kjob writes); move it away or use another KJOB_HOME")
+    );
+}
+
+#[test]
 fn a_missing_folder_is_a_clear_error() {
     let dir = TempDir::new();
     let path = dir.file("absent/kjob.db");

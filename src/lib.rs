@@ -7,5 +7,6 @@ pub mod controller;
 pub mod runtime;
 pub mod spec;
 pub mod status;
+pub mod store;
 
 mod python;

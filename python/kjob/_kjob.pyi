@@ -1,7 +1,7 @@
 """The native extension behind kjob. Use :class:`kjob.Job`, not this module."""
 
-from collections.abc import Mapping
-from typing import Any, Callable, Final, final
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, ClassVar, Final, final
 
 from typing_extensions import Self
 
@@ -22,6 +22,7 @@ __all__ = [
     "KjobError",
     "NativeJob",
     "RemoteNodes",
+    "Store",
     "after_fork_in_child",
     "after_fork_in_parent",
     "before_fork",
@@ -83,6 +84,75 @@ class RemoteNodes:
     """A Job's connections to its agents."""
     def lose(self, node: str) -> bool: ...
     def fail(self, reason: str) -> None: ...
+
+@final
+class Store:
+    """The durable store of Jobs: one SQLite file of opaque records (the caller decides what
+    the bytes mean). Every write is one transaction; SQLite and file-system failures raise
+    ``OSError(errno, "kjob store {path}: ...")`` and leave the file unchanged; a file of a newer
+    kjob, or not a kjob store, raises ``RuntimeError``; a closed store raises ``ValueError``.
+    Every method releases the GIL; one object serves several threads.
+
+    A job is a dict with the keys ``uid``, ``namespace``, ``name``, ``created`` (float),
+    ``finished`` (float or None), ``labels`` (JSON object text), ``owner`` (str or None),
+    ``doc`` (bytes), ``status`` and ``pods`` (bytes or None), ``version`` (int, bumped by each
+    write) and ``deleting`` (bool)."""
+
+    SCHEMA_VERSION: ClassVar[int]
+    def __new__(cls, path: str, busy_timeout: float = 5.0) -> Self:
+        """Opens the store at ``path``, creating the file (not its folder) when absent, and
+        migrates an older schema; waits up to ``busy_timeout`` seconds for another process's
+        lock before raising ``OSError(EBUSY)``."""
+    @property
+    def path(self) -> str: ...
+    def insert_job(
+        self, uid: str, namespace: str, name: str, created: float, labels: str, doc: bytes, owner: str | None
+    ) -> bool:
+        """Records a new job at version 1; False (and nothing written) when ``namespace/name``
+        exists already."""
+    def get_job(self, namespace: str, name: str, *, with_pods: bool = True) -> dict[str, Any] | None:
+        """The job ``namespace/name``, or None; ``pods`` is None unless ``with_pods``."""
+    def get_job_by_uid(self, uid: str, *, with_pods: bool = True) -> dict[str, Any] | None:
+        """The job with this UID, or None; ``pods`` is None unless ``with_pods``."""
+    def list_jobs(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every job (of a namespace, or all), ordered by namespace then name; ``pods`` is None."""
+    def update_job(
+        self,
+        uid: str,
+        *,
+        status: bytes | None = None,
+        pods: bytes | None = None,
+        finished: float | None = None,
+        doc: bytes | None = None,
+        labels: str | None = None,
+        events: Sequence[tuple[int, bytes]] = (),
+        expected_version: int | None = None,
+    ) -> int | None:
+        """One transaction: sets the given columns (None leaves one as it is), inserts the
+        ``(seq, body)`` events (one already stored under its seq is kept), bumps and returns
+        the new version. None, and nothing written, when the job does not exist or
+        ``expected_version`` is given and differs."""
+    def set_owner(self, uid: str, owner: str | None, expected: str | None) -> bool:
+        """Sets the owner when the stored one equals ``expected`` (None equals None); bumps the
+        version. False when it differs or the job is gone."""
+    def mark_deleting(self, uid: str) -> bool:
+        """Sets ``deleting``, bumps the version; False when the job is gone."""
+    def delete_job(self, uid: str) -> bool:
+        """Removes the job, its events and its requests; False when it was not stored."""
+    def events(self, uid: str, since: int = 0) -> list[tuple[int, bytes]]:
+        """The job's ``(seq, body)`` events with ``seq >= since``, in seq order."""
+    def push_request(self, uid: str, body: str) -> int:
+        """Queues a request for the job's owner; returns its id."""
+    def take_requests(self, uid: str) -> list[str]:
+        """The job's queued requests, oldest first, removed in the same transaction."""
+    def versions(self, namespace: str | None = None) -> dict[str, int]:
+        """UID -> version of every job (of a namespace, or all): cheap polling for changes."""
+    def finished_beyond(self, limit: int) -> list[str]:
+        """UIDs of the finished jobs beyond the newest ``limit`` by finish time, oldest first."""
+    def integrity_check(self) -> str:
+        """The first row of SQLite's integrity check: ``"ok"`` when the file is sound."""
+    def close(self) -> None:
+        """Closes the connection; later calls raise ValueError. Closing twice is harmless."""
 
 @final
 class NativeJob:

@@ -12,6 +12,7 @@ mod remote;
 mod restore;
 mod simulate;
 mod snapshots;
+mod store;
 mod utc;
 
 pub use change_feed::ChangeFeed;
@@ -127,6 +128,8 @@ mod _kjob {
     use super::shutdown_workers;
     #[pymodule_export]
     use super::simulate::simulate_job;
+    #[pymodule_export]
+    use super::store::Store;
     #[pymodule_export]
     use super::sweep_session;
     #[pymodule_export]

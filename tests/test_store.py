@@ -3,6 +3,7 @@ longer kill a running Job, adoption of orphans, retention."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,12 +33,18 @@ def child(code: str, *, timeout: float = 60, check: bool = True) -> subprocess.C
     return out
 
 
-def start_owner(code: str) -> subprocess.Popen[str]:
-    """A process that owns a Job and prints ``ready`` once it started it."""
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
-    return proc
+@contextlib.contextmanager
+def owner_process(code: str) -> Iterator[subprocess.Popen[str]]:
+    """A process that owns a Job and prints ``ready`` once it started it; killed at the end."""
+    with subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "ready"
+            yield proc
+        finally:
+            proc.kill()
 
 
 def wait_for(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
@@ -149,7 +157,7 @@ def test_a_finished_job_is_read_by_another_process() -> None:
         """
     )
     assert out.stdout.splitlines() == [
-        "2 0-1 True",
+        "2 0,1 True",  # two indexes are listed, as Kubernetes writes them
         "['Succeeded', 'Succeeded']",
         "out-1",
         "Completed",
@@ -157,7 +165,7 @@ def test_a_finished_job_is_read_by_another_process() -> None:
 
 
 def test_a_running_job_of_another_process_is_followed_and_deleted() -> None:
-    owner = start_owner(
+    with owner_process(
         """
         import kjob, time
         job = kjob.Job(name="longrun", command="sleep 300", parallelism=2, completions=2,
@@ -167,8 +175,7 @@ def test_a_running_job_of_another_process_is_followed_and_deleted() -> None:
         job.wait()
         # A deleted Job's wait() returns; the owner exits when asked to delete it.
         """
-    )
-    try:
+    ) as owner:
         job = kjob.Job.get("longrun")
         wait_for(lambda: job.status.active == 2)
         pids = [p.pid for p in job.pods()]
@@ -181,12 +188,10 @@ def test_a_running_job_of_another_process_is_followed_and_deleted() -> None:
         for pid in pids:
             wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists())
         assert owner.wait(timeout=10) == 0
-    finally:
-        owner.kill()
 
 
 def test_suspend_resume_and_scale_from_another_process_are_carried_out_by_the_owner() -> None:
-    owner = start_owner(
+    with owner_process(
         """
         import kjob
         job = kjob.Job(name="remote", command="sleep 300", parallelism=1, completions=4,
@@ -195,8 +200,7 @@ def test_suspend_resume_and_scale_from_another_process_are_carried_out_by_the_ow
         print("ready", flush=True)
         job.wait()
         """
-    )
-    try:
+    ) as owner:
         handle = kjob.Job.get("remote")
         wait_for(lambda: handle.status.active == 1)
         handle.scale(parallelism=3)
@@ -210,12 +214,10 @@ def test_suspend_resume_and_scale_from_another_process_are_carried_out_by_the_ow
         wait_for(lambda: handle.status.active == 3)
         handle.delete(timeout=10)
         assert owner.wait(timeout=10) == 0
-    finally:
-        owner.kill()
 
 
 def test_watch_and_wait_work_across_processes() -> None:
-    owner = start_owner(
+    with owner_process(
         """
         import kjob, time
         job = kjob.Job(name="watched", command="sleep 0.3", completions=2)
@@ -223,13 +225,11 @@ def test_watch_and_wait_work_across_processes() -> None:
         print("ready", flush=True)
         job.wait()
         """
-    )
-    try:
+    ) as owner:
         handle = kjob.Job.get("watched")
         statuses = [c for c in handle.watch(timeout=30) if isinstance(c, kjob.JobStatus)]
         assert statuses[-1].is_complete and statuses[-1].succeeded == 2
         assert handle.wait(timeout=10).succeeded == 2
-    finally:
         assert owner.wait(timeout=30) == 0
 
 

@@ -663,6 +663,11 @@ class Job:
     def manifest(self) -> dict[str, Any]:
         """The batch/v1 manifest this Job runs (a copy), as kjob read it: ignored fields
         dropped, ``generateName`` resolved, ``scale()`` and ``suspend()`` applied."""
+        stored = getattr(self._native, "stored_manifest", None)
+        if stored is not None:
+            # A handle of a Job another process runs: as last recorded.
+            with self._lock:
+                self._manifest = stored()
         with self._lock:
             return copy.deepcopy(self._manifest)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._kjob import KjobError
-from ._store import enforce_history_limit, forget, my_owner
+from ._store import enforce_history_limit, forget, job_doc, my_owner
 from ._types import Event, JobStatus
 
 if TYPE_CHECKING:
@@ -36,7 +36,18 @@ WRITE_COST_FACTOR = 10
 
 
 class _Kept:
-    __slots__ = ("job", "store", "home", "last_status", "event_seq", "next_write", "dirty", "final")
+    __slots__ = (
+        "job",
+        "store",
+        "home",
+        "last_status",
+        "event_seq",
+        "next_write",
+        "dirty",
+        "final",
+        "finished_at",
+        "manifest",
+    )
 
     def __init__(self, job: Job, store: Store, home: Path) -> None:
         self.job = job
@@ -47,6 +58,9 @@ class _Kept:
         self.next_write = 0.0
         self.dirty = True
         self.final = False
+        self.finished_at: float | None = None
+        # The manifest as recorded when the Job started.
+        self.manifest = job.manifest
 
 
 class Keeper:
@@ -134,18 +148,26 @@ class Keeper:
             return
         started = time.monotonic()
         pods = job._all_pods()
-        finished = time.time() if status.is_finished else None
+        if status.is_finished and kept.finished_at is None:
+            kept.finished_at = time.time()
+        # scale() and suspend() change the manifest: the stored one follows.
+        manifest = job.manifest
+        doc = None
+        if manifest != kept.manifest:
+            doc = pickle.dumps(job_doc(job), protocol=pickle.HIGHEST_PROTOCOL)
+            kept.manifest = manifest
         kept.store.update_job(
             job.uid,
             status=pickle.dumps(status, protocol=pickle.HIGHEST_PROTOCOL),
             pods=pickle.dumps(pods, protocol=pickle.HIGHEST_PROTOCOL),
-            finished=finished,
+            finished=kept.finished_at,
+            doc=doc,
             events=[
                 (e_seq, pickle.dumps(e, protocol=pickle.HIGHEST_PROTOCOL))
                 for e_seq, e in _numbered(events, seq)
             ],
         )
-        if finished is not None:
+        if kept.finished_at is not None:
             kept.store.set_owner(job.uid, None, my_owner())
         cost = time.monotonic() - started
         kept.last_status = status

@@ -230,14 +230,15 @@ def _labels_of(manifest: Mapping[str, Any]) -> dict[str, str]:
     return dict(metadata.get("labels") or {})
 
 
-def job_doc(job: Job, results_path: str | None, origin_wall: float) -> dict[str, Any]:
+def job_doc(job: Job) -> dict[str, Any]:
     """What it takes to make ``job`` again in another process."""
     from ._job import job_record_parts
 
+    results_path = str(Path(job.log_dir) / "results.bin") if job._callable is not None else None
     return {
         "format": DOC_FORMAT,
         "results_path": results_path,
-        "origin_wall": origin_wall,
+        "origin_wall": job._origin_wall,
         **job_record_parts(job),
     }
 
@@ -255,10 +256,8 @@ def record_start(job: Job, home: Path) -> Store:
     name is taken, ``OSError`` when the store cannot be written."""
     store = open_store(home)
     expire(store, home)
-    results_path = None
-    if job._callable is not None:
-        results_path = str(Path(job.log_dir) / "results.bin")
-    doc = job_doc(job, results_path, job._origin_wall)
+    doc = job_doc(job)
+    results_path = doc["results_path"]
     created = job._created.timestamp()
     labels = json.dumps(_labels_of(job._manifest))
     inserted = store.insert_job(

@@ -106,6 +106,14 @@ class StoredNative:
         self._record = None if row is None else Record(row)
         return self._record
 
+    def stored_manifest(self) -> dict[str, Any]:
+        """The manifest as the owner last recorded it (``scale()``, ``suspend()`` change it)."""
+        record = self._fresh() or self._record
+        if record is None:
+            return {}
+        manifest: dict[str, Any] = record.doc["manifest"]
+        return manifest
+
     @property
     def started(self) -> bool:
         return True
@@ -384,18 +392,20 @@ def prior_state(
 
 
 def _interval_string(indexes: list[int]) -> str:
-    """``[1, 3, 4, 5]`` as Kubernetes writes completed indexes: ``1,3-5``."""
+    """Sorted indexes as Kubernetes writes ``completedIndexes``: runs of three or more as
+    ``first-last``, shorter ones listed (``[1, 3, 4, 5, 7, 8]`` is ``1,3-5,7,8``)."""
     parts: list[str] = []
-    run_start = prev = None
+    runs: list[list[int]] = []
     for ix in indexes:
-        if prev is not None and ix == prev + 1:
-            prev = ix
-            continue
-        if run_start is not None:
-            parts.append(str(run_start) if run_start == prev else f"{run_start}-{prev}")
-        run_start = prev = ix
-    if run_start is not None:
-        parts.append(str(run_start) if run_start == prev else f"{run_start}-{prev}")
+        if runs and ix == runs[-1][1] + 1:
+            runs[-1][1] = ix
+        else:
+            runs.append([ix, ix])
+    for first, last in runs:
+        if last - first >= 2:
+            parts.append(f"{first}-{last}")
+        else:
+            parts.extend(str(i) for i in range(first, last + 1))
     return ",".join(parts)
 
 

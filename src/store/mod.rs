@@ -105,6 +105,8 @@ impl Store {
     /// older schema up to date. Waits up to `busy_timeout` for another process's lock.
     pub fn open(path: &str, busy_timeout: Duration) -> Result<Self> {
         let conn = schema::open(path, busy_timeout)?;
+        // Room for every statement of this module (about twenty), so none is parsed twice.
+        conn.set_prepared_statement_cache_capacity(32);
         Ok(Self { path: path.to_owned(), conn })
     }
 

@@ -3,7 +3,7 @@
 
 use super::error::{FailureKind, Result, StoreError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The schema this build writes and the newest it reads.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -46,20 +46,49 @@ pub(super) fn open(path: &str, busy_timeout: Duration) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| open_failure(path, &e))?;
     conn.busy_timeout(busy_timeout).map_err(fail)?;
-    // The first read of the file: a file that is not SQLite fails here.
-    let user_version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(|e| {
-        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
-            StoreError::NotAStore { path: path.to_owned(), reason: e.to_string() }
-        } else {
-            fail(e)
-        }
-    })?;
-    // The version is checked before anything is written, so a newer kjob's file is never touched.
-    check_version(path, &conn, user_version)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(fail)?;
+    {
+        // One read transaction, so the version and the tables are seen at one moment (another
+        // process may be creating the schema meanwhile).
+        let snapshot = conn.unchecked_transaction().map_err(fail)?;
+        // The first read of the file: a file that is not SQLite fails here.
+        let user_version: i64 =
+            snapshot.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(|e| {
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+                    StoreError::NotAStore { path: path.to_owned(), reason: e.to_string() }
+                } else {
+                    fail(e)
+                }
+            })?;
+        // The version is checked before anything is written, so a newer kjob's file is never
+        // touched.
+        check_version(path, &snapshot, user_version)?;
+        // Dropping the transaction ends it (it wrote nothing).
+    }
+    // Turning a new file to WAL writes its header. SQLite answers SQLITE_BUSY at once, without
+    // its busy handler, when another process holds the lock meanwhile (several processes
+    // creating one store): so this waits out the busy timeout itself.
+    retry_busy(busy_timeout, || conn.pragma_update(None, "journal_mode", "WAL")).map_err(fail)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(fail)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(fail)?;
     migrate(path, conn)
+}
+
+/// Runs `step` again while it fails with SQLITE_BUSY, for up to `timeout`.
+fn retry_busy<T>(timeout: Duration, mut step: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match step() {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            done => return done,
+        }
+    }
 }
 
 /// Refuses a file written by a newer kjob, or one that is someone else's database.

@@ -189,9 +189,11 @@ def job_row(
     return row
 
 
-def job_rows(jobs: Sequence[Job], *, wide: bool = False, namespace: bool = False) -> str:
-    """The ``kubectl get jobs`` table of ``jobs``."""
-    now = _now()
+def job_rows(
+    jobs: Sequence[Job], *, wide: bool = False, namespace: bool = False, now: _dt.datetime | None = None
+) -> str:
+    """The ``kubectl get jobs`` table of ``jobs``; ``now`` is when AGE counts to."""
+    now = now or _now()
     columns = (["NAMESPACE"] if namespace else []) + JOB_COLUMNS + (JOB_WIDE_COLUMNS if wide else [])
     return render_table(columns, [job_row(job, wide=wide, namespace=namespace, now=now) for job in jobs])
 
@@ -246,17 +248,23 @@ def job_pods(job: Job) -> list[Pod]:
     return [] if job.is_deleted else all_pods(job)
 
 
+def container_count(job: Job) -> int:
+    """How many containers a pod of ``job`` has (READY's denominator)."""
+    return len(job_spec(job)["containers"])
+
+
 def pod_rows(
-    jobs: Sequence[Job], pods: Sequence[tuple[Job, Pod]], *, wide: bool = False, namespace: bool = False
+    pods: Sequence[tuple[Job, Pod]],
+    *,
+    wide: bool = False,
+    namespace: bool = False,
+    now: _dt.datetime | None = None,
 ) -> str:
     """The ``kubectl get pods`` table of ``pods``, each with its Job."""
-    now = _now()
+    now = now or _now()
     columns = (["NAMESPACE"] if namespace else []) + POD_COLUMNS + (POD_WIDE_COLUMNS if wide else [])
-    counts = {id(job): len(job_spec(job)["containers"]) for job in jobs}
     rows = [
-        pod_row(
-            pod, counts.get(id(job), 1), wide=wide, namespace=job.namespace if namespace else None, now=now
-        )
+        pod_row(pod, container_count(job), wide=wide, namespace=job.namespace if namespace else None, now=now)
         for job, pod in pods
     ]
     return render_table(columns, rows)

@@ -795,7 +795,7 @@ def _cmd_get(args: argparse.Namespace) -> int:
             print(line)
     elif count:
         table = (
-            _kubectl.pod_rows(jobs, found_pods, wide=wide, namespace=namespace is None)
+            _kubectl.pod_rows(found_pods, wide=wide, namespace=namespace is None)
             if pods
             else _kubectl.job_rows(jobs, wide=wide, namespace=namespace is None)
         )
@@ -826,11 +826,10 @@ def _watch_table(
             jobs, found = collect()
             now = _dt.datetime.now(_dt.timezone.utc)
             if pods:
-                counts = {id(j): len(job_spec(j)["containers"]) for j in jobs}
                 rows = {
                     f"{j.namespace}/{p.name}": _kubectl.pod_row(
                         p,
-                        counts.get(id(j), 1),
+                        _kubectl.container_count(j),
                         wide=wide,
                         namespace=j.namespace if namespace is None else None,
                         now=now,

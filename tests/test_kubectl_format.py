@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
+import signal
+import threading
 from collections.abc import Iterator, Mapping
 
 import pytest
@@ -443,3 +446,22 @@ def test_usage_errors_exit_1_as_kubectl(capsys: pytest.CaptureFixture[str]) -> N
         'Error from server (BadRequest): Unable to find "/v1, Resource=pods" that match label selector "a in", '
         "field selector \"\": unable to parse requirement: found '' expected: '('\n",
     )
+
+
+def test_get_watch_prints_a_row_per_change_and_exits_1_on_ctrl_c(
+    registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = registry.add(kjob.Job(name="w", command=["sh", "-c", "sleep 0.3"]))
+    job.start()
+    # Ctrl-C while the watch polls; kubectl's interrupt handler exits 1.
+    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        code, out, err = run(["get", "jobs", "-w"], capsys)
+    finally:
+        timer.cancel()
+    lines = out.splitlines()
+    assert (code, err) == (1, "")
+    assert lines[0] == "NAME   STATUS    COMPLETIONS   DURATION   AGE"
+    assert lines[1].split()[:3] == ["w", "Running", "0/1"]
+    assert lines[-1].split()[:3] == ["w", "Complete", "1/1"]

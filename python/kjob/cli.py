@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -818,9 +818,15 @@ def _watch_table(
     """``-w``: a row each time an object's row changes, polled every 0.1 s, until Ctrl-C;
     kubectl's interrupt handler then exits 1, and so does this."""
     wide = args.output == "wide"
+    columns = (["NAMESPACE"] if namespace is None else []) + (
+        _kubectl.POD_COLUMNS + (_kubectl.POD_WIDE_COLUMNS if wide else [])
+        if pods
+        else _kubectl.JOB_COLUMNS + (_kubectl.JOB_WIDE_COLUMNS if wide else [])
+    )
     last: dict[str, list[str]] = {}
     widths: list[int] = []
     first = True
+    shown = False
     try:
         while True:
             jobs, found = collect()
@@ -847,14 +853,18 @@ def _watch_table(
                 # The table already printed; its column widths are kept for the rows to come.
                 first = False
                 last = rows
+                shown = bool(rows)
                 widths = [
-                    max((len(r[i]) for r in rows.values()), default=0) for i in range(_width_count(rows))
+                    max([len(columns[i]), *(len(r[i]) for r in rows.values())]) for i in range(len(columns))
                 ]
             else:
+                offset = 1 if namespace is None else 0
                 for key, row in rows.items():
                     # AGE and DURATION tick every second: only a change of the rest is news.
-                    offset = 1 if namespace is None else 0
                     if _without_clock(row, pods, offset) != _without_clock(last.get(key), pods, offset):
+                        if not shown:
+                            print(_watch_line(columns, widths), flush=True)
+                            shown = True
                         print(_watch_line(row, widths), flush=True)
                 last = rows
             time.sleep(_WATCH_POLL_SECONDS)
@@ -863,10 +873,6 @@ def _watch_table(
 
 
 _WATCH_POLL_SECONDS = 0.1
-
-
-def _width_count(rows: Mapping[str, list[str]]) -> int:
-    return max((len(r) for r in rows.values()), default=0)
 
 
 def _without_clock(row: list[str] | None, pods: bool, offset: int) -> list[str] | None:
@@ -879,10 +885,13 @@ def _without_clock(row: list[str] | None, pods: bool, offset: int) -> list[str] 
 
 
 def _watch_line(row: list[str], widths: list[int]) -> str:
+    """A row aligned to the table printed first (a wider cell pushes the rest right), with
+    kubectl's padding of 3 and minimum column width of 6."""
     cells = [
-        cell.ljust(max(widths[i] if i < len(widths) else 0, len(cell)) + 3) for i, cell in enumerate(row[:-1])
+        cell.ljust(max(widths[i] + 3 if i < len(widths) else 0, len(cell) + 3, 6))
+        for i, cell in enumerate(row[:-1])
     ]
-    return ("".join(cells) + row[-1]).rstrip()
+    return "".join(cells) + row[-1]
 
 
 def _cmd_describe(args: argparse.Namespace) -> int:

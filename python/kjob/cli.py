@@ -371,8 +371,20 @@ def _run_job(job: Job, args: argparse.Namespace, streams: tuple[TextIO, TextIO] 
         job.delete()
         return 128 + e.signum
     finally:
-        if not job.is_deleted and not together:
+        if not job.is_deleted and not together and not _kept(job):
             job.delete()
+
+
+def _has_store() -> bool:
+    """Whether Jobs are recorded in the store (``Job.get`` exists once it does)."""
+    return hasattr(Job, _GET)
+
+
+def _kept(job: Job) -> bool:
+    """A Job ``kjob run`` leaves in place when it ends: with the store, a finished Job stays
+    (with its logs, which the store owns) until deleted or its TTL expires, as on a cluster,
+    where a failed Job's logs are what one reads next. Interrupted or timed out, it is deleted."""
+    return _has_store() and job.status.is_finished
 
 
 def _run_jobs(jobs: list[Job], args: argparse.Namespace) -> int:
@@ -420,7 +432,7 @@ def _run_jobs(jobs: list[Job], args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED if isinstance(e, KeyboardInterrupt) else 128 + e.signum
     finally:
         for job in jobs:
-            if not job.is_deleted:
+            if not job.is_deleted and not _kept(job):
                 job.delete()
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
@@ -453,11 +465,17 @@ def _print_objects(jobs: list[Job], output: str | None, out: TextIO) -> None:
 
 def _report_failure(job: Job, status: JobStatus, args: argparse.Namespace, err: TextIO) -> None:
     """Why the Job failed, its failed pods with the end of their logs (the text of
-    ``JobFailedError``), and where the logs are: the folder is kept for a failed Job."""
+    ``JobFailedError``), and where the logs are: the folder is kept for a failed Job (with
+    the store, the stored Job keeps them: ``kjob logs`` reads them)."""
     condition = status.condition("Failed")
     reason = f": {condition.reason}: {condition.message}" if condition is not None else ""
     print(f"error: job.batch/{job.name} failed{reason}", file=err)
     print(describe_failed_pods(failed_pods(all_pods(job))), file=err)
+    if args.log_dir is None:
+        # The store keeps the Job and its logs until it is deleted.
+        where = "" if job.namespace == "default" else f" -n {job.namespace}"
+        print(f"pod logs: kjob logs job/{job.name}{where}", file=err, flush=True)
+        return
     args.keep_logs = True
     print(f"pod logs kept in {args.log_dir}", file=err, flush=True)
 
@@ -1709,23 +1727,18 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_INVALID
-    # Pod logs go to a folder this command owns and removes at its very end, so that they can
-    # still be read after the Job is gone (a ttlSecondsAfterFinished of 0 deletes it at once).
-    # The folder of a run that failed is kept (and its path printed) for the user to read the
-    # logs: a Job that failed, and one that timed out too (exit 1), whose logs were lost before.
-    # Ctrl-C and signals still remove it, as they leave nothing behind.
+    # Without the store, pod logs go to a folder this command owns and removes at its very
+    # end, so that they can still be read after the Job is gone (a ttlSecondsAfterFinished of 0
+    # deletes it at once); a failed Job's folder is kept (and its path printed) for the user to
+    # read the logs. With the store, the logs are the stored Job's, kept and removed with it.
     runs_jobs = handler in (_cmd_run, _cmd_create_job, _cmd_create_from_files, _cmd_timeline)
-    own_logs = runs_jobs and args.log_dir is None
+    own_logs = runs_jobs and args.log_dir is None and not (_has_store() and handler is not _cmd_timeline)
     args.keep_logs = False
     previous = _catch_signals() if runs_jobs else {}
     try:
         if own_logs:
             args.log_dir = tempfile.mkdtemp(prefix="kjob-logs-")
-        code = handler(args)
-        if own_logs and code == EXIT_FAILED and not args.keep_logs and any(Path(args.log_dir).iterdir()):
-            args.keep_logs = True
-            _say(f"pod logs kept in {args.log_dir}")
-        return code
+        return handler(args)
     except InvalidInput as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID

@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pytest
 import yaml
@@ -465,3 +466,20 @@ def test_get_watch_prints_a_row_per_change_and_exits_1_on_ctrl_c(
     assert lines[0] == "NAME   STATUS    COMPLETIONS   DURATION   AGE"
     assert lines[1].split()[:3] == ["w", "Running", "0/1"]
     assert lines[-1].split()[:3] == ["w", "Complete", "1/1"]
+
+
+def test_run_leaves_a_failed_job_and_its_logs_to_the_store(
+    registry: Registry, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # With the store (stood in for by the registry), `kjob run` no longer deletes a finished
+    # Job, whose logs the store keeps, and points at `kjob logs` instead of a folder.
+    path = tmp_path / "fail.yaml"
+    path.write_text(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: boom}\nspec:\n  backoffLimit: 0\n  template:\n"
+        "    spec:\n      restartPolicy: Never\n      containers:\n"
+        "      - {name: c, image: busybox, command: [sh, -c, 'echo hello; exit 3']}\n"
+    )
+    code, _, err = run(["run", "-f", str(path)], capsys)
+    assert code == 1
+    assert err.splitlines()[-1] == "pod logs: kjob logs job/boom"
+    assert "pod logs kept in" not in err

@@ -5,6 +5,10 @@ input, 130 interrupted (Ctrl-C deletes the Job first, so nothing is left running
 signal's number after SIGTERM (143) or SIGHUP (129), which clean up the same way, and 141
 (128 + SIGPIPE) when the reader of the output went away (``kjob run --logs | head -1``):
 the Job is deleted quietly, as a command killed by SIGPIPE would print nothing either.
+
+The kubectl verbs (get, describe, logs, wait, delete, patch, apply) reach the stored Jobs of
+any process and exit as kubectl does: 0, or 1 for any error; apply keeps 2 for an invalid
+manifest. Their formatting is in ``_kubectl.py``, label selectors in ``_selectors.py``.
 """
 
 from __future__ import annotations
@@ -1038,9 +1042,10 @@ def _cmd_wait(args: argparse.Namespace) -> int:
         raise KubectlError(f"error: unrecognized condition: {condition!r}")
     wanted, _, value = condition.removeprefix("condition=").partition("=")
     value = value or "True"
-    deadline = time.monotonic() + timeout
     try:
         for name in names:
+            # Each Job gets the whole timeout, as kubectl waits for each object in turn.
+            deadline = time.monotonic() + timeout
             while True:
                 if condition == "delete":
                     try:
@@ -1198,6 +1203,9 @@ def _store_module() -> Any:
         return importlib.import_module(f"{__package__}._store")
     except ImportError:
         raise KubectlError("error: this kjob has no Job store yet (kjob._store)") from None
+
+
+_KUBECTL_HANDLERS = (_cmd_get, _cmd_describe, _cmd_logs, _cmd_wait, _cmd_delete, _cmd_patch, _cmd_apply)
 
 
 class _KubectlParser(argparse.ArgumentParser):
@@ -1429,8 +1437,18 @@ examples:
   kjob create job hello --image=busybox --dry-run -o yaml -- echo hi > job.yaml
   kjob create -f job.yaml --dry-run -o yaml    print the Job as kubectl apply would take it
 
+kubectl verbs, on the stored Jobs of any process:
+  kjob apply -f job.yaml                       store the Job; a detached controller runs it
+  kjob get jobs [-A] [-l team=data] [-o wide]  kubectl's table; get pods -l job-name=NAME
+  kjob describe job NAME                       fields, Pods Statuses, pod template, events
+  kjob logs job/NAME [-f] [--tail 20]          a pod's output (--prefix, -l SELECTOR)
+  kjob wait --for=condition=complete job/NAME --timeout=5m
+  kjob patch job NAME --type=merge -p '{"spec":{"suspend":false}}'
+  kjob delete job NAME | --all | -l SELECTOR
+
 exit status: 0 complete (or valid), 1 failed or timed out, 2 invalid input, 130 interrupted
-(Ctrl-C deletes the Job first: nothing is left running)."""
+(Ctrl-C deletes the Job first: nothing is left running). The kubectl verbs exit as kubectl:
+0, or 1 for any error (NotFound, timeout, usage); apply exits 2 for an invalid manifest."""
 
 
 def _cmd_pytest(args: argparse.Namespace) -> int:
@@ -1745,6 +1763,11 @@ def main(argv: list[str] | None = None) -> int:
     except KubectlError as e:
         print(e, file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        # A kubectl verb stopped by Ctrl-C dies as kubectl does, without a traceback.
+        if handler in _KUBECTL_HANDLERS:
+            return EXIT_INTERRUPTED
+        raise
     except Terminated as e:
         return 128 + e.signum
     except BrokenPipeError:

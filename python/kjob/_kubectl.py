@@ -21,11 +21,17 @@ if TYPE_CHECKING:
     from ._job import Job
 
 __all__ = [
+    "container_count",
     "describe_job",
+    "dump",
     "go_tabwriter",
+    "job_pods",
+    "job_row",
     "job_rows",
     "list_document",
     "parse_duration",
+    "pod_object",
+    "pod_row",
     "pod_rows",
     "pod_status_word",
     "render_table",

@@ -752,7 +752,10 @@ def _no_resources(namespace: str | None) -> str:
 
 
 def _pods_of(jobs: list[Job], selector: _selectors.Selector) -> list[tuple[Job, Pod]]:
-    return [(job, pod) for job in jobs for pod in _kubectl.job_pods(job) if selector.matches(pod.labels)]
+    """The pods of ``jobs`` that ``selector`` matches, by namespace and name as the API server
+    lists them."""
+    found = [(job, pod) for job in jobs for pod in _kubectl.job_pods(job) if selector.matches(pod.labels)]
+    return sorted(found, key=lambda item: (item[0].namespace, item[1].name))
 
 
 def _find_pod(name: str, namespace: str) -> tuple[Job, Pod]:

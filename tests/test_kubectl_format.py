@@ -483,3 +483,30 @@ def test_run_leaves_a_failed_job_and_its_logs_to_the_store(
     assert code == 1
     assert err.splitlines()[-1] == "pod logs: kjob logs job/boom"
     assert "pod logs kept in" not in err
+
+
+def test_logs_of_a_pod_of_two_containers(registry: Registry, capsys: pytest.CaptureFixture[str]) -> None:
+    job = registry.add(
+        kjob.Job.from_manifest(
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": "two"},
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [
+                                {"name": "a", "image": "busybox", "command": ["sh", "-c", "echo A"]},
+                                {"name": "b", "image": "busybox", "command": ["sh", "-c", "echo B"]},
+                            ],
+                        }
+                    }
+                },
+            }
+        )
+    )
+    job.run(timeout=30)
+    assert run(["logs", "job/two"], capsys) == (0, "A\n", 'Defaulted container "a" out of: a, b\n')
+    assert run(["logs", "job/two", "-c", "b"], capsys) == (0, "B\n", "")
+    assert run(["get", "pods", "-l", "job-name=two"], capsys)[1].splitlines()[1].split()[1] == "0/2"

@@ -994,11 +994,18 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     tail = args.tail if args.tail is not None else (10 if args.selector else -1)
     prefix = bool(args.prefix)
     shown: dict[str, int] = {}
+    if args.container is None:
+        for job, pod in targets:
+            _say_defaulted_container(job, pod)
     try:
         while True:
             running = False
             for job, pod in targets:
                 container = args.container
+                if args.follow:
+                    # Looked at before reading: a pod that ended has then written its last line.
+                    now = [p for p in all_pods(job) if p.name == pod.name]
+                    running = running or bool(now and now[0].phase in ("Pending", "Running"))
                 try:
                     text = job.logs(pod=pod.name, container=container)
                 except KjobError as e:
@@ -1015,9 +1022,6 @@ def _cmd_logs(args: argparse.Namespace) -> int:
                 if text:
                     sys.stdout.write(text)
                     sys.stdout.flush()
-                if args.follow:
-                    now = [p for p in all_pods(job) if p.name == pod.name]
-                    running = running or bool(now and now[0].phase in ("Pending", "Running"))
             if not (args.follow and running):
                 return EXIT_COMPLETE
             time.sleep(_LOG_POLL_SECONDS)
@@ -1027,6 +1031,17 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 
 def _default_container(job: Job, pod: Pod) -> str:
     return pod.annotations.get("kubectl.kubernetes.io/default-container") or job_spec(job)["containers"][0]
+
+
+def _say_defaulted_container(job: Job, pod: Pod) -> None:
+    """kubectl's note when ``-c`` is left out of a pod of several containers and no
+    ``kubectl.kubernetes.io/default-container`` annotation names one."""
+    spec = job_spec(job)
+    containers, init = spec["containers"], spec["init_containers"]
+    if "kubectl.kubernetes.io/default-container" in pod.annotations or (len(containers) == 1 and not init):
+        return
+    every = ", ".join([*containers, *(f"{name} (init)" for name in init)])
+    print(f'Defaulted container "{containers[0]}" out of: {every}', file=sys.stderr)
 
 
 def _cmd_wait(args: argparse.Namespace) -> int:

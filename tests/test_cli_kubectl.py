@@ -148,7 +148,8 @@ def test_wait_timeout_and_failed(home: Path) -> None:
     )
     deleted = kjob_cmd(home, "delete", "job", "slow", "--grace-period", "0")
     assert deleted.stdout == 'job.batch "slow" deleted\n'
-    assert kjob_cmd(home, "wait", "--for=delete", "job/slow").stdout == "job.batch/slow deleted\n"
+    # As kubectl: a Job already gone is skipped without a word.
+    assert kjob_cmd(home, "wait", "--for=delete", "job/slow").stdout == ""
 
     kjob_cmd(home, "apply", "-f", "-", stdin=manifest("bad", "exit 3"))
     failed = kjob_cmd(home, "wait", "--for=condition=failed", "job/bad", "--timeout", "60s")

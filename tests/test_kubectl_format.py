@@ -413,7 +413,8 @@ def test_verbs_get_describe_logs_wait_delete(registry: Registry, capsys: pytest.
         'Error from server (NotFound): jobs.batch "nope" not found\n',
     )
     assert job.is_deleted
-    assert run(["wait", "--for=delete", "job/v"], capsys) == (0, "job.batch/v deleted\n", "")
+    # kubectl's IsDeleted: a Job already gone is skipped, silently.
+    assert run(["wait", "--for=delete", "job/v"], capsys) == (0, "", "")
     assert run(["delete", "jobs", "--all"], capsys) == (0, "No resources found\n", "")
 
 
@@ -510,3 +511,18 @@ def test_logs_of_a_pod_of_two_containers(registry: Registry, capsys: pytest.Capt
     assert run(["logs", "job/two"], capsys) == (0, "A\n", 'Defaulted container "a" out of: a, b\n')
     assert run(["logs", "job/two", "-c", "b"], capsys) == (0, "B\n", "")
     assert run(["get", "pods", "-l", "job-name=two"], capsys)[1].splitlines()[1].split()[1] == "0/2"
+
+
+def test_wait_for_delete_while_it_goes(registry: Registry, capsys: pytest.CaptureFixture[str]) -> None:
+    job = registry.add(kjob.Job(name="d", command=["sleep", "30"]))
+    job.start()
+    deleter = threading.Timer(0.3, job.delete)
+    deleter.start()
+    try:
+        assert run(["wait", "--for=delete", "job/d", "--timeout=20s"], capsys) == (
+            0,
+            "job.batch/d condition met\n",
+            "",
+        )
+    finally:
+        deleter.join()

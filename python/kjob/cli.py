@@ -1064,16 +1064,21 @@ def _cmd_wait(args: argparse.Namespace) -> int:
         for name in names:
             # Each Job gets the whole timeout, as kubectl waits for each object in turn.
             deadline = time.monotonic() + timeout
+            first = True
             while True:
                 if condition == "delete":
+                    # kubectl's IsDeleted: a Job already gone is skipped without a word; one
+                    # that goes while waited for is "condition met", as any condition is.
                     try:
                         job = _store_get(name, args.namespace)
+                        gone = job.is_deleted
                     except KubectlError:
-                        print(f"job.batch/{name} deleted")
+                        gone = True
+                    if gone:
+                        if not first:
+                            print(f"job.batch/{name} condition met")
                         break
-                    if job.is_deleted:
-                        print(f"job.batch/{name} deleted")
-                        break
+                    first = False
                 else:
                     job = _store_get(name, args.namespace)
                     met = any(
@@ -1312,7 +1317,8 @@ def _add_kubectl_verbs(sub: Any) -> None:
             usage="kjob wait --for=condition=complete|failed|delete job/NAME [-n NS] [--timeout 30s]",
             description="Wait until each Job has the condition (complete, failed, or any condition "
             "type, condition=TYPE=false for its False status) or is deleted. Prints "
-            "`job.batch/NAME condition met` (or `deleted`); exit 1 with kubectl's message on timeout.",
+            "`job.batch/NAME condition met` (a Job already gone: nothing); exit 1 with kubectl's message "
+            "on timeout.",
         )
         wait.add_argument("resource", nargs="+", metavar="RESOURCE", help="job/NAME, or job NAME...")
         wait.add_argument("--for", dest="condition", required=True, metavar="CONDITION")

@@ -526,3 +526,19 @@ def test_wait_for_delete_while_it_goes(registry: Registry, capsys: pytest.Captur
         )
     finally:
         deleter.join()
+
+
+def test_job_row_of_a_suspended_job_and_of_a_work_queue() -> None:
+    held = kjob.Job(name="held", command=["true"], completions=3, suspend=True)
+    queue = kjob.Job(name="queue", command=["sh", "-c", "exit 0"], parallelism=3)
+    try:
+        held.start()
+        queue.run(timeout=30)
+        now = _later(held, 5)
+        assert _kubectl.job_row(held, now=now) == ["held", "Suspended", "0/3", "", "5s"]
+        row = _kubectl.job_row(queue, now=_later(queue, 3 * 86400 + 7200))
+        assert row[:3] == ["queue", "Complete", f"{queue.status.succeeded}/1 of 3"]
+        assert row[4] == "3d2h"
+    finally:
+        held.delete()
+        queue.delete()

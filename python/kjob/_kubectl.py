@@ -381,15 +381,8 @@ def _env_lines(container: Mapping[str, Any]) -> list[str]:
     if env_from:
         lines.append("    Environment Variables from:")
         for source in env_from:
-            kind, ref = (
-                ("ConfigMap", source.get("configMapRef"))
-                if "configMapRef" in source
-                else (
-                    "Secret",
-                    source.get("secretRef"),
-                )
-            )
-            ref = ref or {}
+            kind = "ConfigMap" if "configMapRef" in source else "Secret"
+            ref = source.get("configMapRef" if kind == "ConfigMap" else "secretRef") or {}
             optional = "true" if ref.get("optional") else "false"
             prefix = source.get("prefix")
             what = f"{kind} with prefix '{prefix}'" if prefix else kind

@@ -178,8 +178,9 @@ def test_a_running_job_of_another_process_is_followed_and_deleted() -> None:
     ) as owner:
         job = kjob.Job.get("longrun")
         wait_for(lambda: job.status.active == 2)
-        pids = [p.pid for p in job.pods()]
-        assert all(pids)
+        # The pods as the owner last recorded them, each with its process.
+        pids = wait_for(lambda: [p.pid for p in job.pods() if p.pid is not None and p.phase == "Running"])
+        pids = wait_for(lambda: [p.pid for p in job.pods() if p.pid] if len(job.pods()) == 2 else None)
         started = time.monotonic()
         job.delete(timeout=10)
         assert time.monotonic() - started < 5
@@ -298,21 +299,18 @@ print(job.uid, flush=True)
 
 
 def test_an_orphaned_callable_job_is_adopted_keeping_completed_indexes_and_results() -> None:
-    proc = subprocess.Popen([sys.executable, "-c", SQUARES], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    uid = proc.stdout.readline().strip()
-    time.sleep(0.3)  # a snapshot with the three successes and two running pods
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    with subprocess.Popen([sys.executable, "-c", SQUARES], stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        uid = proc.stdout.readline().strip()
+        time.sleep(0.3)  # a snapshot with the three successes and two running pods
+        os.kill(proc.pid, signal.SIGKILL)
     wait_for(lambda: not pids_of_job(uid), timeout=10)
 
     job = kjob.Job.get("squares")
     assert job.uid == uid
     kjob.configure(backoff_initial_seconds=0.01, backoff_max_seconds=0.05)
 
-    # The pods of indexes 3 and 4 now return at once: the function is stored pickled, so
-    # the resumed pods still sleep; delete them via a new apply would recompute. Instead the
-    # adopted Job is checked for what it kept, then deleted.
+    # Adopted: what it kept is checked, then it is deleted (its stored function still sleeps).
     job.resume()
     lost = [p for p in job.pods() if p.index in (3, 4) and p.phase == "Failed"]
     assert len(lost) == 2

@@ -77,6 +77,8 @@ def _serve(request: dict[str, Any]) -> Any:
 
 
 def main() -> int:
+    from ._job import ttl_after_finished
+
     request = json.loads(sys.stdin.read())
     try:
         job = _serve(request)
@@ -95,7 +97,7 @@ def main() -> int:
         print(f"kjob controller {job.namespace}/{job.name}: {e}", file=sys.stderr, flush=True)
         return 1
     # ttlSecondsAfterFinished: this controller deletes the Job when it expires.
-    while not job.is_deleted and job._spec.get("ttl_seconds_after_finished") is not None:
+    while not job.is_deleted and ttl_after_finished(job) is not None:
         time.sleep(0.1)
     return 0
 

@@ -878,7 +878,15 @@ class Job:
             self._set_manifest_field("suspend", True)
 
     def resume(self) -> None:
-        """Resumes a suspended Job: ``startTime`` is reset and pods are created again."""
+        """Resumes a suspended Job: ``startTime`` is reset and pods are created again.
+
+        A stored Job whose process is gone (an orphan, see :meth:`get`) is adopted: this
+        process runs it from now on. Pods that were active when its process died are counted
+        ``Failed`` as pods of a lost node (``DisruptionTarget``); completed indexes and their
+        results are kept, and deadlines go on from the stored start time."""
+        adopt = getattr(self._native, "adopt_if_orphaned", None)
+        if adopt is not None:
+            adopt()
         with self._lock:
             self._native.suspend(False)
             self._spec["suspend"] = False
@@ -1160,6 +1168,12 @@ def _callable_key(job: Job) -> str | None:
     return hashlib.sha256(b"\0".join(parts)).hexdigest()
 
 
+def ttl_after_finished(job: Job) -> int | None:
+    """The Job's ``ttlSecondsAfterFinished`` (None when unset)."""
+    ttl = (job._manifest.get("spec") or {}).get("ttlSecondsAfterFinished")
+    return ttl if isinstance(ttl, int) else None
+
+
 def job_record_parts(job: Job) -> dict[str, Any]:
     """What the store keeps to make ``job`` again (see ``_store.job_doc``)."""
     callable_part = None
@@ -1180,7 +1194,7 @@ def job_record_parts(job: Job) -> dict[str, Any]:
         "callable_key": _callable_key(job),
         "log_dir": job.log_dir,
         "stored_logs": job._stored_logs,
-        "ttl": job._spec.get("ttl_seconds_after_finished"),
+        "ttl": ttl_after_finished(job),
     }
 
 

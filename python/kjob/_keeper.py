@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._job import ttl_after_finished
 from ._kjob import KjobError
 from ._store import enforce_history_limit, forget, job_doc, my_owner
 from ._types import Event, JobStatus
@@ -177,7 +178,7 @@ class Keeper:
         if status.is_finished:
             kept.final = True
             enforce_history_limit(kept.store, kept.home)
-            if job._spec.get("ttl_seconds_after_finished") is None:
+            if ttl_after_finished(job) is None:
                 # Finished and kept as is: nothing more to record; the handle is free to go.
                 self.drop(job.uid)
 

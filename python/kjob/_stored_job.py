@@ -210,13 +210,16 @@ class StoredNative:
         job = self._job()
         return job.name if job is not None else self._uid
 
-    def suspend(self, suspend: bool) -> None:
+    def adopt_if_orphaned(self) -> bool:
+        """Adopts the Job when it is an orphan (see :func:`adopt`); says whether it did."""
         record = self._fresh()
         job = self._job()
-        if not suspend and record is not None and record.orphaned and job is not None:
-            adopt(job, record)
-            job._native.suspend(False)
-            return
+        if record is None or job is None or not record.orphaned:
+            return False
+        adopt(job, record)
+        return True
+
+    def suspend(self, suspend: bool) -> None:
         self._ask_or_change(
             {"op": "suspend" if suspend else "resume"}, lambda spec: spec.__setitem__("suspend", suspend)
         )
@@ -443,11 +446,7 @@ def list_jobs(namespace: str | None = None, labels: Mapping[str, str] | str | No
 
 
 def _label_matcher(labels: Mapping[str, str] | str | None) -> Callable[[Mapping[str, str]], bool]:
-    if labels is None:
-        return lambda _: True
-    if isinstance(labels, str):
-        from ._selectors import parse_selector
+    """``labels`` as ``Job.list`` takes it (a mapping or a kubectl selector) as a test."""
+    from ._selectors import selector_of
 
-        return parse_selector(labels)
-    wanted = dict(labels)
-    return lambda have: all(have.get(k) == v for k, v in wanted.items())
+    return selector_of(labels).matches

@@ -186,10 +186,11 @@ FORK_ACTIONS = {
     # exits normally: atexit hooks and finalizers run in the child
     "exit": "sys.exit(0)",
     # runs a Job of its own
-    "own-job": "ok = kjob.Job(name='c', command='true', completions=2).run(timeout=20).succeeded == 2\n"
+    # (generated names: a name is taken until its Job is deleted, and children run at once)
+    "own-job": "ok = kjob.Job(command='true', completions=2).run(timeout=20).succeeded == 2\n"
     "os._exit(0 if ok else 1)",
     # starts a Job of long pods and leaves at once: its own shepherd cleans up
-    "leave-own-job": "kjob.Job(name='c', command='sleep 300', parallelism=2).start()\nos._exit(0)",
+    "leave-own-job": "kjob.Job(command='sleep 300', parallelism=2).start()\nos._exit(0)",
     # touches the parent's Job: a clear error
     "use-parents-job": "try:\n    job.status\nexcept kjob.KjobError:\n    os._exit(0)\nos._exit(1)",
 }
@@ -197,7 +198,7 @@ FORK_ACTIONS = {
 FORKING = """
 import multiprocessing, os, sys, time, kjob
 def pool_job(i):
-    return kjob.Job(name=f"p{{i}}", command="true", completions=2).run(timeout=20).succeeded
+    return kjob.Job(command="true", completions=2).run(timeout=20).succeeded
 job = kjob.Job(name="chaos", {shape}, completions=4, parallelism=2, backoff_limit=0)
 job.start()
 print(job.uid, flush=True)

@@ -63,10 +63,7 @@ def apply_job(new: Job) -> tuple[Job, str]:
         if spec_key(mine["manifest"], mine["callable_key"]) != spec_key(
             theirs["manifest"], theirs["callable_key"]
         ):
-            raise ValueError(
-                f'The Job "{new.name}" is invalid: spec.template: Invalid value: ...: field is immutable'
-                + _immutable_hint(mine["manifest"], theirs["manifest"])
-            )
+            raise immutable_error(new.name, mine["manifest"], theirs["manifest"])
         verb = _apply_mutable(
             existing, mine["manifest"].get("spec") or {}, theirs["manifest"].get("spec") or {}
         )
@@ -79,12 +76,23 @@ def apply_job(new: Job) -> tuple[Job, str]:
     raise ConflictError(f'Operation cannot be fulfilled on jobs.batch "{new.name}": it keeps changing')
 
 
-def _immutable_hint(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> str:
+def immutable_error(name: str, mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> ValueError:
+    """The API server's answer to an update of immutable fields (``ValidateJobSpecUpdate``):
+    each changed field with its new value, ``field is immutable``."""
     a, b = dict(mine.get("spec") or {}), dict(theirs.get("spec") or {})
     fields = sorted(k for k in set(a) | set(b) if k not in MUTABLE_SPEC_FIELDS and a.get(k) != b.get(k))
     if not fields:
-        return " (the target callable or its arguments changed)"
-    return f" (changed: {', '.join('spec.' + f for f in fields)}); delete the Job first to change them"
+        # Same manifest, another target callable (or arguments): the pods' template differs.
+        fields = ["template"]
+    errors = [f"spec.{f}: Invalid value: {_shown(a.get(f))}: field is immutable" for f in fields]
+    if len(errors) == 1:
+        return ValueError(f'The Job "{name}" is invalid: {errors[0]}')
+    return ValueError(f'The Job "{name}" is invalid: \n' + "\n".join(f"* {e}" for e in errors))
+
+
+def _shown(value: object, limit: int = 200) -> str:
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, default=repr)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _apply_mutable(job: Job, mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> str:
@@ -115,21 +123,24 @@ def apply_document(
     adopt is run by a detached controller process (``_controller.py``), so it outlives the
     command. Returns the handle and kubectl's verb (created, unchanged, configured)."""
     import copy
+    import warnings
 
     from ._controller import spawn
     from ._job import job_from_normalized, job_record_parts
-    from .manifest import normalize_manifest
+    from .manifest import KjobWarning, normalize_manifest
 
-    normalized = normalize_manifest(dict(manifest), where=where)
-    new = job_from_normalized(
-        normalized,
-        None,
-        None,
-        None,
-        original=copy.deepcopy(dict(manifest)),
-        env_sources=env_sources,
-        where=where,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KjobWarning)  # the caller said them when it checked
+        normalized = normalize_manifest(dict(manifest), where=where)
+        new = job_from_normalized(
+            normalized,
+            None,
+            None,
+            None,
+            original=copy.deepcopy(dict(manifest)),
+            env_sources=env_sources,
+            where=where,
+        )
     home = _config.store_home()
     store = open_store(home)
     expire(store, home)
@@ -149,15 +160,19 @@ def apply_document(
     existing = handle_of(Record(row), store, home)
     mine, theirs = job_record_parts(new), job_record_parts(existing)
     if spec_key(mine["manifest"], None) != spec_key(theirs["manifest"], theirs["callable_key"]):
-        raise ValueError(
-            f'The Job "{new.name}" is invalid: spec.template: Invalid value: ...: field is immutable'
-            + _immutable_hint(mine["manifest"], theirs["manifest"])
-        )
+        raise immutable_error(new.name, mine["manifest"], theirs["manifest"])
     verb = _apply_mutable(existing, mine["manifest"].get("spec") or {}, theirs["manifest"].get("spec") or {})
     record = existing._native._fresh() if isinstance(existing._native, StoredNative) else None
     if record is not None and record.orphaned:
         spawn({"mode": "adopt", "namespace": new.namespace, "name": new.name}, home)
     return existing, verb
+
+
+def _at(document: Mapping[str, Any], path: str) -> object:
+    value: Any = document
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
 
 
 def patch_job(job: Job, patch: Mapping[str, Any]) -> str:
@@ -172,7 +187,8 @@ def patch_job(job: Job, patch: Mapping[str, Any]) -> str:
     )
     if others:
         raise ValueError(
-            f'The Job "{job.name}" is invalid: {others[0]}: Invalid value: ...: field is immutable'
+            f'The Job "{job.name}" is invalid: {others[0]}: Invalid value: {_shown(_at(patch, others[0]))}: '
+            "field is immutable"
         )
     current = job.manifest.get("spec") or {}
     wanted = {**current, **{k: v for k, v in spec_patch.items() if v is not None}}

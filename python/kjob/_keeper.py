@@ -106,10 +106,22 @@ class Keeper:
                 self._sync(kept, force=True)
 
     def stop(self) -> None:
+        """At interpreter exit (before the pods are killed): Jobs that ended are recorded as
+        they ended (a deleted one leaves the store); those still running are left as they
+        were last recorded, to be adopted later."""
         self._stopping = True
         self._wake.set()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
+        with self._lock:
+            kept = list(self._kept.values())
+            for one in kept:
+                try:
+                    native = one.job._native
+                    if native.deleted or native.status().is_finished:
+                        self._sync(one, force=True)
+                except Exception as e:  # noqa: BLE001 - exiting: say it, go on
+                    _warn_store_error(one.job, e)
 
     def _run(self) -> None:
         while not self._stopping:

@@ -19,6 +19,7 @@ beside the logs before a pod counts (``src/runtime/results_log.rs``); resuming r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -26,7 +27,7 @@ import shutil
 import struct
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,8 @@ DOC_FORMAT = 1
 # ---- the database ----------------------------------------------------------------------------
 
 _stores: dict[str, Store] = {}
+#: Stores kept open per process (the oldest opened is let go first).
+_OPEN_STORES = 4
 _stores_lock = threading.Lock()
 
 
@@ -82,6 +85,10 @@ def open_store(home: Path | None = None) -> Store:
                 ) from None
             store = Store(path)
             _stores[path] = store
+            # A few homes at most stay open (tests make one per test): a store dropped here
+            # closes once no kept Job uses it.
+            while len(_stores) > _OPEN_STORES:
+                del _stores[next(iter(_stores))]
         return store
 
 
@@ -271,6 +278,37 @@ def record_start(job: Job, home: Path) -> Store:
     return store
 
 
+# Folders of deleted Jobs whose removal waits for the end of a `logs_held()` block.
+_deferred: list[list[str]] = []
+_deferred_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def logs_held() -> Iterator[None]:
+    """Within this block, the stored logs of Jobs deleted (say by a ``ttlSecondsAfterFinished``
+    of 0) stay until the block ends: ``kjob run --logs`` prints a Job's last lines after the
+    Job is gone, as ``kubectl logs`` reads a pod that is terminating."""
+    held: list[str] = []
+    with _deferred_lock:
+        _deferred.append(held)
+    try:
+        yield
+    finally:
+        with _deferred_lock:
+            _deferred.remove(held)
+        for path in held:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_logs(path: str) -> None:
+    """Removes a deleted Job's stored log folder (at the end of a :func:`logs_held` block)."""
+    with _deferred_lock:
+        if _deferred:
+            _deferred[-1].append(path)
+            return
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def forget(job: Job, store: Store, home: Path) -> None:
     """A deleted Job leaves the store, and its stored logs go with it."""
     from ._keeper import current
@@ -280,7 +318,7 @@ def forget(job: Job, store: Store, home: Path) -> None:
     if running is not None:
         running.drop(job.uid)
     if job._stored_logs:
-        shutil.rmtree(job.log_dir, ignore_errors=True)
+        remove_logs(job.log_dir)
 
 
 def remove_record(store: Store, record: Record, home: Path) -> None:
@@ -290,7 +328,7 @@ def remove_record(store: Store, record: Record, home: Path) -> None:
     except Exception:  # noqa: BLE001 - an unreadable record is deleted all the same
         return
     if doc.get("stored_logs"):
-        shutil.rmtree(doc["log_dir"], ignore_errors=True)
+        remove_logs(doc["log_dir"])
 
 
 def enforce_history_limit(store: Store, home: Path) -> None:
@@ -328,4 +366,4 @@ def forget_if_recorded(job: Job, home: Path) -> None:
     if row is not None:
         forget(job, store, home)
     elif job._stored_logs:
-        shutil.rmtree(job.log_dir, ignore_errors=True)
+        remove_logs(job.log_dir)

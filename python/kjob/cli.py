@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import importlib
 import io
 import json
 import os
@@ -32,13 +31,16 @@ from typing import Any, NoReturn, TextIO
 
 import yaml
 
-from . import _export, _kubectl, _selectors
+from . import _config, _export, _kubectl, _selectors
+from ._apply import apply_document, patch_job
 from ._dask import DaskExecutor
+from ._errors import NotFoundError
 from ._failures import describe_failed_pods, failed_pods
 from ._job import Job, all_pods, created_at, job_from_normalized, job_spec, job_status_word
 from ._kjob import DEFAULT_BACKOFF_INITIAL_SECONDS, DEFAULT_BACKOFF_MAX_SECONDS, KjobError
 from ._kwargs import manifest_from_kwargs
 from ._progress import TerminalBar
+from ._store import logs_held
 from ._types import JobStatus, Pod
 from ._watch import Watcher
 from .manifest import KjobWarning, load_manifests, normalize_manifest
@@ -380,8 +382,8 @@ def _run_job(job: Job, args: argparse.Namespace, streams: tuple[TextIO, TextIO] 
 
 
 def _has_store() -> bool:
-    """Whether Jobs are recorded in the store (``Job.get`` exists once it does)."""
-    return hasattr(Job, _GET)
+    """Whether Jobs are recorded in the store (``KJOB_STORE``, ``kjob.configure``)."""
+    return _config.store_enabled()
 
 
 def _kept(job: Job) -> bool:
@@ -678,28 +680,15 @@ def _not_found(kind: str, name: str) -> KubectlError:
     return KubectlError(f'Error from server (NotFound): {kind} "{name}" not found')
 
 
-# The store's API, reached by name until it is on this branch (it lands with the store).
-_GET, _LIST = "get", "list"
-
-
-def _store_api(name: str) -> Any:
-    try:
-        return getattr(Job, name)
-    except AttributeError:
-        raise KubectlError(f"error: this kjob has no Job store yet (kjob.Job.{name})") from None
-
-
 def _store_get(name: str, namespace: str) -> Job:
-    get: Callable[..., Job] = _store_api(_GET)
     try:
-        return get(name, namespace=namespace)
-    except LookupError:
+        return Job.get(name, namespace=namespace)
+    except NotFoundError:
         raise _not_found("jobs.batch", name) from None
 
 
 def _store_list(namespace: str | None, labels: str | None = None) -> list[Job]:
-    list_jobs: Callable[..., list[Job]] = _store_api(_LIST)
-    return list_jobs(namespace=namespace, labels=labels)
+    return Job.list(namespace=namespace, labels=labels)
 
 
 def _namespace(args: argparse.Namespace) -> str | None:
@@ -1131,7 +1120,6 @@ def _cmd_delete(args: argparse.Namespace) -> int:
 
 def _cmd_patch(args: argparse.Namespace) -> int:
     """``kjob patch job NAME --type=merge -p JSON``: the fields Kubernetes lets change."""
-    _store = _store_module()
     kind, names = _split_resources(args.resource, _JOB_WORDS)
     if len(names) != 1:
         raise KubectlError("error: patch takes one Job: kjob patch job NAME -p PATCH")
@@ -1145,7 +1133,7 @@ def _cmd_patch(args: argparse.Namespace) -> int:
         raise KubectlError(f'error: unable to parse "{args.patch}": not a JSON object')
     job = _store_get(names[0], args.namespace)
     try:
-        verb = str(_store.patch_job(job, patch))
+        verb = patch_job(job, patch)
     except ValueError as e:
         text = str(e)
         raise KubectlError(
@@ -1158,7 +1146,6 @@ def _cmd_patch(args: argparse.Namespace) -> int:
 def _cmd_apply(args: argparse.Namespace) -> int:
     """``kjob apply -f``: each Job created, left unchanged or configured, and run by a
     detached controller; ``job.batch/NAME created|unchanged|configured`` each."""
-    _store = _store_module()
     where = _where(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", KjobWarning)
@@ -1188,25 +1175,19 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", KjobWarning)
             try:
-                normalize_manifest(manifest, strict=args.strict, where=job_where)
+                # Made (not started) to validate it as the API server would, before any is applied.
+                normalized = normalize_manifest(manifest, strict=args.strict, where=job_where)
+                job_from_normalized(normalized, None, None, None, env_sources=found.sources, where=job_where)
             except (ValueError, TypeError) as e:
                 raise InvalidInput(_invalid_message(job_where, manifest, e)) from None
             finally:
                 _print_warnings(caught)
         documents.append((manifest, job_where))
-    apply_document = _store.apply_document
-    import inspect
-
-    # The ConfigMaps and Secrets beside the Jobs feed their env, as for `kjob run -f`.
-    extra: dict[str, Any] = (
-        {"env_sources": found.sources}
-        if "env_sources" in inspect.signature(apply_document).parameters
-        else {}
-    )
     code = EXIT_COMPLETE
     for manifest, job_where in documents:
         try:
-            job, verb = apply_document(manifest, job_where, **extra)
+            # The ConfigMaps and Secrets beside the Jobs feed their env, as for `kjob run -f`.
+            job, verb = apply_document(manifest, job_where, found.sources)
         except ValueError as e:
             text = str(e)
             name = str((manifest.get("metadata") or {}).get("name", ""))
@@ -1218,14 +1199,6 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             continue
         print(f"job.batch/{job.name} {verb}", flush=True)
     return code
-
-
-def _store_module() -> Any:
-    """``kjob._store``, which apply and patch need (it lands with the store)."""
-    try:
-        return importlib.import_module(f"{__package__}._store")
-    except ImportError:
-        raise KubectlError("error: this kjob has no Job store yet (kjob._store)") from None
 
 
 _KUBECTL_HANDLERS = (_cmd_get, _cmd_describe, _cmd_logs, _cmd_wait, _cmd_delete, _cmd_patch, _cmd_apply)
@@ -1780,6 +1753,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if own_logs:
             args.log_dir = tempfile.mkdtemp(prefix="kjob-logs-")
+        if runs_jobs and _has_store():
+            with logs_held():
+                return handler(args)
         return handler(args)
     except InvalidInput as e:
         print(f"error: {e}", file=sys.stderr)

@@ -64,7 +64,9 @@ def test_cli_run_signal_deletes_the_pods_removes_the_logs_and_exits_128_plus_sig
         [*KJOB, "run", "-f", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     ) as proc:
         wait_for(lambda: len(marked(mark)) == 2)
-        assert len(os.listdir(env["TMPDIR"])) == 1  # the CLI's kjob-logs-* folder
+        # The stored Job's log folder (issue 15: logs live in KJOB_HOME, removed with the Job).
+        logs = Path(env["KJOB_HOME"]) / "logs" / "default"
+        assert [p.name.startswith("sig-") for p in logs.iterdir()] == [True]
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 128 + signum
@@ -73,6 +75,7 @@ def test_cli_run_signal_deletes_the_pods_removes_the_logs_and_exits_128_plus_sig
     assert out.startswith("job.batch/sig created\n")
     assert marked(mark) == []
     assert os.listdir(env["TMPDIR"]) == []
+    assert list(logs.iterdir()) == []
 
 
 def test_cli_run_logs_into_a_closed_pipe_is_quiet_and_cleans_up(tmp_path: Path) -> None:

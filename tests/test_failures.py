@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import pickle
 import subprocess
 import sys
@@ -350,9 +351,11 @@ def test_configure_refuses_values_that_are_not_seconds_and_changes_nothing() -> 
 # --- kjob run of a failed Job --------------------------------------------------------------
 
 
-def kjob_run_with_own_tmp(tmp_path: Path, manifest: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def kjob_run_with_own_tmp(
+    tmp_path: Path, manifest: Path, *, store: bool = False
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """`kjob run -f MANIFEST` in a fresh interpreter whose TMPDIR is a new, empty folder (where
-    the CLI makes its log folder)."""
+    the CLI makes its log folder when the store is off)."""
     env_tmp = tmp_path / "tmp"
     env_tmp.mkdir()
     out = subprocess.run(
@@ -360,7 +363,12 @@ def kjob_run_with_own_tmp(tmp_path: Path, manifest: Path) -> tuple[Path, subproc
         capture_output=True,
         text=True,
         timeout=60,
-        env={"TMPDIR": str(env_tmp), "PATH": "/usr/bin:/bin"},
+        env={
+            "TMPDIR": str(env_tmp),
+            "PATH": "/usr/bin:/bin",
+            "KJOB_HOME": os.environ["KJOB_HOME"],
+            "KJOB_STORE": "1" if store else "0",
+        },
     )
     return env_tmp, out
 
@@ -373,6 +381,7 @@ def test_kjob_run_of_a_failed_job_prints_the_pods_log_tails_and_keeps_the_logs(t
         "spec:\n  backoffLimit: 1\n  template:\n    spec:\n      restartPolicy: Never\n"
         f"      containers:\n      - name: fails\n        command: ['sh', '-c', {TWENTY_FIVE_LINES_THEN_EXIT_3!r}]\n"
     )
+    # Without the store (KJOB_STORE=0), the CLI's own log folder is kept and named.
     env_tmp, out = kjob_run_with_own_tmp(tmp_path, path)
     assert out.returncode == 1, out.stderr
     [log_dir] = env_tmp.iterdir()
@@ -385,6 +394,27 @@ def test_kjob_run_of_a_failed_job_prints_the_pods_log_tails_and_keeps_the_logs(t
     for name in names:
         assert f"pod {name}: exit code 3; last 20 lines of its log:" in stderr
         assert tail_of(out.stderr, name) == [f"line {i}" for i in range(6, 26)]
+
+
+def test_kjob_run_of_a_failed_job_leaves_it_and_its_logs_to_the_store(tmp_path: Path) -> None:
+    """Issue 15: `kjob run` no longer deletes a failed Job's logs: the Job stays in the store,
+    and `kjob logs` reads them from any shell."""
+    path = tmp_path / "job.yaml"
+    path.write_text(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: fails\n"
+        "spec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n"
+        "      containers:\n      - name: fails\n        command: ['sh', '-c', 'echo oops; exit 3']\n"
+    )
+    env_tmp, out = kjob_run_with_own_tmp(tmp_path, path, store=True)
+    assert out.returncode == 1, out.stderr
+    assert list(env_tmp.iterdir()) == []
+    assert out.stderr.splitlines()[-1] == "pod logs: kjob logs job/fails"
+    logs = subprocess.run(
+        [sys.executable, "-m", "kjob.cli", "logs", "job/fails"], capture_output=True, text=True, timeout=60
+    )
+    assert (logs.returncode, logs.stdout) == (0, "oops\n")
+    job = kjob.Job.get("fails")
+    assert job.status.is_failed
 
 
 def test_kjob_run_of_a_complete_job_removes_its_log_folder(tmp_path: Path) -> None:

@@ -53,7 +53,11 @@ def test_a_job_from_keywords_never_loads_yaml() -> None:
     )
     loaded = _loaded_after(code)
     assert "yaml" not in loaded
-    assert "pickle" not in loaded and "kjob._worker" not in loaded
+    # The store pickles what it records (issue 15); a command Job never needs the worker.
+    assert "kjob._worker" not in loaded
+    without_store = _loaded_after("import os\nos.environ['KJOB_STORE'] = '0'\n" + code)
+    assert "yaml" not in without_store
+    assert "pickle" not in without_store and "kjob._worker" not in without_store
 
 
 @pytest.mark.parametrize(

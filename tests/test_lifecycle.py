@@ -94,7 +94,11 @@ def test_sigkill_of_the_python_process_removes_private_log_folders_only(tmp_path
     # gone: the shepherd removes it. A folder the user chose stays.
     import signal
 
+    # Without the store: with it, the folder is the stored Job's, kept for its resumption
+    # (tests/test_store.py).
     body = f"""
+    import os
+    os.environ["KJOB_STORE"] = "0"
     import time, kjob
     mine = kjob.Job(name="private", command="echo hi; sleep 300")
     theirs = kjob.Job(name="chosen", command="echo hi; sleep 300", log_dir={str(tmp_path)!r})

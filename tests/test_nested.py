@@ -14,8 +14,20 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 import kjob
 from conftest import no_pids_left, pids_listing, pids_of_job
+
+
+@pytest.fixture(autouse=True)
+def ephemeral_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about processes and private folders: the Jobs are ephemeral
+    (``KJOB_STORE=0``, inherited by the pods' inner Jobs). With the store on, an inner Job whose
+    pod is killed is orphaned in the store like any other, its logs kept until it is deleted
+    (tests/test_store.py covers orphans)."""
+    monkeypatch.setenv("KJOB_STORE", "0")
+
 
 # A pod's program: runs a Job of `sleep 30` pods, writes its UID and log folder (one JSON
 # line appended to REPORT), then waits for ever. Level N > 0 runs a Job whose pod runs the

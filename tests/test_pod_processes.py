@@ -53,6 +53,8 @@ def test_pods_of_two_jobs_never_share_a_name(monkeypatch: pytest.MonkeyPatch) ->
     # same uid (which seeds the suffixes), they would draw the same suffixes in the same order.
     fixed = uuid.UUID("12345678-1234-5678-1234-567812345678")
     monkeypatch.setattr(uuid, "uuid4", lambda: fixed)
+    # Two Jobs of one UID exist only in this test: the store (which keys Jobs by UID) is off.
+    monkeypatch.setenv("KJOB_STORE", "0")
     indexed = kjob.Job(name="pair", command="true", completions=3, parallelism=1, completion_mode="Indexed")
     plain = kjob.Job(name="pair-2", command="true", completions=3, parallelism=1)
     assert indexed.uid == plain.uid == str(fixed)

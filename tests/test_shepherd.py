@@ -10,7 +10,7 @@ from pathlib import Path
 
 HOST = """
 import os, signal, sys, kjob
-job = kjob.Job(name="slots", target=abs, args=(-1,), completions=4, parallelism=4, max_workers=4)
+job = kjob.Job(target=abs, args=(-1,), completions=4, parallelism=4, max_workers=4)
 job.start()
 print(os.getpid(), flush=True)
 os.kill(os.getpid(), signal.SIGTERM)

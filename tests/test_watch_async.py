@@ -221,10 +221,12 @@ def test_watching_works_with_file_descriptors_above_1024() -> None:
         if hard != resource.RLIM_INFINITY and hard < 1200:
             pytest.skip("cannot open 1,200 files here")
         resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
-    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    held: list[int] = []
     try:
         with quick_job() as job:
             job.start()
+            # Filled once the Job started (which may close another store's files).
+            held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
             assert job._native.subscribe().fileno() >= 1024
             assert [c for c in job.watch(timeout=30) if isinstance(c, JobStatus)][-1].is_complete
     finally:

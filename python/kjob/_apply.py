@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _config
 from ._errors import AlreadyExistsError, ConflictError
+from ._job import job_record_parts, native_of
 from ._store import Record, expire, open_store
 from ._stored_job import StoredNative, adopt, get_job, handle_of, owned_job
 
@@ -39,8 +40,6 @@ def apply_job(new: Job) -> tuple[Job, str]:
     """``kubectl apply`` of ``new`` (not started): creates it, or returns the stored Job of
     that name unchanged, or changes its mutable fields. Raises ``ValueError`` with
     Kubernetes' ``field is immutable`` for any other change."""
-    from ._job import job_record_parts
-
     home = _config.store_home()
     for _ in range(3):
         existing = None
@@ -67,9 +66,9 @@ def apply_job(new: Job) -> tuple[Job, str]:
         verb = _apply_mutable(
             existing, mine["manifest"].get("spec") or {}, theirs["manifest"].get("spec") or {}
         )
-        native = existing._native
+        native = native_of(existing)
         if isinstance(native, StoredNative):
-            record = native._fresh()
+            record = native.fresh()
             if record is not None and record.orphaned:
                 adopt(existing, record)
         return existing, verb
@@ -126,7 +125,7 @@ def apply_document(
     import warnings
 
     from ._controller import spawn
-    from ._job import job_from_normalized, job_record_parts
+    from ._job import job_from_normalized
     from .manifest import KjobWarning, normalize_manifest
 
     with warnings.catch_warnings():
@@ -162,7 +161,7 @@ def apply_document(
     if spec_key(mine["manifest"], None) != spec_key(theirs["manifest"], theirs["callable_key"]):
         raise immutable_error(new.name, mine["manifest"], theirs["manifest"])
     verb = _apply_mutable(existing, mine["manifest"].get("spec") or {}, theirs["manifest"].get("spec") or {})
-    record = existing._native._fresh() if isinstance(existing._native, StoredNative) else None
+    record = native_of(existing).fresh() if isinstance(native_of(existing), StoredNative) else None
     if record is not None and record.orphaned:
         spawn({"mode": "adopt", "namespace": new.namespace, "name": new.name}, home)
     return existing, verb
@@ -194,3 +193,23 @@ def patch_job(job: Job, patch: Mapping[str, Any]) -> str:
     wanted = {**current, **{k: v for k, v in spec_patch.items() if v is not None}}
     verb = _apply_mutable(job, wanted, current)
     return "patched" if verb == "configured" else "patched (no change)"
+
+
+def replace_finished(job: Job) -> bool:
+    """``kjob run`` of a name whose stored Job has finished: that Job (and its logs) is deleted
+    first, as ``kubectl replace --force`` would, so that a re-run starts afresh. A Job still
+    running keeps its name (``start()`` then raises AlreadyExistsError). Says whether one went."""
+    home = _config.store_home()
+    store = open_store(home)
+    row = store.get_job(job.namespace, job.name, with_pods=False)
+    if row is None:
+        return False
+    record = Record(row)
+    if record.finished is None and not record.status().is_finished:
+        return False
+    owned = owned_job(home, job.namespace, job.name)
+    if owned is not None and owned.uid == record.uid:
+        owned.delete()
+    else:
+        handle_of(record, store, home).delete()
+    return True

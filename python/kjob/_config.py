@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 from ._kjob import DEFAULT_BACKOFF_INITIAL_SECONDS, DEFAULT_BACKOFF_MAX_SECONDS, check_seconds
 
@@ -54,7 +57,11 @@ def configure(
         raise TypeError(f"store must be True or False, not {type(store).__name__}")
     if history_limit is not None:
         _check_history_limit(history_limit, "history_limit")
-    new_home = None if home is None else Path(os.fspath(home)).expanduser().absolute()
+    new_home = None
+    if home is not None:
+        from pathlib import Path  # not at import: `import kjob` stays light (issue 14 §5)
+
+        new_home = Path(os.fspath(home)).expanduser().absolute()
     with _lock:
         initial, maximum = _backoff
         if backoff_initial_seconds is not None:
@@ -86,6 +93,8 @@ def default_backoff() -> tuple[float, float]:
 
 def store_home() -> Path:
     """The store's folder: configured, else ``$KJOB_HOME``, else ``$XDG_STATE_HOME/kjob``."""
+    from pathlib import Path
+
     with _lock:
         if _home is not None:
             return _home

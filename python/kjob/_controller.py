@@ -53,7 +53,7 @@ def _serve(request: dict[str, Any]) -> Any:
     import kjob
 
     from . import _stored_job
-    from ._job import job_from_normalized
+    from ._job import job_from_normalized, native_of
 
     if request["mode"] == "create":
         job = job_from_normalized(
@@ -68,9 +68,9 @@ def _serve(request: dict[str, Any]) -> Any:
         job.start()
         return job
     job = kjob.Job.get(request["name"], request["namespace"])
-    native = job._native
+    native = native_of(job)
     if isinstance(native, _stored_job.StoredNative):
-        record = native._fresh()
+        record = native.fresh()
         if record is not None and record.orphaned:
             _stored_job.adopt(job, record)
     return job

@@ -1198,6 +1198,25 @@ def job_record_parts(job: Job) -> dict[str, Any]:
     }
 
 
+def native_of(job: Job) -> Any:
+    """The Job's native side: the extension's Job, or a stored Job's stand-in (``_stored_job``)."""
+    return job._native
+
+
+def has_stored_logs(job: Job) -> bool:
+    """Whether the Job's logs are the store's (removed with the Job), not a folder of the user's."""
+    return job._stored_logs
+
+
+def origin_wall(job: Job) -> float:
+    """Epoch seconds of the Job controller's time 0."""
+    return job._origin_wall
+
+
+def runs_callable(job: Job) -> bool:
+    return job._callable is not None
+
+
 def job_from_record(doc: Mapping[str, Any], uid: str, created: _dt.datetime) -> Job:
     """A Job (not started) made again from what the store keeps, with its UID."""
     initial, maximum = doc["backoff"]

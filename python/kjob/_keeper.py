@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._job import ttl_after_finished
+from ._job import all_pods, native_of, ttl_after_finished
 from ._kjob import KjobError
 from ._store import enforce_history_limit, forget, job_doc, my_owner
 from ._types import Event, JobStatus
@@ -117,7 +117,7 @@ class Keeper:
             kept = list(self._kept.values())
             for one in kept:
                 try:
-                    native = one.job._native
+                    native = native_of(one.job)
                     if native.deleted or native.status().is_finished:
                         self._sync(one, force=True)
                 except Exception as e:  # noqa: BLE001 - exiting: say it, go on
@@ -142,7 +142,7 @@ class Keeper:
 
     def _sync(self, kept: _Kept, force: bool = False) -> None:
         job = kept.job
-        native = job._native
+        native = native_of(job)
         if native.deleted:
             forget(job, kept.store, kept.home)
             return
@@ -160,7 +160,7 @@ class Keeper:
         if kept.final and not force:
             return
         started = time.monotonic()
-        pods = job._all_pods()
+        pods = all_pods(job)
         if status.is_finished and kept.finished_at is None:
             kept.finished_at = time.time()
         # scale() and suspend() change the manifest: the stored one follows.
@@ -253,9 +253,9 @@ def _carry_out(job: Job, request: Mapping[str, Any]) -> None:
     try:
         if op == "delete":
             if request.get("grace") == 0:
-                job._native.kill()
+                native_of(job).kill()
             else:
-                job._native.delete(timeout=0)
+                native_of(job).delete(timeout=0)
         elif op == "suspend":
             job.suspend()
         elif op == "resume":

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _config
 from ._errors import AlreadyExistsError, KjobOSError
+from ._job import created_at, has_stored_logs, job_record_parts, native_of, origin_wall, runs_callable
 from ._kjob import KjobError
 from ._types import JobStatus, Pod
 
@@ -239,13 +240,11 @@ def _labels_of(manifest: Mapping[str, Any]) -> dict[str, str]:
 
 def job_doc(job: Job) -> dict[str, Any]:
     """What it takes to make ``job`` again in another process."""
-    from ._job import job_record_parts
-
-    results_path = str(Path(job.log_dir) / "results.bin") if job._callable is not None else None
+    results_path = str(Path(job.log_dir) / "results.bin") if runs_callable(job) else None
     return {
         "format": DOC_FORMAT,
         "results_path": results_path,
-        "origin_wall": job._origin_wall,
+        "origin_wall": origin_wall(job),
         **job_record_parts(job),
     }
 
@@ -265,8 +264,8 @@ def record_start(job: Job, home: Path) -> Store:
     expire(store, home)
     doc = job_doc(job)
     results_path = doc["results_path"]
-    created = job._created.timestamp()
-    labels = json.dumps(_labels_of(job._manifest))
+    created = created_at(job).timestamp()
+    labels = json.dumps(_labels_of(job.manifest))
     inserted = store.insert_job(
         job.uid, job.namespace, job.name, created, labels, pickle.dumps(doc, protocol=4), my_owner()
     )
@@ -274,7 +273,7 @@ def record_start(job: Job, home: Path) -> Store:
         raise AlreadyExistsError(f'jobs.batch "{job.name}" already exists')
     if results_path is not None:
         Path(job.log_dir).mkdir(parents=True, exist_ok=True)
-        job._native.set_results_log(results_path)
+        native_of(job).set_results_log(results_path)
     return store
 
 
@@ -317,7 +316,7 @@ def forget(job: Job, store: Store, home: Path) -> None:
     running = current()
     if running is not None:
         running.drop(job.uid)
-    if job._stored_logs:
+    if has_stored_logs(job):
         remove_logs(job.log_dir)
 
 
@@ -365,5 +364,5 @@ def forget_if_recorded(job: Job, home: Path) -> None:
     row = store.get_job_by_uid(job.uid, with_pods=False)
     if row is not None:
         forget(job, store, home)
-    elif job._stored_logs:
+    elif has_stored_logs(job):
         remove_logs(job.log_dir)

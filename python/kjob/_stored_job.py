@@ -101,14 +101,14 @@ class StoredNative:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
-    def _fresh(self, with_pods: bool = False) -> Record | None:
+    def fresh(self, with_pods: bool = False) -> Record | None:
         row = self._store.get_job_by_uid(self._uid, with_pods=with_pods)
         self._record = None if row is None else Record(row)
         return self._record
 
     def stored_manifest(self) -> dict[str, Any]:
         """The manifest as the owner last recorded it (``scale()``, ``suspend()`` change it)."""
-        record = self._fresh() or self._record
+        record = self.fresh() or self._record
         if record is None:
             return {}
         manifest: dict[str, Any] = record.doc["manifest"]
@@ -120,18 +120,18 @@ class StoredNative:
 
     @property
     def deleted(self) -> bool:
-        return self._fresh() is None
+        return self.fresh() is None
 
     @property
     def forked(self) -> bool:
         return False
 
     def status(self) -> JobStatus:
-        record = self._fresh()
+        record = self.fresh()
         return JobStatus() if record is None else record.status()
 
     def pods(self) -> list[Pod]:
-        record = self._fresh(with_pods=True)
+        record = self.fresh(with_pods=True)
         return [] if record is None else record.pods()
 
     def events(self, involved_object: str, since: int = 0) -> tuple[list[Event], int]:
@@ -145,7 +145,7 @@ class StoredNative:
     def wait(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            record = self._fresh()
+            record = self.fresh()
             if record is None or record.finished is not None or record.status().is_finished:
                 return True
             if record.orphaned:
@@ -158,7 +158,7 @@ class StoredNative:
             time.sleep(0.05)
 
     def delete(self, timeout: float | None = None, grace: int | None = None) -> bool:
-        record = self._fresh()
+        record = self.fresh()
         if record is None:
             return True
         if not owner_alive(record.owner):
@@ -170,7 +170,7 @@ class StoredNative:
         self._store.push_request(self._uid, json.dumps(body))
         self._store.mark_deleting(self._uid)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self._fresh() is not None:
+        while self.fresh() is not None:
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             record = self._record
@@ -185,7 +185,7 @@ class StoredNative:
 
     def _ask_or_change(self, request: dict[str, Any], change: Callable[[dict[str, Any]], None]) -> None:
         """A live owner is asked; an orphan's stored manifest is changed in place."""
-        record = self._fresh()
+        record = self.fresh()
         if record is None:
             raise NotFoundError(f'jobs.batch "{self._job_name()}" not found')
         if owner_alive(record.owner):
@@ -212,7 +212,7 @@ class StoredNative:
 
     def adopt_if_orphaned(self) -> bool:
         """Adopts the Job when it is an orphan (see :func:`adopt`); says whether it did."""
-        record = self._fresh()
+        record = self.fresh()
         job = self._job()
         if record is None or job is None or not record.orphaned:
             return False
@@ -240,7 +240,7 @@ class StoredNative:
         raise KjobError("evict() works in the process that runs the Job")
 
     def results(self, loads: Callable[[bytes], Any], indexed: bool) -> dict[int, Any] | list[Any]:
-        record = self._fresh()
+        record = self.fresh()
         path = None if record is None else record.doc.get("results_path")
         records = read_results(path) if path else []
         if indexed:

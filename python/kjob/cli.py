@@ -32,9 +32,8 @@ from typing import Any, NoReturn, TextIO
 import yaml
 
 from . import _config, _export, _kubectl, _selectors
-from ._apply import apply_document, patch_job
+from ._apply import apply_document, patch_job, replace_finished
 from ._dask import DaskExecutor
-from ._errors import NotFoundError
 from ._failures import describe_failed_pods, failed_pods
 from ._job import Job, all_pods, created_at, job_from_normalized, job_spec, job_status_word
 from ._kjob import DEFAULT_BACKOFF_INITIAL_SECONDS, DEFAULT_BACKOFF_MAX_SECONDS, KjobError
@@ -354,6 +353,9 @@ def _run_job(job: Job, args: argparse.Namespace, streams: tuple[TextIO, TextIO] 
     out = stderr if machine_output else stdout
     try:
         try:
+            if _has_store():
+                # A re-run replaces the finished Job of that name (a running one is AlreadyExists).
+                replace_finished(job)
             job.start()
         except (KjobError, ValueError, OSError) as e:
             raise InvalidInput(f"job.batch/{job.name}: {e}") from None
@@ -683,7 +685,7 @@ def _not_found(kind: str, name: str) -> KubectlError:
 def _store_get(name: str, namespace: str) -> Job:
     try:
         return Job.get(name, namespace=namespace)
-    except NotFoundError:
+    except LookupError:  # kjob.NotFoundError
         raise _not_found("jobs.batch", name) from None
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 import kjob
-from conftest import no_pids_left, pids_of_job
+from conftest import Backoff, no_pids_left, pids_of_job
 
-FAST = {"backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.05}
+FAST: Backoff = {"backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.05}
 
 
 def child(code: str, *, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:

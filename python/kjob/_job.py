@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import builtins
 import collections
 import copy
 import datetime as _dt
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ._kjob import ChangeFeed
+    from ._stored_job import StoredChangeFeed, StoredNative
     from ._timeline import Timeline
 
 __all__ = ["Job"]
@@ -281,6 +283,8 @@ class Job:
     """
 
     _callable: _Callable | None
+    # The extension's Job; for a handle of a Job another process runs, its stand-in.
+    _native: NativeJob | StoredNative
 
     def __init__(
         self,
@@ -469,7 +473,7 @@ class Job:
         log_dir: str | Path | None = None,
         backoff_initial_seconds: float | None = None,
         backoff_max_seconds: float | None = None,
-    ) -> list[Job]:
+    ) -> builtins.list[Job]:
         """Every ``kind: Job`` document of a YAML file (or folder) or text, as Jobs (not
         started), their env read from the ConfigMaps and Secrets beside them. All are checked
         before any is made."""
@@ -501,7 +505,9 @@ class Job:
         return get_job(name, namespace)
 
     @classmethod
-    def list(cls, namespace: str | None = None, labels: Mapping[str, str] | str | None = None) -> list[Job]:
+    def list(
+        cls, namespace: str | None = None, labels: Mapping[str, str] | str | None = None
+    ) -> builtins.list[Job]:
         """Handles of the stored Jobs of ``namespace`` (None: every namespace), ordered by
         namespace and name; ``labels`` keeps those whose labels match (a mapping of equal
         values, or a kubectl label selector such as ``"team=ml,tier!=batch"``)."""
@@ -529,7 +535,7 @@ class Job:
         backoff_initial_seconds: float | None,
         backoff_max_seconds: float | None,
         original: dict[str, Any] | None = None,
-        env_sources: list[dict[str, Any]] | None = None,
+        env_sources: builtins.list[dict[str, Any]] | None = None,
         where: str | None = None,
         uid: str | None = None,
     ) -> Job:
@@ -568,7 +574,7 @@ class Job:
         log_dir: str | Path | None,
         backoff_initial_seconds: float,
         backoff_max_seconds: float,
-        env_sources: list[dict[str, Any]] | None = None,
+        env_sources: builtins.list[dict[str, Any]] | None = None,
         uid: str | None = None,
     ) -> None:
         initial = check_seconds("backoff_initial_seconds", backoff_initial_seconds)
@@ -738,10 +744,12 @@ class Job:
 
             self._record_init = init
             store = record_start(self, self._store_home)
+        native = self._native
+        assert isinstance(native, NativeJob)  # a stored handle has started (above)
         try:
             if self._executor is not None:
                 reuse = self._callable.reuse_workers if self._callable is not None else True
-                prepare_executor(self._executor, self._native, init, reuse)
+                prepare_executor(self._executor, native, init, reuse)
             elif self._callable is not None and init is not None:
                 worker = [sys.executable, os.path.join(os.path.dirname(__file__), "_worker.py")]
                 self._native.set_callable(
@@ -917,11 +925,11 @@ class Job:
         Called with ``_lock`` held, together with the change itself."""
         self._manifest.setdefault("spec", {})[key] = value
 
-    def events(self) -> list[Event]:
+    def events(self) -> builtins.list[Event]:
         """The Job's events, oldest first (``SuccessfulCreate``, ``Completed``, ...)."""
         return self._events_since(0)[0]
 
-    def _events_since(self, seq: int) -> tuple[list[Event], int]:
+    def _events_since(self, seq: int) -> tuple[builtins.list[Event], int]:
         """Events numbered ``seq`` and later, and the number of the next one."""
         return self._native.events(f"Job/{self.namespace}/{self._name}", seq)
 
@@ -932,7 +940,7 @@ class Job:
         """A snapshot of the Job's status."""
         return linked_to_job(self._native.status(), self)
 
-    def results(self, *, partial: bool = False) -> dict[int, Any] | list[Any]:
+    def results(self, *, partial: bool = False) -> dict[int, Any] | builtins.list[Any]:
         """Return values of the succeeded pods of a callable Job: ``{index: value}`` ordered by
         index for an Indexed Job, a list in completion order otherwise.
 
@@ -954,7 +962,7 @@ class Job:
         # Indexed: a dict in index order (the extension sorts it).
         return self._native.results(pickle.loads, indexed)
 
-    def pods(self) -> list[Pod]:
+    def pods(self) -> builtins.list[Pod]:
         """Every pod the Job has created, oldest first; empty once the Job is deleted (by
         ``delete()`` or ``ttl_seconds_after_finished``), as Kubernetes' garbage collector
         deletes a deleted Job's pods."""
@@ -978,7 +986,7 @@ class Job:
         now = _dt.datetime.now(_dt.timezone.utc)
         return timeline_of(self._name, self._all_pods(), status.conditions, status.start_time, end, now)
 
-    def _all_pods(self) -> list[Pod]:
+    def _all_pods(self) -> builtins.list[Pod]:
         """Every pod, even after the Job is deleted: what a report of how it ended needs."""
         return self._native.pods()
 
@@ -1028,8 +1036,8 @@ class Job:
     def _container_name(self, pod: Pod, container: str | None) -> str:
         """The container ``logs()`` reads: the one named, else the template's
         ``kubectl.kubernetes.io/default-container``, else the first of ``containers``."""
-        main: list[str] = self._spec["containers"]
-        init: list[str] = self._spec["init_containers"]
+        main: builtins.list[str] = self._spec["containers"]
+        init: builtins.list[str] = self._spec["init_containers"]
         if container is None:
             container = pod.annotations.get(DEFAULT_CONTAINER_ANNOTATION) or main[0]
         if container not in main and container not in init:
@@ -1040,7 +1048,7 @@ class Job:
     def _container_log_path(self, pod: Pod, container: str | None) -> str:
         """Where ``container``'s output is: the pod's log for its first main container,
         ``<pod>_<container>.log`` beside it for the others."""
-        main: list[str] = self._spec["containers"]
+        main: builtins.list[str] = self._spec["containers"]
         container = self._container_name(pod, container)
         if container == main[0]:
             return pod.log_path
@@ -1084,7 +1092,7 @@ class Job:
 
         spec = self._spec_copy()
         status = self.status
-        details: list[tuple[str, object]] = [
+        details: builtins.list[tuple[str, object]] = [
             (
                 "completions",
                 _export.completions_column(status.succeeded, spec["completions"], spec["parallelism"]),
@@ -1288,7 +1296,7 @@ def require_started(job: Job) -> None:
     job._require_started()
 
 
-def change_feed(job: Job) -> ChangeFeed:
+def change_feed(job: Job) -> ChangeFeed | StoredChangeFeed:
     """A new subscription to the Job's changes (a file descriptor readable after each one)."""
     return job._native.subscribe()
 
@@ -1300,11 +1308,12 @@ def is_deleted(job: Job) -> bool:
 def unstarted_native(job: Job) -> NativeJob:
     """The native Job of a Job that has not started (``kjob.simulate`` runs its spec); raises
     ``ValueError`` once it has started or was deleted."""
-    if job._native.started or job._native.deleted:
+    native = job._native
+    if not isinstance(native, NativeJob) or native.started or native.deleted:
         raise ValueError(
             f"Job {job.name!r} has started (or was deleted); simulate a Job that has not started"
         )
-    return job._native
+    return native
 
 
 def events_since(job: Job, seq: int) -> tuple[list[Event], int]:

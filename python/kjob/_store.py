@@ -152,7 +152,7 @@ def owner_alive(owner: str | None) -> bool:
         return False
     if who.get("boot") != _boot_id():
         return False
-    return _start_ticks(pid) == who.get("start")
+    return bool(_start_ticks(pid) == who.get("start"))
 
 
 # ---- results logs ----------------------------------------------------------------------------

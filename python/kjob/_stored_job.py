@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ._job import Job
     from ._kjob import Store
 
-__all__ = ["StoredNative", "adopt", "get_job", "handle_of", "list_jobs", "owned_job"]
+__all__ = ["StoredChangeFeed", "StoredNative", "adopt", "get_job", "handle_of", "list_jobs", "owned_job"]
 
 
 def _utc(t: float) -> _dt.datetime:
@@ -42,7 +42,7 @@ def owned_job(home: Path, namespace: str, name: str) -> Job | None:
     return None if running is None else running.owned(home, namespace, name)
 
 
-class _ChangeFeed:
+class StoredChangeFeed:
     """A change feed for a Job of another process: readable when its row's version changes
     (polled every 0.1 s by a thread), as the native feed is after every change."""
 
@@ -139,8 +139,8 @@ class StoredNative:
         events = [pickle.loads(body) for _, body in rows]
         return events, (rows[-1][0] + 1 if rows else since)
 
-    def subscribe(self) -> _ChangeFeed:
-        return _ChangeFeed(self._store, self._uid)
+    def subscribe(self) -> StoredChangeFeed:
+        return StoredChangeFeed(self._store, self._uid)
 
     def wait(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -35,9 +35,7 @@ impl From<BindingError> for PyErr {
             }
             BindingError::Runtime(
                 RuntimeError::LogDir(path, error) | RuntimeError::ResultsLog(path, error),
-            ) => {
-                Python::attach(|py| os_error(py, message, error.raw_os_error(), &path))
-            }
+            ) => Python::attach(|py| os_error(py, message, error.raw_os_error(), &path)),
             BindingError::Runtime(
                 RuntimeError::AlreadyStarted
                 | RuntimeError::Deleted

@@ -77,7 +77,9 @@ pub(super) fn prior_from_py(prior: &Bound<'_, PyAny>, completions: u32) -> Resul
     let conditions = given
         .conditions
         .into_iter()
-        .map(|(type_, status, reason, message, at)| Ok((condition_type(&type_)?, status, reason, message, time(at))))
+        .map(|(type_, status, reason, message, at)| {
+            Ok((condition_type(&type_)?, status, reason, message, time(at)))
+        })
         .collect::<Result<_, BindingError>>()?;
     let pods = given
         .pods

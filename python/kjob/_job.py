@@ -875,7 +875,15 @@ class Job:
     @property
     def is_deleted(self) -> bool:
         """Whether the Job is gone: deleted by ``delete()`` or by ``ttl_seconds_after_finished``."""
-        return self._native.deleted
+        deleted = self._native.deleted
+        if deleted and self._store_home is not None and isinstance(self._native, NativeJob):
+            # Gone from the store (and its stored logs with it) as it is gone here.
+            from . import _keeper
+
+            running = _keeper.current()
+            if running is not None:
+                running.flush(self)
+        return deleted
 
     def suspend(self) -> None:
         """Suspends the Job (``spec.suspend: true``): active pods are deleted and no new ones are

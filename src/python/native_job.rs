@@ -10,6 +10,7 @@ use crate::runtime;
 use crate::spec;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
+use std::mem::ManuallyDrop;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,9 +20,24 @@ const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// The native Job handle behind `kjob.Job`.
 #[pyclass(name = "NativeJob", module = "kjob._kjob", frozen)]
 pub struct NativeJob {
-    inner: runtime::Job,
+    /// Dropped without the GIL (see the `Drop` impl).
+    inner: ManuallyDrop<runtime::Job>,
     /// References of the container's env that the Job's ConfigMaps and Secrets lack.
     missing_env_references: Vec<String>,
+}
+
+/// A Job is dropped with the GIL released. Dropping it takes runtime locks (the pod names of
+/// the namespace, the registry of Jobs) that a thread in `os.fork()` holds from kjob's
+/// `before` hook until its `after` hook; between them, CPython may give the GIL up (the
+/// import lock, other hooks). A thread dropping a Job with the GIL held would then wait for
+/// the forking thread, which waits for the GIL: a deadlock (seen with the store's keeper
+/// thread letting go of finished Jobs while another thread forked).
+impl Drop for NativeJob {
+    fn drop(&mut self) {
+        // SAFETY: `inner` is taken once, here, and `self` is not used after `drop`.
+        let inner = unsafe { ManuallyDrop::take(&mut self.inner) };
+        Python::attach(|py| py.detach(move || drop(inner)));
+    }
 }
 
 fn seconds(value: f64, what: &str) -> Result<Duration, BindingError> {
@@ -53,6 +69,7 @@ impl NativeJob {
     #[pyo3(signature = (manifest, uid, log_dir, backoff_initial_seconds, backoff_max_seconds, owns_log_dir=false, env_sources=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         manifest: &Bound<'_, PyAny>,
         uid: &str,
         log_dir: PathBuf,
@@ -74,7 +91,10 @@ impl NativeJob {
         let spec = EffectiveSpec::from_manifest_with_sources(&job, uid, backoff, &sources)
             .map_err(BindingError::from)?;
         let missing_env_references = missing_references(&job, &sources);
-        Ok(Self { inner: runtime::Job::new(spec, log_dir, owns_log_dir), missing_env_references })
+        // Without the GIL: making a Job takes the runtime's locks, which a thread forking may
+        // hold while it waits for the GIL (see the `Drop` impl).
+        let inner = py.detach(move || runtime::Job::new(spec, log_dir, owns_log_dir));
+        Ok(Self { inner: ManuallyDrop::new(inner), missing_env_references })
     }
 
     /// The container's env references that no ConfigMap or Secret given with the Job

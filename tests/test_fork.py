@@ -155,3 +155,38 @@ def test_fork_in_process_child_sees_the_parents_job_as_forked() -> None:
         assert job.wait(timeout=10).succeeded == 1
     finally:
         job.delete()
+
+
+def test_a_thread_making_and_dropping_jobs_never_deadlocks_a_fork() -> None:
+    """kjob's `before` fork hook holds the runtime's locks until the `after` hook; a hook
+    registered before kjob was imported runs in between and may give the GIL up (this one
+    sleeps). A thread making and dropping Jobs meanwhile must not wait for those locks with
+    the GIL held (it did, as the store's keeper thread dropping finished Jobs: a deadlock)."""
+    script = textwrap.dedent("""
+        import os, threading, time
+        os.register_at_fork(before=lambda: time.sleep(0.002))  # runs after kjob's hook
+        import kjob
+        stop = threading.Event()
+        def churn():
+            while not stop.is_set():
+                job = kjob.Job(command="true")
+                del job
+        thread = threading.Thread(target=churn)
+        thread.start()
+        for _ in range(40):
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+        stop.set()
+        thread.join()
+        print("ok")
+    """)
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "KJOB_STORE": "0"},
+    )
+    assert (out.returncode, out.stdout, out.stderr) == (0, "ok\n", "")

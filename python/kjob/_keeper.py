@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._job import all_pods, native_of, ttl_after_finished
+from ._job import native_of, ttl_after_finished
 from ._kjob import KjobError
 from ._store import enforce_history_limit, forget, job_doc, my_owner
-from ._types import Event, JobStatus
+from ._types import JobStatus
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -48,6 +48,7 @@ class _Kept:
         "final",
         "finished_at",
         "manifest",
+        "flushed_status",
     )
 
     def __init__(self, job: Job, store: Store, home: Path) -> None:
@@ -56,10 +57,14 @@ class _Kept:
         self.home = home
         self.last_status: JobStatus | None = None
         self.event_seq = 0
-        self.next_write = 0.0
+        # The row was written as the Job started: the first snapshot waits a tick (a short
+        # Job is recorded once, when it ends).
+        self.next_write = time.monotonic() + TICK_SECONDS
         self.dirty = True
         self.final = False
         self.finished_at: float | None = None
+        # The status flush() wrote last (the full record may lag behind it).
+        self.flushed_status: JobStatus | None = None
         # The manifest as recorded when the Job started.
         self.manifest = job.manifest
 
@@ -93,17 +98,41 @@ class Keeper:
                     return job
         return None
 
+    def is_recording(self, uid: str) -> bool:
+        """Whether the Job of ``uid`` still has state to record (it runs, or its final record
+        is not written yet)."""
+        with self._lock:
+            return uid in self._kept
+
     def drop(self, uid: str) -> None:
         with self._lock:
             self._kept.pop(uid, None)
 
     def flush(self, job: Job) -> None:
-        """Writes ``job``'s state now (``wait()`` does, so that other processes see a finished
-        Job as soon as its own process does)."""
+        """``wait()`` and ``is_deleted``: the Job's status is written now (one small row), so
+        that other processes see it finished as soon as this one does, and a deleted Job
+        leaves the store now; its pods and events follow at the keeper's next tick."""
         with self._lock:
             kept = self._kept.get(job.uid)
-            if kept is not None:
-                self._sync(kept, force=True)
+            if kept is None:
+                return
+            native = native_of(job)
+            if native.deleted:
+                self._sync(kept)
+                return
+            status = native.status()
+            if status != kept.last_status and status != kept.flushed_status:
+                kept.store.update_job(
+                    job.uid,
+                    status=pickle.dumps(status, protocol=pickle.HIGHEST_PROTOCOL),
+                    finished=_finished_at(kept, status),
+                )
+                kept.flushed_status = status
+                if status.is_finished:
+                    # What a finished Job's record says at once: no owner, the history trimmed.
+                    kept.store.set_owner(job.uid, None, my_owner())
+                    enforce_history_limit(kept.store, kept.home)
+        self._wake.set()
 
     def stop(self) -> None:
         """At interpreter exit (before the pods are killed): Jobs that ended are recorded as
@@ -141,6 +170,8 @@ class Keeper:
                         _warn_store_error(one.job, e)
 
     def _sync(self, kept: _Kept, force: bool = False) -> None:
+        """Carries out the Job's requests, and records its state unless it was recorded less
+        than a write's cost ago (see ``WRITE_COST_FACTOR``)."""
         job = kept.job
         native = native_of(job)
         if native.deleted:
@@ -149,42 +180,35 @@ class Keeper:
         for body in kept.store.take_requests(job.uid):
             _carry_out(job, json.loads(body))
             kept.dirty = True
-        if native.deleted:
+        if native.deleted or (kept.final and not force):
             return
-        now = time.monotonic()
         status = native.status()
-        events, seq = native.events(f"Job/{job.namespace}/{job.name}", kept.event_seq)
-        changed = kept.dirty or status != kept.last_status or bool(events)
-        if not changed or (not force and now < kept.next_write and not status.is_finished):
+        if not force and time.monotonic() < kept.next_write and not status.is_finished:
             return
-        if kept.final and not force:
+        events, next_seq, count = native.stored_events(kept.event_seq)
+        if not (kept.dirty or count or status != kept.last_status):
             return
         started = time.monotonic()
-        pods = all_pods(job)
-        if status.is_finished and kept.finished_at is None:
-            kept.finished_at = time.time()
         # scale() and suspend() change the manifest: the stored one follows.
         manifest = job.manifest
         doc = None
         if manifest != kept.manifest:
             doc = pickle.dumps(job_doc(job), protocol=pickle.HIGHEST_PROTOCOL)
             kept.manifest = manifest
+        # Events are stored in batches, each under the number of its first event.
         kept.store.update_job(
             job.uid,
             status=pickle.dumps(status, protocol=pickle.HIGHEST_PROTOCOL),
-            pods=pickle.dumps(pods, protocol=pickle.HIGHEST_PROTOCOL),
-            finished=kept.finished_at,
+            pods=native.stored_pods(),
+            finished=_finished_at(kept, status),
             doc=doc,
-            events=[
-                (e_seq, pickle.dumps(e, protocol=pickle.HIGHEST_PROTOCOL))
-                for e_seq, e in _numbered(events, seq)
-            ],
+            events=[(next_seq - count, events)] if count else [],
         )
-        if kept.finished_at is not None:
+        if status.is_finished:
             kept.store.set_owner(job.uid, None, my_owner())
         cost = time.monotonic() - started
         kept.last_status = status
-        kept.event_seq = seq
+        kept.event_seq = next_seq
         kept.dirty = False
         kept.next_write = time.monotonic() + max(TICK_SECONDS, cost * WRITE_COST_FACTOR)
         if status.is_finished:
@@ -195,9 +219,11 @@ class Keeper:
                 self.drop(job.uid)
 
 
-def _numbered(events: list[Event], next_seq: int) -> list[tuple[int, Event]]:
-    first = next_seq - len(events)
-    return [(first + i, e) for i, e in enumerate(events)]
+def _finished_at(kept: _Kept, status: JobStatus) -> float | None:
+    """When the Job finished (first seen finished), for the store's history order."""
+    if status.is_finished and kept.finished_at is None:
+        kept.finished_at = time.time()
+    return kept.finished_at
 
 
 _warned: set[str] = set()

@@ -186,6 +186,11 @@ class NativeJob:
     ) -> RemoteNodes:
         """Makes the pods run on remote agents, ``(node, address, capacity)`` each (before
         ``start()``); raises ``KjobError`` when none can be reached."""
+    def stored_pods(self) -> bytes:
+        """Every pod as the store records it: JSON (see ``src/python/stored_rows.rs``)."""
+    def stored_events(self, since: int) -> tuple[bytes, int, int]:
+        """The events numbered ``since`` and later as the store records them (JSON rows
+        ``[seq, type, reason, message, time]``), the number of the next one, and how many."""
     def set_results_log(self, path: str) -> None:
         """Appends every succeeded pod's pickled result to the file at ``path`` before the pod
         counts (a stored callable Job). Before ``start()``."""

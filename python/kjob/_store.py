@@ -20,6 +20,7 @@ beside the logs before a pod counts (``src/runtime/results_log.rs``); resuming r
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import json
 import os
 import pickle
@@ -35,7 +36,7 @@ from . import _config
 from ._errors import AlreadyExistsError, KjobOSError
 from ._job import created_at, has_stored_logs, job_record_parts, native_of, origin_wall, runs_callable
 from ._kjob import KjobError
-from ._types import JobStatus, Pod
+from ._types import Event, JobStatus, Pod
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -225,12 +226,113 @@ class Record:
 
     def pods(self) -> list[Pod]:
         blob = self.row.get("pods")
-        return pickle.loads(blob) if blob else []
+        return pods_from_json(blob) if blob else []
 
     @property
     def orphaned(self) -> bool:
         """Unfinished, and its owner is gone (or it never had one)."""
         return self.finished is None and not owner_alive(self.owner)
+
+
+def _utc(t: float | None) -> _dt.datetime | None:
+    return None if t is None else _dt.datetime.fromtimestamp(t, _dt.timezone.utc)
+
+
+#: The pods' own labels and annotations (``src/controller/labels.rs``).
+_INDEX_KEY = "batch.kubernetes.io/job-completion-index"
+_FAILURES_KEY = "batch.kubernetes.io/job-index-failure-count"
+_IGNORED_KEY = "batch.kubernetes.io/job-index-ignored-failure-count"
+
+
+def pods_from_json(blob: bytes) -> list[Pod]:
+    """The pods as the owner recorded them (``src/python/stored_rows.rs``: one JSON array per
+    pod, what pods share once per list)."""
+    from ._types import PodCondition, exception_text
+
+    stored = json.loads(blob)
+    job_labels = dict(stored["job_labels"])
+    job_annotations = dict(stored["job_annotations"])
+    host = stored["host"]
+    counts_per_index = stored["counts_per_index"]
+    log_paths = stored["log_paths"]
+    pods = []
+    for (
+        name,
+        index,
+        phase,
+        exit_code,
+        restart_count,
+        start_time,
+        finish_time,
+        creation_time,
+        deletion_time,
+        counted_as,
+        log_path,
+        log_range,
+        pid,
+        reason,
+        message,
+        failures,
+        ignored,
+        attempt,
+        conditions,
+        exception,
+        container_exit_codes,
+        failed_container,
+        node_name,
+    ) in stored["pods"]:
+        labels, annotations = job_labels, job_annotations
+        if index is not None:
+            labels = {**job_labels, _INDEX_KEY: str(index)}
+            annotations = {**job_annotations, _INDEX_KEY: str(index)}
+            if counts_per_index:
+                annotations[_FAILURES_KEY] = str(failures)
+                if ignored:
+                    annotations[_IGNORED_KEY] = str(ignored)
+        pods.append(
+            Pod(
+                name,
+                index,
+                phase,
+                exit_code,
+                restart_count,
+                _utc(start_time),
+                _utc(finish_time),
+                log_paths[log_path],
+                pid,
+                dict(labels),
+                dict(annotations),
+                reason,
+                message,
+                failures,
+                ignored,
+                [PodCondition(*c) for c in conditions],
+                attempt,
+                None if exception is None else exception_text(*exception),
+                None if log_range is None else (log_range[0], log_range[1]),
+                dict(container_exit_codes),
+                failed_container,
+                node_name or host,
+                _utc(creation_time),
+                _utc(deletion_time),
+                counted_as,
+            )
+        )
+    return pods
+
+
+def events_from_json(
+    rows: list[tuple[int, bytes]], involved_object: str, since: int
+) -> tuple[list[Event], int]:
+    """Events numbered ``since`` and later from the stored batches, and the next number."""
+    events: list[Event] = []
+    next_seq = since
+    for _, body in rows:
+        for seq, type_, reason, message, at in json.loads(body):
+            if seq >= since:
+                events.append(Event(type_, reason, message, _utc(at), involved_object))
+                next_seq = seq + 1
+    return events, next_seq
 
 
 def _labels_of(manifest: Mapping[str, Any]) -> dict[str, str]:

@@ -20,7 +20,16 @@ from . import _config
 from ._errors import ConflictError, NotFoundError
 from ._keeper import TICK_SECONDS, keeper
 from ._kjob import KjobError
-from ._store import Record, expire, my_owner, open_store, owner_alive, read_results, remove_record
+from ._store import (
+    Record,
+    events_from_json,
+    expire,
+    my_owner,
+    open_store,
+    owner_alive,
+    read_results,
+    remove_record,
+)
 from ._types import Event, JobStatus, Pod
 
 if TYPE_CHECKING:
@@ -135,9 +144,8 @@ class StoredNative:
         return [] if record is None else record.pods()
 
     def events(self, involved_object: str, since: int = 0) -> tuple[list[Event], int]:
-        rows = self._store.events(self._uid, since)
-        events = [pickle.loads(body) for _, body in rows]
-        return events, (rows[-1][0] + 1 if rows else since)
+        # Batches are stored under their first event's number: read them all, keep the rest.
+        return events_from_json(self._store.events(self._uid, 0), involved_object, since)
 
     def subscribe(self) -> StoredChangeFeed:
         return StoredChangeFeed(self._store, self._uid)

@@ -294,6 +294,11 @@ class ExceptionText(str):
         return hash(self.summary)
 
 
+def exception_text(summary: str | None, traceback: str | None) -> ExceptionText | None:
+    """An :class:`ExceptionText` from its two parts (None without a summary)."""
+    return ExceptionText._from_parts(summary, traceback)
+
+
 class Pod(_Snapshot):
     """A snapshot of one pod (one attempt) of a Job."""
 

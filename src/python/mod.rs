@@ -13,6 +13,7 @@ mod restore;
 mod simulate;
 mod snapshots;
 mod store;
+mod stored_rows;
 mod utc;
 
 pub use change_feed::ChangeFeed;

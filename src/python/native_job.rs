@@ -275,6 +275,36 @@ impl NativeJob {
         Ok((list, next))
     }
 
+    /// Every pod as the store records it (JSON, see `stored_rows.rs`), made without the GIL.
+    fn stored_pods<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        self.live()?;
+        let json = py.detach(|| {
+            let views = self.inner.pods();
+            super::stored_rows::pods_json(&views, runtime::node_name(), |t| {
+                epoch_seconds(self.inner.wall_time(t))
+            })
+        });
+        Ok(pyo3::types::PyBytes::new(py, &json))
+    }
+
+    /// The events numbered `since` and later as the store records them (JSON, see
+    /// `stored_rows.rs`), and the number of the next one.
+    fn stored_events<'py>(
+        &self,
+        py: Python<'py>,
+        since: u64,
+    ) -> PyResult<(Bound<'py, pyo3::types::PyBytes>, u64, usize)> {
+        self.live()?;
+        let (json, next, count) = py.detach(|| {
+            let (events, next) = self.inner.events(since);
+            let first = next - events.len() as u64;
+            let json =
+                super::stored_rows::events_json(&events, first, |t| epoch_seconds(self.inner.wall_time(t)));
+            (json, next, events.len())
+        });
+        Ok((pyo3::types::PyBytes::new(py, &json), next, count))
+    }
+
     /// A change feed: a file descriptor that becomes readable after each change of the Job.
     fn subscribe(&self) -> PyResult<ChangeFeed> {
         self.live()?;

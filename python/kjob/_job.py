@@ -1358,6 +1358,9 @@ class _Shepherd:
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
                 env=env,
+                # Unbuffered: a buffered writer's lock, held by another thread at a fork, would
+                # hang the child that closes its copy (see after_fork_in_child).
+                bufsize=0,
             )
             _kjob.set_session_token(self.token)
 
@@ -1370,14 +1373,11 @@ class _Shepherd:
         self.token = os.urandom(16).hex()
         if process is not None:
             if process.stdin is not None:
-                # Closed without a flush: bytes a thread left half-written at the fork belong
-                # to the parent, not to this process.
+                # The raw pipe (no buffer, no lock another thread could have held at the
+                # fork): closing it flushes nothing and waits for nothing.
                 stdin = process.stdin
                 process.stdin = None
-                if isinstance(stdin, io.BufferedWriter):
-                    stdin.detach().close()
-                else:
-                    os.close(stdin.fileno())
+                stdin.close()
             # Not this process's child: never waited for, never signalled here.
             process.returncode = 0
 
@@ -1395,8 +1395,11 @@ class _Shepherd:
             if pipe is None or pipe.closed:
                 return
             try:
-                pipe.write(line)
-                pipe.flush()
+                # One write of a short line to a pipe is whole (at most PIPE_BUF bytes are
+                # written at once); a longer one is written in pieces.
+                view = memoryview(line)
+                while view:
+                    view = view[pipe.write(view) or 0 :]
             except (OSError, ValueError):  # the shepherd is gone, or the interpreter is exiting
                 pass
 

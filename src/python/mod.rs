@@ -24,9 +24,11 @@ use crate::runtime;
 use pyo3::prelude::*;
 
 /// Sets the token every later pod and worker process carries in `KJOB_SESSION`.
+/// Without the GIL, as every binding that takes a lock a forking thread holds (see
+/// `NativeJob`'s `Drop`).
 #[pyfunction]
-fn set_session_token(token: &str) {
-    runtime::set_session_token(token);
+fn set_session_token(py: Python<'_>, token: &str) {
+    py.detach(|| runtime::set_session_token(token));
 }
 
 /// The shepherd's sweep of a dead interpreter's session (`_shepherd.py`): SIGKILL to every
@@ -39,15 +41,17 @@ fn sweep_session(py: Python<'_>, token: &str) -> usize {
 
 /// SIGKILL every pod of every Job in this interpreter (registered with `atexit`).
 #[pyfunction]
-fn kill_all_jobs() {
-    runtime::kill_all_jobs();
-    runtime::kill_idle_workers();
+fn kill_all_jobs(py: Python<'_>) {
+    py.detach(|| {
+        runtime::kill_all_jobs();
+        runtime::kill_idle_workers();
+    });
 }
 
 /// Stops the idle callable workers kept for later Jobs; returns how many there were.
 #[pyfunction]
-fn shutdown_workers() -> usize {
-    runtime::kill_idle_workers()
+fn shutdown_workers(py: Python<'_>) -> usize {
+    py.detach(runtime::kill_idle_workers)
 }
 
 /// `os.register_at_fork(before=...)`: holds the runtime's locks across the fork.

@@ -103,8 +103,12 @@ impl NativeJob {
         self.missing_env_references.clone()
     }
 
-    fn start(&self) -> PyResult<()> {
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
         self.live()?;
+        // The runtime is built (the first time) without the GIL: building it takes a lock a
+        // forking thread holds (see the `Drop` impl). The rest needs the GIL (the environment
+        // is copied under it).
+        py.detach(runtime::tokio_runtime);
         self.inner.start().map_err(|e| BindingError::from(e).into())
     }
 

@@ -33,6 +33,8 @@ from ._kjob import KjobError
 from ._types import Pod
 from .manifest import KjobWarning, Manifests, load_manifests, normalize_manifest
 
+# ---- shared with cli.py: exit codes, input errors, the -f files ----------------------------
+
 EXIT_COMPLETE = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -98,6 +100,7 @@ def load_files(args: argparse.Namespace) -> Manifests:
 
 
 def add_filename(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """``-f``, worded once for run, create, validate, simulate, timeline and apply."""
     p.add_argument(
         "-f",
         "--filename",

@@ -109,9 +109,14 @@ def fast_backoff() -> Backoff:
 @pytest.fixture(autouse=True)
 def private_kjob_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test has a store of its own (``KJOB_HOME``, inherited by the processes it
-    starts): Job names never clash between tests, and no test sees the user's Jobs."""
+    starts): Job names never clash between tests, and no test sees the user's Jobs. What a
+    test sets with ``kjob.configure`` is undone after it."""
+    from kjob import _config
+
     home = tmp_path_factory.mktemp("kjob-home")
     monkeypatch.setenv("KJOB_HOME", str(home))
     monkeypatch.delenv("KJOB_STORE", raising=False)
     monkeypatch.delenv("KJOB_HISTORY_LIMIT", raising=False)
+    for name in ("_backoff", "_home", "_store", "_history_limit"):
+        monkeypatch.setattr(_config, name, getattr(_config, name))
     return home

@@ -308,7 +308,6 @@ def test_an_orphaned_callable_job_is_adopted_keeping_completed_indexes_and_resul
 
     job = kjob.Job.get("squares")
     assert job.uid == uid
-    kjob.configure(backoff_initial_seconds=0.01, backoff_max_seconds=0.05)
 
     # Adopted: what it kept is checked, then it is deleted (its stored function still sleeps).
     job.resume()

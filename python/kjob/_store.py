@@ -440,19 +440,26 @@ def enforce_history_limit(store: Store, home: Path) -> None:
             remove_record(store, Record(row), home)
 
 
+# Finished Jobs seen without a TTL (their records need no second look).
+_without_ttl: set[str] = set()
+
+
 def expire(store: Store, home: Path) -> None:
     """``ttlSecondsAfterFinished`` of finished Jobs whose process is gone: the TTL controller's
     work, done when the store is read (a live owner's controller does its own)."""
     now = time.time()
     for row in store.list_jobs(None):
-        if row["finished"] is None:
+        if row["finished"] is None or row["uid"] in _without_ttl:
             continue
         record = Record(row)
         try:
             ttl = record.doc.get("ttl")
         except KjobError:
             continue
-        if ttl is not None and record.finished is not None and now >= record.finished + ttl:
+        if ttl is None:
+            # A Job's TTL never changes: its record is not opened again by this process.
+            _without_ttl.add(record.uid)
+        elif record.finished is not None and now >= record.finished + ttl:
             if not owner_alive(record.owner):
                 remove_record(store, record, home)
 

@@ -112,6 +112,14 @@ class Keeper:
         """``wait()`` and ``is_deleted``: the Job's status is written now (one small row), so
         that other processes see it finished as soon as this one does, and a deleted Job
         leaves the store now; its pods and events follow at the keeper's next tick."""
+        try:
+            self._flush(job)
+        except (OSError, RuntimeError) as e:
+            # As in the keeper's thread: the Job goes on, with its state in memory.
+            _warn_store_error(job, e)
+        self._wake.set()
+
+    def _flush(self, job: Job) -> None:
         with self._lock:
             kept = self._kept.get(job.uid)
             if kept is None:
@@ -132,7 +140,6 @@ class Keeper:
                     # What a finished Job's record says at once: no owner, the history trimmed.
                     kept.store.set_owner(job.uid, None, my_owner())
                     enforce_history_limit(kept.store, kept.home)
-        self._wake.set()
 
     def stop(self) -> None:
         """At interpreter exit (before the pods are killed): Jobs that ended are recorded as

@@ -318,7 +318,7 @@ def _run_job(job: Job, args: argparse.Namespace, streams: tuple[TextIO, TextIO] 
                 # A re-run replaces the finished Job of that name (a running one is AlreadyExists).
                 replace_finished(job)
             job.start()
-        except (KjobError, ValueError, OSError) as e:
+        except (KjobError, ValueError, OSError, RuntimeError) as e:  # RuntimeError: a refused store
             raise InvalidInput(f"job.batch/{job.name}: {e}") from None
         print(f"job.batch/{job.name} created", file=out, flush=True)
         code = _follow(job, args, out, logs_out=out)
@@ -1032,6 +1032,13 @@ def main(argv: list[str] | None = None) -> int:
         # The Job (if any) was deleted on the way out; nothing is printed about it.
         _quiet_closed_pipes()
         return EXIT_BROKEN_PIPE
+    except (OSError, RuntimeError) as e:
+        # The store cannot be read or written (a full disk, a database of a newer kjob):
+        # its message names the path; a verb says it as kubectl says errors.
+        if handler not in KUBECTL_HANDLERS:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         # A signal now would cut the removal of the folder short.
         for signum in previous:

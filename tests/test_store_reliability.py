@@ -55,11 +55,14 @@ import kjob
 kjob.configure(backoff_initial_seconds=0.001, backoff_max_seconds=0.01)
 
 def square(i):
-    time.sleep(0.005)
+    time.sleep(0.01)
     return i * i
 
+# Pods lost with their owner are failures of a lost node: kept out of the backoff count, as a
+# Job on a cluster would keep node losses out (README "Durable Jobs").
 job = kjob.Job.apply(name="squares", target=square, completions=200, parallelism=8,
-                     completion_mode="Indexed", max_workers=2)
+                     completion_mode="Indexed", max_workers=2, pod_failure_policy={"rules": [
+                         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]})
 print("ready", flush=True)
 if sys.argv[1] == "wait":
     status = job.wait(timeout=60)
@@ -77,8 +80,13 @@ def test_owner_killed_50_times_then_the_job_completes_with_every_result_once(pri
         with subprocess.Popen(
             [sys.executable, "-c", OWNER, "sleep"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         ) as owner:
-            # Killed at a random moment: sometimes before it even adopted the Job.
-            time.sleep(rng.uniform(0.02, 0.2))
+            # Killed at a random moment: one round in four while it starts (before, during or
+            # after the adoption), the others while it runs the Job.
+            if rng.random() < 0.25:
+                time.sleep(rng.uniform(0.02, 0.2))
+            else:
+                assert owner.stdout is not None and owner.stdout.readline() == "ready\n"
+                time.sleep(rng.uniform(0.0, 0.15))
             owner.send_signal(signal.SIGKILL)
             _, err = owner.communicate()
             assert owner.returncode == -signal.SIGKILL, err
@@ -90,7 +98,8 @@ def test_owner_killed_50_times_then_the_job_completes_with_every_result_once(pri
         assert completed >= seen, sorted(seen - completed)
         seen = completed
         history.append(len(completed))
-    assert history[-1] > 0, history
+    assert 0 < history[-1], history
+    print("completed indexes after each kill:", history)
     last = run_python(OWNER.replace('sys.argv[1] == "wait"', "True"))
     assert last.returncode == 0, last.stderr
     ready, summary = last.stdout.splitlines()
@@ -233,11 +242,8 @@ def test_two_processes_scale_in_turns_and_no_update_is_lost(owner: str) -> None:
 # ---- 3. a full, then read-only, file system under the store -----------------------------------
 
 FULL_DISK = """
-import errno, json, os, subprocess, sys, time, warnings
-home = os.path.join(sys.argv[1], "home")
-os.mkdir(home)
-subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", home], check=True)
-os.environ["KJOB_HOME"] = home
+import errno, json, os, sys, time, warnings
+home = os.environ["KJOB_HOME"]
 import kjob
 from kjob._kjob import Store
 
@@ -253,13 +259,14 @@ def attempt(call):
 
 def fill(folder):
     # Fills the file system: one file grown until ENOSPC.
-    with open(os.path.join(folder, "filler"), "wb") as f:
-        try:
-            while True:
-                f.write(b"x" * 65536)
-                f.flush()
-        except OSError as e:
-            assert e.errno == errno.ENOSPC, e
+    fd = os.open(os.path.join(folder, "filler"), os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"x" * 65536)
+    except OSError as e:
+        assert e.errno == errno.ENOSPC, e
+    finally:
+        os.close(fd)
 
 def slow(i):
     import time
@@ -272,37 +279,110 @@ with warnings.catch_warnings(record=True) as caught:
     job.start()
     time.sleep(0.2)
     fill(home)
-    status = job.wait(timeout=60)
+    say("wait", attempt(lambda: job.wait(timeout=60)))
+    while not job.status.is_finished:  # wait() failed early: the Job goes on regardless
+        time.sleep(0.01)
+    status = job.status
     say("running", status.succeeded, status.completed_indexes, job.results() == {i: i + 100 for i in range(20)})
     say("new", attempt(lambda: kjob.Job(name="late", command="true").start()))
     say("integrity", Store(os.path.join(home, "kjob.db")).integrity_check())
     os.remove(os.path.join(home, "filler"))
-    subprocess.run(["mount", "-o", "remount,ro", home], check=True)
-    say("read-only", attempt(lambda: kjob.Job(name="later", command="true").start()))
-    say("integrity", Store(os.path.join(home, "kjob.db")).integrity_check())
 say("warnings", sorted({str(w.message) for w in caught if issubclass(w.category, kjob.KjobWarning)}))
 """
 
+# Run after FULL_DISK, once the file system is remounted read-only (which needs no file open
+# for writing, so in a process of its own).
+READ_ONLY = """
+import errno, json, os
+import kjob
+from kjob._kjob import Store
 
-def test_a_full_then_read_only_file_system_under_the_store(tmp_path: Path) -> None:
+def attempt(call):
+    try:
+        call()
+        return ["ok"]
+    except OSError as e:
+        return [type(e).__name__, errno.errorcode.get(e.errno or 0), str(e)]
+
+print(json.dumps(["read-only", attempt(lambda: kjob.Job(name="later", command="true").start())]))
+print(json.dumps(["read-only get", attempt(lambda: kjob.Job.get("running"))]))
+"""
+
+# The whole scenario, in a private mount namespace (root in a user namespace).
+SCENARIO = """
+set -e
+mkdir "$KJOB_HOME"
+mount -t tmpfs -o size=4m tmpfs "$KJOB_HOME"
+"$PYTHON" -c "$FULL_DISK"
+mount -o remount,ro "$KJOB_HOME"
+"$PYTHON" -c "$READ_ONLY"
+"$PYTHON" -c 'import json, os, sqlite3; c = sqlite3.connect("file:" + os.environ["KJOB_HOME"] + "/kjob.db?immutable=1", uri=True); print(json.dumps(["integrity", c.execute("PRAGMA integrity_check").fetchone()[0]]))'
+"""
+
+
+@pytest.fixture(scope="module")
+def full_disk_lines(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[object]]:
+    """The lines FULL_DISK printed, run once under ``unshare -Urm`` (a private mount
+    namespace, root in a user namespace); skips when the kernel refuses it."""
     found = shutil.which("unshare")
     if found is None:
         pytest.skip("needs unshare(1)")
     probe = subprocess.run([found, "-Urm", "true"], capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.skip(f"unshare -Urm refused: {probe.stderr.strip()}")
+    folder = tmp_path_factory.mktemp("full-disk")
+    env = dict(os.environ, KJOB_HOME=str(folder / "home"), PYTHON=sys.executable, FULL_DISK=FULL_DISK,
+               READ_ONLY=READ_ONLY)
     done = subprocess.run(
-        [found, "-Urm", sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True, timeout=120
+        [found, "-Urm", "sh", "-c", SCENARIO], capture_output=True, text=True, timeout=120, env=env
     )
-    assert done.returncode == 0, done.stderr
-    lines = [json.loads(line) for line in done.stdout.splitlines()]
-    db = tmp_path / "home" / "kjob.db"
-    print(lines)
-    assert lines[:3] == [
+    assert (done.returncode, done.stderr) == (0, "")
+    return folder / "home" / "kjob.db", [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_a_full_then_read_only_file_system_under_the_store(full_disk_lines: tuple[Path, list[object]]) -> None:
+    """The running Job keeps its state in memory and finishes (the keeper warns that the store
+    missed it); a new Job is refused with an OSError naming the database; the file stays sound."""
+    db, lines = full_disk_lines
+    full = f"[Errno 28] kjob store {db}: database or disk is full"
+    assert lines[1:5] == [
         ["running", 20, "0-19", True],
-        ["new", ["KjobOSError", "ENOSPC", f"kjob store {db}: database or disk is full"]],
+        ["new", ["OSError", "ENOSPC", full]],
         ["integrity", "ok"],
+        [
+            "warnings",
+            [
+                f"job.batch/running: cannot record the Job in the store: {full}; it keeps running in this "
+                "process, but other processes may not see its latest state"
+            ],
+        ],
     ]
+    # Read-only: refused with an OSError naming the database, and the file is still sound.
+    for line in lines[5:7]:
+        kind, (error, _, message) = line  # type: ignore[misc]
+        assert kind.startswith("read-only") and error in {"OSError", "PermissionError"}, line
+        assert f"kjob store {db}: " in message, line
+    assert lines[7:] == [["integrity", "ok"]]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Job.wait() lets the keeper's flush raise the store's OSError (ENOSPC) instead of "
+    "warning (KjobWarning) as the keeper thread does; see _keeper.Keeper.flush",
+)
+def test_wait_on_a_full_disk_warns_instead_of_raising(full_disk_lines: tuple[Path, list[object]]) -> None:
+    _, lines = full_disk_lines
+    assert lines[0] == ["wait", ["ok"]]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="schema.rs open_failure: a store on a read-only file system whose WAL index (-shm) "
+    "cannot be created is reported EACCES 'unable to open database file', not EROFS",
+)
+def test_a_read_only_file_system_is_reported_as_read_only(full_disk_lines: tuple[Path, list[object]]) -> None:
+    db, lines = full_disk_lines
+    assert [line[1][:2] for line in lines[5:7]] == [["OSError", "EROFS"]] * 2  # type: ignore[index]
 
 
 # ---- 4. store files of other schema versions -----------------------------------------------------

@@ -178,11 +178,6 @@ print(json.dumps(seen), flush=True)
 
 
 # Not strict: the race below is hit in about one run in ten.
-@pytest.mark.xfail(
-    strict=False,
-    reason="apply_job races a delete by another process: see "
-    "test_apply_while_another_process_deletes_the_job_creates_it",
-)
 def test_two_processes_apply_read_and_delete_the_same_jobs() -> None:
     """Any error other than Kubernetes' conflicts ends a child with a traceback."""
     with contextlib.ExitStack() as stack:
@@ -214,12 +209,6 @@ def test_two_processes_apply_read_and_delete_the_same_jobs() -> None:
     assert Store(str(Path(os.environ["KJOB_HOME"]) / "kjob.db")).integrity_check() == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apply_job compares with the stored Job's manifest after another process deleted it: "
-    "StoredNative._fresh() forgets the record, stored_manifest() gives {}, and apply raises "
-    "'field is immutable' instead of creating the Job",
-)
 def test_apply_while_another_process_deletes_the_job_creates_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """The race of the test above, made certain: the Job is deleted by another process between
     apply's read of the stored Job and its comparison of the specs."""
@@ -441,21 +430,11 @@ def test_a_full_then_read_only_file_system_under_the_store(
     assert lines[7:] == [["integrity", "ok"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Job.wait() lets the keeper's flush raise the store's OSError (ENOSPC) instead of "
-    "warning (KjobWarning) as the keeper thread does; see _keeper.Keeper.flush",
-)
 def test_wait_on_a_full_disk_warns_instead_of_raising(full_disk_lines: tuple[Path, list[object]]) -> None:
     _, lines = full_disk_lines
     assert lines[0] == ["wait", ["ok"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schema.rs open_failure: a store on a read-only file system whose WAL index (-shm) "
-    "cannot be created is reported EACCES 'unable to open database file', not EROFS",
-)
 def test_a_read_only_file_system_is_reported_as_read_only(full_disk_lines: tuple[Path, list[object]]) -> None:
     db, lines = full_disk_lines
     assert [line[1][:2] for line in lines[5:7]] == [["OSError", "EROFS"]] * 2  # type: ignore[index]
@@ -521,11 +500,6 @@ def test_a_version_0_store_with_tables_is_refused_not_misread(private_kjob_home:
     assert db.read_bytes() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schema.rs migrate() reruns step 0 (CREATE TABLE meta ...) on a file whose meta table "
-    "records version 0, failing with 'table meta already exists' instead of a clear refusal",
-)
 def test_a_meta_table_recording_version_0_is_refused_clearly(private_kjob_home: Path) -> None:
     db = private_kjob_home / "kjob.db"
     write_db(
@@ -578,10 +552,6 @@ FOREIGN = ("CREATE TABLE jobs (uid TEXT PRIMARY KEY, name TEXT)",)
         ),
     ],
     ids=["newer", "foreign"],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.main does not catch the store's RuntimeError: `kjob get jobs` prints a traceback",
 )
 def test_kjob_get_jobs_refuses_the_store_with_a_message(
     private_kjob_home: Path, statements: tuple[str, ...], why: str

@@ -57,8 +57,12 @@ def apply_job(new: Job) -> tuple[Job, str]:
             existing = handle_of(Record(row), store, home)
         else:
             existing = owned
+        if native_of(existing).deleted:
+            continue  # deleted by another process meanwhile: apply again (to create it)
         mine = job_record_parts(new)
         theirs = job_record_parts(existing)
+        if native_of(existing).deleted:
+            continue  # deleted while it was read
         if spec_key(mine["manifest"], mine["callable_key"]) != spec_key(
             theirs["manifest"], theirs["callable_key"]
         ):

@@ -201,7 +201,6 @@ class Keeper:
         doc = None
         if manifest != kept.manifest:
             doc = pickle.dumps(job_doc(job), protocol=pickle.HIGHEST_PROTOCOL)
-            kept.manifest = manifest
         # Events are stored in batches, each under the number of its first event.
         kept.store.update_job(
             job.uid,
@@ -214,6 +213,8 @@ class Keeper:
         if status.is_finished:
             kept.store.set_owner(job.uid, None, my_owner())
         cost = time.monotonic() - started
+        # Only once written: a failed write sends the changed manifest again next time.
+        kept.manifest = manifest
         kept.last_status = status
         kept.event_seq = next_seq
         kept.dirty = False

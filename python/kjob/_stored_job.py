@@ -117,7 +117,9 @@ class StoredNative:
 
     def stored_manifest(self) -> dict[str, Any]:
         """The manifest as the owner last recorded it (``scale()``, ``suspend()`` change it)."""
-        record = self.fresh() or self._record
+        known = self._record
+        # A Job deleted meanwhile keeps the manifest it had (the caller sees it is gone).
+        record = self.fresh() or known
         if record is None:
             return {}
         manifest: dict[str, Any] = record.doc["manifest"]

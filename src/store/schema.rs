@@ -56,7 +56,9 @@ pub(super) fn open(path: &str, busy_timeout: Duration) -> Result<Connection> {
                 if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
                     StoreError::NotAStore { path: path.to_owned(), reason: e.to_string() }
                 } else {
-                    fail(e)
+                    // SQLite opens a file it may not write read-only without a word, and only
+                    // fails here, making the WAL index beside it: ask the file system why.
+                    open_failure(path, &e)
                 }
             })?;
         // The version is checked before anything is written, so a newer kjob's file is never
@@ -110,6 +112,14 @@ fn check_version(path: &str, conn: &Connection, user_version: i64) -> Result<i64
             path: path.to_owned(),
             reason: "its meta table records no schema version".to_owned(),
         })?;
+        // Version 0 is an empty file: a meta table recording 0 was not written by kjob (the
+        // first migration would fail on it, creating a meta table that exists).
+        if recorded < 1 {
+            return Err(StoreError::NotAStore {
+                path: path.to_owned(),
+                reason: format!("schema version {recorded} is not one kjob writes"),
+            });
+        }
         recorded.max(user_version)
     } else {
         let tables: i64 = conn

@@ -372,7 +372,12 @@ set -e
 mkdir "$KJOB_HOME"
 mount -t tmpfs -o size=4m tmpfs "$KJOB_HOME"
 "$PYTHON" -c "$FULL_DISK"
-mount -o remount,ro "$KJOB_HOME"
+# The first interpreter's leftovers (its shepherd, its workers) may hold files open for a
+# moment after it exits, and a remount read-only waits for them.
+i=0
+until mount -o remount,ro "$KJOB_HOME" 2>/dev/null; do
+    i=$((i + 1)); [ "$i" -lt 100 ] || mount -o remount,ro "$KJOB_HOME"; sleep 0.1
+done
 "$PYTHON" -c "$READ_ONLY"
 "$PYTHON" -c 'import json, os, sqlite3; c = sqlite3.connect("file:" + os.environ["KJOB_HOME"] + "/kjob.db?immutable=1", uri=True); print(json.dumps(["integrity", c.execute("PRAGMA integrity_check").fetchone()[0]]))'
 """

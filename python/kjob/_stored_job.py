@@ -383,7 +383,8 @@ def prior_state(
     if callable_job:
         if indexed:
             indexes = sorted({index for index, _, _ in results if index is not None})
-            completed = _interval_string(indexes)
+            # Listed one by one: the extension parses the list and writes Kubernetes' form.
+            completed = ",".join(map(str, indexes))
             succeeded = len(indexes)
         else:
             succeeded = len(results)
@@ -402,24 +403,6 @@ def prior_state(
         "conditions": conditions,
         "pods": prior_pods,
     }
-
-
-def _interval_string(indexes: list[int]) -> str:
-    """Sorted indexes as Kubernetes writes ``completedIndexes``: runs of three or more as
-    ``first-last``, shorter ones listed (``[1, 3, 4, 5, 7, 8]`` is ``1,3-5,7,8``)."""
-    parts: list[str] = []
-    runs: list[list[int]] = []
-    for ix in indexes:
-        if runs and ix == runs[-1][1] + 1:
-            runs[-1][1] = ix
-        else:
-            runs.append([ix, ix])
-    for first, last in runs:
-        if last - first >= 2:
-            parts.append(f"{first}-{last}")
-        else:
-            parts.extend(str(i) for i in range(first, last + 1))
-    return ",".join(parts)
 
 
 # ---- get, list, apply ------------------------------------------------------------------------

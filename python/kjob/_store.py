@@ -52,6 +52,7 @@ __all__ = [
     "read_results",
     "record_start",
     "remove_record",
+    "utc_of",
 ]
 
 #: The database's file name under the store's home.
@@ -234,7 +235,8 @@ class Record:
         return self.finished is None and not owner_alive(self.owner)
 
 
-def _utc(t: float | None) -> _dt.datetime | None:
+def utc_of(t: float | None) -> _dt.datetime | None:
+    """Epoch seconds as a UTC datetime (None stays None)."""
     return None if t is None else _dt.datetime.fromtimestamp(t, _dt.timezone.utc)
 
 
@@ -296,8 +298,8 @@ def pods_from_json(blob: bytes) -> list[Pod]:
                 phase,
                 exit_code,
                 restart_count,
-                _utc(start_time),
-                _utc(finish_time),
+                utc_of(start_time),
+                utc_of(finish_time),
                 log_paths[log_path],
                 pid,
                 dict(labels),
@@ -313,8 +315,8 @@ def pods_from_json(blob: bytes) -> list[Pod]:
                 dict(container_exit_codes),
                 failed_container,
                 node_name or host,
-                _utc(creation_time),
-                _utc(deletion_time),
+                utc_of(creation_time),
+                utc_of(deletion_time),
                 counted_as,
             )
         )
@@ -330,7 +332,7 @@ def events_from_json(
     for _, body in rows:
         for seq, type_, reason, message, at in json.loads(body):
             if seq >= since:
-                events.append(Event(type_, reason, message, _utc(at), involved_object))
+                events.append(Event(type_, reason, message, utc_of(at), involved_object))
                 next_seq = seq + 1
     return events, next_seq
 

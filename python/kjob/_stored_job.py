@@ -39,10 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["StoredChangeFeed", "StoredNative", "adopt", "get_job", "handle_of", "list_jobs", "owned_job"]
 
 
-def _utc(t: float) -> _dt.datetime:
-    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc)
-
-
 def owned_job(home: Path, namespace: str, name: str) -> Job | None:
     """This process's own Job of that name, when it runs it."""
     from . import _keeper
@@ -266,7 +262,9 @@ def handle_of(record: Record, store: Store, home: Path) -> Job:
     """A handle of a stored Job."""
     from ._job import job_from_record
 
-    job = job_from_record(record.doc, record.uid, _utc(record.created))
+    job = job_from_record(
+        record.doc, record.uid, _dt.datetime.fromtimestamp(record.created, _dt.timezone.utc)
+    )
     job._native = StoredNative(job, job._native, store, home, record)
     return job
 

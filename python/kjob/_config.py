@@ -25,6 +25,15 @@ _store: bool | None = None
 _history_limit: int | None = None
 
 
+def _new_lock_after_fork() -> None:
+    # Another thread (the store's keeper reads these settings) may hold it at a fork.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
 def configure(
     *,
     backoff_initial_seconds: float | None = None,

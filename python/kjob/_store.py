@@ -97,9 +97,11 @@ def open_store(home: Path | None = None) -> Store:
 
 def _forget_stores_after_fork() -> None:
     # A connection must not cross a fork: the child opens its own.
-    global _stores_lock
+    global _stores_lock, _deferred_lock
     _stores.clear()
     _stores_lock = threading.Lock()
+    # Another thread (the keeper removing a deleted Job's logs) may hold it at the fork.
+    _deferred_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
